@@ -1,0 +1,52 @@
+# trio-controller: one entry point for set-up, tests, the demo and benchmarks.
+# Build caches live outside the clone so a fresh checkout on a warm machine is quick.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(HOME)/.cache/trio-controller
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup native testenv test lint test-rust test-python demo bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.deps: requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+# Build the Rust extension into the package in place (release: it is the hot path).
+native: $(VENV)/.deps
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/maturin develop --release -q
+
+setup: native
+
+testenv:
+	bash testenv/build.sh
+
+lint: setup
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m mypy.stubtest trio_controller._native
+
+test-rust:
+	cargo test -q
+
+test-python: setup testenv
+	$(BIN)/python -m pytest -q
+
+# The one command that runs every test (CI runs exactly this).
+test: lint test-rust test-python
+
+demo: setup testenv
+	$(BIN)/python scripts/demo.py
+
+bench: setup testenv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) testenv/bin
