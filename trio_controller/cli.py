@@ -1,0 +1,123 @@
+"""`trio-controller`: client-go's workqueue example for Pods, on Trio.
+
+    trio-controller [--kubeconfig PATH] [--context NAME] [--master URL]
+                    [--namespace NS | --all-namespaces] [--workers N]
+                    [--resync SECONDS] [--cache-snapshot PATH] [-v N]
+
+stdout carries one line per processed key; stderr carries klog-style logs. Failures
+print one line naming the cause and exit 1; no traceback unless `-v 4` or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from trio_controller import errors, kubeconfig
+from trio_controller import log as klog
+from trio_controller.client import Client
+from trio_controller.controller import load_snapshot, pod_controller, save_snapshot
+
+log = logging.getLogger("trio_controller.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trio-controller",
+        description="Watch Pods and print a line for every key the workqueue hands out.",
+    )
+    p.add_argument("--kubeconfig", help="path to a kubeconfig file (must exist)")
+    p.add_argument("--context", help="the kubeconfig context to use")
+    p.add_argument("--master", help="the API server URL (overrides the kubeconfig)")
+    ns = p.add_mutually_exclusive_group()
+    ns.add_argument("-n", "--namespace", help="the namespace to watch")
+    ns.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker tasks (default 1)")
+    p.add_argument(
+        "--resync", type=float, default=None, metavar="SECONDS", help="re-enqueue every key"
+    )
+    p.add_argument("--cache-snapshot", type=Path, help="save the cache on exit, load it on start")
+    p.add_argument(
+        "--streaming-list",
+        action="store_true",
+        help="sync with a watch that sends initial events (WatchList), if the server has it",
+    )
+    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+async def _run(args: argparse.Namespace) -> None:
+    config = kubeconfig.load(kubeconfig=args.kubeconfig, context=args.context, master=args.master)
+    namespace = None if args.all_namespaces else (args.namespace or config.namespace)
+    async with Client(config) as client:
+        controller = pod_controller(
+            client,
+            namespace=namespace,
+            workers=args.workers,
+            resync=args.resync,
+            streaming_list=args.streaming_list,
+        )
+        if args.cache_snapshot is not None:
+            loaded = load_snapshot(controller.store, args.cache_snapshot)
+            log.info("Loaded %d cached objects from %s", loaded, args.cache_snapshot)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        if controller.stopping:
+                            nursery.cancel_scope.cancel()  # a second signal: stop at once
+                        controller.stop()
+
+                nursery.start_soon(on_signal)
+                await controller.run()
+                nursery.cancel_scope.cancel()
+        if args.cache_snapshot is not None:
+            save_snapshot(controller.store, args.cache_snapshot)
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group, preferring our own errors."""
+    while isinstance(exc, BaseExceptionGroup):
+        ours, _ = exc.split(errors.TrioControllerError)
+        exc = (ours or exc).exceptions[0]
+    return exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    klog.setup(args.verbosity)
+    try:
+        trio.run(_run, args)
+    except BaseException as exc:  # the one place errors become exit codes
+        leaf = _first_error(exc)
+        if isinstance(leaf, KeyboardInterrupt):
+            return 130
+        if isinstance(leaf, SystemExit):
+            raise
+        if args.verbosity >= 4:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        if isinstance(leaf, errors.TrioControllerError):
+            print(f"error: {leaf}", file=sys.stderr)
+        else:
+            print(f"error: unexpected {type(leaf).__name__}: {leaf}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""A controller: an informer's store and reflector feeding a workqueue drained by workers.
+
+The shape of client-go's workqueue example, in one Trio nursery:
+
+    reflector ──keys──▶ WorkQueue ──▶ workers: reconcile(key) → forget / add_rate_limited
+
+`PodController` is that example: it prints `Sync/Add/Update for Pod <name>` for a key
+whose pod is cached and `Pod <namespace>/<name> does not exist anymore` for one that
+is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+import trio
+
+from trio_controller._native import Store
+from trio_controller.client import Client
+from trio_controller.reflector import Reflector
+from trio_controller.workqueue import ShutDown, WorkQueue
+
+log = logging.getLogger(__name__)
+
+Reconcile = Callable[[str], Awaitable[None] | None]
+
+MAX_RETRIES = 5
+
+
+class Controller:
+    """Runs `reconcile(key)` for every key the reflector enqueues, client-go style.
+
+    A failing key is retried with `add_rate_limited` until it has been requeued
+    `max_retries` times, then dropped with a log line. An exception in `reconcile`
+    never stops the controller.
+    """
+
+    def __init__(
+        self,
+        reflector: Reflector,
+        queue: WorkQueue,
+        reconcile: Reconcile,
+        *,
+        name: str = "Pod",
+        workers: int = 1,
+        resync: float | None = None,
+        max_retries: int = MAX_RETRIES,
+    ) -> None:
+        self.reflector = reflector
+        self.store = reflector.store
+        self.queue = queue
+        self.reconcile = reconcile
+        self.name = name
+        self.workers = workers
+        self.resync = resync
+        self.max_retries = max_retries
+        self._stop = trio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask `run` to stop the watch, drain in-flight keys and return."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Sync the cache, run the workers until `stop()`, then drain and return."""
+        log.info("Starting %s controller", self.name)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.queue.run)
+            feeders = trio.CancelScope()
+            nursery.start_soon(self._feed, feeders)
+            log.info("Waiting for caches to sync")
+            synced = await self._wait_for_sync()
+            async with trio.open_nursery() as workers:
+                if synced:
+                    log.info("Caches are synced")
+                    for _ in range(self.workers):
+                        workers.start_soon(self._worker)
+                task_status.started()
+                await self._stop.wait()
+                log.info("Stopping %s controller", self.name)
+                feeders.cancel()
+                await self.queue.shut_down_with_drain()
+            nursery.cancel_scope.cancel()
+
+    async def _wait_for_sync(self) -> bool:
+        """Wait until the cache is synced (True) or `stop()` was called first (False)."""
+        async with trio.open_nursery() as nursery:
+
+            async def stop_waiting() -> None:
+                await self._stop.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(stop_waiting)
+            await self.reflector.synced.wait()
+            nursery.cancel_scope.cancel()
+        return self.reflector.synced.is_set()
+
+    async def _feed(self, scope: trio.CancelScope) -> None:
+        """The producers: the reflector and, if asked, the periodic resync."""
+        with scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.reflector.run)
+                if self.resync:
+                    nursery.start_soon(self._resync_loop, self.resync)
+
+    async def _resync_loop(self, period: float) -> None:
+        await self.reflector.synced.wait()
+        while True:
+            await trio.sleep(period)
+            self.queue.native.add_many(self.store.list_keys(), trio.current_time())
+            self.queue.wake()
+
+    async def _worker(self) -> None:
+        while await self.process_next_item():
+            pass
+
+    async def process_next_item(self) -> bool:
+        """Handle one key; False once the queue is shut down and empty."""
+        try:
+            key = await self.queue.get()
+        except ShutDown:
+            return False
+        try:
+            result = self.reconcile(key)
+            if result is not None:
+                await result
+        except Exception as exc:
+            self._handle_err(exc, key)
+        else:
+            self.queue.forget(key)
+        finally:
+            self.queue.done(key)
+        return True
+
+    def _handle_err(self, exc: Exception, key: str) -> None:
+        if self.queue.num_requeues(key) < self.max_retries:
+            log.info("Error syncing %s %s: %s", self.name.lower(), key, exc)
+            self.queue.add_rate_limited(key)
+            return
+        self.queue.forget(key)
+        log.info("Dropping %s %r out of the queue: %s", self.name.lower(), key, exc)
+
+
+def print_pod_sync(store: Store, out: TextIO) -> Callable[[str], None]:
+    """The example's handler: one line per key, flushed at once."""
+
+    def reconcile(key: str) -> None:
+        name = store.name(key)
+        if name is None:
+            out.write(f"Pod {key} does not exist anymore\n")
+        else:
+            out.write(f"Sync/Add/Update for Pod {name}\n")
+        out.flush()
+
+    return reconcile
+
+
+def pod_controller(
+    client: Client,
+    *,
+    namespace: str | None,
+    workers: int = 1,
+    resync: float | None = None,
+    out: TextIO | None = None,
+    strip_managed_fields: bool = True,
+    streaming_list: bool = False,
+) -> Controller:
+    """client-go's workqueue example: watch pods in `namespace` (None: all namespaces)."""
+    path = "/api/v1/pods" if namespace is None else f"/api/v1/namespaces/{namespace}/pods"
+    store = Store(strip_managed_fields=strip_managed_fields)
+    queue = WorkQueue()
+    reflector = Reflector(client, path, store, queue, streaming_list=streaming_list)
+    reconcile = print_pod_sync(store, out if out is not None else sys.stdout)
+    return Controller(reflector, queue, reconcile, workers=workers, resync=resync)
+
+
+def load_snapshot(store: Store, path: Path) -> int:
+    """Fill `store` from a cache snapshot; the first list then reconciles it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    return store.restore(data)
+
+
+def save_snapshot(store: Store, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(store.snapshot())
+    tmp.replace(path)

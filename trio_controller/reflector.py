@@ -1,0 +1,250 @@
+"""List, then watch, forever: client-go's reflector as a visible state machine.
+
+    StreamList ──(server lacks it)──▶ Relist
+    Relist ──(pages into a side buffer, replace the store)──▶ Watch(rv)
+    Watch(rv) ──(stream ends normally / malformed line)──▶ Watch(last rv)
+    any ──(410 Gone: ERROR event or response)──▶ Relist
+    any ──(429)──▶ same state after Retry-After
+    any ──(other error)──▶ same state after backoff (0.8 s → 30 s, jitter)
+
+Every event goes from the network chunk through the Rust decoder straight into the
+Rust store and workqueue (`WatchDecoder.feed_into`): no Python work per event. A relist
+collects every page in a Rust `ListAccumulator` and swaps it in whole with
+`Store.replace`, so readers never see a half-listed cache and keys that vanished in a
+gap come back as tombstones (deleted keys) that are enqueued like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import trio
+
+from trio_controller import errors
+from trio_controller._native import DecodeError, ListAccumulator, Store, WatchDecoder
+from trio_controller.backoff import Backoff
+from trio_controller.client import Client
+from trio_controller.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+WATCH_TIMEOUT_RANGE = (300.0, 600.0)  # the server ends each watch after 5 to 10 minutes
+IDLE_MARGIN = 30.0  # no byte for this long past the server's timeout: the stream is stuck
+
+
+@dataclass(frozen=True)
+class StreamList:
+    """Watch with sendInitialEvents=true: the list arrives as events on the watch."""
+
+
+@dataclass(frozen=True)
+class Relist:
+    """A paged list (limit/continue), then watch from its resourceVersion."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    resource_version: str
+
+
+State = StreamList | Relist | Watch
+
+# Errors that cannot heal by retrying before the first sync: fail loudly instead.
+FATAL_BEFORE_SYNC = (
+    errors.Unauthorized,
+    errors.Forbidden,
+    errors.TLSError,
+    errors.ConnectionFailed,
+)
+
+
+class Reflector:
+    """Keeps `store` equal to the server's view of `path`, enqueueing every changed key.
+
+    Start it with `await nursery.start(reflector.run)`; `synced` is set once the first
+    list (or the initial events of a streaming list) is in the store.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        path: str,
+        store: Store,
+        queue: WorkQueue | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        streaming_list: bool = False,
+        page_size: int = PAGE_SIZE,
+        backoff: Backoff | None = None,
+        fail_fast_before_sync: bool = True,
+        kind: str = "*v1.Pod",
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.path = path
+        self.store = store
+        self.queue = queue
+        self.params = dict(params or {})
+        self.streaming_list = streaming_list
+        self.page_size = page_size
+        self.backoff = backoff or Backoff()
+        self.fail_fast_before_sync = fail_fast_before_sync
+        self.kind = kind
+        self.rng = rng or random.Random()
+        self.synced = trio.Event()
+        self.decoder = WatchDecoder()
+        self.relists = 0  # how many times the cache was replaced (first list included)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        state: State = StreamList() if self.streaming_list else Relist()
+        task_status.started()
+        while True:
+            try:
+                state = await self._step(state)
+            except errors.Gone as exc:
+                log.info("%s: %s; relisting", self._what(state), exc)
+                state = Relist()
+            except errors.TooManyRequests as exc:
+                delay = exc.retry_after
+                if delay is None:
+                    delay = self.backoff.next_delay(trio.current_time())
+                log.warning("%s: %s; retrying in %.1fs", self._what(state), exc, delay)
+                await trio.sleep(delay)
+            except FATAL_BEFORE_SYNC as exc:
+                if self.fail_fast_before_sync and not self.synced.is_set():
+                    raise
+                state = await self._back_off(state, exc)
+            except (errors.TrioControllerError, DecodeError) as exc:
+                state = await self._back_off(state, exc)
+
+    async def _back_off(self, state: State, exc: Exception) -> State:
+        """Log `exc` and sleep before retrying `state` (a watch resumes where it was)."""
+        delay = self.backoff.next_delay(trio.current_time())
+        log.warning("%s: %s; retrying in %.1fs", self._what(state), exc, delay)
+        await trio.sleep(delay)
+        if isinstance(state, Watch):
+            return Watch(self.store.resource_version or state.resource_version)
+        return state
+
+    def _what(self, state: State) -> str:
+        verb = "watch" if isinstance(state, Watch) else "list"
+        return f"Failed to {verb} {self.kind} at {self.path}"
+
+    async def _step(self, state: State) -> State:
+        if isinstance(state, Watch):
+            return await self._watch(state.resource_version)
+        if isinstance(state, StreamList):
+            try:
+                return await self._stream_list()
+            except errors.ApiError as exc:
+                if exc.status not in (400, 422):
+                    raise
+                log.info("Streaming list is not supported here (%s); using list+watch", exc)
+                self.streaming_list = False
+                return Relist()
+        return await self._list()
+
+    # -- listing -----------------------------------------------------------------------
+
+    async def _list(self) -> State:
+        acc = ListAccumulator()
+        params = {**self.params, "limit": str(self.page_size)}
+        continue_token: str | None = None
+        while True:
+            page_params = dict(params)
+            if continue_token:
+                page_params["continue"] = continue_token
+            try:
+                body = await self.client.list_page(self.path, page_params)
+            except errors.Gone:
+                if continue_token is None:
+                    raise
+                # The continue token expired between pages: one consistent full list.
+                log.info("List continue token expired; falling back to a full list")
+                acc = ListAccumulator()
+                params = dict(self.params)
+                continue_token = None
+                continue
+            page = acc.feed_page(body)
+            continue_token = page.continue_token
+            if not continue_token:
+                break
+        self._replace(acc, page.resource_version)
+        return Watch(page.resource_version)
+
+    def _replace(self, acc: ListAccumulator, resource_version: str) -> None:
+        result = self.store.replace(acc, resource_version)
+        self.relists += 1
+        if self.queue is not None:
+            now = trio.current_time()
+            native = self.queue.native
+            native.add_many(result.added, now)
+            native.add_many(result.updated, now)
+            native.add_many(result.deleted, now)
+            self.queue.wake()
+        if result.deleted:
+            log.info("Relist removed %d objects that no longer exist", len(result.deleted))
+        if not self.synced.is_set():
+            self.synced.set()
+
+    # -- watching ----------------------------------------------------------------------
+
+    def _watch_params(self) -> tuple[dict[str, str], float]:
+        timeout = self.rng.uniform(*WATCH_TIMEOUT_RANGE)
+        params = {
+            **self.params,
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(int(timeout)),
+        }
+        return params, timeout + IDLE_MARGIN
+
+    async def _watch(self, resource_version: str) -> State:
+        params, idle = self._watch_params()
+        params["resourceVersion"] = resource_version
+        await self._consume(params, idle, initial=None)
+        return Watch(self.store.resource_version or resource_version)
+
+    async def _stream_list(self) -> State:
+        params, idle = self._watch_params()
+        params.update({"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"})
+        params["resourceVersion"] = ""
+        synced = await self._consume(params, idle, initial=ListAccumulator())
+        if not synced:
+            # The stream ended before the initial events did: start over.
+            return StreamList()
+        return Watch(self.store.resource_version or "")
+
+    async def _consume(
+        self, params: dict[str, str], idle: float, initial: ListAccumulator | None
+    ) -> bool:
+        """Feed one watch stream into the store; True once initial events (if any) are in."""
+        self.decoder.reset()
+        queue = self.queue.native if self.queue is not None else None
+        async with self.client.stream(self.path, params, idle_timeout=idle) as chunks:
+            async for chunk in chunks:
+                data = chunk
+                while True:
+                    try:
+                        result = self.decoder.feed_into(
+                            data, self.store, queue, trio.current_time(), initial
+                        )
+                    except DecodeError:
+                        if self.queue is not None:
+                            self.queue.wake()
+                        raise
+                    if result.applied and self.queue is not None:
+                        self.queue.wake()
+                    if result.error is not None:
+                        raise errors.from_watch_error(result.error)
+                    if result.initial_events_end and initial is not None:
+                        self._replace(initial, result.resource_version or "")
+                        initial = None
+                        data = b""
+                        continue
+                    break
+        return initial is None
