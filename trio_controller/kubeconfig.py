@@ -573,22 +573,23 @@ def load_client_certificate(
     OpenSSL through an in-memory file (or a private temporary file) and never logged.
     """
     try:
-        x509.load_pem_x509_certificates(cert_pem)
+        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
     except ValueError:
         raise KubeconfigError(f"{cert_source}: not a PEM certificate") from None
     try:
-        serialization.load_pem_private_key(key_pem, password=None)
+        key = serialization.load_pem_private_key(key_pem, password=None)
     except TypeError:
         raise KubeconfigError(f"{key_source}: the key is encrypted") from None
     except (ValueError, UnsupportedAlgorithm):
         raise KubeconfigError(f"{key_source}: not a PEM private key") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise KubeconfigError(
+            f"{cert_source} and {key_source} do not match (the key is not the certificate's)"
+        )
     try:
         _load_cert_chain(ctx, cert_pem, key_pem)
     except ssl.SSLError as exc:
-        if "KEY_VALUES_MISMATCH" in str(exc):
-            raise KubeconfigError(
-                f"{cert_source} and {key_source} do not match (the key is not the certificate's)"
-            ) from None
         raise KubeconfigError(
             f"{cert_source}: unusable certificate or key ({exc.reason})"
         ) from None

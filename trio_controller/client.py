@@ -1,0 +1,330 @@
+"""The apiserver client: one `httpx.AsyncClient` on Trio, raw bytes out, typed errors.
+
+    async with Client(config) as client:
+        body = await client.list_page("/api/v1/namespaces/default/pods", {"limit": "500"})
+        async with client.stream(path, {"watch": "true", ...}, idle_timeout=330) as chunks:
+            async for chunk in chunks:       # raw bytes, for the Rust WatchDecoder
+                ...
+        await client.request_json("POST", path, pod)
+
+Every httpx, ssl, socket and Trio exception is translated into the `errors` hierarchy in
+one place, `map_exceptions`. Error responses become `ApiError` subclasses built from the
+Kubernetes Status body. Headers and tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import socket
+import ssl
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import orjson
+import trio
+
+from trio_controller import __version__
+from trio_controller.auth import ExecAuth
+from trio_controller.errors import (
+    ConnectionFailed,
+    Timeout,
+    TLSError,
+    TransportError,
+    TrioControllerError,
+    from_response,
+)
+from trio_controller.kubeconfig import ClusterConfig, build_ssl_context, load_client_certificate
+
+__all__ = ["USER_AGENT", "ChunkStream", "Client", "map_exceptions"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = (
+    f"trio-controller/{__version__} ({sys.platform}/{platform.machine()}) "
+    f"python/{platform.python_version()}"
+)
+MAX_ERROR_BODY = 64 * 1024
+CLOSE_TIMEOUT = 5.0  # seconds to close a stream, even when cancelled
+
+Params = Mapping[str, str | int | bool] | None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _transport_error(exc: BaseException, server: str) -> TransportError:
+    """Name the root cause of a failed exchange with `server` in one line."""
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or cause.reason or "certificate verify failed"
+            return TLSError(f"TLS verification of {server} failed: {reason}")
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or str(cause)
+            return TLSError(f"TLS handshake with {server} failed: {reason}")
+        if isinstance(cause, socket.gaierror):
+            host = httpx.URL(server).host
+            return ConnectionFailed(f"cannot resolve host {host!r} of {server}: {cause.strerror}")
+        if isinstance(cause, ConnectionRefusedError):
+            return ConnectionFailed(f"connection to {server} refused")
+        if isinstance(cause, httpx.ProxyError):
+            return ConnectionFailed(f"proxy error reaching {server}: {cause}")
+    if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
+        what = {
+            httpx.ConnectTimeout: "connecting to",
+            httpx.ReadTimeout: "reading from",
+            httpx.WriteTimeout: "writing to",
+            httpx.PoolTimeout: "waiting for a connection to",
+        }.get(type(exc), "talking to")
+        return Timeout(f"timed out {what} {server}")
+    if isinstance(exc, httpx.ConnectError):
+        detail = _os_reason(exc) or str(exc) or "connection failed"
+        return ConnectionFailed(f"cannot connect to {server}: {detail}")
+    detail = _os_reason(exc) or str(exc) or type(exc).__name__
+    return ConnectionFailed(f"connection to {server} failed: {detail}")
+
+
+def _os_reason(exc: BaseException) -> str | None:
+    for cause in _chain(exc):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    return None
+
+
+@contextmanager
+def map_exceptions(server: str) -> Iterator[None]:
+    """The one place where httpx, ssl, socket and Trio errors become our errors."""
+    try:
+        yield
+    except TrioControllerError:
+        raise
+    except (httpx.TransportError, ssl.SSLError, OSError, trio.TooSlowError) as exc:
+        raise _transport_error(exc, server) from exc
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        raise ConnectionFailed(f"connection to {server} lost") from exc
+    except httpx.DecodingError as exc:
+        raise ConnectionFailed(f"invalid response encoding from {server}: {exc}") from exc
+
+
+class ChunkStream:
+    """The byte chunks of one streaming response, as they arrive.
+
+    `Timeout` is raised when no chunk arrives for `idle_timeout` seconds (Trio time, so
+    `MockClock` drives it); a dropped connection raises `ConnectionFailed`; the end of
+    the response ends the iteration.
+    """
+
+    def __init__(self, response: httpx.Response, idle_timeout: float | None, server: str) -> None:
+        self.response = response
+        self.idle_timeout = idle_timeout
+        self._server = server
+        self._chunks = response.aiter_bytes()
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    @property
+    def http_version(self) -> str:
+        return self.response.http_version
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        idle = math.inf if self.idle_timeout is None else self.idle_timeout
+        with map_exceptions(self._server), trio.move_on_after(idle):
+            return await self._chunks.__anext__()
+        raise Timeout(f"stream from {self._server} idle for {idle:g}s (no data); giving up")
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+
+
+class Client:
+    """An apiserver client for one `ClusterConfig` (one connection pool).
+
+    Use as an async context manager; the constructor only builds settings (it may raise
+    `KubeconfigError` for unusable TLS material) and starts nothing. `http2=True` lets
+    TLS servers that offer HTTP/2 use it (ALPN); plain-HTTP servers get HTTP/1.1.
+    `timeout` bounds each read and write of ordinary requests; watch streams have no
+    read timeout but the caller's `idle_timeout`.
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        http2: bool = True,
+        timeout: float = 60.0,
+        connect_timeout: float = 30.0,
+        user_agent: str = USER_AGENT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.server = config.server
+        self.ssl_context = build_ssl_context(config.tls)
+        if isinstance(config.auth, ExecAuth):
+            config.auth.on_client_certificate = self._load_exec_certificate
+        headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        if config.disable_compression:
+            headers["Accept-Encoding"] = "identity"
+        self._extensions: dict[str, Any] = {}
+        if config.tls.server_name:
+            self._extensions["sni_hostname"] = config.tls.server_name
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._stream_timeout = httpx.Timeout(timeout, connect=connect_timeout, read=None)
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            auth=config.auth,
+            verify=self.ssl_context,
+            http2=http2,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+            proxy=config.proxy,
+            headers=headers,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"Client({self.server!r})"
+
+    async def __aenter__(self) -> Self:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _load_exec_certificate(self, cert_pem: bytes, key_pem: bytes) -> None:
+        # Affects connections made from now on; pooled ones keep their certificate.
+        load_client_certificate(
+            self.ssl_context,
+            cert_pem,
+            key_pem,
+            cert_source="clientCertificateData",
+            key_source="clientKeyData",
+        )
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        with map_exceptions(self.server):
+            body = b""
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= MAX_ERROR_BODY:
+                    break
+        err = from_response(response.status_code, body, response.headers.get("Retry-After"))
+        log.debug("%s %s -> %s", response.request.method, response.request.url.path, err)
+        raise err
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        request = self._http.build_request(
+            method,
+            path,
+            params=params,
+            content=content,
+            headers=headers,
+            extensions=self._extensions,
+        )
+        with map_exceptions(self.server):
+            response = await self._http.send(request, stream=True)
+        try:
+            await self._raise_for_status(response)
+            with map_exceptions(self.server):
+                await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def list_page(self, path: str, params: Params = None) -> bytes:
+        """GET `path` (a list) and return the raw body, for the Rust decoder.
+
+        `params`: limit, continue, resourceVersion, resourceVersionMatch, labelSelector,
+        fieldSelector, ...; booleans are sent as true/false.
+        """
+        response = await self._send("GET", path, params)
+        return response.content
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Params = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """A small JSON call (create, delete, patch, leases): the parsed answer or None."""
+        content = None
+        headers = None
+        if body is not None:
+            content = body if isinstance(body, bytes) else orjson.dumps(body)
+            headers = {"Content-Type": content_type}
+        response = await self._send(method, path, params, content, headers)
+        if not response.content:
+            return None
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise ConnectionFailed(f"invalid JSON from {self.server}{path}") from None
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, params: Params = None, *, idle_timeout: float | None = None
+    ) -> AsyncIterator[ChunkStream]:
+        """Open a streaming GET (a watch) and yield its `ChunkStream`.
+
+        An error status raises the matching `ApiError` before anything is yielded. The
+        response headers must also arrive within `idle_timeout` seconds.
+        """
+        request = self._http.build_request(
+            "GET",
+            path,
+            params=params,
+            extensions=self._extensions,
+            timeout=self._stream_timeout,
+        )
+        idle = math.inf if idle_timeout is None else idle_timeout
+        with map_exceptions(self.server):
+            with trio.fail_after(idle):
+                response = await self._http.send(request, stream=True)
+        chunks = ChunkStream(response, idle_timeout, self.server)
+        try:
+            await self._raise_for_status(response)
+            yield chunks
+        finally:
+            with trio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                await chunks.aclose()
+                try:
+                    await response.aclose()
+                except (httpx.HTTPError, OSError, trio.BrokenResourceError):
+                    log.debug("closing the stream from %s failed", self.server, exc_info=True)
