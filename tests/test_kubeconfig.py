@@ -164,7 +164,7 @@ def test_in_cluster_ipv6_host_is_bracketed(tmp_path: Path) -> None:
 
 def test_in_cluster_without_token_is_a_clear_error(tmp_path: Path) -> None:
     env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    with pytest.raises(KubeconfigError, match="in-cluster token: .*token: file not found"):
+    with pytest.raises(KubeconfigError, match=r"in-cluster token: .*token: file not found"):
         kubeconfig.in_cluster_config(environ=env, directory=tmp_path)
 
 
@@ -175,7 +175,7 @@ def test_no_configuration_anywhere_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_kubeconfig_env_with_only_missing_files_is_a_clear_error(tmp_path: Path) -> None:
     env = {"KUBECONFIG": str(tmp_path / "a")}
-    with pytest.raises(KubeconfigError, match="KUBECONFIG files .*a not found"):
+    with pytest.raises(KubeconfigError, match=r"KUBECONFIG files .*a not found"):
         load_config(environ=env, home=tmp_path)
 
 
