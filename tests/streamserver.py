@@ -291,9 +291,15 @@ async def open_stream_server(
     async def serve(stream: trio.abc.Stream) -> None:
         await _serve_connection(server, stream)
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, serve, listeners)
-        try:
-            yield server
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, serve, listeners)
+            try:
+                yield server
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The caller's own exception, not wrapped in this server's nursery group.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

@@ -56,12 +56,20 @@ Params = Mapping[str, str | int | bool] | None
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, its causes and contexts, and the members of exception groups among them."""
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        cause = current.__cause__ or current.__context__
+        if cause is not None:
+            todo.append(cause)
 
 
 def _transport_error(exc: BaseException, server: str) -> TransportError:
