@@ -491,3 +491,27 @@ def test_client_constructor_rejects_bad_tls_material() -> None:
 def test_ssl_context_is_shared_with_httpx() -> None:
     client = Client(config("https://a"))
     assert isinstance(client.ssl_context, ssl.SSLContext)
+
+
+async def test_proxy_url_is_used() -> None:
+    """Scripted server acting as an HTTP proxy (harness, no fault): the request goes there."""
+    async with open_stream_server(Reply(200, b"{}")) as proxy:
+        cfg = config("http://kubernetes.invalid:6443", proxy=proxy.url)
+        async with Client(cfg) as client:
+            assert await client.list_page(PODS, {"limit": 1}) == b"{}"
+    assert proxy.requests[0].target == f"http://kubernetes.invalid:6443{PODS}?limit=1"
+
+
+async def test_slow_list_hits_the_request_timeout(clock: trio.testing.MockClock) -> None:
+    """Fault injection: the server accepts a list request and never answers it."""
+
+    async def never(request: Request) -> Reply:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async with (
+        open_stream_server(handler=never) as server,
+        Client(config(server.url), timeout=20) as client,
+    ):
+        with pytest.raises(Timeout, match="timed out reading from"):
+            await client.list_page(PODS)
