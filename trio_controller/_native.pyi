@@ -1,5 +1,355 @@
-"""Typed stubs for the Rust extension module."""
+"""Typed stubs for the Rust extension module (see docs/native-api.md for the why).
 
-__all__ = ["__version__"]
+Time is always an argument: ``now`` is seconds as a float from ``trio.current_time()``.
+Nothing in this module reads a clock, sleeps, blocks or starts a thread.
+"""
 
-__version__: str
+from collections.abc import Iterable
+from typing import Any, Final, Literal, final
+
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "BucketRateLimiter",
+    "DecodeError",
+    "ExponentialFailureRateLimiter",
+    "FeedResult",
+    "ListAccumulator",
+    "MaxOfRateLimiter",
+    "PageInfo",
+    "RateLimiter",
+    "ReplaceResult",
+    "ShutDown",
+    "Store",
+    "WatchDecoder",
+    "WatchEvent",
+    "WorkQueue",
+    "__version__",
+    "default_controller_rate_limiter",
+]
+
+__version__: Final[str]
+
+class DecodeError(ValueError):
+    """A malformed watch line, list body or object.
+
+    ``position`` is the stream byte offset (from the decoder's creation or ``reset``) of
+    the start of the bad line, ``line`` its 1-based line number, and ``events`` the
+    well-formed events of the same ``feed()`` call, in order (nothing is dropped
+    silently). For a list body or a single object, ``position`` is the byte offset of
+    the error in it and ``line`` is 1.
+    """
+
+    position: int
+    line: int
+    events: list[WatchEvent] | tuple[()]
+
+class ShutDown(Exception):
+    """The work queue is shut down and empty."""
+
+# --- rate limiters ------------------------------------------------------------------
+
+@disjoint_base
+class RateLimiter:
+    """client-go's rate limiter interface. Subclasses only differ in their constructor.
+
+    A limiter's state is shared by every queue it is given to.
+    """
+
+    def when(self, key: str, now: float) -> float:
+        """Seconds ``key`` should wait before it is retried; counts one failure."""
+    def forget(self, key: str) -> None:
+        """Stop tracking ``key``: its failures are reset."""
+    def num_requeues(self, key: str) -> int:
+        """Failures counted for ``key`` since it was last forgotten."""
+
+@final
+class ExponentialFailureRateLimiter(RateLimiter):
+    """Per-key ``base * 2**failures`` seconds, capped at ``max_delay``."""
+
+    def __new__(
+        cls, base: float = 0.005, max_delay: float = 1000.0
+    ) -> ExponentialFailureRateLimiter: ...
+
+@final
+class BucketRateLimiter(RateLimiter):
+    """One token bucket for all keys (starts full): ``qps`` tokens/s, ``burst`` at most."""
+
+    def __new__(cls, qps: float = 10.0, burst: int = 100) -> BucketRateLimiter: ...
+
+@final
+class MaxOfRateLimiter(RateLimiter):
+    """The longest delay of ``limiters`` (each is asked every time; state is shared)."""
+
+    def __new__(cls, limiters: list[RateLimiter]) -> MaxOfRateLimiter: ...
+
+def default_controller_rate_limiter() -> MaxOfRateLimiter:
+    """max(exponential 5 ms → 1000 s, bucket 10 qps / burst 100), as client-go."""
+
+# --- work queue -----------------------------------------------------------------------
+
+@final
+class WorkQueue:
+    """client-go's rate-limited work queue: fair, stingy, de-duplicating.
+
+    A key added while queued is queued once; a key added while processing is queued
+    again when it is ``done``; a key is never handed out twice before ``done``.
+    """
+
+    def __new__(cls, rate_limiter: RateLimiter | None = None) -> WorkQueue:
+        """``None`` uses ``default_controller_rate_limiter()``."""
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The limiter ``add_rate_limited`` asks."""
+    def add(self, key: str, now: float) -> None:
+        """Mark ``key`` as needing processing. Ignored after ``shut_down``."""
+    def add_many(self, keys: Iterable[str], now: float) -> None:
+        """``add`` for each key, in one call."""
+    def get_nowait(self, now: float) -> str | None:
+        """The next ready key (now processing), or None if none is ready.
+
+        Raises ``ShutDown`` if the queue is shut down and empty.
+        """
+    def get_many_nowait(self, max: int, now: float) -> list[str]:
+        """Up to ``max`` ready keys. Raises ``ShutDown`` if shut down and empty."""
+    def done(self, key: str, now: float) -> None:
+        """End processing of ``key``; re-queues it if it was added meanwhile.
+
+        A key that is not processing is ignored.
+        """
+    def done_many(self, keys: Iterable[str], now: float) -> None:
+        """``done`` for each key, in one call."""
+    def __len__(self) -> int:
+        """Ready keys: queued, not delayed, not processing."""
+    def processing(self) -> int:
+        """Keys handed out and not done yet."""
+    def delayed(self) -> int:
+        """Keys waiting for their ``add_after`` deadline."""
+    def shut_down(self) -> None:
+        """Stop accepting keys and drop delayed ones; getters drain what is queued."""
+    def shutting_down(self) -> bool:
+        """Whether ``shut_down`` was called."""
+    def add_after(self, key: str, delay: float, now: float) -> None:
+        """Add ``key`` at ``now + delay`` (at a ``promote``); delay <= 0 adds now.
+
+        If ``key`` is already waiting, the earlier deadline wins.
+        """
+    def next_ready_at(self) -> float | None:
+        """The earliest deadline of a delayed key."""
+    def promote(self, now: float) -> int:
+        """Move the delayed keys due at ``now`` into the queue; returns how many."""
+    def add_rate_limited(self, key: str, now: float) -> None:
+        """``add_after(key, rate_limiter.when(key, now), now)``."""
+    def forget(self, key: str) -> None:
+        """Reset ``key``'s failures in the rate limiter."""
+    def num_requeues(self, key: str) -> int:
+        """``key``'s failures counted by the rate limiter."""
+    def metrics(self, now: float) -> dict[str, float]:
+        """client-go's workqueue metrics.
+
+        Keys: depth, adds, retries, queue_latency_sum, queue_latency_count,
+        work_duration_sum, work_duration_count, unfinished_work_seconds,
+        longest_running_processor_seconds.
+        """
+
+# --- store ----------------------------------------------------------------------------
+
+@final
+class ReplaceResult:
+    """What ``Store.replace`` changed."""
+
+    @property
+    def added(self) -> list[str]:
+        """Keys that were not in the store."""
+    @property
+    def updated(self) -> list[str]:
+        """Keys that were in the store and are in the new list."""
+    @property
+    def deleted(self) -> list[str]:
+        """Keys that vanished (tombstones the controller must still handle)."""
+    @property
+    def tombstones(self) -> dict[str, bytes]:
+        """The last known object bytes of each deleted key."""
+
+@final
+class Store:
+    """Objects as JSON bytes keyed by ``namespace/name`` (or ``name``), with indexes.
+
+    The namespace index is built in under the name ``"namespace"`` (cluster-scoped
+    objects are indexed under ``""``).
+    """
+
+    def __new__(cls, strip_managed_fields: bool = True) -> Store:
+        """With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert."""
+    @property
+    def resource_version(self) -> str | None:
+        """The last resourceVersion applied (event, bookmark or list)."""
+    @resource_version.setter
+    def resource_version(self, value: str | None) -> None: ...
+    @property
+    def strip_managed_fields(self) -> bool:
+        """Whether ``metadata.managedFields`` is dropped at insert."""
+    def add_index(self, name: str, path: str) -> None:
+        """Index objects by a dotted field path (``"spec.nodeName"``) or a label
+        (``"label:app"``); objects already held are indexed at once.
+
+        A string value gives one index value, an array of strings one per item, a number
+        or boolean its JSON text; null, objects and missing fields give none.
+        """
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The object as a dict (parsed by orjson on each call), or None."""
+    def get_raw(self, key: str) -> bytes | None:
+        """The object's JSON bytes, or None."""
+    def name(self, key: str) -> str | None: ...
+    def namespace(self, key: str) -> str | None: ...
+    def uid(self, key: str) -> str | None: ...
+    def object_resource_version(self, key: str) -> str | None: ...
+    def labels(self, key: str) -> dict[str, str] | None:
+        """The object's labels, or None if ``key`` is not held."""
+    def deleting(self, key: str) -> bool | None:
+        """Whether the object has a deletionTimestamp, or None if ``key`` is not held."""
+    def list_keys(self) -> list[str]:
+        """Every key, in no particular order."""
+    def __len__(self) -> int: ...
+    def __contains__(self, key: str, /) -> bool: ...
+    def by_index(self, name: str, value: str) -> list[str]:
+        """Keys whose index ``name`` holds ``value``, sorted. ValueError: no such index."""
+    def index_values(self, name: str) -> list[str]:
+        """The values index ``name`` holds (no empty sets), sorted."""
+    def upsert(self, raw: bytes) -> str:
+        """Insert or replace one object (JSON bytes); returns its key.
+
+        Raises ``DecodeError`` for malformed JSON or an object without metadata.name.
+        """
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; returns whether it was held."""
+    def replace(self, acc: ListAccumulator, resource_version: str | None) -> ReplaceResult:
+        """Replace the whole content with ``acc``'s objects (a relist); empties ``acc``.
+
+        Later objects win over earlier ones with the same key.
+        """
+    def snapshot(self) -> bytes:
+        """Every object and the resource version, for ``restore``."""
+    def restore(self, data: bytes) -> int:
+        """Replace the content with a ``snapshot()``; returns how many objects it held.
+
+        Raises ``ValueError`` (nothing changes) if ``data`` is not a valid snapshot.
+        """
+
+# --- decoding -------------------------------------------------------------------------
+
+@final
+class PageInfo:
+    """One list page's metadata."""
+
+    @property
+    def resource_version(self) -> str | None: ...
+    @property
+    def continue_token(self) -> str | None:
+        """None when the list is complete (an empty token)."""
+    @property
+    def remaining_item_count(self) -> int | None: ...
+    @property
+    def items(self) -> int:
+        """How many items this page held."""
+
+@final
+class ListAccumulator:
+    """Collects list pages (or a streaming list's initial events) in Rust."""
+
+    def __new__(cls) -> ListAccumulator: ...
+    def feed_page(self, body: bytes) -> PageInfo:
+        """Decode one list response body and keep its items.
+
+        Raises ``DecodeError`` (and keeps nothing of this page) if it is malformed.
+        """
+    def clear(self) -> None:
+        """Drop the collected items."""
+    def __len__(self) -> int: ...
+
+@final
+class WatchEvent:
+    """One decoded watch event. ``raw`` is the object's bytes (for ERROR, the Status)."""
+
+    @property
+    def type(self) -> Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]: ...
+    @property
+    def key(self) -> str | None:
+        """``namespace/name`` or ``name``; None for BOOKMARK and ERROR."""
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def uid(self) -> str | None: ...
+    @property
+    def resource_version(self) -> str | None: ...
+    @property
+    def raw(self) -> bytes: ...
+    @property
+    def code(self) -> int | None:
+        """ERROR only: the Status code (410 = Gone)."""
+    @property
+    def reason(self) -> str | None:
+        """ERROR only: the Status reason."""
+    @property
+    def message(self) -> str | None:
+        """ERROR only: the Status message."""
+    @property
+    def initial_events_end(self) -> bool:
+        """A BOOKMARK carrying the ``k8s.io/initial-events-end`` annotation."""
+    def object(self) -> dict[str, Any]:
+        """The object as a dict (parsed by orjson on each call)."""
+
+@final
+class FeedResult:
+    """What ``WatchDecoder.feed_into`` did."""
+
+    @property
+    def applied(self) -> int:
+        """ADDED/MODIFIED/DELETED events applied (to the store, or the accumulator)."""
+    @property
+    def bookmarks(self) -> int: ...
+    @property
+    def resource_version(self) -> str | None:
+        """The last resourceVersion seen, or None."""
+    @property
+    def error(self) -> WatchEvent | None:
+        """The first ERROR event; decoding stopped there and the rest was dropped."""
+    @property
+    def initial_events_end(self) -> bool:
+        """The ``k8s.io/initial-events-end`` bookmark was seen."""
+
+@final
+class WatchDecoder:
+    """Splits a watch stream into lines and decodes them; chunks may end anywhere."""
+
+    def __new__(cls) -> WatchDecoder: ...
+    def feed(self, chunk: bytes) -> list[WatchEvent]:
+        """The events ``chunk`` completes.
+
+        A malformed line raises ``DecodeError`` once the whole chunk was read; its
+        ``events`` holds every well-formed event of the chunk, and the decoder stays
+        usable.
+        """
+    def feed_into(
+        self,
+        chunk: bytes,
+        store: Store,
+        queue: WorkQueue | None,
+        now: float,
+        initial: ListAccumulator | None = None,
+    ) -> FeedResult:
+        """Apply the events ``chunk`` completes to ``store`` and add their keys to ``queue``.
+
+        BOOKMARK only moves ``store.resource_version``. ERROR stops and is returned; the
+        rest is dropped. With ``initial``, ADDED/MODIFIED go into the accumulator and the
+        initial-events-end bookmark returns at once, leaving the rest buffered (call
+        ``feed_into(b"", ...)`` to continue). A malformed line raises ``DecodeError``
+        after applying the events before it; the buffered bytes are dropped.
+        """
+    def reset(self) -> None:
+        """Drop any partial line: a new stream starts at position 0, line 1."""
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes buffered and not yet decoded."""

@@ -1,0 +1,323 @@
+//! `WatchDecoder`, `WatchEvent`, `ListAccumulator` and their results.
+use super::errors::decode_error;
+use super::guard;
+use super::queue::PyWorkQueue;
+use super::store::{loads, store_error, PyStore};
+use crate::decode::{decode_event, decode_page, Event, EventType, Lines, Schema};
+use crate::store::Pending;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::sync::OnceLock;
+
+/// The schema for decoding without a store: metadata only, no user indexes.
+fn plain_schema() -> &'static Schema {
+    static S: OnceLock<Schema> = OnceLock::new();
+    S.get_or_init(|| Schema::new(&[]))
+}
+
+#[pyclass(frozen, get_all, module = "trio_controller._native")]
+pub struct WatchEvent {
+    #[pyo3(name = "type")]
+    kind: &'static str,
+    key: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    raw: Py<PyBytes>,
+    code: Option<i64>,
+    reason: Option<String>,
+    message: Option<String>,
+    initial_events_end: bool,
+}
+
+impl WatchEvent {
+    fn new(py: Python<'_>, line: &[u8], ev: Event) -> Self {
+        let m = ev.meta;
+        let key = match ev.kind {
+            EventType::Bookmark | EventType::Error => None,
+            _ => m.key(),
+        };
+        WatchEvent {
+            kind: ev.kind.as_str(),
+            key,
+            namespace: m.namespace,
+            name: m.name,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            raw: PyBytes::new(py, &line[ev.object]).unbind(),
+            code: m.code,
+            reason: m.reason,
+            message: m.message,
+            initial_events_end: m.initial_events_end,
+        }
+    }
+}
+
+#[pymethods]
+impl WatchEvent {
+    /// The object as a dict (parsed by orjson on each call).
+    fn object<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        loads(py, self.raw.as_bytes(py))
+    }
+
+    fn __repr__(&self) -> String {
+        match self.kind {
+            "ERROR" => format!(
+                "WatchEvent(type='ERROR', code={:?}, reason={:?}, message={:?})",
+                self.code, self.reason, self.message
+            ),
+            "BOOKMARK" => format!(
+                "WatchEvent(type='BOOKMARK', resource_version={:?}, initial_events_end={})",
+                self.resource_version, self.initial_events_end
+            ),
+            kind => format!(
+                "WatchEvent(type={kind:?}, key={:?}, resource_version={:?})",
+                self.key, self.resource_version
+            ),
+        }
+    }
+}
+
+#[pyclass(module = "trio_controller._native", name = "ListAccumulator")]
+#[derive(Default)]
+pub struct PyListAccumulator {
+    pub items: Vec<Pending>,
+}
+
+#[pyclass(frozen, get_all, module = "trio_controller._native")]
+pub struct PageInfo {
+    resource_version: Option<String>,
+    continue_token: Option<String>,
+    remaining_item_count: Option<i64>,
+    items: usize,
+}
+
+#[pymethods]
+impl PageInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "PageInfo(resource_version={:?}, continue_token={:?}, remaining_item_count={:?}, items={})",
+            self.resource_version, self.continue_token, self.remaining_item_count, self.items
+        )
+    }
+}
+
+#[pymethods]
+impl PyListAccumulator {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes one list page and keeps its items; nothing is kept if the page is bad.
+    fn feed_page(&mut self, py: Python<'_>, body: &[u8]) -> PyResult<PageInfo> {
+        guard(|| {
+            let page = decode_page(body, plain_schema())
+                .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
+            let n = page.items.len();
+            self.items.reserve(n);
+            for (range, meta) in page.items {
+                self.items.push(Pending {
+                    raw: body[range].to_vec(),
+                    meta,
+                });
+            }
+            Ok(PageInfo {
+                resource_version: page.resource_version,
+                continue_token: page.continue_token,
+                remaining_item_count: page.remaining_item_count,
+                items: n,
+            })
+        })
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+}
+
+#[pyclass(frozen, get_all, module = "trio_controller._native")]
+pub struct FeedResult {
+    applied: usize,
+    bookmarks: usize,
+    resource_version: Option<String>,
+    error: Option<Py<WatchEvent>>,
+    initial_events_end: bool,
+}
+
+#[pymethods]
+impl FeedResult {
+    fn __repr__(&self) -> String {
+        format!(
+            "FeedResult(applied={}, bookmarks={}, resource_version={:?}, error={}, initial_events_end={})",
+            self.applied,
+            self.bookmarks,
+            self.resource_version,
+            if self.error.is_some() { "<WatchEvent>" } else { "None" },
+            self.initial_events_end
+        )
+    }
+}
+
+#[pyclass(module = "trio_controller._native", name = "WatchDecoder")]
+#[derive(Default)]
+pub struct PyWatchDecoder {
+    lines: Lines,
+}
+
+#[pymethods]
+impl PyWatchDecoder {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events `chunk` completes. A malformed line raises `DecodeError` after the
+    /// whole chunk was read; its `events` holds every well-formed event of the chunk.
+    fn feed(&mut self, py: Python<'_>, chunk: &[u8]) -> PyResult<Vec<Py<WatchEvent>>> {
+        guard(|| {
+            self.lines.push(chunk);
+            let mut events = Vec::new();
+            let mut first_err: Option<(String, u64, u64)> = None;
+            while let Some(line) = self.lines.next_line() {
+                let bytes = self.lines.bytes(&line.range);
+                match decode_event(bytes, plain_schema()) {
+                    Ok(ev) => events.push(Py::new(py, WatchEvent::new(py, bytes, ev))?),
+                    Err(e) => {
+                        if first_err.is_none() {
+                            first_err = Some((
+                                format!("line {}: {e}", line.number),
+                                line.position,
+                                line.number,
+                            ));
+                        }
+                    }
+                }
+            }
+            match first_err {
+                None => Ok(events),
+                Some((msg, position, line)) => {
+                    let events = events.into_iter().map(|e| e.into_any()).collect();
+                    Err(decode_error(py, msg, position, line, events))
+                }
+            }
+        })
+    }
+
+    /// Applies the events `chunk` completes to `store` (and `queue`): see the contract.
+    #[pyo3(signature = (chunk, store, queue, now, initial = None))]
+    fn feed_into(
+        &mut self,
+        py: Python<'_>,
+        chunk: &[u8],
+        mut store: PyRefMut<'_, PyStore>,
+        mut queue: Option<PyRefMut<'_, PyWorkQueue>>,
+        now: f64,
+        mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
+    ) -> PyResult<FeedResult> {
+        guard(|| {
+            self.lines.push(chunk);
+            let mut out = FeedResult {
+                applied: 0,
+                bookmarks: 0,
+                resource_version: None,
+                error: None,
+                initial_events_end: false,
+            };
+            let store = &mut store.inner;
+            while let Some(line) = self.lines.next_line() {
+                let bytes = self.lines.bytes(&line.range);
+                let ev = match decode_event(bytes, store.schema()) {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        let msg = format!("line {}: {e}", line.number);
+                        self.lines.drop_pending();
+                        return Err(decode_error(
+                            py,
+                            msg,
+                            line.position,
+                            line.number,
+                            Vec::new(),
+                        ));
+                    }
+                };
+                if ev.kind != EventType::Error {
+                    if let Some(rv) = &ev.meta.resource_version {
+                        out.resource_version = Some(rv.clone());
+                    }
+                }
+                match ev.kind {
+                    EventType::Added | EventType::Modified if initial.is_some() => {
+                        if let Some(acc) = initial.as_mut() {
+                            acc.items.push(Pending {
+                                raw: bytes[ev.object].to_vec(),
+                                meta: ev.meta,
+                            });
+                        }
+                        out.applied += 1;
+                    }
+                    EventType::Added | EventType::Modified => {
+                        let rv = ev.meta.resource_version.clone();
+                        let (key, _) = store
+                            .upsert(&bytes[ev.object], ev.meta)
+                            .map_err(|e| store_error(py, e))?;
+                        if let Some(q) = queue.as_mut() {
+                            q.inner.add(&key, now);
+                        }
+                        if rv.is_some() {
+                            store.resource_version = rv;
+                        }
+                        out.applied += 1;
+                    }
+                    EventType::Deleted => {
+                        if let Some(key) = ev.meta.key() {
+                            store.delete(&key);
+                            if let Some(q) = queue.as_mut() {
+                                q.inner.add(&key, now);
+                            }
+                        }
+                        if initial.is_none() && ev.meta.resource_version.is_some() {
+                            store.resource_version = ev.meta.resource_version;
+                        }
+                        out.applied += 1;
+                    }
+                    EventType::Bookmark => {
+                        out.bookmarks += 1;
+                        let end = ev.meta.initial_events_end;
+                        if initial.is_none() && ev.meta.resource_version.is_some() {
+                            store.resource_version = ev.meta.resource_version;
+                        }
+                        if end {
+                            out.initial_events_end = true;
+                            if initial.is_some() {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                    EventType::Error => {
+                        let event = WatchEvent::new(py, bytes, ev);
+                        self.lines.drop_pending();
+                        out.error = Some(Py::new(py, event)?);
+                        return Ok(out);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Drops any partial line; positions and line numbers start again from zero.
+    fn reset(&mut self) {
+        self.lines.reset();
+    }
+
+    #[getter]
+    fn pending_bytes(&self) -> usize {
+        self.lines.pending()
+    }
+}

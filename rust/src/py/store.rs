@@ -1,0 +1,207 @@
+//! `Store`, `ReplaceResult` and the orjson bridge.
+use super::decode::PyListAccumulator;
+use super::errors::decode_error;
+use super::guard;
+use crate::store::{Store, StoreError};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict};
+
+static ORJSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `orjson.loads(raw)`, with `orjson.loads` looked up once.
+pub fn loads<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let f = ORJSON_LOADS.get_or_try_init(py, || {
+        py.import("orjson")?.getattr("loads").map(Bound::unbind)
+    })?;
+    f.bind(py).call1((PyBytes::new(py, raw),))
+}
+
+pub fn store_error(py: Python<'_>, e: StoreError) -> PyErr {
+    match e {
+        StoreError::Syntax(s) => decode_error(py, s.to_string(), s.offset as u64, 1, Vec::new()),
+        StoreError::NoName => decode_error(py, e.to_string(), 0, 1, Vec::new()),
+        other => PyValueError::new_err(other.to_string()),
+    }
+}
+
+#[pyclass(module = "trio_controller._native", name = "Store")]
+pub struct PyStore {
+    pub inner: Store,
+}
+
+#[pyclass(frozen, get_all, module = "trio_controller._native")]
+pub struct ReplaceResult {
+    added: Vec<String>,
+    updated: Vec<String>,
+    deleted: Vec<String>,
+    /// key -> the last known object bytes of each deleted key.
+    tombstones: Py<PyDict>,
+}
+
+#[pymethods]
+impl ReplaceResult {
+    fn __repr__(&self) -> String {
+        format!(
+            "ReplaceResult(added={}, updated={}, deleted={})",
+            self.added.len(),
+            self.updated.len(),
+            self.deleted.len()
+        )
+    }
+}
+
+#[pymethods]
+impl PyStore {
+    #[new]
+    #[pyo3(signature = (strip_managed_fields = true))]
+    fn new(strip_managed_fields: bool) -> Self {
+        PyStore {
+            inner: Store::new(strip_managed_fields),
+        }
+    }
+
+    fn add_index(&mut self, py: Python<'_>, name: &str, path: &str) -> PyResult<()> {
+        guard(|| {
+            self.inner
+                .add_index(name, path)
+                .map_err(|e| store_error(py, e))
+        })
+    }
+
+    #[getter]
+    fn get_resource_version(&self) -> Option<String> {
+        self.inner.resource_version.clone()
+    }
+
+    #[setter]
+    fn set_resource_version(&mut self, value: Option<String>) {
+        self.inner.resource_version = value;
+    }
+
+    #[getter]
+    fn strip_managed_fields(&self) -> bool {
+        self.inner.strip_managed_fields()
+    }
+
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.inner.get(key) {
+            Some(e) => loads(py, &e.raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn get_raw<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyBytes>> {
+        self.inner.get(key).map(|e| PyBytes::new(py, &e.raw))
+    }
+
+    fn name(&self, key: &str) -> Option<String> {
+        self.inner.get(key).map(|e| e.name.to_string())
+    }
+
+    fn namespace(&self, key: &str) -> Option<String> {
+        self.inner
+            .get(key)
+            .and_then(|e| e.namespace.as_deref().map(str::to_string))
+    }
+
+    fn uid(&self, key: &str) -> Option<String> {
+        self.inner
+            .get(key)
+            .and_then(|e| e.uid.as_deref().map(str::to_string))
+    }
+
+    fn object_resource_version(&self, key: &str) -> Option<String> {
+        self.inner
+            .get(key)
+            .and_then(|e| e.resource_version.as_deref().map(str::to_string))
+    }
+
+    fn labels<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(e) = self.inner.get(key) else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        for (k, v) in &e.labels {
+            d.set_item(&**k, &**v)?;
+        }
+        Ok(Some(d))
+    }
+
+    fn deleting(&self, key: &str) -> Option<bool> {
+        self.inner.get(key).map(|e| e.deleting)
+    }
+
+    fn list_keys(&self) -> Vec<String> {
+        self.inner.keys().map(|k| k.to_string()).collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __contains__(&self, key: &str) -> bool {
+        self.inner.contains(key)
+    }
+
+    fn by_index(&self, name: &str, value: &str) -> PyResult<Vec<String>> {
+        self.inner
+            .by_index(name, value)
+            .map(|keys| keys.iter().map(|k| k.to_string()).collect())
+            .ok_or_else(|| PyValueError::new_err(format!("no index named {name:?}")))
+    }
+
+    fn index_values(&self, name: &str) -> PyResult<Vec<String>> {
+        self.inner
+            .index_values(name)
+            .ok_or_else(|| PyValueError::new_err(format!("no index named {name:?}")))
+    }
+
+    fn upsert(&mut self, py: Python<'_>, raw: &[u8]) -> PyResult<String> {
+        guard(|| {
+            self.inner
+                .upsert_raw(raw)
+                .map(|k| k.to_string())
+                .map_err(|e| store_error(py, e))
+        })
+    }
+
+    fn delete(&mut self, key: &str) -> bool {
+        self.inner.delete(key).is_some()
+    }
+
+    fn replace(
+        &mut self,
+        py: Python<'_>,
+        acc: &Bound<'_, PyListAccumulator>,
+        resource_version: Option<String>,
+    ) -> PyResult<ReplaceResult> {
+        let items = std::mem::take(&mut acc.borrow_mut().items);
+        let out = guard(|| {
+            self.inner
+                .replace(items, resource_version)
+                .map_err(|e| store_error(py, e))
+        })?;
+        let tombstones = PyDict::new(py);
+        let mut deleted = Vec::with_capacity(out.deleted.len());
+        for (k, raw) in &out.deleted {
+            tombstones.set_item(&**k, PyBytes::new(py, raw))?;
+            deleted.push(k.to_string());
+        }
+        Ok(ReplaceResult {
+            added: out.added.iter().map(|k| k.to_string()).collect(),
+            updated: out.updated.iter().map(|k| k.to_string()).collect(),
+            deleted,
+            tombstones: tombstones.unbind(),
+        })
+    }
+
+    fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.snapshot())
+    }
+
+    fn restore(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
+        guard(|| self.inner.restore(data).map_err(|e| store_error(py, e)))
+    }
+}

@@ -1,0 +1,463 @@
+//! The workqueue: client-go's queue + delaying queue + rate-limiting queue in one type.
+//!
+//! Fair (FIFO), stingy (a key is never handed out twice before `done`), de-duplicating
+//! (a key queued twice is queued once; a key added while processing is queued again at
+//! `done`). Delayed keys wait in a deadline heap until `promote(now)`. Time is always an
+//! argument; nothing here reads a clock, sleeps or blocks.
+use crate::ratelimit::RateLimiter;
+use hashbrown::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+/// A key as stored in the queue's sets: one allocation shared by all of them.
+pub type Key = Arc<str>;
+
+/// `get` on a queue that is shut down and empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutDown;
+
+/// Counters named as client-go's workqueue metrics name them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub depth: u64,
+    pub adds: u64,
+    pub retries: u64,
+    pub queue_latency_sum: f64,
+    pub queue_latency_count: u64,
+    pub work_duration_sum: f64,
+    pub work_duration_count: u64,
+    pub unfinished_work_seconds: f64,
+    pub longest_running_processor_seconds: f64,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    at: f64,
+    seq: u64,
+    key: Key,
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Waiting {}
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Waiting {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.at.total_cmp(&other.at).then(self.seq.cmp(&other.seq))
+    }
+}
+
+pub struct WorkQueue {
+    /// Keys ready to hand out, in order. Every key here is dirty and not processing.
+    queue: VecDeque<Key>,
+    /// Keys that need processing, with the time they were first added (queue latency).
+    dirty: HashMap<Key, f64>,
+    /// Keys handed out and not done yet, with the time they were handed out.
+    processing: HashMap<Key, f64>,
+    shutting_down: bool,
+    /// Delayed keys: a min-heap on (deadline, insertion order); entries whose `seq` no
+    /// longer matches `waiting_for` were superseded by an earlier deadline.
+    waiting: BinaryHeap<Reverse<Waiting>>,
+    waiting_for: HashMap<Key, (f64, u64)>,
+    seq: u64,
+    limiter: Box<dyn RateLimiter>,
+    adds: u64,
+    retries: u64,
+    latency_sum: f64,
+    latency_count: u64,
+    work_sum: f64,
+    work_count: u64,
+}
+
+impl WorkQueue {
+    pub fn new(limiter: Box<dyn RateLimiter>) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            dirty: HashMap::new(),
+            processing: HashMap::new(),
+            shutting_down: false,
+            waiting: BinaryHeap::new(),
+            waiting_for: HashMap::new(),
+            seq: 0,
+            limiter,
+            adds: 0,
+            retries: 0,
+            latency_sum: 0.0,
+            latency_count: 0,
+            work_sum: 0.0,
+            work_count: 0,
+        }
+    }
+
+    /// Marks `key` as needing processing. Ignored after `shut_down`.
+    pub fn add(&mut self, key: &str, now: f64) {
+        if self.shutting_down || self.dirty.contains_key(key) {
+            return;
+        }
+        self.adds += 1;
+        let key: Key = match self.processing.get_key_value(key) {
+            Some((k, _)) => {
+                // Processing: it goes back into the queue at `done`.
+                let k = k.clone();
+                self.dirty.insert(k, now);
+                return;
+            }
+            None => Arc::from(key),
+        };
+        self.dirty.insert(key.clone(), now);
+        self.queue.push_back(key);
+    }
+
+    /// The next ready key (now processing), `Ok(None)` if none is ready, or `ShutDown`
+    /// if the queue is shut down and empty.
+    pub fn get(&mut self, now: f64) -> Result<Option<Key>, ShutDown> {
+        let Some(key) = self.queue.pop_front() else {
+            return if self.shutting_down {
+                Err(ShutDown)
+            } else {
+                Ok(None)
+            };
+        };
+        if let Some(added) = self.dirty.remove(&key) {
+            self.latency_sum += (now - added).max(0.0);
+            self.latency_count += 1;
+        }
+        self.processing.insert(key.clone(), now);
+        Ok(Some(key))
+    }
+
+    /// Ends processing of `key`; if it was added meanwhile it is queued again.
+    /// Returns false (and does nothing) if `key` was not processing. (client-go would
+    /// queue a dirty key a second time here; we keep the queue stingy instead.)
+    pub fn done(&mut self, key: &str, now: f64) -> bool {
+        let Some((key, started)) = self.processing.remove_entry(key) else {
+            return false;
+        };
+        self.work_sum += (now - started).max(0.0);
+        self.work_count += 1;
+        if self.dirty.contains_key(&key) {
+            self.queue.push_back(key);
+        }
+        true
+    }
+
+    /// Ready keys: queued, not delayed and not processing.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Keys handed out and not done yet.
+    pub fn processing(&self) -> usize {
+        self.processing.len()
+    }
+
+    /// Delayed keys not yet due.
+    pub fn delayed(&self) -> usize {
+        self.waiting_for.len()
+    }
+
+    /// Stops accepting keys; delayed keys are dropped; `get` drains what is queued and
+    /// then reports `ShutDown`.
+    pub fn shut_down(&mut self) {
+        self.shutting_down = true;
+        self.waiting.clear();
+        self.waiting_for.clear();
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Adds `key` once `delay` seconds have passed (at a `promote`). A delay <= 0 (or NaN)
+    /// adds now. If `key` is already waiting, the earlier deadline wins.
+    pub fn add_after(&mut self, key: &str, delay: f64, now: f64) {
+        if self.shutting_down {
+            return;
+        }
+        self.retries += 1;
+        if delay.is_nan() || delay <= 0.0 {
+            self.add(key, now);
+            return;
+        }
+        let at = now + delay;
+        if let Some(&(existing, _)) = self.waiting_for.get(key) {
+            if existing <= at {
+                return;
+            }
+        }
+        self.seq += 1;
+        let key: Key = match self.waiting_for.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(key),
+        };
+        self.waiting_for.insert(key.clone(), (at, self.seq));
+        self.waiting.push(Reverse(Waiting {
+            at,
+            seq: self.seq,
+            key,
+        }));
+        self.drop_superseded();
+    }
+
+    /// Pops heap entries that a later `add_after` superseded, so the top is live.
+    fn drop_superseded(&mut self) {
+        while let Some(Reverse(top)) = self.waiting.peek() {
+            match self.waiting_for.get(&top.key) {
+                Some(&(_, seq)) if seq == top.seq => break,
+                _ => {
+                    self.waiting.pop();
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline of a delayed key.
+    pub fn next_ready_at(&self) -> Option<f64> {
+        self.waiting.peek().map(|Reverse(w)| w.at)
+    }
+
+    /// Adds every delayed key whose deadline is <= `now`, earliest first; returns how many.
+    pub fn promote(&mut self, now: f64) -> usize {
+        let mut moved = 0;
+        while let Some(Reverse(top)) = self.waiting.peek() {
+            if top.at > now {
+                break;
+            }
+            let Some(Reverse(w)) = self.waiting.pop() else {
+                break;
+            };
+            self.waiting_for.remove(&w.key);
+            self.add(&w.key, now);
+            moved += 1;
+            self.drop_superseded();
+        }
+        moved
+    }
+
+    /// `add_after(key, limiter.when(key, now), now)`.
+    pub fn add_rate_limited(&mut self, key: &str, now: f64) {
+        // client-go asks the limiter even when shutting down; so do we.
+        let delay = self.limiter.when(key, now);
+        self.add_after(key, delay, now);
+    }
+
+    pub fn forget(&mut self, key: &str) {
+        self.limiter.forget(key);
+    }
+
+    pub fn num_requeues(&self, key: &str) -> u64 {
+        self.limiter.num_requeues(key)
+    }
+
+    pub fn metrics(&self, now: f64) -> Metrics {
+        let mut unfinished = 0.0;
+        let mut longest = 0.0f64;
+        for &started in self.processing.values() {
+            let d = (now - started).max(0.0);
+            unfinished += d;
+            longest = longest.max(d);
+        }
+        Metrics {
+            depth: self.dirty.len() as u64,
+            adds: self.adds,
+            retries: self.retries,
+            queue_latency_sum: self.latency_sum,
+            queue_latency_count: self.latency_count,
+            work_duration_sum: self.work_sum,
+            work_duration_count: self.work_count,
+            unfinished_work_seconds: unfinished,
+            longest_running_processor_seconds: longest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::{default_controller, ExponentialFailure};
+
+    fn queue() -> WorkQueue {
+        WorkQueue::new(Box::new(default_controller()))
+    }
+
+    fn get(q: &mut WorkQueue) -> Option<String> {
+        q.get(0.0).unwrap().map(|k| k.to_string())
+    }
+
+    #[test]
+    fn keys_come_out_in_the_order_they_went_in() {
+        let mut q = queue();
+        for k in ["a", "b", "c"] {
+            q.add(k, 0.0);
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(get(&mut q).as_deref(), Some("a"));
+        assert_eq!(get(&mut q).as_deref(), Some("b"));
+        assert_eq!(get(&mut q).as_deref(), Some("c"));
+        assert_eq!(get(&mut q), None);
+    }
+
+    #[test]
+    fn a_key_added_twice_while_queued_is_queued_once() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        q.add("b", 0.0);
+        q.add("a", 0.0);
+        assert_eq!(q.len(), 2);
+        assert_eq!(get(&mut q).as_deref(), Some("a"));
+        assert_eq!(get(&mut q).as_deref(), Some("b"));
+        assert_eq!(get(&mut q), None);
+    }
+
+    #[test]
+    fn a_key_is_never_handed_to_two_workers_at_once() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        assert_eq!(get(&mut q).as_deref(), Some("a"));
+        q.add("a", 0.0);
+        assert_eq!(q.len(), 0);
+        assert_eq!(get(&mut q), None);
+        assert_eq!(q.processing(), 1);
+    }
+
+    #[test]
+    fn a_key_added_while_processing_is_processed_again_after_done() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        get(&mut q);
+        q.add("a", 0.0);
+        q.add("a", 0.0);
+        assert!(q.done("a", 0.0));
+        assert_eq!(q.len(), 1);
+        assert_eq!(get(&mut q).as_deref(), Some("a"));
+        assert!(q.done("a", 0.0));
+        assert_eq!(get(&mut q), None);
+    }
+
+    #[test]
+    fn done_for_a_key_that_is_not_processing_does_nothing() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        assert!(!q.done("a", 0.0));
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn shut_down_drains_queued_keys_then_reports_shutdown() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        q.add_after("late", 1.0, 0.0);
+        q.shut_down();
+        q.add("b", 0.0);
+        assert!(q.shutting_down());
+        assert_eq!(get(&mut q).as_deref(), Some("a"));
+        assert_eq!(q.get(0.0), Err(ShutDown));
+        assert_eq!(q.next_ready_at(), None);
+        assert_eq!(q.promote(10.0), 0);
+    }
+
+    #[test]
+    fn add_after_waits_for_promote_at_the_deadline() {
+        let mut q = queue();
+        q.add_after("a", 1.0, 10.0);
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.next_ready_at(), Some(11.0));
+        assert_eq!(q.promote(10.999), 0);
+        assert_eq!(q.promote(11.0), 1);
+        assert_eq!(q.next_ready_at(), None);
+        assert_eq!(get(&mut q).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn add_after_with_no_delay_adds_now() {
+        let mut q = queue();
+        q.add_after("a", 0.0, 0.0);
+        q.add_after("b", -1.0, 0.0);
+        q.add_after("c", f64::NAN, 0.0);
+        assert_eq!(q.len(), 3);
+    }
+
+    #[test]
+    fn the_earlier_deadline_wins_for_the_same_key() {
+        let mut q = queue();
+        q.add_after("a", 5.0, 0.0);
+        q.add_after("a", 2.0, 0.0);
+        q.add_after("a", 9.0, 0.0);
+        assert_eq!(q.next_ready_at(), Some(2.0));
+        assert_eq!(q.delayed(), 1);
+        assert_eq!(q.promote(2.0), 1);
+        assert_eq!(q.next_ready_at(), None);
+        assert_eq!(q.promote(100.0), 0);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn delayed_keys_are_promoted_earliest_first() {
+        let mut q = queue();
+        q.add_after("late", 3.0, 0.0);
+        q.add_after("early", 1.0, 0.0);
+        q.add_after("middle", 2.0, 0.0);
+        assert_eq!(q.promote(5.0), 3);
+        assert_eq!(get(&mut q).as_deref(), Some("early"));
+        assert_eq!(get(&mut q).as_deref(), Some("middle"));
+        assert_eq!(get(&mut q).as_deref(), Some("late"));
+    }
+
+    #[test]
+    fn a_promoted_key_that_is_already_queued_stays_queued_once() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        q.add_after("a", 1.0, 0.0);
+        q.promote(1.0);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn add_rate_limited_backs_off_exponentially_until_forget() {
+        let mut q = WorkQueue::new(Box::new(ExponentialFailure::new(1.0, 100.0)));
+        q.add_rate_limited("a", 0.0);
+        assert_eq!(q.next_ready_at(), Some(1.0));
+        q.promote(1.0);
+        get(&mut q);
+        q.done("a", 1.0);
+        q.add_rate_limited("a", 1.0);
+        assert_eq!(q.next_ready_at(), Some(3.0));
+        assert_eq!(q.num_requeues("a"), 2);
+        q.forget("a");
+        assert_eq!(q.num_requeues("a"), 0);
+    }
+
+    #[test]
+    fn metrics_count_adds_latency_work_and_retries() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        q.add("b", 1.0);
+        q.add("a", 2.0);
+        let m = q.metrics(2.0);
+        assert_eq!((m.depth, m.adds), (2, 2));
+        q.get(3.0).unwrap();
+        let m = q.metrics(7.0);
+        assert_eq!(m.depth, 1);
+        assert_eq!((m.queue_latency_sum, m.queue_latency_count), (3.0, 1));
+        assert_eq!(m.unfinished_work_seconds, 4.0);
+        assert_eq!(m.longest_running_processor_seconds, 4.0);
+        q.done("a", 8.0);
+        q.add_after("c", 1.0, 8.0);
+        let m = q.metrics(8.0);
+        assert_eq!((m.work_duration_sum, m.work_duration_count), (5.0, 1));
+        assert_eq!(m.unfinished_work_seconds, 0.0);
+        assert_eq!(m.retries, 1);
+    }
+}

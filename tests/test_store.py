@@ -1,0 +1,203 @@
+"""The Rust object store: keys, light accessors, indexes, replace, snapshots."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from trio_controller import DecodeError, ListAccumulator, Store
+
+
+def pod(
+    name: str,
+    ns: str = "default",
+    rv: str = "1",
+    node: str = "node-a",
+    app: str = "web",
+    **extra_meta: object,
+) -> dict:
+    return {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": f"uid-{name}",
+            "resourceVersion": rv,
+            "labels": {"app": app},
+            "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+            **extra_meta,
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]},
+    }
+
+
+def raw(obj: dict) -> bytes:
+    return orjson.dumps(obj)
+
+
+def page(items: list[dict], rv: str = "100", cont: str = "") -> bytes:
+    return orjson.dumps(
+        {
+            "kind": "PodList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": rv, "continue": cont},
+            "items": items,
+        }
+    )
+
+
+def test_upsert_returns_the_namespace_slash_name_key() -> None:
+    store = Store()
+    assert store.upsert(raw(pod("a", ns="ns1"))) == "ns1/a"
+    assert store.upsert(b'{"metadata":{"name":"node-1"}}') == "node-1"
+    assert len(store) == 2
+    assert "ns1/a" in store
+    assert sorted(store.list_keys()) == ["node-1", "ns1/a"]
+
+
+def test_light_accessors_do_not_need_the_object() -> None:
+    store = Store()
+    key = store.upsert(raw(pod("a", rv="7", deletionTimestamp="2024-01-01T00:00:00Z")))
+    assert store.name(key) == "a"
+    assert store.namespace(key) == "default"
+    assert store.uid(key) == "uid-a"
+    assert store.object_resource_version(key) == "7"
+    assert store.labels(key) == {"app": "web"}
+    assert store.deleting(key) is True
+    assert store.name("missing") is None
+    assert store.labels("missing") is None
+
+
+def test_get_parses_with_orjson_and_strips_managed_fields() -> None:
+    store = Store()
+    key = store.upsert(raw(pod("a")))
+    obj = store.get(key)
+    expected = pod("a")
+    del expected["metadata"]["managedFields"]
+    assert obj == expected
+    assert b"managedFields" not in (store.get_raw(key) or b"")
+    assert store.get("missing") is None
+
+
+def test_managed_fields_are_kept_when_the_store_says_so() -> None:
+    store = Store(strip_managed_fields=False)
+    key = store.upsert(raw(pod("a")))
+    assert store.get(key) == pod("a")
+    assert store.get_raw(key) == raw(pod("a"))
+
+
+def test_an_object_without_a_name_is_a_decode_error() -> None:
+    store = Store()
+    with pytest.raises(DecodeError):
+        store.upsert(b'{"metadata":{}}')
+    with pytest.raises(DecodeError):
+        store.upsert(b'{"metadata":')
+    assert len(store) == 0
+
+
+def test_delete_reports_whether_the_key_was_held() -> None:
+    store = Store()
+    key = store.upsert(raw(pod("a")))
+    assert store.delete(key) is True
+    assert store.delete(key) is False
+    assert key not in store
+
+
+def test_the_namespace_index_is_built_in() -> None:
+    store = Store()
+    store.upsert(raw(pod("a", ns="ns1")))
+    store.upsert(raw(pod("b", ns="ns1")))
+    store.upsert(raw(pod("c", ns="ns2")))
+    store.upsert(b'{"metadata":{"name":"cluster-scoped"}}')
+    assert store.by_index("namespace", "ns1") == ["ns1/a", "ns1/b"]
+    assert store.by_index("namespace", "") == ["cluster-scoped"]
+    assert store.index_values("namespace") == ["", "ns1", "ns2"]
+
+
+def test_empty_index_sets_are_removed() -> None:
+    store = Store()
+    store.add_index("node", "spec.nodeName")
+    store.upsert(raw(pod("a", node="n1")))
+    store.upsert(raw(pod("a", node="n2")))
+    assert store.index_values("node") == ["n2"]
+    store.delete("default/a")
+    assert store.index_values("node") == []
+    assert store.index_values("namespace") == []
+    assert store.by_index("node", "n2") == []
+
+
+def test_field_and_label_indexes_cover_objects_added_before_and_after() -> None:
+    store = Store()
+    store.upsert(raw(pod("a", node="n1", app="web")))
+    store.add_index("node", "spec.nodeName")
+    store.add_index("app", "label:app")
+    store.upsert(raw(pod("b", node="n1", app="db")))
+    assert store.by_index("node", "n1") == ["default/a", "default/b"]
+    assert store.by_index("app", "db") == ["default/b"]
+    with pytest.raises(ValueError, match="already exists"):
+        store.add_index("node", "spec.other")
+    with pytest.raises(ValueError, match="no index"):
+        store.by_index("nope", "x")
+    with pytest.raises(ValueError):
+        store.add_index("bad", "spec..x")
+
+
+def test_replace_reports_added_updated_and_tombstones() -> None:
+    store = Store()
+    store.upsert(raw(pod("a")))
+    store.upsert(raw(pod("b")))
+    acc = ListAccumulator()
+    info = acc.feed_page(page([pod("b", rv="2"), pod("c", rv="2")], rv="50"))
+    assert (info.items, info.resource_version, info.continue_token) == (2, "50", None)
+    result = store.replace(acc, "50")
+    assert result.added == ["default/c"]
+    assert result.updated == ["default/b"]
+    assert result.deleted == ["default/a"]
+    assert orjson.loads(result.tombstones["default/a"])["metadata"]["name"] == "a"
+    assert len(acc) == 0
+    assert store.resource_version == "50"
+    assert sorted(store.list_keys()) == ["default/b", "default/c"]
+    assert store.object_resource_version("default/b") == "2"
+
+
+def test_replace_indexes_list_items_for_user_indexes() -> None:
+    store = Store()
+    store.add_index("node", "spec.nodeName")
+    acc = ListAccumulator()
+    acc.feed_page(page([pod("a", node="n1"), pod("b", node="n2")]))
+    store.replace(acc, "9")
+    assert store.by_index("node", "n2") == ["default/b"]
+
+
+def test_a_bad_list_page_keeps_nothing() -> None:
+    acc = ListAccumulator()
+    body = page([pod("a"), pod("b")])
+    with pytest.raises(DecodeError):
+        acc.feed_page(body[:-5])
+    assert len(acc) == 0
+    info = acc.feed_page(page([pod("a")], cont="next"))
+    assert info.continue_token == "next"
+    assert len(acc) == 1
+
+
+def test_snapshot_and_restore_round_trip() -> None:
+    store = Store()
+    store.add_index("node", "spec.nodeName")
+    for i in range(20):
+        store.upsert(raw(pod(f"p{i}", node=f"n{i % 3}")))
+    store.resource_version = "77"
+    snap = store.snapshot()
+    other = Store()
+    other.add_index("node", "spec.nodeName")
+    other.upsert(raw(pod("stale")))
+    assert other.restore(snap) == 20
+    assert other.resource_version == "77"
+    assert sorted(other.list_keys()) == sorted(store.list_keys())
+    assert other.by_index("node", "n1") == store.by_index("node", "n1")
+    assert other.get("default/p3") == store.get("default/p3")
+    with pytest.raises(ValueError):
+        other.restore(b"not a snapshot")
+    with pytest.raises(ValueError):
+        other.restore(snap[:-3])
+    assert len(other) == 20

@@ -1,0 +1,224 @@
+"""The Trio work queue: waiting, delays, rate limits and drain under a MockClock."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from trio_controller import ExponentialFailureRateLimiter, ShutDown, WorkQueue
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_get_returns_keys_in_order_without_duplicates() -> None:
+    q = WorkQueue()
+    for key in ["a", "b", "a", "c"]:
+        q.add(key)
+    assert len(q) == 3
+    assert [await q.get() for _ in range(3)] == ["a", "b", "c"]
+
+
+async def test_get_always_checkpoints() -> None:
+    q = WorkQueue()
+    q.add("a")
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(trio.Cancelled):
+            await q.get()
+    assert len(q) == 1
+    with trio.testing.assert_checkpoints():
+        assert await q.get() == "a"
+    q.shut_down()
+    with trio.testing.assert_checkpoints(), pytest.raises(ShutDown):
+        await q.get()
+
+
+async def test_a_waiting_getter_wakes_when_a_key_is_added(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    got: list[str] = []
+
+    async def worker() -> None:
+        got.append(await q.get())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        await trio.sleep(1)
+        assert got == []
+        q.add("a")
+    assert got == ["a"]
+
+
+async def test_a_key_added_while_processing_is_handed_out_again_after_done() -> None:
+    q = WorkQueue()
+    q.add("a")
+    key = await q.get()
+    q.add("a")
+    assert len(q) == 0
+    with pytest.raises(trio.WouldBlock):
+        q.get_nowait()
+    q.done(key)
+    assert await q.get() == "a"
+
+
+async def test_shut_down_wakes_getters_with_shutdown(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    errors: list[BaseException] = []
+
+    async def worker() -> None:
+        try:
+            await q.get()
+        except ShutDown as e:
+            errors.append(e)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        nursery.start_soon(worker)
+        await trio.sleep(1)
+        q.shut_down()
+    assert len(errors) == 2
+    q.add("ignored")
+    assert len(q) == 0
+
+
+async def test_shut_down_lets_getters_drain_queued_keys_first() -> None:
+    q = WorkQueue()
+    q.add("a")
+    q.shut_down()
+    assert await q.get() == "a"
+    with pytest.raises(ShutDown):
+        await q.get()
+
+
+async def test_add_after_is_delivered_at_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(q.run)
+        start = trio.current_time()
+        q.add_after("late", 5)
+        q.add_after("early", 2)
+        assert await q.get() == "early"
+        assert trio.current_time() - start == pytest.approx(2)
+        assert await q.get() == "late"
+        assert trio.current_time() - start == pytest.approx(5)
+        q.shut_down()
+
+
+async def test_an_earlier_deadline_replaces_a_later_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(q.run)
+        start = trio.current_time()
+        q.add_after("a", 10)
+        await trio.sleep(1)
+        q.add_after("a", 1)
+        assert await q.get() == "a"
+        assert trio.current_time() - start == pytest.approx(2)
+        q.done("a")
+        with trio.move_on_after(100):
+            await q.get()
+            pytest.fail("the later deadline must not deliver the key again")
+        q.shut_down()
+
+
+async def test_add_rate_limited_backs_off_exponentially(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue(ExponentialFailureRateLimiter(base=1.0, max_delay=100.0))
+    waits = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(q.run)
+        for _ in range(4):
+            start = trio.current_time()
+            q.add_rate_limited("a")
+            key = await q.get()
+            waits.append(trio.current_time() - start)
+            q.done(key)
+        assert q.num_requeues("a") == 4
+        q.forget("a")
+        assert q.num_requeues("a") == 0
+        q.shut_down()
+    assert waits == pytest.approx([1, 2, 4, 8])
+
+
+async def test_the_default_limiter_waits_5ms_first(autojump_clock: trio.testing.MockClock) -> None:
+    q = WorkQueue()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(q.run)
+        start = trio.current_time()
+        q.add_rate_limited("a")
+        await q.get()
+        assert trio.current_time() - start == pytest.approx(0.005)
+        q.shut_down()
+
+
+async def test_shut_down_with_drain_waits_for_keys_in_flight(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    q.add("a")
+    finished: list[str] = []
+
+    async def worker() -> None:
+        while True:
+            try:
+                key = await q.get()
+            except ShutDown:
+                return
+            await trio.sleep(3)
+            finished.append(key)
+            q.done(key)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        await trio.sleep(1)
+        await q.shut_down_with_drain()
+        assert finished == ["a"]
+        assert trio.current_time() == pytest.approx(3)
+
+
+async def test_shut_down_with_drain_returns_at_once_when_nothing_is_in_flight() -> None:
+    q = WorkQueue()
+    q.add("a")
+    with trio.testing.assert_checkpoints():
+        await q.shut_down_with_drain()
+    assert q.shutting_down()
+
+
+async def test_keys_added_to_native_are_seen_after_wake(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    got: list[str] = []
+
+    async def worker() -> None:
+        got.append(await q.get())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        await trio.sleep(1)
+        q.native.add_many(["x", "y"], trio.current_time())
+        q.wake()
+    assert got == ["x"]
+    assert len(q) == 1
+
+
+async def test_run_returns_after_shut_down(autojump_clock: trio.testing.MockClock) -> None:
+    q = WorkQueue()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(q.run)
+        q.add_after("a", 100)
+        await trio.sleep(1)
+        q.shut_down()
+    assert trio.current_time() == pytest.approx(1)
