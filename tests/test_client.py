@@ -7,6 +7,7 @@ That is fault injection (a real apiserver cannot be made to answer 429 or stall 
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import ssl
@@ -515,3 +516,19 @@ async def test_slow_list_hits_the_request_timeout(clock: trio.testing.MockClock)
     ):
         with pytest.raises(Timeout, match="timed out reading from"):
             await client.list_page(PODS)
+
+
+async def test_leaving_a_stream_early_closes_it_cleanly() -> None:
+    """Fault injection harness: the caller stops reading a watch that is still open.
+
+    Every async generator under httpx must be finalized (filterwarnings=error turns
+    Trio's "garbage collected before it had been exhausted" into a failure).
+    """
+    replies = [Reply.chunks([b"a", b"b", Stall()]), Reply(200, b"{}")]
+    async with open_stream_server(*replies) as server, Client(config(server.url)) as client:
+        async with client.stream(PODS, idle_timeout=10) as chunks:
+            async for chunk in chunks:
+                assert chunk
+                break
+        assert await client.list_page(PODS) == b"{}"
+    gc.collect()

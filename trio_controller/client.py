@@ -88,6 +88,8 @@ def _transport_error(exc: BaseException, server: str) -> TransportError:
             return ConnectionFailed(f"connection to {server} refused")
         if isinstance(cause, httpx.ProxyError):
             return ConnectionFailed(f"proxy error reaching {server}: {cause}")
+        if "ConnectionTerminated" in str(cause):
+            return ConnectionFailed(f"{server} closed the HTTP/2 connection (GOAWAY)")
     if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
         what = {
             httpx.ConnectTimeout: "connecting to",
@@ -137,7 +139,8 @@ class ChunkStream:
         self.response = response
         self.idle_timeout = idle_timeout
         self._server = server
-        self._chunks = response.aiter_bytes()
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._finished = False
 
     @property
     def status_code(self) -> int:
@@ -151,13 +154,37 @@ class ChunkStream:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._finished:
+            raise StopAsyncIteration
+        if self._chunks is None:
+            self._chunks = self.response.aiter_bytes()
         idle = math.inf if self.idle_timeout is None else self.idle_timeout
-        with map_exceptions(self._server), trio.move_on_after(idle):
-            return await self._chunks.__anext__()
+        try:
+            with map_exceptions(self._server), trio.move_on_after(idle):
+                return await self._chunks.__anext__()
+        except BaseException:
+            self._finished = True  # the exception went through, and ended, every layer
+            raise
+        self._finished = True
         raise Timeout(f"stream from {self._server} idle for {idle:g}s (no data); giving up")
 
     async def aclose(self) -> None:
-        await self._chunks.aclose()
+        """Stop reading. httpx and httpcore read through a stack of async generators;
+        closing only the outer one would leave the inner ones to the garbage collector,
+        so a pending read is cancelled instead, which unwinds and finishes all of them."""
+        if self._finished or self._chunks is None:
+            self._finished = True
+            return
+        self._finished = True
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            try:
+                while True:
+                    await self._chunks.__anext__()
+            except StopAsyncIteration:
+                pass
+            except (httpx.HTTPError, OSError, trio.BrokenResourceError, ssl.SSLError):
+                log.debug("error while abandoning the stream from %s", self._server)
 
 
 class Client:
@@ -166,6 +193,10 @@ class Client:
     Use as an async context manager; the constructor only builds settings (it may raise
     `KubeconfigError` for unusable TLS material) and starts nothing. `http2=True` lets
     TLS servers that offer HTTP/2 use it (ALPN); plain-HTTP servers get HTTP/1.1.
+    HTTP/2 is off by default: the apiserver ends an HTTP/2 connection with GOAWAY after
+    each unauthenticated request (its HTTP/2 DoS mitigation), and httpcore 1.0.9 turns
+    that GOAWAY into an error for the request in flight, hiding the 401/403 answer
+    (encode/httpcore#1054).
     `timeout` bounds each read and write of ordinary requests; watch streams have no
     read timeout but the caller's `idle_timeout`.
     """
@@ -174,7 +205,7 @@ class Client:
         self,
         config: ClusterConfig,
         *,
-        http2: bool = True,
+        http2: bool = False,
         timeout: float = 60.0,
         connect_timeout: float = 30.0,
         user_agent: str = USER_AGENT,
@@ -238,12 +269,10 @@ class Client:
         if response.is_success:
             return
         with map_exceptions(self.server):
-            body = b""
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) >= MAX_ERROR_BODY:
-                    break
-        err = from_response(response.status_code, body, response.headers.get("Retry-After"))
+            body = await response.aread()  # a Status object: small
+        err = from_response(
+            response.status_code, body[:MAX_ERROR_BODY], response.headers.get("Retry-After")
+        )
         log.debug("%s %s -> %s", response.request.method, response.request.url.path, err)
         raise err
 
