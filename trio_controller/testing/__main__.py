@@ -1,0 +1,106 @@
+"""``python -m trio_controller.testing --kubeconfig-out PATH``: run a test control plane
+in the foreground. Prints one line ``ready`` to stdout once it serves; SIGINT or SIGTERM
+stops it cleanly (exit 0). Diagnostics go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import trio
+
+from trio_controller.testing._assets import AssetsNotFound
+from trio_controller.testing.envtest import DEFAULT_START_TIMEOUT, EnvTestError, open_envtest
+from trio_controller.testing.info import EnvInfo
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trio_controller.testing",
+        description="Run a real kube-apiserver and etcd on loopback until SIGINT/SIGTERM.",
+    )
+    parser.add_argument(
+        "--kubeconfig-out", type=Path, required=True, help="write the admin kubeconfig here"
+    )
+    parser.add_argument(
+        "--token-kubeconfig-out", type=Path, help="write the bearer-token kubeconfig here"
+    )
+    parser.add_argument(
+        "--info-out", type=Path, help="write server URL, CA and credential paths here (JSON)"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, help="keep certificates, logs and etcd data here (kept)"
+    )
+    parser.add_argument("--assets-dir", type=Path, help="folder with kube-apiserver and etcd")
+    parser.add_argument("--start-timeout", type=float, default=DEFAULT_START_TIMEOUT)
+    parser.add_argument(
+        "--stop-on-stdin-close",
+        action="store_true",
+        help="also stop when stdin reaches end of file (the parent process went away)",
+    )
+    return parser
+
+
+async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
+    async for _ in signals:
+        scope.cancel()
+        return
+
+
+async def _cancel_on_stdin_close(scope: trio.CancelScope) -> None:
+    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    async with stream:
+        while await stream.receive_some():
+            pass
+    scope.cancel()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    # Installed before start-up, so a signal during it is a clean stop too.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
+            if args.stop_on_stdin_close:
+                nursery.start_soon(_cancel_on_stdin_close, nursery.cancel_scope)
+            await _run(args)
+
+
+def _write_outputs(info: EnvInfo, args: argparse.Namespace) -> None:
+    shutil.copyfile(info.admin_kubeconfig, args.kubeconfig_out)
+    if args.token_kubeconfig_out:
+        shutil.copyfile(info.token_kubeconfig, args.token_kubeconfig_out)
+    if args.info_out:
+        info.dump(args.info_out)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    async with open_envtest(
+        assets_dir=args.assets_dir,
+        work_dir=args.work_dir,
+        start_timeout=args.start_timeout,
+    ) as env:
+        await trio.to_thread.run_sync(_write_outputs, env.info, args)
+        print(f"envtest: {env.server} {env.pids}", file=sys.stderr, flush=True)
+        print("ready", flush=True)
+        await trio.sleep_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    failed = False
+    try:
+        trio.run(_serve, args)
+    except* (EnvTestError, AssetsNotFound) as group:
+        failed = True
+        for error in group.exceptions:
+            print(f"envtest: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
