@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from trio_controller.testing import EnvInfo, PodHelper, find_assets, open_pod_helper
+from trio_controller.testing import (
+    EnvInfo,
+    EnvTest,
+    PodHelper,
+    find_assets,
+    open_envtest,
+    open_pod_helper,
+)
 
 _READY_WITHIN = 120.0
 _STOP_WITHIN = 30.0
@@ -80,6 +87,14 @@ def envtest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvInfo]:
         for pipe in (process.stdin, process.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.fixture
+async def private_envtest(tmp_path: Path) -> AsyncIterator[EnvTest]:
+    """A control plane of this test's own, in-process (about 3 s to start): for tests that
+    stop or restart the apiserver (`env.restart_apiserver()`, `env.apiserver_stopped()`)."""
+    async with open_envtest(work_dir=tmp_path / "envtest") as env:
+        yield env
 
 
 @pytest.fixture

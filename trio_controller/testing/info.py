@@ -91,7 +91,8 @@ def kubeconfig(server: str, ca_file: Path, user: str, credentials: dict[str, str
         "current-context": f"{user}@envtest",
         "preferences": {},
     }
-    return yaml.safe_dump(config, sort_keys=False)
+    text: str = yaml.safe_dump(config, sort_keys=False)
+    return text
 
 
 def admin_kubeconfig(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> str:
