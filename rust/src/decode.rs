@@ -4,7 +4,7 @@
 //! (UTF-8 and JSON syntax) in one pass that skips everything except the fields a `Schema`
 //! asks for: the metadata the cache needs plus any index field paths. The object stays
 //! bytes; its `metadata.managedFields` member is located so a store can cut it out.
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,6 +206,72 @@ static ESCAPES: [bool; 256] = {
     t
 };
 
+/// The offset of the first `"`, `\\` or control character in `b` (`b.len()` if none),
+/// and whether a non-ASCII byte came before it.
+#[inline(always)]
+fn find_string_special(b: &[u8]) -> (usize, bool) {
+    let mut i = 0;
+    let mut non_ascii = false;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SSE2 is part of x86_64: 16 bytes per step.
+        use std::arch::x86_64::*;
+        // SAFETY: every load reads 16 bytes inside `b` (i + 16 <= b.len()).
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let slash = _mm_set1_epi8(b'\\' as i8);
+            let ctl = _mm_set1_epi8(0x1f);
+            while i + 16 <= b.len() {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let special = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                    _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v),
+                );
+                let mask = _mm_movemask_epi8(special) as u32;
+                let high = _mm_movemask_epi8(v) as u32;
+                if mask != 0 {
+                    let at = mask.trailing_zeros();
+                    non_ascii |= high & ((1u32 << at) - 1) != 0;
+                    return (i + at as usize, non_ascii);
+                }
+                non_ascii |= high != 0;
+                i += 16;
+            }
+        }
+    }
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (LO * b'"' as u64);
+        let slash = w ^ (LO * b'\\' as u64);
+        // "has a zero byte" for the two XORs, and "has a byte < 0x20"; exact for the
+        // lowest flagged byte, which is the one we want.
+        let hits = (quote.wrapping_sub(LO) & !quote)
+            | (slash.wrapping_sub(LO) & !slash)
+            | (w.wrapping_sub(LO * 0x20) & !w);
+        let hits = hits & HI;
+        if hits != 0 {
+            let at = (hits.trailing_zeros() / 8) as usize;
+            non_ascii |= b[i..i + at].iter().any(|&c| c >= 0x80);
+            return (i + at, non_ascii);
+        }
+        non_ascii |= w & HI != 0;
+        i += 8;
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return (i, non_ascii);
+        }
+        non_ascii |= c >= 0x80;
+        i += 1;
+    }
+    (b.len(), non_ascii)
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     pos: usize,
@@ -253,20 +319,26 @@ impl<'a> Scanner<'a> {
         self.pos += 1;
         let start = self.pos;
         let mut escaped = false;
+        let mut non_ascii = false;
         loop {
-            let rest = &self.b[self.pos..];
-            let Some(i) = memchr2(b'"', b'\\', rest) else {
-                return fail(self.b.len(), "unterminated string");
-            };
-            // Raw control characters are not allowed inside JSON strings.
-            if rest[..i].iter().fold(false, |acc, &c| acc | (c < 0x20)) {
-                let j = rest[..i].iter().position(|&c| c < 0x20).unwrap_or(0);
-                return fail(self.pos + j, "control character in string");
-            }
+            let (i, high) = find_string_special(&self.b[self.pos..]);
             let at = self.pos + i;
-            if self.b[at] == b'"' {
-                self.pos = at + 1;
-                return Ok((start..at, escaped));
+            non_ascii |= high;
+            match self.b.get(at) {
+                None => return fail(self.b.len(), "unterminated string"),
+                Some(b'"') => {
+                    self.pos = at + 1;
+                    // Bytes outside strings are ASCII or a syntax error, so checking
+                    // the strings that hold non-ASCII bytes validates the UTF-8.
+                    if non_ascii {
+                        if let Err(e) = std::str::from_utf8(&self.b[start..at]) {
+                            return fail(start + e.valid_up_to(), "invalid UTF-8");
+                        }
+                    }
+                    return Ok((start..at, escaped));
+                }
+                Some(b'\\') => {}
+                Some(_) => return fail(at, "control character in string"),
             }
             escaped = true;
             match self.b.get(at + 1) {
@@ -523,13 +595,6 @@ fn hex4(raw: &[u8], at: usize) -> Option<u32> {
     u32::from_str_radix(s, 16).ok()
 }
 
-fn check_utf8(b: &[u8]) -> R<()> {
-    match std::str::from_utf8(b) {
-        Ok(_) => Ok(()),
-        Err(e) => fail(e.valid_up_to(), "invalid UTF-8"),
-    }
-}
-
 /// A string value at `span` (None if the span is absent or not a string).
 fn string_at(b: &[u8], span: &Option<Range<usize>>) -> R<Option<String>> {
     let Some(span) = span else { return Ok(None) };
@@ -685,7 +750,6 @@ fn meta_from_spans(
 
 /// Decodes one JSON object (e.g. a list item or a stored object) with `schema`.
 pub fn decode_object(raw: &[u8], schema: &Schema) -> Result<Meta, SyntaxError> {
-    check_utf8(raw)?;
     let mut s = Scanner::new(raw);
     s.ws();
     if s.peek() != Some(b'{') {
@@ -730,7 +794,6 @@ pub struct Event {
 
 /// Decodes one watch line `{"type": ..., "object": {...}}`.
 pub fn decode_event(line: &[u8], schema: &Schema) -> Result<Event, SyntaxError> {
-    check_utf8(line)?;
     let mut s = Scanner::new(line);
     s.ws();
     if s.peek() != Some(b'{') {
@@ -776,7 +839,6 @@ pub struct Page {
 
 /// Decodes a list response body (`{"metadata": {...}, "items": [...]}`).
 pub fn decode_page(body: &[u8], schema: &Schema) -> Result<Page, SyntaxError> {
-    check_utf8(body)?;
     let mut s = Scanner::new(body);
     s.ws();
     if s.peek() != Some(b'{') {

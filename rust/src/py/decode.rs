@@ -15,6 +15,14 @@ fn plain_schema() -> &'static Schema {
     S.get_or_init(|| Schema::new(&[]))
 }
 
+/// A Python-looking repr of an optional string.
+fn repr(s: &Option<String>) -> String {
+    match s {
+        None => "None".into(),
+        Some(s) => format!("{s:?}"),
+    }
+}
+
 #[pyclass(frozen, get_all, module = "trio_controller._native")]
 pub struct WatchEvent {
     #[pyo3(name = "type")]
@@ -64,16 +72,24 @@ impl WatchEvent {
     fn __repr__(&self) -> String {
         match self.kind {
             "ERROR" => format!(
-                "WatchEvent(type='ERROR', code={:?}, reason={:?}, message={:?})",
-                self.code, self.reason, self.message
+                "WatchEvent(type='ERROR', code={}, reason={}, message={})",
+                self.code.map_or("None".into(), |c| c.to_string()),
+                repr(&self.reason),
+                repr(&self.message)
             ),
             "BOOKMARK" => format!(
-                "WatchEvent(type='BOOKMARK', resource_version={:?}, initial_events_end={})",
-                self.resource_version, self.initial_events_end
+                "WatchEvent(type='BOOKMARK', resource_version={}, initial_events_end={})",
+                repr(&self.resource_version),
+                if self.initial_events_end {
+                    "True"
+                } else {
+                    "False"
+                }
             ),
             kind => format!(
-                "WatchEvent(type={kind:?}, key={:?}, resource_version={:?})",
-                self.key, self.resource_version
+                "WatchEvent(type='{kind}', key={}, resource_version={})",
+                repr(&self.key),
+                repr(&self.resource_version)
             ),
         }
     }
@@ -97,8 +113,12 @@ pub struct PageInfo {
 impl PageInfo {
     fn __repr__(&self) -> String {
         format!(
-            "PageInfo(resource_version={:?}, continue_token={:?}, remaining_item_count={:?}, items={})",
-            self.resource_version, self.continue_token, self.remaining_item_count, self.items
+            "PageInfo(resource_version={}, continue_token={}, remaining_item_count={}, items={})",
+            repr(&self.resource_version),
+            repr(&self.continue_token),
+            self.remaining_item_count
+                .map_or("None".into(), |n| n.to_string()),
+            self.items
         )
     }
 }
@@ -154,12 +174,12 @@ pub struct FeedResult {
 impl FeedResult {
     fn __repr__(&self) -> String {
         format!(
-            "FeedResult(applied={}, bookmarks={}, resource_version={:?}, error={}, initial_events_end={})",
+            "FeedResult(applied={}, bookmarks={}, resource_version={}, error={}, initial_events_end={})",
             self.applied,
             self.bookmarks,
-            self.resource_version,
+            repr(&self.resource_version),
             if self.error.is_some() { "<WatchEvent>" } else { "None" },
-            self.initial_events_end
+            if self.initial_events_end { "True" } else { "False" }
         )
     }
 }

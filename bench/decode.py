@@ -1,0 +1,120 @@
+"""Decoding a realistic pod watch stream: the Rust decoder vs ``orjson.loads`` per line.
+
+    .venv/bin/python bench/decode.py [--pods 5000] [--repeat 15] [--chunk 16384]
+
+Prints MB/s and events/s (medians; the machine is noisy, so look at medians only).
+``orjson.loads`` builds whole dicts; the decoder validates every byte but only pulls the
+metadata out and keeps the object as bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from pods import list_body, watch_stream
+
+from trio_controller._native import ListAccumulator, Store, WatchDecoder
+from trio_controller._native import WorkQueue as NativeQueue
+
+
+def chunks_of(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def orjson_per_line(chunks: list[bytes]) -> int:
+    """What a pure-Python client does: split lines across chunks, orjson.loads each."""
+    n = 0
+    buf = b""
+    loads = orjson.loads
+    for chunk in chunks:
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line:
+                loads(line)
+                n += 1
+    return n
+
+
+def decoder_feed(chunks: list[bytes]) -> int:
+    decoder = WatchDecoder()
+    return sum(len(decoder.feed(chunk)) for chunk in chunks)
+
+
+def decoder_feed_into(chunks: list[bytes]) -> int:
+    decoder = WatchDecoder()
+    store = Store()
+    queue = NativeQueue()
+    n = 0
+    for chunk in chunks:
+        result = decoder.feed_into(chunk, store, queue, 0.0)
+        n += result.applied + result.bookmarks
+    return n
+
+
+def measure(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
+    times = []
+    n = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        n = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pods", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--chunk", type=int, default=16384)
+    args = parser.parse_args()
+
+    stream = watch_stream(args.pods)
+    chunks = chunks_of(stream, args.chunk)
+    body = list_body(args.pods)
+    mb = len(stream) / 1e6
+    print(
+        f"{args.pods} pods, {len(stream) / args.pods:.0f} B/line, {mb:.1f} MB, "
+        f"{args.chunk} B chunks, median of {args.repeat}"
+    )
+
+    def list_page() -> int:
+        acc = ListAccumulator()
+        return acc.feed_page(body).items
+
+    def orjson_page() -> int:
+        return len(orjson.loads(body)["items"])
+
+    rows = [
+        ("orjson.loads per line", lambda: orjson_per_line(chunks), len(stream)),
+        ("WatchDecoder.feed", lambda: decoder_feed(chunks), len(stream)),
+        ("WatchDecoder.feed_into (store+queue)", lambda: decoder_feed_into(chunks), len(stream)),
+        ("orjson.loads list page", orjson_page, len(body)),
+        ("ListAccumulator.feed_page", list_page, len(body)),
+    ]
+    results = {}
+    print(f"{'':40} {'MB/s':>8} {'events/s':>12} {'µs/event':>9} {'vs orjson':>9}")
+    for label, fn, size in rows:
+        seconds, n = measure(fn, args.repeat)
+        results[label] = seconds
+        base = results.get(
+            "orjson.loads per line" if "page" not in label else "orjson.loads list page"
+        )
+        ratio = f"{base / seconds:.1f}x" if base else ""
+        print(
+            f"{label:40} {size / 1e6 / seconds:8.0f} {n / seconds:12,.0f} "
+            f"{seconds / n * 1e6:9.2f} {ratio:>9}"
+        )
+
+
+if __name__ == "__main__":
+    main()
