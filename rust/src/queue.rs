@@ -5,6 +5,7 @@
 //! `done`). Delayed keys wait in a deadline heap until `promote(now)`. Time is always an
 //! argument; nothing here reads a clock, sleeps or blocks.
 use crate::ratelimit::RateLimiter;
+use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
@@ -55,13 +56,23 @@ impl Ord for Waiting {
     }
 }
 
+/// A key's place in client-go's dirty and processing sets (at least one is set).
+#[derive(Debug, Clone, Copy)]
+struct State {
+    /// When it became dirty (for queue latency).
+    dirty_since: Option<f64>,
+    /// When it was handed out (for work duration).
+    processing_since: Option<f64>,
+}
+
 pub struct WorkQueue {
     /// Keys ready to hand out, in order. Every key here is dirty and not processing.
     queue: VecDeque<Key>,
-    /// Keys that need processing, with the time they were first added (queue latency).
-    dirty: HashMap<Key, f64>,
-    /// Keys handed out and not done yet, with the time they were handed out.
-    processing: HashMap<Key, f64>,
+    /// Every key that is dirty (needs processing) or processing (handed out, not done),
+    /// or both: client-go's two sets in one map, so each call hashes a key once.
+    items: HashMap<Key, State>,
+    dirty: usize,
+    processing: usize,
     shutting_down: bool,
     /// Delayed keys: a min-heap on (deadline, insertion order); entries whose `seq` no
     /// longer matches `waiting_for` were superseded by an earlier deadline.
@@ -81,8 +92,9 @@ impl WorkQueue {
     pub fn new(limiter: Box<dyn RateLimiter>) -> Self {
         Self {
             queue: VecDeque::new(),
-            dirty: HashMap::new(),
-            processing: HashMap::new(),
+            items: HashMap::new(),
+            dirty: 0,
+            processing: 0,
             shutting_down: false,
             waiting: BinaryHeap::new(),
             waiting_for: HashMap::new(),
@@ -99,21 +111,31 @@ impl WorkQueue {
 
     /// Marks `key` as needing processing. Ignored after `shut_down`.
     pub fn add(&mut self, key: &str, now: f64) {
-        if self.shutting_down || self.dirty.contains_key(key) {
+        if self.shutting_down {
             return;
         }
-        self.adds += 1;
-        let key: Key = match self.processing.get_key_value(key) {
-            Some((k, _)) => {
+        match self.items.entry_ref(key) {
+            EntryRef::Occupied(mut e) => {
+                let state = e.get_mut();
+                if state.dirty_since.is_some() {
+                    return;
+                }
                 // Processing: it goes back into the queue at `done`.
-                let k = k.clone();
-                self.dirty.insert(k, now);
-                return;
+                state.dirty_since = Some(now);
             }
-            None => Arc::from(key),
-        };
-        self.dirty.insert(key.clone(), now);
-        self.queue.push_back(key);
+            EntryRef::Vacant(v) => {
+                let e = v.insert_entry_with_key(
+                    Arc::from(key),
+                    State {
+                        dirty_since: Some(now),
+                        processing_since: None,
+                    },
+                );
+                self.queue.push_back(e.key().clone());
+            }
+        }
+        self.adds += 1;
+        self.dirty += 1;
     }
 
     /// The next ready key (now processing), `Ok(None)` if none is ready, or `ShutDown`
@@ -126,11 +148,15 @@ impl WorkQueue {
                 Ok(None)
             };
         };
-        if let Some(added) = self.dirty.remove(&key) {
-            self.latency_sum += (now - added).max(0.0);
-            self.latency_count += 1;
+        if let Some(state) = self.items.get_mut(&key) {
+            if let Some(added) = state.dirty_since.take() {
+                self.latency_sum += (now - added).max(0.0);
+                self.latency_count += 1;
+                self.dirty -= 1;
+            }
+            state.processing_since = Some(now);
+            self.processing += 1;
         }
-        self.processing.insert(key.clone(), now);
         Ok(Some(key))
     }
 
@@ -138,13 +164,20 @@ impl WorkQueue {
     /// Returns false (and does nothing) if `key` was not processing. (client-go would
     /// queue a dirty key a second time here; we keep the queue stingy instead.)
     pub fn done(&mut self, key: &str, now: f64) -> bool {
-        let Some((key, started)) = self.processing.remove_entry(key) else {
+        let EntryRef::Occupied(mut e) = self.items.entry_ref(key) else {
+            return false;
+        };
+        let state = e.get_mut();
+        let Some(started) = state.processing_since.take() else {
             return false;
         };
         self.work_sum += (now - started).max(0.0);
         self.work_count += 1;
-        if self.dirty.contains_key(&key) {
-            self.queue.push_back(key);
+        self.processing -= 1;
+        if state.dirty_since.is_some() {
+            self.queue.push_back(e.key().clone());
+        } else {
+            e.remove();
         }
         true
     }
@@ -160,7 +193,7 @@ impl WorkQueue {
 
     /// Keys handed out and not done yet.
     pub fn processing(&self) -> usize {
-        self.processing.len()
+        self.processing
     }
 
     /// Delayed keys not yet due.
@@ -264,13 +297,13 @@ impl WorkQueue {
     pub fn metrics(&self, now: f64) -> Metrics {
         let mut unfinished = 0.0;
         let mut longest = 0.0f64;
-        for &started in self.processing.values() {
+        for started in self.items.values().filter_map(|s| s.processing_since) {
             let d = (now - started).max(0.0);
             unfinished += d;
             longest = longest.max(d);
         }
         Metrics {
-            depth: self.dirty.len() as u64,
+            depth: self.dirty as u64,
             adds: self.adds,
             retries: self.retries,
             queue_latency_sum: self.latency_sum,
