@@ -122,6 +122,54 @@ impl RateLimiter for Bucket {
     }
 }
 
+/// `fast_delay` for the first `max_fast_attempts` failures of a key, then `slow_delay`.
+#[derive(Debug, Clone)]
+pub struct FastSlow {
+    fast_delay: f64,
+    slow_delay: f64,
+    max_fast_attempts: u64,
+    failures: HashMap<Box<str>, u64>,
+}
+
+impl FastSlow {
+    pub fn new(fast_delay: f64, slow_delay: f64, max_fast_attempts: u64) -> Self {
+        Self {
+            fast_delay,
+            slow_delay,
+            max_fast_attempts,
+            failures: HashMap::new(),
+        }
+    }
+}
+
+impl RateLimiter for FastSlow {
+    fn when(&mut self, key: &str, _now: f64) -> f64 {
+        let n = match self.failures.get_mut(key) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.failures.insert(key.into(), 1);
+                1
+            }
+        };
+        if n <= self.max_fast_attempts {
+            self.fast_delay
+        } else {
+            self.slow_delay
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        self.failures.remove(key);
+    }
+
+    fn num_requeues(&self, key: &str) -> u64 {
+        self.failures.get(key).copied().unwrap_or(0)
+    }
+}
+
 /// The worst (longest) delay of several limiters; every limiter is asked every time.
 pub struct MaxOf {
     limiters: Vec<Box<dyn RateLimiter>>,
@@ -250,20 +298,35 @@ mod tests {
     }
 
     #[test]
-    fn max_of_returns_the_longest_delay_and_forgets_everywhere() {
-        // client-go TestMaxOfRateLimiter: max(fast-slow(5ms, 3s, 3 fast), exponential(1ms, 1s)).
-        // Fast-slow is not provided, so use a bucket of burst 3 as the "slow after 3" part.
-        let mut l = MaxOf::new(vec![
-            Box::new(Bucket::new(1.0, 3)),
-            Box::new(ExponentialFailure::new(MS, 1.0)),
-        ]);
-        assert!(close(l.when("one", 0.0), MS));
-        assert!(close(l.when("one", 0.0), 2.0 * MS));
-        assert!(close(l.when("one", 0.0), 4.0 * MS));
-        assert!(close(l.when("one", 0.0), 1.0));
-        assert_eq!(l.num_requeues("one"), 4);
+    fn fast_slow_is_fast_for_the_first_attempts_then_slow() {
+        // client-go TestItemFastSlowRateLimiter: 5 ms fast, 10 s slow, 3 fast attempts.
+        let mut l = FastSlow::new(5.0 * MS, 10.0, 3);
+        for want in [5.0 * MS, 5.0 * MS, 5.0 * MS, 10.0, 10.0] {
+            assert_eq!(l.when("one", 0.0), want);
+        }
+        assert_eq!(l.num_requeues("one"), 5);
         l.forget("one");
         assert_eq!(l.num_requeues("one"), 0);
+        assert_eq!(l.when("one", 0.0), 5.0 * MS);
+    }
+
+    #[test]
+    fn max_of_returns_the_longest_delay_and_forgets_everywhere() {
+        // client-go TestMaxOfRateLimiter: max(fast-slow(5 ms, 3 s, 3), exponential(1 ms, 1 s)).
+        let mut l = MaxOf::new(vec![
+            Box::new(FastSlow::new(5.0 * MS, 3.0, 3)),
+            Box::new(ExponentialFailure::new(MS, 1.0)),
+        ]);
+        for want in [5.0 * MS, 5.0 * MS, 5.0 * MS, 3.0, 3.0] {
+            assert!(close(l.when("one", 0.0), want));
+        }
+        assert_eq!(l.num_requeues("one"), 5);
+        assert!(close(l.when("two", 0.0), 5.0 * MS));
+        assert!(close(l.when("two", 0.0), 5.0 * MS));
+        assert_eq!(l.num_requeues("two"), 2);
+        l.forget("one");
+        assert_eq!(l.num_requeues("one"), 0);
+        assert!(close(l.when("one", 0.0), 5.0 * MS));
     }
 
     /// The default controller limiter, call by call, with the numbers client-go produces
