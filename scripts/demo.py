@@ -35,7 +35,7 @@ def pod(name: str, labels: dict[str, str] | None = None) -> dict:
 
 
 async def api(config_path: Path, steps: list[tuple[str, str, dict | None]]) -> None:
-    config = kubeconfig.load(kubeconfig=str(config_path))
+    config = kubeconfig.load_config(kubeconfig=str(config_path))
     async with Client(config) as client:
         for method, path, body in steps:
             await client.request_json(method, path, body)

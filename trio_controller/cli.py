@@ -59,7 +59,9 @@ def _positive_int(text: str) -> int:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    config = kubeconfig.load(kubeconfig=args.kubeconfig, context=args.context, master=args.master)
+    config = kubeconfig.load_config(
+        kubeconfig=args.kubeconfig, context=args.context, master=args.master
+    )
     namespace = None if args.all_namespaces else (args.namespace or config.namespace)
     async with Client(config) as client:
         controller = pod_controller(

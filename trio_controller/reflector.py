@@ -98,6 +98,7 @@ class Reflector:
         self.synced = trio.Event()
         self.decoder = WatchDecoder()
         self.relists = 0  # how many times the cache was replaced (first list included)
+        self._listed = False  # the current list (or streaming list) reached the store
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         state: State = StreamList() if self.streaming_list else Relist()
@@ -128,6 +129,9 @@ class Reflector:
         await trio.sleep(delay)
         if isinstance(state, Watch):
             return Watch(self.store.resource_version or state.resource_version)
+        if self._listed:
+            # A streaming list that failed after its initial events: just watch again.
+            return Watch(self.store.resource_version or "")
         return state
 
     def _what(self, state: State) -> str:
@@ -137,6 +141,7 @@ class Reflector:
     async def _step(self, state: State) -> State:
         if isinstance(state, Watch):
             return await self._watch(state.resource_version)
+        self._listed = False
         if isinstance(state, StreamList):
             try:
                 return await self._stream_list()
@@ -173,12 +178,14 @@ class Reflector:
             continue_token = page.continue_token
             if not continue_token:
                 break
-        self._replace(acc, page.resource_version)
-        return Watch(page.resource_version)
+        resource_version = page.resource_version or ""
+        self._replace(acc, resource_version)
+        return Watch(resource_version)
 
-    def _replace(self, acc: ListAccumulator, resource_version: str) -> None:
+    def _replace(self, acc: ListAccumulator, resource_version: str | None) -> None:
         result = self.store.replace(acc, resource_version)
         self.relists += 1
+        self._listed = True
         if self.queue is not None:
             now = trio.current_time()
             native = self.queue.native
@@ -242,7 +249,7 @@ class Reflector:
                     if result.error is not None:
                         raise errors.from_watch_error(result.error)
                     if result.initial_events_end and initial is not None:
-                        self._replace(initial, result.resource_version or "")
+                        self._replace(initial, result.resource_version)
                         initial = None
                         data = b""
                         continue

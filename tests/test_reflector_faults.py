@@ -1,0 +1,335 @@
+"""The reflector and controller under faults a real apiserver cannot produce on cue.
+
+Every test here is fault injection against the scripted stream server
+(tests/streamserver.py): dropped watches, 410 after a gap, 5xx, 429, malformed lines,
+stalled streams, expired continue tokens. Behaviour against the real apiserver is in
+tests/e2e/.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any
+
+import orjson
+import pytest
+import trio
+import trio.testing
+from streamserver import Close, Reply, Request, Stall, open_stream_server
+
+from trio_controller._native import Store
+from trio_controller.client import Client
+from trio_controller.controller import Controller, print_pod_sync
+from trio_controller.kubeconfig import ClusterConfig
+from trio_controller.reflector import Reflector
+from trio_controller.workqueue import WorkQueue
+
+PODS = "/api/v1/namespaces/default/pods"
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    # A little real time before each jump, so loopback bytes in flight are not mistaken
+    # for idleness.
+    return trio.testing.MockClock(autojump_threshold=0.02)
+
+
+def pod(name: str, rv: int, ns: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": f"uid-{name}",
+            "resourceVersion": str(rv),
+        },
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+
+
+def pod_list(rv: int, *pods: dict[str, Any], cont: str = "") -> Reply:
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if cont:
+        meta["continue"] = cont
+    return Reply.json(
+        {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": list(pods)}
+    )
+
+
+def event(kind: str, obj: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+
+
+def bookmark(rv: int, initial_end: bool = False) -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    return event("BOOKMARK", {"kind": "Pod", "apiVersion": "v1", "metadata": meta})
+
+
+def error_event(code: int, reason: str, message: str) -> bytes:
+    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+              "reason": reason, "message": message}  # fmt: skip
+    return event("ERROR", status)
+
+
+class Lines(io.StringIO):
+    """The controller's stdout; wakes waiters on every flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = trio.lowlevel.ParkingLot()
+
+    def flush(self) -> None:
+        super().flush()
+        self.changed.unpark_all()
+
+
+class Harness:
+    """A controller printing the example's lines into `out`, against `server`."""
+
+    def __init__(self, client: Client, **reflector_args: Any) -> None:
+        self.store = Store()
+        self.queue = WorkQueue()
+        self.out = Lines()
+        self.reflector = Reflector(client, PODS, self.store, self.queue, **reflector_args)
+        self.controller = Controller(
+            self.reflector, self.queue, print_pod_sync(self.store, self.out)
+        )
+
+    def lines(self) -> list[str]:
+        return self.out.getvalue().splitlines()
+
+    async def wait_for(self, *wanted: str) -> list[str]:
+        """Every line the controller printed, once all of `wanted` are among them.
+
+        Keys are de-duplicated while queued, so how often a name is printed depends on
+        timing; the tests assert on which lines appear, not on how many.
+        """
+        while not set(wanted) <= set(self.lines()):
+            await self.out.changed.park()
+        return self.lines()
+
+
+def kinds(requests: list[Request]) -> list[str]:
+    """`list`, or `watch@<rv>`, for every request the server saw."""
+    out = []
+    for r in requests:
+        if r.param("watch") == "true":
+            out.append(f"watch@{r.param('resourceVersion')}")
+        else:
+            out.append("list" + (f"+continue={r.param('continue')}" if r.param("continue") else ""))
+    return out
+
+
+def sync(*names: str) -> list[str]:
+    return [f"Sync/Add/Update for Pod {n}" for n in names]
+
+
+async def run_until(h: Harness, *wanted: str) -> list[str]:
+    """Run the controller until it has printed every `wanted` line, then stop it."""
+    with trio.fail_after(3600):  # virtual seconds: a test that cannot finish fails quickly
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.controller.run)
+            got = await h.wait_for(*wanted)
+            h.controller.stop()
+    return got
+
+
+async def test_a_dropped_watch_resumes_from_the_last_resource_version_without_relisting(
+    clock: trio.testing.MockClock,
+) -> None:
+    server_replies = [
+        pod_list(10, pod("a", 5), pod("b", 6)),
+        Reply.chunks([event("MODIFIED", pod("a", 11)), Close()]),
+        Reply.chunks([event("ADDED", pod("c", 12)), Stall()]),
+    ]
+    async with (
+        open_stream_server(*server_replies) as server,
+        Client(ClusterConfig(server.url)) as client,
+    ):
+        h = Harness(client)
+        lines = await run_until(h, *sync("c"))
+        assert set(lines) == set(sync("a", "b", "c"))
+        assert h.store.object_resource_version("default/a") == "11"
+        assert kinds(server.requests) == ["list", "watch@10", "watch@11"]
+        assert h.store.resource_version == "12"
+
+
+async def test_410_after_a_gap_relists_and_prints_the_delete_that_happened_in_the_gap(
+    clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        pod_list(10, pod("a", 5), pod("b", 6)),
+        Reply.chunks([error_event(410, "Expired", "too old resource version: 10 (15)")]),
+        pod_list(20, pod("a", 5)),
+        Reply.chunks([Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client)
+        lines = await run_until(h, "Pod default/b does not exist anymore")
+        assert set(lines) == {*sync("a", "b"), "Pod default/b does not exist anymore"}
+        assert "default/b" not in h.store
+        assert kinds(server.requests) == ["list", "watch@10", "list", "watch@20"]
+
+
+async def test_a_410_response_to_the_watch_request_relists(clock: trio.testing.MockClock) -> None:
+    replies = [
+        pod_list(10, pod("a", 5)),
+        Reply.failure(410, "Expired", "too old resource version"),
+        pod_list(30, pod("a", 25), pod("z", 29)),
+        Reply.chunks([Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client)
+        lines = await run_until(h, *sync("z"))
+        assert set(lines) == set(sync("a", "z"))
+        assert kinds(server.requests) == ["list", "watch@10", "list", "watch@30"]
+
+
+async def test_repeated_500s_back_off_exponentially_then_recover(
+    clock: trio.testing.MockClock,
+) -> None:
+    times: list[float] = []
+    failures = 4
+
+    def handler(request: Request) -> Reply:
+        times.append(trio.current_time())
+        if len(times) <= failures:
+            return Reply.failure(500, "InternalError", "etcd is sad")
+        if request.param("watch") == "true":
+            return Reply.chunks([Stall()])
+        return pod_list(10, pod("a", 5))
+
+    async with (
+        open_stream_server(handler=handler) as server,
+        Client(ClusterConfig(server.url)) as client,
+    ):
+        h = Harness(client)
+        lines = await run_until(h, *sync("a"))
+        assert lines == sync("a")
+        gaps = [b - a for a, b in itertools.pairwise(times[: failures + 1])]
+        # 0.8 s doubling, each with up to 100% jitter.
+        for gap, base in zip(gaps, [0.8, 1.6, 3.2, 6.4], strict=True):
+            assert base <= gap <= 2 * base + 0.1
+
+
+async def test_429_waits_for_retry_after(clock: trio.testing.MockClock) -> None:
+    times: list[float] = []
+
+    def handler(request: Request) -> Reply:
+        times.append(trio.current_time())
+        if len(times) == 1:
+            return Reply.failure(
+                429, "TooManyRequests", "slow down", headers=[("Retry-After", "7")]
+            )
+        if request.param("watch") == "true":
+            return Reply.chunks([Stall()])
+        return pod_list(10, pod("a", 5))
+
+    async with (
+        open_stream_server(handler=handler) as server,
+        Client(ClusterConfig(server.url)) as client,
+    ):
+        h = Harness(client)
+        await run_until(h, *sync("a"))
+        assert 7.0 <= times[1] - times[0] < 7.5
+
+
+async def test_a_malformed_line_restarts_the_watch_from_the_last_good_event(
+    clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        pod_list(10),
+        Reply.chunks(
+            [
+                event("ADDED", pod("a", 11))
+                + b'{"type":"ADDED","object":{broken\n'
+                + event("ADDED", pod("c", 13)),
+                Stall(),
+            ]
+        ),
+        Reply.chunks([event("ADDED", pod("b", 12)), event("ADDED", pod("c", 13)), Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client)
+        lines = await run_until(h, *sync("c"))
+        assert set(lines) == set(sync("a", "b", "c"))
+        assert kinds(server.requests) == ["list", "watch@10", "watch@11"]
+
+
+async def test_a_stalled_watch_is_abandoned_after_the_idle_timeout(
+    clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        pod_list(10),
+        Reply.chunks([event("ADDED", pod("a", 11)), Stall()]),
+        Reply.chunks([event("ADDED", pod("b", 12)), Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client)
+        start = trio.current_time()
+        await run_until(h, *sync("b"))
+        assert kinds(server.requests) == ["list", "watch@10", "watch@11"]
+        # The server was asked to end the watch within 5-10 minutes; the client gave it
+        # 30 s more before calling it stuck.
+        timeout = int(server.requests[1].param("timeoutSeconds") or 0)
+        assert 300 <= timeout <= 600
+        assert trio.current_time() - start >= timeout + 30
+
+
+async def test_an_expired_continue_token_falls_back_to_a_full_list(
+    clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        pod_list(10, pod("a", 5), cont="page2"),
+        Reply.failure(410, "Expired", "The provided continue parameter is too old"),
+        pod_list(12, pod("a", 5), pod("b", 11)),
+        Reply.chunks([Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client, page_size=1)
+        lines = await run_until(h, *sync("a", "b"))
+        assert sorted(lines) == sync("a", "b")
+        assert kinds(server.requests) == ["list", "list+continue=page2", "list", "watch@12"]
+        assert server.requests[0].param("limit") == "1"
+        assert server.requests[2].param("limit") is None
+
+
+async def test_streaming_list_syncs_at_the_initial_events_end_bookmark(
+    clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        Reply.chunks([
+            event("ADDED", pod("a", 5)),
+            event("ADDED", pod("b", 6)),
+            bookmark(10, initial_end=True) + event("MODIFIED", pod("a", 11)),
+            Stall(),
+        ]),
+    ]  # fmt: skip
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client, streaming_list=True)
+        lines = await run_until(h, *sync("a", "b"))
+        assert set(lines) == set(sync("a", "b"))
+        first = server.requests[0]
+        assert first.param("sendInitialEvents") == "true"
+        assert first.param("resourceVersionMatch") == "NotOlderThan"
+        assert h.store.resource_version == "11"
+        assert h.store.object_resource_version("default/a") == "11"
+
+
+async def test_streaming_list_falls_back_to_list_and_watch_when_the_server_refuses_it(
+    clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        Reply.failure(422, "Invalid", "sendInitialEvents is forbidden for watch"),
+        pod_list(10, pod("a", 5)),
+        Reply.chunks([Stall()]),
+    ]  # fmt: skip
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client, streaming_list=True)
+        lines = await run_until(h, *sync("a"))
+        assert lines == sync("a")
+        assert kinds(server.requests) == ["watch@", "list", "watch@10"]
