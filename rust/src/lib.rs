@@ -1,6 +1,7 @@
 //! The `trio_controller._native` extension module: declarations only. The logic lives
-//! in plain Rust modules (`queue`, `ratelimit`, `store`, `decode`) and the thin
+//! in plain Rust modules (`queue`, `ratelimit`, `store`, `decode`, `apply`) and the thin
 //! `#[pyclass]` wrappers in `py`.
+pub mod apply;
 pub mod decode;
 mod py;
 pub mod queue;

@@ -2,8 +2,9 @@
 use super::errors::decode_error;
 use super::guard;
 use super::queue::PyWorkQueue;
-use super::store::{loads, store_error, PyStore};
-use crate::decode::{decode_event, decode_page, Event, EventType, Lines, Schema};
+use super::store::{loads, PyStore};
+use crate::apply::apply;
+use crate::decode::{decode_event, decode_page, Event, EventType, Lines, Meta, Schema};
 use crate::store::Pending;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -41,19 +42,22 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     fn new(py: Python<'_>, line: &[u8], ev: Event) -> Self {
-        let m = ev.meta;
-        let key = match ev.kind {
+        Self::from_parts(py, ev.kind, &line[ev.object], ev.meta)
+    }
+
+    fn from_parts(py: Python<'_>, kind: EventType, raw: &[u8], m: Meta) -> Self {
+        let key = match kind {
             EventType::Bookmark | EventType::Error => None,
             _ => m.key(),
         };
         WatchEvent {
-            kind: ev.kind.as_str(),
+            kind: kind.as_str(),
             key,
             namespace: m.namespace,
             name: m.name,
             uid: m.uid,
             resource_version: m.resource_version,
-            raw: PyBytes::new(py, &line[ev.object]).unbind(),
+            raw: PyBytes::new(py, raw).unbind(),
             code: m.code,
             reason: m.reason,
             message: m.message,
@@ -242,92 +246,28 @@ impl PyWatchDecoder {
     ) -> PyResult<FeedResult> {
         guard(|| {
             self.lines.push(chunk);
-            let mut out = FeedResult {
-                applied: 0,
-                bookmarks: 0,
-                resource_version: None,
-                error: None,
-                initial_events_end: false,
+            let applied = apply(
+                &mut self.lines,
+                &mut store.inner,
+                queue.as_deref_mut().map(|q| &mut q.inner),
+                now,
+                initial.as_deref_mut().map(|acc| &mut acc.items),
+            )
+            .map_err(|e| decode_error(py, e.message, e.position, e.line, Vec::new()))?;
+            let error = match applied.error {
+                Some((raw, meta)) => Some(Py::new(
+                    py,
+                    WatchEvent::from_parts(py, EventType::Error, &raw, meta),
+                )?),
+                None => None,
             };
-            let store = &mut store.inner;
-            while let Some(line) = self.lines.next_line() {
-                let bytes = self.lines.bytes(&line.range);
-                let ev = match decode_event(bytes, store.schema()) {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        let msg = format!("line {}: {e}", line.number);
-                        self.lines.drop_pending();
-                        return Err(decode_error(
-                            py,
-                            msg,
-                            line.position,
-                            line.number,
-                            Vec::new(),
-                        ));
-                    }
-                };
-                if ev.kind != EventType::Error {
-                    if let Some(rv) = &ev.meta.resource_version {
-                        out.resource_version = Some(rv.clone());
-                    }
-                }
-                match ev.kind {
-                    EventType::Added | EventType::Modified if initial.is_some() => {
-                        if let Some(acc) = initial.as_mut() {
-                            acc.items.push(Pending {
-                                raw: bytes[ev.object].to_vec(),
-                                meta: ev.meta,
-                            });
-                        }
-                        out.applied += 1;
-                    }
-                    EventType::Added | EventType::Modified => {
-                        let rv = ev.meta.resource_version.clone();
-                        let (key, _) = store
-                            .upsert(&bytes[ev.object], ev.meta)
-                            .map_err(|e| store_error(py, e))?;
-                        if let Some(q) = queue.as_mut() {
-                            q.inner.add(&key, now);
-                        }
-                        if rv.is_some() {
-                            store.resource_version = rv;
-                        }
-                        out.applied += 1;
-                    }
-                    EventType::Deleted => {
-                        if let Some(key) = ev.meta.key() {
-                            store.delete(&key);
-                            if let Some(q) = queue.as_mut() {
-                                q.inner.add(&key, now);
-                            }
-                        }
-                        if initial.is_none() && ev.meta.resource_version.is_some() {
-                            store.resource_version = ev.meta.resource_version;
-                        }
-                        out.applied += 1;
-                    }
-                    EventType::Bookmark => {
-                        out.bookmarks += 1;
-                        let end = ev.meta.initial_events_end;
-                        if initial.is_none() && ev.meta.resource_version.is_some() {
-                            store.resource_version = ev.meta.resource_version;
-                        }
-                        if end {
-                            out.initial_events_end = true;
-                            if initial.is_some() {
-                                return Ok(out);
-                            }
-                        }
-                    }
-                    EventType::Error => {
-                        let event = WatchEvent::new(py, bytes, ev);
-                        self.lines.drop_pending();
-                        out.error = Some(Py::new(py, event)?);
-                        return Ok(out);
-                    }
-                }
-            }
-            Ok(out)
+            Ok(FeedResult {
+                applied: applied.applied,
+                bookmarks: applied.bookmarks,
+                resource_version: applied.resource_version,
+                error,
+                initial_events_end: applied.initial_events_end,
+            })
         })
     }
 

@@ -1,0 +1,264 @@
+//! The fast path: watch lines applied straight to a `Store` and a `WorkQueue`, with no
+//! Python per event (`WatchDecoder.feed_into`).
+use crate::decode::{decode_event, EventType, Lines, Meta};
+use crate::queue::WorkQueue;
+use crate::store::{Pending, Store};
+
+/// What one `apply` call did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    /// ADDED/MODIFIED/DELETED events applied (to the store, or the initial list).
+    pub applied: usize,
+    pub bookmarks: usize,
+    /// The last resourceVersion seen.
+    pub resource_version: Option<String>,
+    /// The first ERROR event (its Status bytes and fields); the rest was dropped.
+    pub error: Option<(Vec<u8>, Meta)>,
+    /// The `k8s.io/initial-events-end` bookmark was seen.
+    pub initial_events_end: bool,
+}
+
+/// A malformed line; the events before it were applied, the buffer was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub message: String,
+    /// Stream offset of the start of the bad line.
+    pub position: u64,
+    /// 1-based line number.
+    pub line: u64,
+}
+
+/// Applies every complete line buffered in `lines`:
+/// - ADDED/MODIFIED upsert into `store`, DELETED deletes; each key is added to `queue`;
+///   `store.resource_version` follows every event and bookmark.
+/// - With `initial` (a streaming list), ADDED/MODIFIED go into `initial` instead and the
+///   store's resource version stays put; the initial-events-end bookmark returns at once,
+///   leaving the following lines buffered.
+/// - An ERROR event stops and is returned; the rest of the buffer is dropped.
+/// - A malformed line stops with `LineError`; the rest of the buffer is dropped.
+pub fn apply(
+    lines: &mut Lines,
+    store: &mut Store,
+    mut queue: Option<&mut WorkQueue>,
+    now: f64,
+    mut initial: Option<&mut Vec<Pending>>,
+) -> Result<Applied, LineError> {
+    let mut out = Applied::default();
+    while let Some(line) = lines.next_line() {
+        let bytes = lines.bytes(&line.range);
+        let fail = |message: String| LineError {
+            message: format!("line {}: {message}", line.number),
+            position: line.position,
+            line: line.number,
+        };
+        let ev = match decode_event(bytes, store.schema()) {
+            Ok(ev) => ev,
+            Err(e) => {
+                let err = fail(e.to_string());
+                lines.drop_pending();
+                return Err(err);
+            }
+        };
+        if ev.kind != EventType::Error {
+            if let Some(rv) = &ev.meta.resource_version {
+                out.resource_version = Some(rv.clone());
+            }
+        }
+        let moves_rv = initial.is_none() && ev.meta.resource_version.is_some();
+        match ev.kind {
+            EventType::Added | EventType::Modified => {
+                if let Some(acc) = initial.as_deref_mut() {
+                    acc.push(Pending {
+                        raw: bytes[ev.object].to_vec(),
+                        meta: ev.meta,
+                    });
+                } else {
+                    let rv = ev.meta.resource_version.clone();
+                    let key = match store.upsert(&bytes[ev.object], ev.meta) {
+                        Ok((key, _)) => key,
+                        Err(e) => {
+                            let err = fail(e.to_string());
+                            lines.drop_pending();
+                            return Err(err);
+                        }
+                    };
+                    if let Some(q) = queue.as_deref_mut() {
+                        q.add(&key, now);
+                    }
+                    if moves_rv {
+                        store.resource_version = rv;
+                    }
+                }
+                out.applied += 1;
+            }
+            EventType::Deleted => {
+                if let Some(key) = ev.meta.key() {
+                    store.delete(&key);
+                    if let Some(q) = queue.as_deref_mut() {
+                        q.add(&key, now);
+                    }
+                }
+                if moves_rv {
+                    store.resource_version = ev.meta.resource_version;
+                }
+                out.applied += 1;
+            }
+            EventType::Bookmark => {
+                out.bookmarks += 1;
+                let end = ev.meta.initial_events_end;
+                if moves_rv {
+                    store.resource_version = ev.meta.resource_version;
+                }
+                if end {
+                    out.initial_events_end = true;
+                    if initial.is_some() {
+                        return Ok(out);
+                    }
+                }
+            }
+            EventType::Error => {
+                out.error = Some((bytes[ev.object].to_vec(), ev.meta));
+                lines.drop_pending();
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::default_controller;
+
+    fn pod(name: &str, rv: &str) -> String {
+        format!(
+            r#"{{"kind":"Pod","metadata":{{"name":"{name}","namespace":"ns","resourceVersion":"{rv}","managedFields":[{{}}]}}}}"#
+        )
+    }
+
+    fn event(kind: &str, obj: &str) -> String {
+        format!("{{\"type\":\"{kind}\",\"object\":{obj}}}\n")
+    }
+
+    fn bookmark(rv: &str, end: bool) -> String {
+        let ann = if end {
+            r#","annotations":{"k8s.io/initial-events-end":"true"}"#
+        } else {
+            ""
+        };
+        event(
+            "BOOKMARK",
+            &format!(r#"{{"metadata":{{"resourceVersion":"{rv}"{ann}}}}}"#),
+        )
+    }
+
+    const GONE: &str = r#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old"}}
+"#;
+
+    fn drain(q: &mut WorkQueue) -> Vec<String> {
+        let mut keys = Vec::new();
+        while let Ok(Some(k)) = q.get(0.0) {
+            keys.push(k.to_string());
+        }
+        keys
+    }
+
+    fn setup(stream: &str) -> (Lines, Store, WorkQueue) {
+        let mut lines = Lines::default();
+        lines.push(stream.as_bytes());
+        (
+            lines,
+            Store::new(true),
+            WorkQueue::new(Box::new(default_controller())),
+        )
+    }
+
+    #[test]
+    fn events_are_applied_to_the_store_and_their_keys_queued() {
+        let stream = [
+            event("ADDED", &pod("a", "1")),
+            event("ADDED", &pod("b", "2")),
+            bookmark("3", false),
+            event("MODIFIED", &pod("a", "4")),
+            event("DELETED", &pod("b", "5")),
+        ]
+        .concat();
+        let (mut lines, mut store, mut queue) = setup(&stream);
+        let out = apply(&mut lines, &mut store, Some(&mut queue), 0.0, None).unwrap();
+        assert_eq!((out.applied, out.bookmarks), (4, 1));
+        assert_eq!(out.resource_version.as_deref(), Some("5"));
+        assert_eq!(store.resource_version.as_deref(), Some("5"));
+        assert_eq!(store.len(), 1);
+        assert_eq!(
+            store.get("ns/a").unwrap().resource_version.as_deref(),
+            Some("4")
+        );
+        assert!(!String::from_utf8_lossy(&store.get("ns/a").unwrap().raw).contains("managed"));
+        assert_eq!(drain(&mut queue), ["ns/a", "ns/b"]);
+    }
+
+    #[test]
+    fn an_error_event_stops_and_drops_the_rest() {
+        let stream = [GONE, &event("ADDED", &pod("a", "1"))].concat();
+        let (mut lines, mut store, _) = setup(&stream);
+        lines.push(b"{\"partial");
+        let out = apply(&mut lines, &mut store, None, 0.0, None).unwrap();
+        let (raw, meta) = out.error.unwrap();
+        assert!(raw.starts_with(b"{\"kind\":\"Status\""));
+        assert_eq!(meta.code, Some(410));
+        assert_eq!(store.len(), 0);
+        assert_eq!(lines.pending(), 0);
+    }
+
+    #[test]
+    fn a_malformed_line_stops_after_applying_what_came_before() {
+        let stream = [
+            event("ADDED", &pod("a", "1")),
+            "{nope}\n".to_string(),
+            event("ADDED", &pod("b", "2")),
+        ]
+        .concat();
+        let (mut lines, mut store, _) = setup(&stream);
+        let err = apply(&mut lines, &mut store, None, 0.0, None).unwrap_err();
+        assert_eq!(err.line, 2);
+        assert_eq!(err.position, event("ADDED", &pod("a", "1")).len() as u64);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.resource_version.as_deref(), Some("1"));
+        assert_eq!(lines.pending(), 0);
+    }
+
+    #[test]
+    fn a_streaming_list_fills_the_initial_list_and_stops_at_its_end() {
+        let stream = [
+            event("ADDED", &pod("a", "1")),
+            event("ADDED", &pod("b", "2")),
+            bookmark("9", true),
+            event("MODIFIED", &pod("a", "10")),
+        ]
+        .concat();
+        let (mut lines, mut store, mut queue) = setup(&stream);
+        let mut initial = Vec::new();
+        let out = apply(
+            &mut lines,
+            &mut store,
+            Some(&mut queue),
+            0.0,
+            Some(&mut initial),
+        )
+        .unwrap();
+        assert!(out.initial_events_end);
+        assert_eq!((out.applied, out.bookmarks), (2, 1));
+        assert_eq!(out.resource_version.as_deref(), Some("9"));
+        assert_eq!(initial.len(), 2);
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.resource_version, None);
+        assert!(queue.is_empty());
+        assert!(lines.pending() > 0);
+        store.replace(initial, out.resource_version).unwrap();
+        let out = apply(&mut lines, &mut store, Some(&mut queue), 0.0, None).unwrap();
+        assert_eq!(out.applied, 1);
+        assert_eq!(store.resource_version.as_deref(), Some("10"));
+        assert_eq!(drain(&mut queue), ["ns/a"]);
+    }
+}
