@@ -38,8 +38,15 @@ async def api(config_path: Path, steps: list[tuple[str, str, dict | None]]) -> N
     config = kubeconfig.load_config(kubeconfig=str(config_path))
     async with Client(config) as client:
         for method, path, body in steps:
-            await client.request_json(method, path, body)
             print(f"demo: {method} {path}", file=sys.stderr, flush=True)
+            if method == "PATCH":
+                await client.request_json(
+                    method, path, body, content_type="application/merge-patch+json"
+                )
+            else:
+                # No kubelet runs here, so a delete must not wait for a graceful stop.
+                params = {"gracePeriodSeconds": "0"} if method == "DELETE" else None
+                await client.request_json(method, path, body, params=params)
             await trio.sleep(0.5)
 
 
