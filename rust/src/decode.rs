@@ -425,8 +425,8 @@ impl<'a> Scanner<'a> {
     fn skip_value(&mut self, depth: usize) -> R<()> {
         self.ws();
         match self.peek() {
-            Some(b'"') => self.string_span().map(|_| ()),
-            Some(b'{') => self.object(None, &mut [], depth),
+            Some(b'"') => self.skip_string(),
+            Some(b'{') => self.skip_object(depth),
             Some(b'[') => {
                 if depth >= MAX_DEPTH {
                     return fail(self.pos, "nesting too deep");
@@ -455,6 +455,77 @@ impl<'a> Scanner<'a> {
             Some(b'n') => self.literal(b"null"),
             Some(b'-' | b'0'..=b'9') => self.number(),
             _ => self.unexpected("a value"),
+        }
+    }
+
+    /// At a `"`: skips a string, validating it (the fast twin of `string_span`).
+    #[inline(always)]
+    fn skip_string(&mut self) -> R<()> {
+        let start = self.pos + 1;
+        let (i, non_ascii) = find_string_special(&self.b[start..]);
+        let at = start + i;
+        match self.b.get(at) {
+            Some(b'"') => {
+                self.pos = at + 1;
+                if non_ascii {
+                    if let Err(e) = std::str::from_utf8(&self.b[start..at]) {
+                        return fail(start + e.valid_up_to(), "invalid UTF-8");
+                    }
+                }
+                Ok(())
+            }
+            // Escapes are rare: let the full scanner validate this string.
+            Some(b'\\') => self.string_span().map(|_| ()),
+            None => fail(self.b.len(), "unterminated string"),
+            Some(_) => fail(at, "control character in string"),
+        }
+    }
+
+    /// At a `{`: skips an object, validating it.
+    fn skip_object(&mut self, depth: usize) -> R<()> {
+        if depth >= MAX_DEPTH {
+            return fail(self.pos, "nesting too deep");
+        }
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                self.ws();
+                if self.peek() != Some(b'"') {
+                    return self.unexpected("a string key");
+                }
+            }
+            self.skip_string()?;
+            if self.peek() != Some(b':') {
+                self.ws();
+                if self.peek() != Some(b':') {
+                    return self.unexpected("':'");
+                }
+            }
+            self.pos += 1;
+            self.skip_value(depth + 1)?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => {
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b'}') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return self.unexpected("',' or '}'"),
+                    }
+                }
+            }
         }
     }
 
@@ -1193,6 +1264,56 @@ mod tests {
                 r.is_err(),
                 "{:?} should fail",
                 String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn skipped_values_are_validated_too() {
+        let ok: &[&[u8]] = &[
+            b"{\"x\":\"a\\\"b\\u00e9\\n\",\"y\":[1,-2.5e3,true,false,null,{}],\"z\":\"\xc3\xa9\"}",
+            br#"{ "x" : [ ] , "y" : { "a" : 1 } }"#,
+        ];
+        let bad: &[&[u8]] = &[
+            br#"{"x":"\q"}"#,
+            br#"{"x":"\u12"}"#,
+            b"{\"x\":\"a\x01b\"}",
+            b"{\"x\":\"\xc3\x28\"}",
+            b"{\"x\":\"\xff\"}",
+            br#"{"x":[1,]}"#,
+            br#"{"x":{"a":1,}}"#,
+            br#"{"x":{"a" 1}}"#,
+            br#"{"x":-}"#,
+            br#"{"x":1.}"#,
+            br#"{"x":1e}"#,
+            br#"{"x":nul}"#,
+            br#"{"x":"unterminated}"#,
+            br#"{"x":[1 2]}"#,
+        ];
+        for obj in ok {
+            let line = [
+                br#"{"type":"ADDED","object":{"metadata":{"name":"a"},"spec":"#,
+                *obj,
+                b"}}",
+            ]
+            .concat();
+            assert!(
+                decode_event(&line, &schema()).is_ok(),
+                "{}",
+                String::from_utf8_lossy(obj)
+            );
+        }
+        for obj in bad {
+            let line = [
+                br#"{"type":"ADDED","object":{"metadata":{"name":"a"},"spec":"#,
+                *obj,
+                b"}}",
+            ]
+            .concat();
+            assert!(
+                decode_event(&line, &schema()).is_err(),
+                "{}",
+                String::from_utf8_lossy(obj)
             );
         }
     }
