@@ -114,8 +114,7 @@ class Controller:
         await self.reflector.synced.wait()
         while True:
             await trio.sleep(period)
-            self.queue.native.add_many(self.store.list_keys(), trio.current_time())
-            self.queue.wake()
+            self.queue.add_many(self.store.list_keys())
 
     async def _worker(self) -> None:
         while await self.process_next_item():

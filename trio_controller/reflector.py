@@ -187,12 +187,7 @@ class Reflector:
         self.relists += 1
         self._listed = True
         if self.queue is not None:
-            now = trio.current_time()
-            native = self.queue.native
-            native.add_many(result.added, now)
-            native.add_many(result.updated, now)
-            native.add_many(result.deleted, now)
-            self.queue.wake()
+            self.queue.add_many(result.added + result.updated + result.deleted)
         if result.deleted:
             log.info("Relist removed %d objects that no longer exist", len(result.deleted))
         if not self.synced.is_set():

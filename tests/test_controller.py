@@ -1,0 +1,177 @@
+"""Controller semantics of client-go's workqueue example: retries, drops, resync, stingy
+workers, shutdown. The reflector is replaced by a store filled by hand (no network)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import orjson
+import pytest
+import trio
+import trio.testing
+
+from trio_controller._native import Store
+from trio_controller.controller import Controller
+from trio_controller.workqueue import WorkQueue
+
+
+def pod(name: str) -> bytes:
+    meta = {"name": name, "namespace": "default", "uid": name, "resourceVersion": "1"}
+    return orjson.dumps({"kind": "Pod", "metadata": meta})
+
+
+class FilledReflector:
+    """Stands in for the reflector: the store is already synced."""
+
+    def __init__(self, *names: str) -> None:
+        self.store = Store()
+        for name in names:
+            self.store.upsert(pod(name))
+        self.synced = trio.Event()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        self.synced.set()
+        await trio.sleep_forever()
+
+
+async def test_a_failing_key_is_retried_five_times_with_backoff_then_dropped(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[float] = []
+
+    def reconcile(key: str) -> None:
+        calls.append(trio.current_time())
+        raise RuntimeError(f"cannot handle {key}")
+
+    reflector = FilledReflector()
+    queue = WorkQueue()
+    controller = Controller(reflector, queue, reconcile)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="trio_controller")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add("default/broken")
+        await trio.sleep(60)
+        controller.stop()
+    assert len(calls) == 6  # the first try and five retries
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(calls)]
+    assert gaps == [0.005, 0.01, 0.02, 0.04, 0.08]
+    assert queue.num_requeues("default/broken") == 0  # forgotten when dropped
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("Error syncing pod default/broken") for m in messages) == 5
+    assert any(m.startswith("Dropping pod 'default/broken' out of the queue") for m in messages)
+
+
+async def test_a_key_that_recovers_is_forgotten(autojump_clock: trio.testing.MockClock) -> None:
+    failures = {"default/flaky": 2}
+    handled: list[str] = []
+
+    def reconcile(key: str) -> None:
+        if failures.get(key, 0) > 0:
+            failures[key] -= 1
+            raise RuntimeError("not yet")
+        handled.append(key)
+
+    reflector = FilledReflector()
+    queue = WorkQueue()
+    controller = Controller(reflector, queue, reconcile)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add("default/flaky")
+        queue.add("default/fine")
+        await trio.sleep(1)
+        assert queue.num_requeues("default/flaky") == 0
+        controller.stop()
+    assert sorted(handled) == ["default/fine", "default/flaky"]
+
+
+async def test_async_reconcile_runs_on_several_workers_but_never_twice_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    running: set[str] = set()
+    overlaps: list[str] = []
+    count = 0
+
+    async def reconcile(key: str) -> None:
+        nonlocal count
+        if key in running:
+            overlaps.append(key)
+        running.add(key)
+        count += 1
+        queue.add(key) if count < 20 else None  # re-added while processing
+        await trio.sleep(0.1)
+        running.discard(key)
+
+    reflector = FilledReflector()
+    queue = WorkQueue()
+    controller = Controller(reflector, queue, reconcile, workers=4)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add("default/hot")
+        await trio.sleep(10)
+        controller.stop()
+    assert overlaps == []
+    assert count == 20  # each add during processing gave exactly one more run
+
+
+async def test_resync_reenqueues_every_cached_key_each_period(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[tuple[float, str]] = []
+    reflector = FilledReflector("a", "b")
+    queue = WorkQueue()
+    controller = Controller(
+        reflector,  # type: ignore[arg-type]
+        queue,
+        lambda key: seen.append((trio.current_time(), key)),
+        resync=30.0,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        await trio.sleep(95)
+        controller.stop()
+    by_period: dict[int, list[str]] = {}
+    for t, key in seen:
+        by_period.setdefault(round(t), []).append(key)
+    assert {t: sorted(keys) for t, keys in by_period.items()} == {
+        30: ["default/a", "default/b"],
+        60: ["default/a", "default/b"],
+        90: ["default/a", "default/b"],
+    }
+
+
+async def test_stop_drains_the_keys_already_queued(autojump_clock: trio.testing.MockClock) -> None:
+    handled: list[str] = []
+
+    async def reconcile(key: str) -> None:
+        await trio.sleep(1)
+        handled.append(key)
+
+    reflector = FilledReflector()
+    queue = WorkQueue()
+    controller = Controller(reflector, queue, reconcile, workers=2)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add_many([f"default/p{i}" for i in range(6)])
+        await trio.sleep(0.5)
+        controller.stop()
+    assert sorted(handled) == [f"default/p{i}" for i in range(6)]
+
+
+async def test_stop_before_the_cache_syncs_returns_without_starting_workers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class NeverSynced(FilledReflector):
+        async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await trio.sleep_forever()
+
+    handled: list[str] = []
+    controller = Controller(NeverSynced(), WorkQueue(), handled.append)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(controller.run)
+        await trio.sleep(5)
+        controller.stop()
+    assert handled == []
