@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+import trio
 
 from trio_controller import DecodeError, ListAccumulator, Store
 
@@ -201,3 +202,13 @@ def test_snapshot_and_restore_round_trip() -> None:
     with pytest.raises(ValueError):
         other.restore(snap[:-3])
     assert len(other) == 20
+
+
+async def test_a_big_page_can_be_decoded_in_a_worker_thread() -> None:
+
+    acc = ListAccumulator()
+    body = page([pod(f"p{i}", node="x" * 2000) for i in range(600)])
+    assert len(body) > 1 << 20
+    info = await trio.to_thread.run_sync(acc.feed_page, body)
+    assert info.items == 600
+    assert len(acc) == 600

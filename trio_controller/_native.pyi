@@ -262,6 +262,8 @@ class ListAccumulator:
         """Decode one list response body and keep its items.
 
         Raises ``DecodeError`` (and keeps nothing of this page) if it is malformed.
+        A body of 1 MiB or more is decoded with the GIL released, so
+        ``await trio.to_thread.run_sync(acc.feed_page, body)`` runs it beside the loop.
         """
     def clear(self) -> None:
         """Drop the collected items."""

@@ -10,6 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::OnceLock;
 
+/// List pages at least this big are decoded with the GIL released.
+const DETACH_BYTES: usize = 1 << 20;
+
 /// The schema for decoding without a store: metadata only, no user indexes.
 fn plain_schema() -> &'static Schema {
     static S: OnceLock<Schema> = OnceLock::new();
@@ -137,8 +140,14 @@ impl PyListAccumulator {
     /// Decodes one list page and keeps its items; nothing is kept if the page is bad.
     fn feed_page(&mut self, py: Python<'_>, body: &[u8]) -> PyResult<PageInfo> {
         guard(|| {
-            let page = decode_page(body, plain_schema())
-                .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
+            // A big page is decoded without the GIL, so `trio.to_thread.run_sync(
+            // acc.feed_page, body)` can use a second core while the Trio loop runs.
+            let page = if body.len() >= DETACH_BYTES {
+                py.detach(|| decode_page(body, plain_schema()))
+            } else {
+                decode_page(body, plain_schema())
+            }
+            .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
             let n = page.items.len();
             self.items.reserve(n);
             for (range, meta) in page.items {
