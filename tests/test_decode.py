@@ -256,3 +256,22 @@ def test_streaming_list_collects_initial_events_until_the_end_bookmark() -> None
     assert result.applied == 1
     assert store.object_resource_version("default/a") == "11"
     assert store.resource_version == "11"
+
+
+def test_positions_count_bytes_across_chunks_until_reset() -> None:
+    good = line("ADDED", pod("a"))
+    decoder = WatchDecoder()
+    decoder.feed(good + good[:7])
+    with pytest.raises(DecodeError) as info:
+        decoder.feed(good[7:] + b"{bad}\n")
+    assert (info.value.position, info.value.line) == (2 * len(good), 3)
+    assert [e.key for e in info.value.events] == ["default/a"]
+    decoder.reset()
+    with pytest.raises(DecodeError) as info:
+        decoder.feed(b"\n{bad}\n")
+    assert (info.value.position, info.value.line) == (1, 2)
+
+
+def test_crlf_line_endings_and_blank_lines_are_accepted() -> None:
+    data = line("ADDED", pod("a")).replace(b"\n", b"\r\n") + b"\r\n\n" + line("ADDED", pod("b"))
+    assert [e.key for e in WatchDecoder().feed(data)] == ["default/a", "default/b"]

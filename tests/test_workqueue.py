@@ -222,3 +222,70 @@ async def test_run_returns_after_shut_down(autojump_clock: trio.testing.MockCloc
         await trio.sleep(1)
         q.shut_down()
     assert trio.current_time() == pytest.approx(1)
+
+
+async def test_a_getter_cancelled_while_waiting_loses_no_key(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    got: list[str] = []
+
+    async def patient() -> None:
+        got.append(await q.get())
+
+    async with trio.open_nursery() as nursery:
+        with trio.move_on_after(1):
+            await q.get()
+        nursery.start_soon(patient)
+        await trio.sleep(1)
+        q.add("a")
+    assert got == ["a"]
+    assert q.native.processing() == 1
+
+
+async def test_many_workers_never_hold_the_same_key(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    holding: set[str] = set()
+    processed: list[str] = []
+
+    async def worker() -> None:
+        while True:
+            try:
+                key = await q.get()
+            except ShutDown:
+                return
+            assert key not in holding
+            holding.add(key)
+            await trio.sleep(0.1)
+            holding.discard(key)
+            processed.append(key)
+            q.done(key)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(worker)
+        for round_ in range(20):
+            for i in range(10):
+                q.add(f"k{(i + round_) % 7}")
+            await trio.sleep(0.05)
+        await trio.sleep(5)
+        await q.shut_down_with_drain()
+    assert set(processed) == {f"k{i}" for i in range(7)}
+
+
+async def test_statistics_report_client_go_metrics(autojump_clock: trio.testing.MockClock) -> None:
+    q = WorkQueue()
+    q.add("a")
+    await trio.sleep(2)
+    key = await q.get()
+    await trio.sleep(3)
+    stats = q.statistics()
+    assert stats["queue_latency_sum"] == pytest.approx(2)
+    assert stats["unfinished_work_seconds"] == pytest.approx(3)
+    q.done(key)
+    stats = q.statistics()
+    assert stats["work_duration_sum"] == pytest.approx(3)
+    assert stats["depth"] == 0
+    assert stats["adds"] == 1

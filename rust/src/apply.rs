@@ -83,7 +83,7 @@ pub fn apply(
                         }
                     };
                     if let Some(q) = queue.as_deref_mut() {
-                        q.add(&key, now);
+                        q.add_shared(&key, now);
                     }
                     if moves_rv {
                         store.resource_version = rv;

@@ -111,6 +111,15 @@ impl WorkQueue {
 
     /// Marks `key` as needing processing. Ignored after `shut_down`.
     pub fn add(&mut self, key: &str, now: f64) {
+        self.add_inner(key, None, now)
+    }
+
+    /// `add` for a key already shared elsewhere (e.g. by the store): no copy is made.
+    pub fn add_shared(&mut self, key: &Key, now: f64) {
+        self.add_inner(key, Some(key), now)
+    }
+
+    fn add_inner(&mut self, key: &str, shared: Option<&Key>, now: f64) {
         if self.shutting_down {
             return;
         }
@@ -124,8 +133,9 @@ impl WorkQueue {
                 state.dirty_since = Some(now);
             }
             EntryRef::Vacant(v) => {
+                let owned = shared.cloned().unwrap_or_else(|| Arc::from(key));
                 let e = v.insert_entry_with_key(
-                    Arc::from(key),
+                    owned,
                     State {
                         dirty_since: Some(now),
                         processing_since: None,
