@@ -1,6 +1,7 @@
 //! The fast path: watch lines applied straight to a `Store` and a `WorkQueue`, with no
 //! Python per event (`WatchDecoder.feed_into`).
-use crate::decode::{decode_event, EventType, Lines, Meta};
+use crate::decode::{decode_event, EventType, Meta};
+use crate::lines::Chunk;
 use crate::queue::WorkQueue;
 use crate::store::{Pending, Store};
 
@@ -28,7 +29,7 @@ pub struct LineError {
     pub line: u64,
 }
 
-/// Applies every complete line buffered in `lines`:
+/// Applies every complete line `lines` reads:
 /// - ADDED/MODIFIED upsert into `store`, DELETED deletes; each key is added to `queue`;
 ///   `store.resource_version` follows every event and bookmark.
 /// - With `initial` (a streaming list), ADDED/MODIFIED go into `initial` instead and the
@@ -37,15 +38,14 @@ pub struct LineError {
 /// - An ERROR event stops and is returned; the rest of the buffer is dropped.
 /// - A malformed line stops with `LineError`; the rest of the buffer is dropped.
 pub fn apply(
-    lines: &mut Lines,
+    lines: &mut Chunk<'_, '_>,
     store: &mut Store,
     mut queue: Option<&mut WorkQueue>,
     now: f64,
     mut initial: Option<&mut Vec<Pending>>,
 ) -> Result<Applied, LineError> {
     let mut out = Applied::default();
-    while let Some(line) = lines.next_line() {
-        let bytes = lines.bytes(&line.range);
+    while let Some((line, bytes)) = lines.next_line() {
         let fail = |message: String| LineError {
             message: format!("line {}: {message}", line.number),
             position: line.position,
@@ -129,6 +129,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lines::Lines;
     use crate::ratelimit::default_controller;
 
     fn pod(name: &str, rv: &str) -> String {
@@ -164,11 +165,9 @@ mod tests {
         keys
     }
 
-    fn setup(stream: &str) -> (Lines, Store, WorkQueue) {
-        let mut lines = Lines::default();
-        lines.push(stream.as_bytes());
+    fn setup() -> (Lines, Store, WorkQueue) {
         (
-            lines,
+            Lines::default(),
             Store::new(true),
             WorkQueue::new(Box::new(default_controller())),
         )
@@ -184,8 +183,9 @@ mod tests {
             event("DELETED", &pod("b", "5")),
         ]
         .concat();
-        let (mut lines, mut store, mut queue) = setup(&stream);
-        let out = apply(&mut lines, &mut store, Some(&mut queue), 0.0, None).unwrap();
+        let (mut lines, mut store, mut queue) = setup();
+        let mut chunk = lines.feed(stream.as_bytes());
+        let out = apply(&mut chunk, &mut store, Some(&mut queue), 0.0, None).unwrap();
         assert_eq!((out.applied, out.bookmarks), (4, 1));
         assert_eq!(out.resource_version.as_deref(), Some("5"));
         assert_eq!(store.resource_version.as_deref(), Some("5"));
@@ -201,9 +201,16 @@ mod tests {
     #[test]
     fn an_error_event_stops_and_drops_the_rest() {
         let stream = [GONE, &event("ADDED", &pod("a", "1"))].concat();
-        let (mut lines, mut store, _) = setup(&stream);
-        lines.push(b"{\"partial");
-        let out = apply(&mut lines, &mut store, None, 0.0, None).unwrap();
+        let (mut lines, mut store, _) = setup();
+        let stream = [stream.as_str(), "{\"partial"].concat();
+        let out = apply(
+            &mut lines.feed(stream.as_bytes()),
+            &mut store,
+            None,
+            0.0,
+            None,
+        )
+        .unwrap();
         let (raw, meta) = out.error.unwrap();
         assert!(raw.starts_with(b"{\"kind\":\"Status\""));
         assert_eq!(meta.code, Some(410));
@@ -219,8 +226,15 @@ mod tests {
             event("ADDED", &pod("b", "2")),
         ]
         .concat();
-        let (mut lines, mut store, _) = setup(&stream);
-        let err = apply(&mut lines, &mut store, None, 0.0, None).unwrap_err();
+        let (mut lines, mut store, _) = setup();
+        let err = apply(
+            &mut lines.feed(stream.as_bytes()),
+            &mut store,
+            None,
+            0.0,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.line, 2);
         assert_eq!(err.position, event("ADDED", &pod("a", "1")).len() as u64);
         assert_eq!(store.len(), 1);
@@ -237,10 +251,10 @@ mod tests {
             event("MODIFIED", &pod("a", "10")),
         ]
         .concat();
-        let (mut lines, mut store, mut queue) = setup(&stream);
+        let (mut lines, mut store, mut queue) = setup();
         let mut initial = Vec::new();
         let out = apply(
-            &mut lines,
+            &mut lines.feed(stream.as_bytes()),
             &mut store,
             Some(&mut queue),
             0.0,
@@ -256,7 +270,14 @@ mod tests {
         assert!(queue.is_empty());
         assert!(lines.pending() > 0);
         store.replace(initial, out.resource_version).unwrap();
-        let out = apply(&mut lines, &mut store, Some(&mut queue), 0.0, None).unwrap();
+        let out = apply(
+            &mut lines.feed(b""),
+            &mut store,
+            Some(&mut queue),
+            0.0,
+            None,
+        )
+        .unwrap();
         assert_eq!(out.applied, 1);
         assert_eq!(store.resource_version.as_deref(), Some("10"));
         assert_eq!(drain(&mut queue), ["ns/a"]);

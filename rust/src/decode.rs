@@ -1045,100 +1045,6 @@ pub fn strip_member(obj: &[u8], value: &Range<usize>) -> Vec<u8> {
     out
 }
 
-// ---------------------------------------------------------------------------------------
-// Line splitting across chunks.
-
-/// Splits a byte stream into lines, keeping a partial last line between chunks.
-#[derive(Debug, Default)]
-pub struct Lines {
-    buf: Vec<u8>,
-    /// Start of the unconsumed bytes in `buf`.
-    start: usize,
-    /// Bytes from `start` already searched for a newline.
-    searched: usize,
-    /// Stream offset of `buf[0]`.
-    offset: u64,
-    /// Lines consumed so far.
-    line_no: u64,
-}
-
-/// A complete line: its bytes are `buf[range]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub range: Range<usize>,
-    /// Stream offset of the line's first byte.
-    pub position: u64,
-    /// 1-based line number.
-    pub number: u64,
-}
-
-impl Lines {
-    pub fn push(&mut self, chunk: &[u8]) {
-        if self.start == self.buf.len() {
-            self.offset += self.buf.len() as u64;
-            self.buf.clear();
-            self.start = 0;
-            self.searched = 0;
-        } else if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.offset += self.start as u64;
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(chunk);
-    }
-
-    /// The next complete line (newline excluded), consuming it.
-    pub fn next_line(&mut self) -> Option<Line> {
-        loop {
-            let from = self.start + self.searched;
-            let Some(i) = memchr(b'\n', &self.buf[from..]) else {
-                self.searched = self.buf.len() - self.start;
-                return None;
-            };
-            let end = from + i;
-            let range = self.start..end;
-            let position = self.offset + self.start as u64;
-            self.start = end + 1;
-            self.searched = 0;
-            self.line_no += 1;
-            // Blank lines (and a lone "\r") carry nothing.
-            if self.buf[range.clone()]
-                .iter()
-                .all(|c| matches!(c, b' ' | b'\r' | b'\t'))
-            {
-                continue;
-            }
-            return Some(Line {
-                range,
-                position,
-                number: self.line_no,
-            });
-        }
-    }
-
-    pub fn bytes(&self, range: &Range<usize>) -> &[u8] {
-        &self.buf[range.clone()]
-    }
-
-    /// Bytes buffered and not consumed (a partial line, or lines left after a stop).
-    pub fn pending(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    /// Drops the buffered bytes (they still count towards stream positions).
-    pub fn drop_pending(&mut self) {
-        self.offset += self.buf.len() as u64;
-        self.buf.clear();
-        self.start = 0;
-        self.searched = 0;
-    }
-
-    /// Forgets everything: a new stream starts at offset 0, line 1.
-    pub fn reset(&mut self) {
-        *self = Lines::default();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1369,25 +1275,5 @@ mod tests {
         let page = decode_page(body, &schema()).unwrap();
         assert_eq!(page.continue_token, None);
         assert!(page.items.is_empty());
-    }
-
-    #[test]
-    fn lines_split_across_chunks_are_joined() {
-        let mut lines = Lines::default();
-        lines.push(b"ab");
-        assert_eq!(lines.next_line(), None);
-        lines.push(b"c\n\nde\r\nf");
-        let l = lines.next_line().unwrap();
-        assert_eq!(lines.bytes(&l.range), b"abc");
-        assert_eq!((l.position, l.number), (0, 1));
-        let l = lines.next_line().unwrap();
-        assert_eq!(lines.bytes(&l.range), b"de\r");
-        assert_eq!((l.position, l.number), (5, 3));
-        assert_eq!(lines.next_line(), None);
-        assert_eq!(lines.pending(), 1);
-        lines.push(b"\n");
-        let l = lines.next_line().unwrap();
-        assert_eq!(lines.bytes(&l.range), b"f");
-        assert_eq!(l.position, 9);
     }
 }

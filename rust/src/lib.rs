@@ -1,8 +1,9 @@
 //! The `trio_controller._native` extension module: declarations only. The logic lives
-//! in plain Rust modules (`queue`, `ratelimit`, `store`, `decode`, `apply`) and the thin
+//! in plain Rust modules (`queue`, `ratelimit`, `store`, `decode`, `lines`, `apply`) and the thin
 //! `#[pyclass]` wrappers in `py`.
 pub mod apply;
 pub mod decode;
+pub mod lines;
 mod py;
 pub mod queue;
 pub mod ratelimit;

@@ -4,7 +4,8 @@ use super::guard;
 use super::queue::PyWorkQueue;
 use super::store::{loads, PyStore};
 use crate::apply::apply;
-use crate::decode::{decode_event, decode_page, Event, EventType, Lines, Meta, Schema};
+use crate::decode::{decode_event, decode_page, Event, EventType, Meta, Schema};
+use crate::lines::Lines;
 use crate::store::Pending;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -214,11 +215,10 @@ impl PyWatchDecoder {
     /// whole chunk was read; its `events` holds every well-formed event of the chunk.
     fn feed(&mut self, py: Python<'_>, chunk: &[u8]) -> PyResult<Vec<Py<WatchEvent>>> {
         guard(|| {
-            self.lines.push(chunk);
+            let mut lines = self.lines.feed(chunk);
             let mut events = Vec::new();
             let mut first_err: Option<(String, u64, u64)> = None;
-            while let Some(line) = self.lines.next_line() {
-                let bytes = self.lines.bytes(&line.range);
+            while let Some((line, bytes)) = lines.next_line() {
                 match decode_event(bytes, plain_schema()) {
                     Ok(ev) => events.push(Py::new(py, WatchEvent::new(py, bytes, ev))?),
                     Err(e) => {
@@ -254,9 +254,8 @@ impl PyWatchDecoder {
         mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
     ) -> PyResult<FeedResult> {
         guard(|| {
-            self.lines.push(chunk);
             let applied = apply(
-                &mut self.lines,
+                &mut self.lines.feed(chunk),
                 &mut store.inner,
                 queue.as_deref_mut().map(|q| &mut q.inner),
                 now,
