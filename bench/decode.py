@@ -128,6 +128,12 @@ def main() -> None:
         acc = ListAccumulator()
         return acc.feed_page(body).items
 
+    def list_and_replace() -> int:
+        acc = ListAccumulator()
+        acc.feed_page(body)
+        store = Store()
+        return len(store.replace(acc, "1").added)
+
     def orjson_page() -> int:
         return len(orjson.loads(body)["items"])
 
@@ -138,6 +144,7 @@ def main() -> None:
         ("WatchDecoder.feed_into (store+queue)", lambda: decoder_feed_into(chunks), len(stream)),
         ("orjson.loads list page", orjson_page, len(body)),
         ("ListAccumulator.feed_page", list_page, len(body)),
+        ("feed_page + Store.replace (a relist)", list_and_replace, len(body)),
     ]
     results = {}
     print(f"{'':40} {'MB/s':>8} {'events/s':>12} {'µs/event':>9}")

@@ -7,7 +7,7 @@
 use memchr::memchr;
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Nesting deeper than this is rejected (the scanner recurses; Kubernetes objects are
 /// far shallower).
@@ -65,7 +65,22 @@ const FIXED_SLOTS: usize = 16;
 /// The annotation that marks the end of a streaming list's initial events.
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
-static SCHEMA_IDS: AtomicU64 = AtomicU64::new(1);
+/// Index path lists seen so far; a schema's id is its list's place here, so schemas
+/// with the same index paths share an id (and objects decoded by one need no re-decode
+/// for the other).
+static SCHEMA_PATHS: Mutex<Vec<Vec<Vec<String>>>> = Mutex::new(Vec::new());
+
+fn schema_id(index_paths: &[Vec<String>]) -> u64 {
+    let mut known = SCHEMA_PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    let at = match known.iter().position(|p| p == index_paths) {
+        Some(at) => at,
+        None => {
+            known.push(index_paths.to_vec());
+            known.len() - 1
+        }
+    };
+    at as u64 + 1
+}
 
 /// The fields to pull out while scanning: metadata plus user index paths.
 #[derive(Debug)]
@@ -87,7 +102,7 @@ impl Schema {
             object_root: 0,
             list_root: 0,
             index_slots: Vec::new(),
-            id: SCHEMA_IDS.fetch_add(1, Ordering::Relaxed),
+            id: schema_id(index_paths),
         };
         s.event_root = s.node();
         s.object_root = s.node();
@@ -1121,6 +1136,15 @@ mod tests {
         let line =
             br#"{"type":"MODIFIED","object":{"metadata":{"name":"a","deletionTimestamp":null}}}"#;
         assert!(!decode_event(line, &schema()).unwrap().meta.deleting);
+    }
+
+    #[test]
+    fn schemas_with_the_same_index_paths_share_an_id() {
+        let a = Schema::new(&[vec!["spec".into(), "x".into()]]);
+        let b = Schema::new(&[vec!["spec".into(), "x".into()]]);
+        assert_eq!(a.id(), b.id());
+        assert_ne!(a.id(), schema().id());
+        assert_eq!(schema().id(), schema().id());
     }
 
     #[test]
