@@ -18,14 +18,12 @@ from pathlib import Path
 
 import orjson
 
-# bench/ goes last on sys.path: first, its queue.py would shadow the stdlib `queue`.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pods import list_body, watch_stream  # noqa: E402
+from pods import list_body, watch_stream
 
-from trio_controller._native import ListAccumulator, Store, WatchDecoder  # noqa: E402
-from trio_controller._native import WorkQueue as NativeQueue  # noqa: E402
+from trio_controller._native import ListAccumulator, Store, WatchDecoder
+from trio_controller._native import WorkQueue as NativeQueue
 
 
 def chunks_of(data: bytes, size: int) -> list[bytes]:

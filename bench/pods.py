@@ -3,9 +3,6 @@
 Each pod looks like what a kube-apiserver sends for a Deployment's pod: managedFields
 from two managers, labels, annotations, ownerReferences, one container with probes,
 resources and volume mounts, volumes, tolerations, conditions and containerStatuses.
-
-Scripts in bench/ that import this must put bench/ at the *end* of ``sys.path`` (see
-bench/decode.py): first, bench/queue.py would shadow the stdlib ``queue`` that Trio uses.
 """
 
 from __future__ import annotations

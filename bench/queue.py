@@ -6,14 +6,25 @@ The Rust queue (one call per key, and batched), against a pure-Python queue with
 same client-go semantics. Prints medians; the machine is noisy, so look at medians only.
 """
 
-# ruff: noqa: E402  (the stdlib-shadowing fix below must run before the imports)
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-# This file is named queue.py: keep its directory from shadowing the stdlib `queue`.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+if __name__ != "__main__":
+    # Imported as `queue`: any script run from bench/ has bench/ first on sys.path, so
+    # `import queue` (Trio does it) finds this file. Hand the importer the stdlib module
+    # instead; importlib returns whatever sys.modules["queue"] holds after this runs.
+    import importlib.util
+    import os
+    import sysconfig
+
+    _spec = importlib.util.spec_from_file_location(
+        "queue", os.path.join(sysconfig.get_path("stdlib"), "queue.py")
+    )
+    assert _spec is not None and _spec.loader is not None
+    _stdlib_queue = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_stdlib_queue)
+    sys.modules["queue"] = _stdlib_queue
 
 import argparse
 import statistics
@@ -21,10 +32,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-import trio
-
-from trio_controller._native import WorkQueue as NativeQueue
-from trio_controller.workqueue import WorkQueue
+# Trio and trio_controller are imported inside the functions below, so importing this
+# file as `queue` (above) pulls in nothing else.
 
 
 class PyQueue:
@@ -83,6 +92,8 @@ def python_single(keys: list[str]) -> int:
 
 
 def rust_single(keys: list[str]) -> int:
+    from trio_controller._native import WorkQueue as NativeQueue
+
     q = NativeQueue()
     for k in keys:
         q.add(k, 0.0)
@@ -94,6 +105,8 @@ def rust_single(keys: list[str]) -> int:
 
 
 def rust_batched(keys: list[str], batch: int) -> int:
+    from trio_controller._native import WorkQueue as NativeQueue
+
     q = NativeQueue()
     n = 0
     for i in range(0, len(keys), batch):
@@ -105,6 +118,10 @@ def rust_batched(keys: list[str], batch: int) -> int:
 
 
 def trio_wrapper(keys: list[str]) -> int:
+    import trio
+
+    from trio_controller.workqueue import WorkQueue
+
     async def run() -> int:
         q = WorkQueue()
         for k in keys:
