@@ -275,3 +275,42 @@ def test_positions_count_bytes_across_chunks_until_reset() -> None:
 def test_crlf_line_endings_and_blank_lines_are_accepted() -> None:
     data = line("ADDED", pod("a")).replace(b"\n", b"\r\n") + b"\r\n\n" + line("ADDED", pod("b"))
     assert [e.key for e in WatchDecoder().feed(data)] == ["default/a", "default/b"]
+
+
+def _stream_like_the_reflector(chunks: list[bytes]) -> tuple[list[str], list[str], str | None]:
+    """Feed chunks as the reflector does: a streaming list, then watch events."""
+    store = Store()
+    store.upsert(orjson.dumps(pod("stale")))
+    queue = WorkQueue()
+    decoder = WatchDecoder()
+    initial: ListAccumulator | None = ListAccumulator()
+    for chunk in chunks:
+        data = chunk
+        while True:
+            result = decoder.feed_into(data, store, queue.native, 0.0, initial)
+            if result.initial_events_end and initial is not None:
+                store.replace(initial, result.resource_version)
+                initial = None
+                data = b""
+                continue
+            break
+    keys = queue.native.get_many_nowait(100, 0.0)
+    return sorted(store.list_keys()), keys, store.resource_version
+
+
+def test_a_streaming_list_split_anywhere_ends_in_the_same_state() -> None:
+    stream = (
+        line("ADDED", pod("a", rv="2"))
+        + line("ADDED", pod("b", rv="3"))
+        + bookmark("10", end=True)
+        + line("ADDED", pod("c", rv="11"))
+        + line("DELETED", pod("a", rv="12"))
+        + bookmark("13")
+    )
+    whole = _stream_like_the_reflector([stream])
+    assert whole == (["default/b", "default/c"], ["default/c", "default/a"], "13")
+    for cut in range(len(stream) + 1):
+        assert _stream_like_the_reflector([stream[:cut], stream[cut:]]) == whole, cut
+    step = 97
+    pieces = [stream[i : i + step] for i in range(0, len(stream), step)]
+    assert _stream_like_the_reflector(pieces) == whole
