@@ -45,8 +45,11 @@ test: lint test-rust test-python
 demo: setup testenv
 	$(BIN)/python scripts/demo.py
 
+# Benchmarks against client-go's example and the Python clients (not part of CI).
+# BENCH_ARGS=--quick for a short run; see bench/README.md.
 bench: setup testenv
-	$(BIN)/python bench/run.py
+	$(BIN)/pip install -q -r bench/requirements.txt
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) testenv/bin

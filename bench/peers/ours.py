@@ -1,0 +1,45 @@
+"""Peer: trio_controller in-process (the CLI's code path), with knobs the CLI lacks.
+
+    python bench/peers/ours.py KUBECONFIG [--workers N] [--no-strip] [--streaming-list]
+
+`pod_controller` as `trio-controller` builds it, printing to stdout (flushed per line),
+with the knobs explicit: list+watch unless `--streaming-list`; `--no-strip` keeps
+managedFields in the cache (for the memory figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import trio
+
+from trio_controller import kubeconfig
+from trio_controller import log as klog
+from trio_controller.client import Client
+from trio_controller.controller import pod_controller
+
+
+async def main(args: argparse.Namespace) -> None:
+    config = kubeconfig.load_config(kubeconfig=args.kubeconfig)
+    async with Client(config) as client:
+        controller = pod_controller(
+            client,
+            namespace="default",
+            workers=args.workers,
+            out=sys.stdout,
+            strip_managed_fields=not args.no_strip,
+            streaming_list=args.streaming_list,
+        )
+        await controller.run()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("kubeconfig")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--no-strip", action="store_true")
+    p.add_argument("--streaming-list", action="store_true", help="sync with a WatchList")
+    args = p.parse_args()
+    klog.setup(0)
+    trio.run(main, args)
