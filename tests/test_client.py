@@ -231,6 +231,19 @@ async def test_stream_yields_chunks_as_they_arrive() -> None:
     assert server.requests[0].param("watch") == "true"
 
 
+async def test_watch_streams_ask_for_an_uncompressed_body() -> None:
+    """The apiserver gzips a watch event by event, one gzip member each; httpx decodes only
+    the first member and would drop every later event in silence. Fault injection harness:
+    the header the server sees."""
+    async with (
+        open_stream_server(Reply.chunks([b"{}\n"])) as server,
+        Client(config(server.url)) as client,
+        client.stream(PODS, {"watch": True}) as chunks,
+    ):
+        _ = [chunk async for chunk in chunks]
+    assert server.requests[0].headers["accept-encoding"] == "identity"
+
+
 async def test_stalled_stream_hits_the_idle_timeout(clock: trio.testing.MockClock) -> None:
     """Fault injection: the server stops sending but keeps the connection open."""
     reply = Reply.chunks([b'{"type":"ADDED"}\n', Stall()])

@@ -333,3 +333,21 @@ async def test_streaming_list_falls_back_to_list_and_watch_when_the_server_refus
         lines = await run_until(h, *sync("a"))
         assert lines == sync("a")
         assert kinds(server.requests) == ["watch@", "list", "watch@10"]
+
+
+async def test_a_server_that_ignores_send_initial_events_gets_list_and_watch(
+    clock: trio.testing.MockClock,
+) -> None:
+    """An old apiserver treats the streaming list as a plain watch: no bookmark ever ends
+    the initial events. When that watch ends, the reflector lists instead, for good."""
+    replies = [
+        Reply.chunks([event("ADDED", pod("a", 5))]),
+        pod_list(10, pod("a", 5), pod("b", 6)),
+        Reply.chunks([Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client, streaming_list=True)
+        lines = await run_until(h, *sync("a", "b"))
+        assert set(lines) == set(sync("a", "b"))
+        assert kinds(server.requests)[:2] == ["watch@", "list"]
+        assert h.reflector.streaming_list is False

@@ -44,8 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-snapshot", type=Path, help="save the cache on exit, load it on start")
     p.add_argument(
         "--streaming-list",
-        action="store_true",
-        help="sync with a watch that sends initial events (WatchList), if the server has it",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sync with a watch that sends the initial events (WatchList) where the server "
+        "supports it, else list+watch (default: on)",
     )
     p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity")
     return p

@@ -343,10 +343,14 @@ class Client:
         An error status raises the matching `ApiError` before anything is yielded. The
         response headers must also arrive within `idle_timeout` seconds.
         """
+        # Uncompressed: the apiserver gzips a watch event by event, each a gzip member
+        # of its own, and httpx's decoder stops after the first member, dropping every
+        # later event without an error.
         request = self._http.build_request(
             "GET",
             path,
             params=params,
+            headers={"Accept-Encoding": "identity"},
             extensions=self._extensions,
             timeout=self._stream_timeout,
         )

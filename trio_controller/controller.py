@@ -169,7 +169,7 @@ def pod_controller(
     resync: float | None = None,
     out: TextIO | None = None,
     strip_managed_fields: bool = True,
-    streaming_list: bool = False,
+    streaming_list: bool = True,
 ) -> Controller:
     """client-go's workqueue example: watch pods in `namespace` (None: all namespaces)."""
     path = "/api/v1/pods" if namespace is None else f"/api/v1/namespaces/{namespace}/pods"

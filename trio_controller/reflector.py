@@ -217,8 +217,11 @@ class Reflector:
         params["resourceVersion"] = ""
         synced = await self._consume(params, idle, initial=ListAccumulator())
         if not synced:
-            # The stream ended before the initial events did: start over.
-            return StreamList()
+            # The stream ended without the initial-events-end bookmark: a server too old
+            # to know sendInitialEvents treats it as a plain watch. List instead.
+            log.info("Streaming list ended before its initial events did; using list+watch")
+            self.streaming_list = False
+            return Relist()
         return Watch(self.store.resource_version or "")
 
     async def _consume(
