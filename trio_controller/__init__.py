@@ -14,20 +14,33 @@ from trio_controller._native import (
     __version__,
     default_controller_rate_limiter,
 )
+from trio_controller.client import Client
+from trio_controller.controller import Controller
+from trio_controller.errors import ApiError, KubeconfigError, TrioControllerError
+from trio_controller.kubeconfig import ClusterConfig, load_config
+from trio_controller.reflector import Reflector
 from trio_controller.workqueue import WorkQueue
 
 __all__ = [
+    "ApiError",
     "BucketRateLimiter",
+    "Client",
+    "ClusterConfig",
+    "Controller",
     "DecodeError",
     "ExponentialFailureRateLimiter",
+    "KubeconfigError",
     "ListAccumulator",
     "MaxOfRateLimiter",
     "RateLimiter",
+    "Reflector",
     "ShutDown",
     "Store",
+    "TrioControllerError",
     "WatchDecoder",
     "WatchEvent",
     "WorkQueue",
     "__version__",
     "default_controller_rate_limiter",
+    "load_config",
 ]
