@@ -20,7 +20,9 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import orjson
 import trio
 
 from trio_controller import errors
@@ -28,6 +30,10 @@ from trio_controller._native import DecodeError, ListAccumulator, Store, WatchDe
 from trio_controller.backoff import Backoff
 from trio_controller.client import Client
 from trio_controller.workqueue import WorkQueue
+
+if TYPE_CHECKING:
+    from trio_controller._native import WatchEvent
+    from trio_controller.informer import EventHandlers
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +89,17 @@ class Reflector:
         fail_fast_before_sync: bool = True,
         kind: str = "*v1.Pod",
         rng: random.Random | None = None,
+        handlers: EventHandlers | None = None,
     ) -> None:
         self.client = client
         self.path = path
         self.store = store
         self.queue = queue
         self.params = dict(params or {})
-        self.streaming_list = streaming_list
+        # Python handlers see each event as dicts, so events take the slow path
+        # (`WatchDecoder.feed`, one Python step per event); that path lists and watches.
+        self.handlers = handlers
+        self.streaming_list = streaming_list and handlers is None
         self.page_size = page_size
         self.backoff = backoff or Backoff()
         self.fail_fast_before_sync = fail_fast_before_sync
@@ -188,6 +198,8 @@ class Reflector:
         self._listed = True
         if self.queue is not None:
             self.queue.add_many(result.added + result.updated + result.deleted)
+        if self.handlers is not None:
+            self._replaced(result.added, result.updated, result.tombstones)
         if result.deleted:
             log.info("Relist removed %d objects that no longer exist", len(result.deleted))
         if not self.synced.is_set():
@@ -232,6 +244,9 @@ class Reflector:
         queue = self.queue.native if self.queue is not None else None
         async with self.client.stream(self.path, params, idle_timeout=idle) as chunks:
             async for chunk in chunks:
+                if self.handlers is not None:
+                    self._apply_with_handlers(chunk)
+                    continue
                 data = chunk
                 while True:
                     try:
@@ -253,3 +268,53 @@ class Reflector:
                         continue
                     break
         return initial is None
+
+    # -- the Python-handler path ---------------------------------------------------------
+
+    def _apply_with_handlers(self, chunk: bytes) -> None:
+        """Apply a chunk's events one by one, calling the handlers with dicts.
+
+        A malformed line applies nothing of its chunk: the store's resourceVersion stays
+        before it, so the resumed watch delivers those events again.
+        """
+        for event in self.decoder.feed(chunk):
+            self._apply_event(event)
+        if self.queue is not None:
+            self.queue.wake()
+
+    def _apply_event(self, event: WatchEvent) -> None:
+        assert self.handlers is not None
+        store, h = self.store, self.handlers
+        if event.type == "ERROR":
+            raise errors.from_watch_error(event)
+        if event.type != "BOOKMARK":
+            key = event.key or ""
+            old = store.get(key)
+            if event.type == "DELETED":
+                store.delete(key)
+                if h.on_delete is not None:
+                    h.on_delete(old if old is not None else event.object())
+            else:
+                store.upsert(event.raw)
+                new = store.get(key)
+                assert new is not None
+                if old is None:
+                    if h.on_add is not None:
+                        h.on_add(new)
+                elif h.on_update is not None:
+                    h.on_update(old, new)
+        store.resource_version = event.resource_version
+
+    def _replaced(self, added: list[str], updated: list[str], tombstones: dict[str, bytes]) -> None:
+        """Handlers after a (re)list: adds, updates (old unknown: None), tombstone deletes."""
+        assert self.handlers is not None
+        h, store = self.handlers, self.store
+        for key in added:
+            if h.on_add is not None and (obj := store.get(key)) is not None:
+                h.on_add(obj)
+        for key in updated:
+            if h.on_update is not None and (obj := store.get(key)) is not None:
+                h.on_update(None, obj)
+        if h.on_delete is not None:
+            for raw in tombstones.values():
+                h.on_delete(orjson.loads(raw))

@@ -1,0 +1,109 @@
+"""Informer with Python handlers: each change reaches the handlers as dicts, relists
+included. Uses the scripted stream server for the 410 and malformed-line faults; the
+real-apiserver version is in tests/e2e/test_informer_e2e.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+from helpers.watch import error_event, event, pod, pod_list
+from streamserver import Reply, Stall, open_stream_server
+
+from trio_controller.client import Client
+from trio_controller.informer import EventHandlers, Informer
+from trio_controller.kubeconfig import ClusterConfig
+
+PODS = "/api/v1/namespaces/default/pods"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str | None]] = []
+        self.changed = trio.lowlevel.ParkingLot()
+
+    def _note(self, kind: str, obj: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        meta = (new or obj or {})["metadata"]
+        old_rv = obj["metadata"]["resourceVersion"] if obj and new else None
+        self.calls.append((kind, meta["name"], old_rv))
+        self.changed.unpark_all()
+
+    def handlers(self) -> EventHandlers:
+        return EventHandlers(
+            on_add=lambda o: self._note("add", o, None),
+            on_update=lambda old, new: self._note("update", old, new),
+            on_delete=lambda o: self._note("delete", o, None),
+        )
+
+    async def wait(self, n: int) -> list[tuple[str, str, str | None]]:
+        with trio.fail_after(3600):
+            while len(self.calls) < n:
+                await self.changed.park()
+        return self.calls
+
+
+async def run_informer(url: str, recorder: Recorder, n: int) -> tuple[Informer, list[Any]]:
+    async with Client(ClusterConfig(url)) as client:
+        informer = Informer(client, PODS, handlers=recorder.handlers())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(informer.run)
+            calls = await recorder.wait(n)
+            nursery.cancel_scope.cancel()
+    return informer, calls
+
+
+async def test_handlers_see_adds_updates_with_the_old_object_and_deletes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        pod_list(10, pod("a", 5)),
+        Reply.chunks(
+            [
+                event("ADDED", pod("b", 11)) + event("MODIFIED", pod("a", 12)),
+                event("DELETED", pod("b", 13)),
+                Stall(),
+            ]
+        ),
+    ]
+    recorder = Recorder()
+    async with open_stream_server(*replies) as server:
+        informer, calls = await run_informer(server.url, recorder, 4)
+    assert calls == [("add", "a", None), ("add", "b", None), ("update", "a", "5"),
+                     ("delete", "b", None)]  # fmt: skip
+    assert informer.has_synced
+    assert informer.store.list_keys() == ["default/a"]
+    assert informer.store.resource_version == "13"
+    # Handlers force the list+watch path: no streaming list was attempted.
+    assert server.requests[0].param("watch") is None
+
+
+async def test_a_relist_after_410_hands_tombstones_to_on_delete(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        pod_list(10, pod("a", 5), pod("b", 6)),
+        Reply.chunks([error_event(410, "Expired", "too old resource version")]),
+        pod_list(20, pod("a", 15)),
+        Reply.chunks([Stall()]),
+    ]
+    recorder = Recorder()
+    async with open_stream_server(*replies) as server:
+        _, calls = await run_informer(server.url, recorder, 4)
+    assert sorted(calls[:2]) == [("add", "a", None), ("add", "b", None)]
+    assert calls[2:] == [("update", "a", None), ("delete", "b", None)]
+
+
+async def test_a_malformed_chunk_is_applied_by_nobody_and_replayed_by_the_next_watch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    replies = [
+        pod_list(10),
+        Reply.chunks([event("ADDED", pod("a", 11)), event("ADDED", pod("b", 12)) + b"{oops\n"]),
+        Reply.chunks([event("ADDED", pod("b", 12)), event("ADDED", pod("c", 13)), Stall()]),
+    ]
+    recorder = Recorder()
+    async with open_stream_server(*replies) as server:
+        _, calls = await run_informer(server.url, recorder, 3)
+    assert calls == [("add", "a", None), ("add", "b", None), ("add", "c", None)]
+    assert server.requests[2].param("resourceVersion") == "11"
