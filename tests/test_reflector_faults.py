@@ -311,3 +311,27 @@ async def test_a_server_that_ignores_send_initial_events_gets_list_and_watch(
         assert set(lines) == set(sync("a", "b"))
         assert kinds(server.requests)[:2] == ["watch@", "list"]
         assert h.reflector.streaming_list is False
+
+
+async def test_watches_that_close_at_once_are_retried_with_backoff_not_in_a_loop(
+    clock: trio.testing.MockClock,
+) -> None:
+    times: list[float] = []
+
+    def handler(request: Request) -> Reply:
+        times.append(trio.current_time())
+        if request.param("watch") != "true":
+            return pod_list(10, pod("a", 5))
+        if len(times) < 6:
+            return Reply.chunks([])  # 200, then the body ends at once
+        return Reply.chunks([event("ADDED", pod("b", 11)), Stall()])
+
+    async with (
+        open_stream_server(handler=handler) as server,
+        Client(ClusterConfig(server.url)) as client,
+    ):
+        h = Harness(client)
+        await run_until(h, *sync("a", "b"))
+        watch_gaps = [b - a for a, b in itertools.pairwise(times[1:6])]
+        for gap, base in zip(watch_gaps, [0.8, 1.6, 3.2, 6.4], strict=True):
+            assert base <= gap <= 2 * base + 0.1

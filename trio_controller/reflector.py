@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 500
 WATCH_TIMEOUT_RANGE = (300.0, 600.0)  # the server ends each watch after 5 to 10 minutes
 IDLE_MARGIN = 30.0  # no byte for this long past the server's timeout: the stream is stuck
+SHORT_WATCH = 1.0  # a watch that ends sooner than this with no event is an error
 
 
 @dataclass(frozen=True)
@@ -220,15 +221,23 @@ class Reflector:
     async def _watch(self, resource_version: str) -> State:
         params, idle = self._watch_params()
         params["resourceVersion"] = resource_version
-        await self._consume(params, idle, initial=None)
+        started = trio.current_time()
+        events = await self._consume(params, idle, initial=None)
+        if events == 0 and trio.current_time() - started < SHORT_WATCH:
+            # Something (a proxy, a dying server) closes watches at once: back off
+            # instead of reconnecting in a tight loop, as client-go does.
+            raise errors.TransportError(
+                "very short watch: the stream ended within a second with no events"
+            )
         return Watch(self.store.resource_version or resource_version)
 
     async def _stream_list(self) -> State:
         params, idle = self._watch_params()
         params.update({"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"})
         params["resourceVersion"] = ""
-        synced = await self._consume(params, idle, initial=ListAccumulator())
-        if not synced:
+        initial = ListAccumulator()
+        await self._consume(params, idle, initial=initial)
+        if not self._listed:
             # The stream ended without the initial-events-end bookmark: a server too old
             # to know sendInitialEvents treats it as a plain watch. List instead.
             log.info("Streaming list ended before its initial events did; using list+watch")
@@ -238,14 +247,19 @@ class Reflector:
 
     async def _consume(
         self, params: dict[str, str], idle: float, initial: ListAccumulator | None
-    ) -> bool:
-        """Feed one watch stream into the store; True once initial events (if any) are in."""
+    ) -> int:
+        """Feed one watch stream into the store; returns how many events it carried.
+
+        With `initial` (a streaming list), events up to the initial-events-end bookmark
+        go into it, and it replaces the store's content when that bookmark arrives.
+        """
         self.decoder.reset()
+        events = 0
         queue = self.queue.native if self.queue is not None else None
         async with self.client.stream(self.path, params, idle_timeout=idle) as chunks:
             async for chunk in chunks:
                 if self.handlers is not None:
-                    self._apply_with_handlers(chunk)
+                    events += self._apply_with_handlers(chunk)
                     continue
                 data = chunk
                 while True:
@@ -257,6 +271,7 @@ class Reflector:
                         if self.queue is not None:
                             self.queue.wake()
                         raise
+                    events += result.applied + result.bookmarks
                     if result.applied and self.queue is not None:
                         self.queue.wake()
                     if result.error is not None:
@@ -267,20 +282,22 @@ class Reflector:
                         data = b""
                         continue
                     break
-        return initial is None
+        return events
 
     # -- the Python-handler path ---------------------------------------------------------
 
-    def _apply_with_handlers(self, chunk: bytes) -> None:
+    def _apply_with_handlers(self, chunk: bytes) -> int:
         """Apply a chunk's events one by one, calling the handlers with dicts.
 
         A malformed line applies nothing of its chunk: the store's resourceVersion stays
         before it, so the resumed watch delivers those events again.
         """
-        for event in self.decoder.feed(chunk):
+        events = self.decoder.feed(chunk)
+        for event in events:
             self._apply_event(event)
         if self.queue is not None:
             self.queue.wake()
+        return len(events)
 
     def _apply_event(self, event: WatchEvent) -> None:
         assert self.handlers is not None
