@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from lineup import DESCRIPTIONS
@@ -46,8 +47,10 @@ def markdown(result: dict) -> str:
                 f"(20% ADDED, 60% MODIFIED, 20% DELETED). Stream server alone: "
                 f"{raw['events_per_s']:,.0f} events/s ({raw['mb_per_s']:,.0f} MB/s).\n"
             )
-            out.append("| peer | events/s | ours (1 worker) vs peer | sync of the list (s) |")
-            out.append("|---|---:|---:|---:|")
+            out.append(
+                "| peer | events/s | ours (1 worker) vs peer | lines printed | list sync (s) |"
+            )
+            out.append("|---|---:|---:|---:|---:|")
             peers = g["peers"]
             ours = _med(peers, "ours", "events_per_s")
             for name in peers:
@@ -55,7 +58,7 @@ def markdown(result: dict) -> str:
                 err = f" (errors: {len(peers[name]['errors'])})" if peers[name]["errors"] else ""
                 out.append(
                     f"| {name} | {_fmt(eps)}{err} | {_ratio(ours, eps, True)} | "
-                    f"{_fmt(_med(peers, name, 'sync_s'))} |"
+                    f"{_fmt(_med(peers, name, 'lines'))} | {_fmt(_med(peers, name, 'sync_s'))} |"
                 )
     if "fig2" in result:
         out.append("\n## 2. Initial sync (start to `Caches are synced`, pages of 500)\n")
@@ -127,7 +130,15 @@ def charts(result: dict, out: Path, stem: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    colors = {"ours": "#d62728", "ours-4w": "#ff7f0e", "ours-nostrip": "#ff9896"}
+    colors = {
+        "ours": "#d62728",
+        "ours-4w": "#ff7f0e",
+        "ours-nostrip": "#ff9896",
+        "ours-watchlist": "#e377c2",
+        "client-go": "#2ca02c",
+        "client-go-watchlist": "#98df8a",
+    }
+    thousands = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
     if "fig1" in result:
         groups = result["fig1"]
         fig, axes = plt.subplots(
@@ -143,6 +154,9 @@ def charts(result: dict, out: Path, stem: str) -> list[Path]:
             bars = ax.bar(names, vals, color=[colors.get(n, "#1f77b4") for n in names])
             ax.bar_label(bars, labels=[f"{v:,.0f}" for v in vals], fontsize=8)
             ax.set_yscale("log")
+            ax.set_ylim(10 ** math.floor(math.log10(max(min(vals), 1))) / 2, max(vals) * 2)
+            ax.yaxis.set_major_formatter(thousands)
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_ylabel("events/s (log scale)")
             ax.set_title(f"{g['pods']:,} pods cached, {g['events']:,} watch events", fontsize=10)
             ax.tick_params(axis="x", rotation=30, labelsize=8)

@@ -49,7 +49,16 @@ FULL = {
     ],
     "fig1_slow_peers": ["ours", "official", "kubernetes_asyncio", "kr8s"],
     "fig2_sizes": [10_000, 100_000],
-    "fig2_peers": ["ours", "ours-nostrip", "client-go", "pyref", "pyref-strip", "lightkube"],
+    "fig2_peers": [
+        "ours",
+        "ours-nostrip",
+        "client-go",
+        "pyref",
+        "pyref-strip",
+        "lightkube",
+        "ours-watchlist",
+        "client-go-watchlist",
+    ],
     "fig4": (10_000, 10_000.0),  # events, offered rate
     "fig4_peers": ["ours", "client-go", "pyref"],
     "fig5_pods": 2_000,
@@ -260,7 +269,12 @@ def main() -> None:
     p.add_argument("--only", default="fig1,fig2,fig4,fig5", help="comma-separated figures")
     p.add_argument("--no-e2e", action="store_true", help="skip fig5 (the real apiserver)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--report", type=Path, metavar="JSON", help="only redraw a result's md/png")
     args = p.parse_args()
+    if args.report:
+        result = json.loads(args.report.read_text())
+        print(write_report(result, args.report.parent, args.report.stem))
+        return
     cfg = QUICK if args.quick else FULL
     only = set(args.only.split(","))
     if args.no_e2e or not cfg["fig5_pods"]:
