@@ -50,6 +50,13 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Peer:
     """One running peer: counts stdout lines, notes the sentinel line and the sync log."""
 
@@ -97,6 +104,9 @@ class Peer:
 
     def status(self) -> dict[str, int]:
         return proc_status(self.p.pid)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.p.pid)
 
     def alive(self) -> bool:
         return self.p.poll() is None

@@ -48,9 +48,10 @@ def markdown(result: dict) -> str:
                 f"{raw['events_per_s']:,.0f} events/s ({raw['mb_per_s']:,.0f} MB/s).\n"
             )
             out.append(
-                "| peer | events/s | ours (1 worker) vs peer | lines printed | list sync (s) |"
+                "| peer | events/s | ours (1 worker) vs peer | CPU µs/event | lines printed "
+                "| list sync (s) |"
             )
-            out.append("|---|---:|---:|---:|---:|")
+            out.append("|---|---:|---:|---:|---:|---:|")
             peers = g["peers"]
             ours = _med(peers, "ours", "events_per_s")
             for name in peers:
@@ -58,6 +59,7 @@ def markdown(result: dict) -> str:
                 err = f" (errors: {len(peers[name]['errors'])})" if peers[name]["errors"] else ""
                 out.append(
                     f"| {name} | {_fmt(eps)}{err} | {_ratio(ours, eps, True)} | "
+                    f"{_fmt(_med(peers, name, 'cpu_us_per_event'))} | "
                     f"{_fmt(_med(peers, name, 'lines'))} | {_fmt(_med(peers, name, 'sync_s'))} |"
                 )
     if "fig2" in result:
