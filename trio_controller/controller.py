@@ -11,6 +11,7 @@ is not.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,7 @@ class Controller:
         workers: int = 1,
         resync: float | None = None,
         max_retries: int = MAX_RETRIES,
+        batch: int = 64,
     ) -> None:
         self.reflector = reflector
         self.store = reflector.store
@@ -58,6 +60,10 @@ class Controller:
         self.workers = workers
         self.resync = resync
         self.max_retries = max_retries
+        self.batch = batch
+        # A plain function cannot let other workers run while it works, so its workers
+        # take keys in batches: one scheduler round trip per batch instead of per key.
+        self._batching = not inspect.iscoroutinefunction(reconcile) and batch > 1
         self._stop = trio.Event()
 
     @property
@@ -117,8 +123,23 @@ class Controller:
             self.queue.add_many(self.store.list_keys())
 
     async def _worker(self) -> None:
-        while await self.process_next_item():
-            pass
+        if not self._batching:
+            while await self.process_next_item():
+                pass
+            return
+        while True:
+            try:
+                keys = await self.queue.get_batch(self.batch)
+            except ShutDown:
+                return
+            for key in keys:
+                try:
+                    self.reconcile(key)
+                except Exception as exc:
+                    self._handle_err(exc, key)
+                else:
+                    self.queue.forget(key)
+            self.queue.done_many(keys)
 
     async def process_next_item(self) -> bool:
         """Handle one key; False once the queue is shut down and empty."""
@@ -126,6 +147,10 @@ class Controller:
             key = await self.queue.get()
         except ShutDown:
             return False
+        await self._process(key)
+        return True
+
+    async def _process(self, key: str) -> None:
         try:
             result = self.reconcile(key)
             if result is not None:
@@ -136,7 +161,6 @@ class Controller:
             self.queue.forget(key)
         finally:
             self.queue.done(key)
-        return True
 
     def _handle_err(self, exc: Exception, key: str) -> None:
         if self.queue.num_requeues(key) < self.max_retries:

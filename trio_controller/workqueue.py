@@ -109,6 +109,24 @@ class WorkQueue:
                 return key
             await self._getters.park()
 
+    async def get_batch(self, max_keys: int) -> list[str]:
+        """Up to ``max_keys`` ready keys (at least one); waits like ``get``.
+
+        Each key is processing until its own ``done``. One scheduler round trip for the
+        whole batch: for workers whose handling is synchronous anyway.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                keys = self.native.get_many_nowait(max_keys, trio.current_time())
+            except ShutDown:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                raise
+            if keys:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return keys
+            await self._getters.park()
+
     def get_nowait(self) -> str:
         """The next key, or ``trio.WouldBlock`` if none is ready.
 
@@ -122,6 +140,14 @@ class WorkQueue:
     def done(self, key: str) -> None:
         """End processing of ``key``; it is queued again if it was added meanwhile."""
         self.native.done(key, trio.current_time())
+        if len(self.native):
+            self.wake()
+        if not self.native.processing():
+            self._drained.unpark_all()
+
+    def done_many(self, keys: list[str]) -> None:
+        """``done`` for every key, in one call."""
+        self.native.done_many(keys, trio.current_time())
         if len(self.native):
             self.wake()
         if not self.native.processing():
