@@ -289,3 +289,38 @@ async def test_statistics_report_client_go_metrics(autojump_clock: trio.testing.
     assert stats["work_duration_sum"] == pytest.approx(3)
     assert stats["depth"] == 0
     assert stats["adds"] == 1
+
+
+async def test_get_batch_waits_for_one_key_and_takes_at_most_max(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _add_later(q, ["a", "b", "c"], 1.0))
+        assert await q.get_batch(2) == ["a", "b"]
+        assert trio.current_time() == 1.0
+    assert await q.get_batch(10) == ["c"]
+
+
+async def _add_later(q: WorkQueue, keys: list[str], delay: float) -> None:
+    await trio.sleep(delay)
+    q.add_many(keys)
+
+
+async def test_done_many_requeues_the_keys_added_while_they_were_processing() -> None:
+    q = WorkQueue()
+    q.add_many(["a", "b"])
+    keys = await q.get_batch(10)
+    q.add("b")
+    assert len(q) == 0  # b is processing: it waits for done
+    q.done_many(keys)
+    assert await q.get_batch(10) == ["b"]
+
+
+async def test_get_batch_raises_shutdown_once_drained() -> None:
+    q = WorkQueue()
+    q.add("a")
+    q.shut_down()
+    assert await q.get_batch(5) == ["a"]
+    with pytest.raises(ShutDown):
+        await q.get_batch(5)
