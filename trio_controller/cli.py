@@ -22,6 +22,7 @@ from trio_controller import errors, kubeconfig
 from trio_controller import log as klog
 from trio_controller.client import Client
 from trio_controller.controller import load_snapshot, pod_controller, save_snapshot
+from trio_controller.leaderelection import LeaderElector, lease_identity_from_env
 
 log = logging.getLogger("trio_controller.cli")
 
@@ -49,6 +50,20 @@ def _parser() -> argparse.ArgumentParser:
         help="sync with a watch that sends the initial events (WatchList) where the server "
         "supports it, else list+watch (default: on)",
     )
+    le = p.add_argument_group("leader election (kube-controller-manager's flags)")
+    le.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run only while holding a coordination.k8s.io Lease (one active replica)",
+    )
+    le.add_argument("--leader-elect-resource-name", default="trio-controller-pods")
+    le.add_argument(
+        "--leader-elect-resource-namespace",
+        help="where the Lease lives (default: the watched namespace, else default)",
+    )
+    le.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
+    le.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
+    le.add_argument("--leader-elect-retry-period", type=float, default=2.0)
     p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity")
     return p
 
@@ -76,20 +91,42 @@ async def _run(args: argparse.Namespace) -> None:
         if args.cache_snapshot is not None:
             loaded = load_snapshot(controller.store, args.cache_snapshot)
             log.info("Loaded %d cached objects from %s", loaded, args.cache_snapshot)
+        elector = None
+        if args.leader_elect:
+            elector = _elector(args, client, namespace)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
 
                 async def on_signal() -> None:
                     async for _ in signals:
-                        if controller.stopping:
-                            nursery.cancel_scope.cancel()  # a second signal: stop at once
+                        waiting = elector is not None and not elector.is_leader
+                        if controller.stopping or waiting:
+                            nursery.cancel_scope.cancel()  # a second signal, or not leading
                         controller.stop()
 
                 nursery.start_soon(on_signal)
-                await controller.run()
+                if elector is None:
+                    await controller.run()
+                else:
+                    await elector.run(controller.run)
                 nursery.cancel_scope.cancel()
         if args.cache_snapshot is not None:
             save_snapshot(controller.store, args.cache_snapshot)
+
+
+def _elector(args: argparse.Namespace, client: Client, namespace: str | None) -> LeaderElector:
+    try:
+        return LeaderElector(
+            client,
+            namespace=args.leader_elect_resource_namespace or namespace or "default",
+            name=args.leader_elect_resource_name,
+            identity=lease_identity_from_env(),
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period,
+        )
+    except ValueError as exc:
+        raise errors.TrioControllerError(f"leader election: {exc}") from None
 
 
 def _first_error(exc: BaseException) -> BaseException:
