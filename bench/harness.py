@@ -134,27 +134,40 @@ class StreamServer:
     """bench/server.py in its own process, with a kubeconfig pointing at it."""
 
     def __init__(self, *args: str) -> None:
-        self.p = subprocess.Popen(
-            [PY, str(HERE / "server.py"), *args],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-        )
+        self.args = args
+        self.dir = tempfile.mkdtemp(prefix="trio-controller-bench-")
+        self.kubeconfig = os.path.join(self.dir, "kubeconfig")
+        self._start()
+
+    def _start(self) -> None:
+        with open(os.path.join(self.dir, "server.log"), "ab") as log:
+            self.p = subprocess.Popen(
+                [PY, str(HERE / "server.py"), *self.args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
         line = self.p.stdout.readline().decode()
         if not line.startswith("port "):
             self.p.kill()
-            raise RuntimeError(f"stream server did not start ({args})")
+            raise RuntimeError(f"stream server did not start ({self.args})")
         self.port = int(line.split()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.dir = tempfile.mkdtemp(prefix="trio-controller-bench-")
-        self.kubeconfig = os.path.join(self.dir, "kubeconfig")
         with open(self.kubeconfig, "w") as f:
             f.write(kubeconfig_text(self.url))
+
+    def ensure(self) -> None:
+        """Start the server again if it went away (the machine is shared)."""
+        if self.p.poll() is not None:
+            print(f"stream server exited {self.p.returncode}; restarting", file=sys.stderr)
+            self._start()
 
     def call(self, path: str) -> dict:
         with urllib.request.urlopen(self.url + path, timeout=30) as r:
             return json.loads(r.read())
 
     def reset(self) -> None:
+        self.ensure()
         self.call("/_reset")
 
     def go(self) -> None:

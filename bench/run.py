@@ -157,10 +157,16 @@ def interleave(name, peers, rounds, fn) -> dict:
     runs: dict[str, list[dict]] = {p.name: [] for p in peers}
     for r in range(rounds):
         for peer in peers:
-            try:
-                res = fn(peer)
-            except (Timeout, RuntimeError) as exc:
-                res = {"error": str(exc)[:300]}
+            for attempt in range(2):
+                try:
+                    res = fn(peer)
+                    break
+                except Timeout as exc:
+                    res = {"error": str(exc)[:300]}
+                    break
+                except (RuntimeError, OSError) as exc:
+                    # e.g. the stream server went away: reset() restarts it; retry once
+                    res = {"error": str(exc)[:300], "attempt": attempt}
             runs[peer.name].append(res)
             log(f"{name} round {r + 1}/{rounds} {peer.name}: {_brief(res)}")
     return runs
