@@ -258,6 +258,20 @@ def test_streaming_list_collects_initial_events_until_the_end_bookmark() -> None
     assert store.resource_version == "11"
 
 
+def test_a_stripping_accumulator_strips_initial_events() -> None:
+    store = Store(strip_managed_fields=False)
+    acc = ListAccumulator(strip_managed_fields=True)
+    decoder = WatchDecoder()
+    chunk = line("ADDED", pod("a", rv="2")) + bookmark("10", end=True)
+    result = decoder.feed_into(chunk, store, None, 0.0, acc)
+    assert result.initial_events_end and len(acc) == 1
+    store.replace(acc, result.resource_version)
+    obj = store.get("default/a")
+    assert obj is not None and "managedFields" not in obj["metadata"]
+    assert obj["metadata"]["labels"] == {"app": "web", "é": "ü"}
+    assert obj["status"] == pod("a")["status"]
+
+
 def test_positions_count_bytes_across_chunks_until_reset() -> None:
     good = line("ADDED", pod("a"))
     decoder = WatchDecoder()

@@ -171,6 +171,29 @@ def test_replace_indexes_list_items_for_user_indexes() -> None:
     assert store.by_index("node", "n2") == ["default/b"]
 
 
+@pytest.mark.parametrize("store_strips", [True, False])
+def test_an_accumulator_can_strip_managed_fields_as_it_collects(store_strips: bool) -> None:
+    assert not ListAccumulator().strip_managed_fields
+    acc = ListAccumulator(strip_managed_fields=True)
+    assert acc.strip_managed_fields
+    acc.feed_page(page([pod("a"), pod("b", node="n2")]))
+    store = Store(strip_managed_fields=store_strips)
+    store.add_index("node", "spec.nodeName")
+    result = store.replace(acc, "9")
+    assert sorted(result.added) == ["default/a", "default/b"]
+    assert acc.strip_managed_fields and len(acc) == 0
+    obj = store.get("default/a")
+    assert obj is not None and "managedFields" not in obj["metadata"]
+    assert obj["metadata"]["labels"] == {"app": "web"}
+    assert store.by_index("node", "n2") == ["default/b"]
+    assert store.uid("default/b") == "uid-b"
+    kept = ListAccumulator()
+    kept.feed_page(page([pod("c")]))
+    store.replace(kept, "10")
+    obj = store.get("default/c")
+    assert obj is not None and ("managedFields" in obj["metadata"]) != store_strips
+
+
 def test_a_bad_list_page_keeps_nothing() -> None:
     acc = ListAccumulator()
     body = page([pod("a"), pod("b")])

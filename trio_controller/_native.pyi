@@ -257,7 +257,13 @@ class PageInfo:
 class ListAccumulator:
     """Collects list pages (or a streaming list's initial events) in Rust."""
 
-    def __new__(cls) -> ListAccumulator: ...
+    def __new__(cls, strip_managed_fields: bool = False) -> ListAccumulator:
+        """With ``strip_managed_fields``, each object loses ``metadata.managedFields`` as
+        it is collected (pass the destination ``Store``'s setting), so a big list never
+        holds the full objects; ``Store.replace`` then moves the bytes without a copy."""
+    @property
+    def strip_managed_fields(self) -> bool:
+        """Whether collected objects lose ``metadata.managedFields``."""
     def feed_page(self, body: bytes) -> PageInfo:
         """Decode one list response body and keep its items.
 
@@ -266,7 +272,7 @@ class ListAccumulator:
         ``await trio.to_thread.run_sync(acc.feed_page, body)`` runs it beside the loop.
         """
     def clear(self) -> None:
-        """Drop the collected items."""
+        """Drop the collected items (and free their memory)."""
     def __len__(self) -> int: ...
 
 @final

@@ -167,7 +167,7 @@ class Reflector:
     # -- listing -----------------------------------------------------------------------
 
     async def _list(self) -> State:
-        acc = ListAccumulator()
+        acc = ListAccumulator(strip_managed_fields=self.store.strip_managed_fields)
         params = {**self.params, "limit": str(self.page_size)}
         continue_token: str | None = None
         while True:
@@ -181,7 +181,7 @@ class Reflector:
                     raise
                 # The continue token expired between pages: one consistent full list.
                 log.info("List continue token expired; falling back to a full list")
-                acc = ListAccumulator()
+                acc = ListAccumulator(strip_managed_fields=self.store.strip_managed_fields)
                 params = dict(self.params)
                 continue_token = None
                 continue
@@ -235,7 +235,7 @@ class Reflector:
         params, idle = self._watch_params()
         params.update({"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"})
         params["resourceVersion"] = ""
-        initial = ListAccumulator()
+        initial = ListAccumulator(strip_managed_fields=self.store.strip_managed_fields)
         await self._consume(params, idle, initial=initial)
         if not self._listed:
             # The stream ended without the initial-events-end bookmark: a server too old

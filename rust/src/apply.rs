@@ -3,7 +3,7 @@
 use crate::decode::{decode_event, EventType, Meta};
 use crate::lines::Chunk;
 use crate::queue::WorkQueue;
-use crate::store::{Pending, Store};
+use crate::store::{Accumulator, Store};
 
 /// What one `apply` call did.
 #[derive(Debug, Default, PartialEq)]
@@ -42,7 +42,7 @@ pub fn apply(
     store: &mut Store,
     mut queue: Option<&mut WorkQueue>,
     now: f64,
-    mut initial: Option<&mut Vec<Pending>>,
+    mut initial: Option<&mut Accumulator>,
 ) -> Result<Applied, LineError> {
     let mut out = Applied::default();
     while let Some((line, bytes)) = lines.next_line() {
@@ -68,10 +68,7 @@ pub fn apply(
         match ev.kind {
             EventType::Added | EventType::Modified => {
                 if let Some(acc) = initial.as_deref_mut() {
-                    acc.push(Pending {
-                        raw: bytes[ev.object].to_vec(),
-                        meta: ev.meta,
-                    });
+                    acc.push(&bytes[ev.object], ev.meta);
                 } else {
                     let rv = ev.meta.resource_version.clone();
                     let key = match store.upsert(&bytes[ev.object], ev.meta) {
@@ -252,7 +249,7 @@ mod tests {
         ]
         .concat();
         let (mut lines, mut store, mut queue) = setup();
-        let mut initial = Vec::new();
+        let mut initial = Accumulator::new(true);
         let out = apply(
             &mut lines.feed(stream.as_bytes()),
             &mut store,
@@ -264,12 +261,14 @@ mod tests {
         assert!(out.initial_events_end);
         assert_eq!((out.applied, out.bookmarks), (2, 1));
         assert_eq!(out.resource_version.as_deref(), Some("9"));
-        assert_eq!(initial.len(), 2);
+        assert_eq!(initial.items.len(), 2);
+        let first = std::str::from_utf8(&initial.items[0].raw).unwrap();
+        assert!(!first.contains("managedFields"), "{first}");
         assert_eq!(store.len(), 0);
         assert_eq!(store.resource_version, None);
         assert!(queue.is_empty());
         assert!(lines.pending() > 0);
-        store.replace(initial, out.resource_version).unwrap();
+        store.replace(initial.take(), out.resource_version).unwrap();
         let out = apply(
             &mut lines.feed(b""),
             &mut store,

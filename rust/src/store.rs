@@ -2,6 +2,7 @@
 //! pulled out while decoding and indexes (namespace built in, plus field paths and labels).
 use crate::decode::{decode_object, strip_member, Meta, Schema, SyntaxError};
 use hashbrown::{HashMap, HashSet};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub type Key = Arc<str>;
@@ -53,9 +54,49 @@ pub struct Entry {
 /// An object decoded elsewhere (a list page, a watch event) waiting to be stored.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    /// The object's bytes as received (managedFields not yet stripped).
+    /// The object's bytes as received, or without managedFields if `meta.managed_fields`
+    /// is `None` (an accumulator that strips).
     pub raw: Vec<u8>,
     pub meta: Meta,
+}
+
+impl Pending {
+    /// Keeps `raw` (copied once, exactly sized), without managedFields if `strip`.
+    pub fn new(raw: &[u8], mut meta: Meta, strip: bool) -> Self {
+        let raw = match meta.managed_fields.take_if(|_| strip) {
+            Some(mf) => strip_member(raw, &mf),
+            None => raw.to_vec(),
+        };
+        Pending { raw, meta }
+    }
+}
+
+/// Objects collected from list pages or a streaming list's initial events, waiting for
+/// `Store::replace`. With `strip_managed_fields` each object loses `managedFields` as it
+/// is collected, so a big list never holds the full objects.
+#[derive(Debug, Default, Clone)]
+pub struct Accumulator {
+    pub items: Vec<Pending>,
+    pub strip_managed_fields: bool,
+}
+
+impl Accumulator {
+    pub fn new(strip_managed_fields: bool) -> Self {
+        Accumulator {
+            items: Vec::new(),
+            strip_managed_fields,
+        }
+    }
+
+    pub fn push(&mut self, raw: &[u8], meta: Meta) {
+        self.items
+            .push(Pending::new(raw, meta, self.strip_managed_fields));
+    }
+
+    /// Takes the items out, leaving the accumulator empty (its setting stays).
+    pub fn take(&mut self) -> Vec<Pending> {
+        std::mem::take(&mut self.items)
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -205,15 +246,28 @@ impl Store {
 
     /// Stores an object decoded with any schema; returns its key and whether it existed.
     pub fn upsert(&mut self, raw: &[u8], meta: Meta) -> Result<(Key, bool), StoreError> {
+        self.upsert_cow(Cow::Borrowed(raw), meta)
+    }
+
+    /// `upsert` of bytes the store may keep as they are (no copy unless stripped).
+    pub fn upsert_owned(&mut self, raw: Vec<u8>, meta: Meta) -> Result<(Key, bool), StoreError> {
+        self.upsert_cow(Cow::Owned(raw), meta)
+    }
+
+    fn upsert_cow(&mut self, raw: Cow<'_, [u8]>, meta: Meta) -> Result<(Key, bool), StoreError> {
         let meta = if meta.schema_id == self.schema.id() {
             meta
         } else {
-            decode_object(raw, &self.schema)?
+            decode_object(&raw, &self.schema)?
         };
         let key_string = meta.key().ok_or(StoreError::NoName)?;
         let raw: Box<[u8]> = match (&meta.managed_fields, self.strip_managed_fields) {
-            (Some(mf), true) => strip_member(raw, mf).into_boxed_slice(),
-            _ => raw.into(),
+            (Some(mf), true) => strip_member(&raw, mf).into_boxed_slice(),
+            _ => match raw {
+                // `into_boxed_slice` reallocates only if the Vec has spare capacity.
+                Cow::Owned(v) => v.into_boxed_slice(),
+                Cow::Borrowed(b) => b.into(),
+            },
         };
         let mut index_values = Vec::with_capacity(self.indexes.len());
         index_values.push(vec![meta.namespace.clone().unwrap_or_default()]);
@@ -309,7 +363,7 @@ impl Store {
         }
         let mut seen: HashSet<Key> = HashSet::with_capacity(keyed.len());
         for (_, p) in keyed {
-            let (key, existed) = self.upsert(&p.raw, p.meta)?;
+            let (key, existed) = self.upsert_owned(p.raw, p.meta)?;
             if seen.insert(key.clone()) {
                 if existed {
                     out.updated.push(key);
@@ -517,6 +571,34 @@ mod tests {
             s.get("ns/b").unwrap().resource_version.as_deref(),
             Some("2")
         );
+    }
+
+    #[test]
+    fn an_accumulator_that_strips_hands_over_stripped_bytes() {
+        let schema = Schema::new(&[]);
+        let raw = pod("ns", "a", "1", "n1", "web");
+        let mut acc = Accumulator::new(true);
+        acc.push(
+            raw.as_bytes(),
+            decode_object(raw.as_bytes(), &schema).unwrap(),
+        );
+        let kept = std::str::from_utf8(&acc.items[0].raw).unwrap().to_string();
+        assert!(!kept.contains("managedFields"));
+        assert_eq!(acc.items[0].meta.managed_fields, None);
+        let mut keep = Accumulator::new(false);
+        keep.push(
+            raw.as_bytes(),
+            decode_object(raw.as_bytes(), &schema).unwrap(),
+        );
+        assert_eq!(keep.items[0].raw, raw.as_bytes());
+        // Stored as collected (a store that keeps managedFields keeps what it is given).
+        let mut s = Store::new(false);
+        s.replace(acc.take(), None).unwrap();
+        assert!(acc.items.is_empty());
+        assert_eq!(&*s.get("ns/a").unwrap().raw, kept.as_bytes());
+        let mut s = Store::new(true);
+        s.replace(keep.take(), None).unwrap();
+        assert_eq!(&*s.get("ns/a").unwrap().raw, kept.as_bytes());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::store::{loads, PyStore};
 use crate::apply::apply;
 use crate::decode::{decode_event, decode_page, Event, EventType, Meta, Schema};
 use crate::lines::Lines;
-use crate::store::Pending;
+use crate::store::Accumulator;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::OnceLock;
@@ -106,7 +106,7 @@ impl WatchEvent {
 #[pyclass(module = "trio_controller._native", name = "ListAccumulator")]
 #[derive(Default)]
 pub struct PyListAccumulator {
-    pub items: Vec<Pending>,
+    pub inner: Accumulator,
 }
 
 #[pyclass(frozen, get_all, module = "trio_controller._native")]
@@ -134,8 +134,16 @@ impl PageInfo {
 #[pymethods]
 impl PyListAccumulator {
     #[new]
-    fn new() -> Self {
-        Self::default()
+    #[pyo3(signature = (strip_managed_fields = false))]
+    fn new(strip_managed_fields: bool) -> Self {
+        PyListAccumulator {
+            inner: Accumulator::new(strip_managed_fields),
+        }
+    }
+
+    #[getter]
+    fn strip_managed_fields(&self) -> bool {
+        self.inner.strip_managed_fields
     }
 
     /// Decodes one list page and keeps its items; nothing is kept if the page is bad.
@@ -150,12 +158,9 @@ impl PyListAccumulator {
             }
             .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
             let n = page.items.len();
-            self.items.reserve(n);
+            self.inner.items.reserve(n);
             for (range, meta) in page.items {
-                self.items.push(Pending {
-                    raw: body[range].to_vec(),
-                    meta,
-                });
+                self.inner.push(&body[range], meta);
             }
             Ok(PageInfo {
                 resource_version: page.resource_version,
@@ -167,11 +172,11 @@ impl PyListAccumulator {
     }
 
     fn clear(&mut self) {
-        self.items.clear();
+        self.inner.items = Vec::new();
     }
 
     fn __len__(&self) -> usize {
-        self.items.len()
+        self.inner.items.len()
     }
 }
 
@@ -259,7 +264,7 @@ impl PyWatchDecoder {
                 &mut store.inner,
                 queue.as_deref_mut().map(|q| &mut q.inner),
                 now,
-                initial.as_deref_mut().map(|acc| &mut acc.items),
+                initial.as_deref_mut().map(|acc| &mut acc.inner),
             )
             .map_err(|e| decode_error(py, e.message, e.position, e.line, Vec::new()))?;
             let error = match applied.error {

@@ -177,7 +177,7 @@ impl PyStore {
         acc: &Bound<'_, PyListAccumulator>,
         resource_version: Option<String>,
     ) -> PyResult<ReplaceResult> {
-        let items = std::mem::take(&mut acc.borrow_mut().items);
+        let items = acc.borrow_mut().inner.take();
         let out = guard(|| {
             self.inner
                 .replace(items, resource_version)
