@@ -68,7 +68,11 @@ pub fn apply(
         match ev.kind {
             EventType::Added | EventType::Modified => {
                 if let Some(acc) = initial.as_deref_mut() {
-                    acc.push(&bytes[ev.object], ev.meta);
+                    if let Err(e) = acc.push(&bytes[ev.object], ev.meta) {
+                        let err = fail(e.to_string());
+                        lines.drop_pending();
+                        return Err(err);
+                    }
                 } else {
                     let rv = ev.meta.resource_version.clone();
                     let key = match store.upsert(&bytes[ev.object], ev.meta) {
@@ -187,11 +191,9 @@ mod tests {
         assert_eq!(out.resource_version.as_deref(), Some("5"));
         assert_eq!(store.resource_version.as_deref(), Some("5"));
         assert_eq!(store.len(), 1);
-        assert_eq!(
-            store.get("ns/a").unwrap().resource_version.as_deref(),
-            Some("4")
-        );
-        assert!(!String::from_utf8_lossy(&store.get("ns/a").unwrap().raw).contains("managed"));
+        assert_eq!(store.get("ns/a").unwrap().resource_version(), Some("4"));
+        let raw = store.get("ns/a").unwrap().raw().unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("managed"));
         assert_eq!(drain(&mut queue), ["ns/a", "ns/b"]);
     }
 
@@ -262,7 +264,8 @@ mod tests {
         assert_eq!((out.applied, out.bookmarks), (2, 1));
         assert_eq!(out.resource_version.as_deref(), Some("9"));
         assert_eq!(initial.items.len(), 2);
-        let first = std::str::from_utf8(&initial.items[0].raw).unwrap();
+        let first = initial.items[0].entry.raw().unwrap();
+        let first = std::str::from_utf8(&first).unwrap();
         assert!(!first.contains("managedFields"), "{first}");
         assert_eq!(store.len(), 0);
         assert_eq!(store.resource_version, None);

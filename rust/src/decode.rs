@@ -1014,7 +1014,20 @@ pub fn decode_page(body: &[u8], schema: &Schema) -> Result<Page, SyntaxError> {
 /// The object's bytes without its `metadata.managedFields` member (`value` is the range
 /// of that member's value in `obj`).
 pub fn strip_member(obj: &[u8], value: &Range<usize>) -> Vec<u8> {
+    let cut = member_cut(obj, value);
+    let mut out = Vec::with_capacity(obj.len() - cut.len());
+    out.extend_from_slice(&obj[..cut.start]);
+    out.extend_from_slice(&obj[cut.end..]);
+    out
+}
+
+/// The bytes to cut out of `obj` to drop the member whose value is at `value` (with its
+/// key and one separating comma); an empty range if the key cannot be found.
+pub fn member_cut(obj: &[u8], value: &Range<usize>) -> Range<usize> {
     let ws = |c: u8| matches!(c, b' ' | b'\n' | b'\r' | b'\t');
+    if value.start > value.end || value.end > obj.len() {
+        return 0..0;
+    }
     // Walk back over `"key" :` to the key's opening quote.
     let mut p = value.start;
     while p > 0 && ws(obj[p - 1]) {
@@ -1029,17 +1042,15 @@ pub fn strip_member(obj: &[u8], value: &Range<usize>) -> Vec<u8> {
     p = p.saturating_sub(1);
     let key_start = match obj[..p].iter().rposition(|&c| c == b'"') {
         Some(q) => q,
-        None => return obj.to_vec(),
+        None => return 0..0,
     };
     let mut before = key_start;
     while before > 0 && ws(obj[before - 1]) {
         before -= 1;
     }
-    let mut out = Vec::with_capacity(obj.len() - (value.end - key_start));
     if before > 0 && obj[before - 1] == b',' {
         // `, "managedFields": [...]` → cut from the comma.
-        out.extend_from_slice(&obj[..before - 1]);
-        out.extend_from_slice(&obj[value.end..]);
+        (before - 1)..value.end
     } else {
         // `{"managedFields": [...], ...` → cut through the following comma, if any.
         let mut after = value.end;
@@ -1054,10 +1065,8 @@ pub fn strip_member(obj: &[u8], value: &Range<usize>) -> Vec<u8> {
         } else {
             after = value.end;
         }
-        out.extend_from_slice(&obj[..key_start]);
-        out.extend_from_slice(&obj[after..]);
+        key_start..after
     }
-    out
 }
 
 #[cfg(test)]

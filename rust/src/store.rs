@@ -1,8 +1,13 @@
 //! The object cache: objects as JSON bytes keyed by `namespace/name`, with the metadata
 //! pulled out while decoding and indexes (namespace built in, plus field paths and labels).
-use crate::decode::{decode_object, strip_member, Meta, Schema, SyntaxError};
+//!
+//! Memory: each object is one allocation (`Entry::buf`) holding its bytes (managedFields
+//! stripped) followed by its uid, resourceVersion and labels; its name and namespace are
+//! read from the key, which is shared with the indexes and the work queue.
+use crate::decode::{decode_object, member_cut, Meta, Schema, SyntaxError};
 use hashbrown::{HashMap, HashSet};
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 pub type Key = Arc<str>;
@@ -17,6 +22,7 @@ pub enum StoreError {
     DuplicateIndex(String),
     BadIndexPath(String),
     BadSnapshot(&'static str),
+    TooLarge,
 }
 
 impl std::fmt::Display for StoreError {
@@ -27,6 +33,7 @@ impl std::fmt::Display for StoreError {
             StoreError::DuplicateIndex(n) => write!(f, "index {n:?} already exists"),
             StoreError::BadIndexPath(p) => write!(f, "bad index path {p:?}"),
             StoreError::BadSnapshot(why) => write!(f, "bad snapshot: {why}"),
+            StoreError::TooLarge => write!(f, "object too large (4 GiB or more)"),
         }
     }
 }
@@ -37,37 +44,254 @@ impl From<SyntaxError> for StoreError {
     }
 }
 
+/// "Absent" for the optional lengths of an `Entry`.
+const NONE: u32 = u32::MAX;
+
+fn len32(n: usize) -> Result<u32, StoreError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n != NONE)
+        .ok_or(StoreError::TooLarge)
+}
+
 /// One cached object.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub raw: Box<[u8]>,
-    pub namespace: Option<Box<str>>,
-    pub name: Box<str>,
-    pub uid: Option<Box<str>>,
-    pub resource_version: Option<Box<str>>,
-    pub labels: Vec<(Box<str>, Box<str>)>,
-    pub deleting: bool,
-    /// Values per index (index 0 is the namespace index).
-    index_values: Vec<Vec<String>>,
+    /// The object's bytes, then its uid, its resourceVersion and its labels (each key
+    /// and value prefixed by its u32-LE length).
+    buf: Box<[u8]>,
+    raw_len: u32,
+    /// `NONE`: the field is absent.
+    uid_len: u32,
+    rv_len: u32,
+    /// The namespace is the key's first `ns_len` bytes (`NONE`: no namespace field).
+    ns_len: u32,
+    deleting: bool,
+    /// One list of values per user index of the schema the object was decoded with.
+    index_values: Box<[Box<[Box<str>]>]>,
+}
+
+/// The part of an object's bytes to keep: all of it, or all but `cut`.
+struct Body<'a> {
+    raw: &'a [u8],
+    cut: Range<usize>,
+}
+
+impl Body<'_> {
+    fn len(&self) -> usize {
+        self.raw.len() - self.cut.len()
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.raw[..self.cut.start]);
+        out.extend_from_slice(&self.raw[self.cut.end..]);
+    }
+}
+
+impl Entry {
+    /// Packs `raw` (without managedFields if `strip`) and `meta` into one allocation;
+    /// returns the key too.
+    pub fn build(raw: &[u8], meta: Meta, strip: bool) -> Result<(String, Entry), StoreError> {
+        let key = meta.key().ok_or(StoreError::NoName)?;
+        let cut = match (&meta.managed_fields, strip) {
+            (Some(mf), true) => member_cut(raw, mf),
+            _ => 0..0,
+        };
+        let body = Body { raw, cut };
+        let entry = Self::pack(&body, &meta)?;
+        Ok((key, entry))
+    }
+
+    fn pack(body: &Body<'_>, meta: &Meta) -> Result<Entry, StoreError> {
+        let uid = meta.uid.as_deref();
+        let rv = meta.resource_version.as_deref();
+        let labels_len: usize = meta.labels.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let meta_len = uid.map_or(0, str::len) + rv.map_or(0, str::len) + labels_len;
+        let raw_len = len32(body.len())?;
+        len32(body.len() + meta_len)?;
+        let mut buf = Vec::with_capacity(body.len() + meta_len);
+        body.write(&mut buf);
+        buf.extend_from_slice(uid.unwrap_or("").as_bytes());
+        buf.extend_from_slice(rv.unwrap_or("").as_bytes());
+        for (k, v) in &meta.labels {
+            for s in [k, v] {
+                buf.extend_from_slice(&len32(s.len())?.to_le_bytes());
+                buf.extend_from_slice(s.as_bytes());
+            }
+        }
+        let ns_len = match meta.namespace.as_deref() {
+            Some(ns) => len32(ns.len())?,
+            None => NONE,
+        };
+        Ok(Entry {
+            buf: buf.into_boxed_slice(),
+            raw_len,
+            uid_len: uid.map_or(Ok(NONE), |u| len32(u.len()))?,
+            rv_len: rv.map_or(Ok(NONE), |r| len32(r.len()))?,
+            ns_len,
+            deleting: meta.deleting,
+            index_values: Self::values(&meta.index_values),
+        })
+    }
+
+    fn values(v: &[Vec<String>]) -> Box<[Box<[Box<str>]>]> {
+        v.iter()
+            .map(|vals| vals.iter().map(|s| s.as_str().into()).collect())
+            .collect()
+    }
+
+    /// The same entry with `cut` removed from its object bytes.
+    fn without(&self, cut: Range<usize>) -> Result<Entry, StoreError> {
+        let raw = self.raw_bytes();
+        if cut.is_empty() || cut.end > raw.len() {
+            return Ok(self.clone());
+        }
+        let body = Body { raw, cut };
+        let meta = &self.buf[self.raw_len as usize..];
+        let mut buf = Vec::with_capacity(body.len() + meta.len());
+        body.write(&mut buf);
+        buf.extend_from_slice(meta);
+        Ok(Entry {
+            buf: buf.into_boxed_slice(),
+            raw_len: len32(body.len())?,
+            index_values: self.index_values.clone(),
+            ..*self
+        })
+    }
+
+    fn raw_bytes(&self) -> &[u8] {
+        self.buf.get(..self.raw_len as usize).unwrap_or_default()
+    }
+
+    /// The object's JSON bytes.
+    pub fn raw(&self) -> Result<Cow<'_, [u8]>, StoreError> {
+        Ok(Cow::Borrowed(self.raw_bytes()))
+    }
+
+    /// The object's bytes, consuming the entry (no copy when possible).
+    pub fn into_raw(self) -> Result<Box<[u8]>, StoreError> {
+        let mut v = self.buf.into_vec();
+        v.truncate(self.raw_len as usize);
+        Ok(v.into_boxed_slice())
+    }
+
+    fn field(&self, start: usize, len: u32) -> Option<&str> {
+        if len == NONE {
+            return None;
+        }
+        let b = self.buf.get(start..start + len as usize)?;
+        std::str::from_utf8(b).ok()
+    }
+
+    fn opt_len(len: u32) -> usize {
+        if len == NONE {
+            0
+        } else {
+            len as usize
+        }
+    }
+
+    pub fn uid(&self) -> Option<&str> {
+        self.field(self.raw_len as usize, self.uid_len)
+    }
+
+    pub fn resource_version(&self) -> Option<&str> {
+        self.field(
+            self.raw_len as usize + Self::opt_len(self.uid_len),
+            self.rv_len,
+        )
+    }
+
+    /// The labels, in the object's order.
+    pub fn labels(&self) -> Labels<'_> {
+        let start =
+            self.raw_len as usize + Self::opt_len(self.uid_len) + Self::opt_len(self.rv_len);
+        Labels {
+            rest: self.buf.get(start..).unwrap_or_default(),
+        }
+    }
+
+    pub fn deleting(&self) -> bool {
+        self.deleting
+    }
+
+    /// The namespace of the object stored under `key` (`None`: no namespace field).
+    pub fn namespace<'k>(&self, key: &'k str) -> Option<&'k str> {
+        if self.ns_len == NONE {
+            return None;
+        }
+        key.get(..self.ns_len as usize)
+    }
+
+    /// The name of the object stored under `key`.
+    pub fn name<'k>(&self, key: &'k str) -> &'k str {
+        match self.ns_len {
+            0 | NONE => key,
+            n => key.get(n as usize + 1..).unwrap_or(key),
+        }
+    }
+
+    /// Bytes this entry owns on the heap (the object, its metadata, index values).
+    pub fn heap_bytes(&self) -> usize {
+        self.buf.len()
+            + self
+                .index_values
+                .iter()
+                .map(|v| v.iter().map(|s| s.len() + 16).sum::<usize>() + 16)
+                .sum::<usize>()
+    }
+}
+
+/// An entry's labels.
+pub struct Labels<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Labels<'a> {
+    fn take(&mut self) -> Option<&'a str> {
+        let (len, rest) = self.rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let s = rest.get(..len)?;
+        self.rest = &rest[len..];
+        std::str::from_utf8(s).ok()
+    }
+}
+
+impl<'a> Iterator for Labels<'a> {
+    type Item = (&'a str, &'a str);
+    fn next(&mut self) -> Option<Self::Item> {
+        let k = self.take()?;
+        let v = self.take()?;
+        Some((k, v))
+    }
 }
 
 /// An object decoded elsewhere (a list page, a watch event) waiting to be stored.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    /// The object's bytes as received, or without managedFields if `meta.managed_fields`
-    /// is `None` (an accumulator that strips).
-    pub raw: Vec<u8>,
-    pub meta: Meta,
+    pub key: Key,
+    pub entry: Entry,
+    /// The cut that drops `metadata.managedFields` if the entry still holds it.
+    managed_fields: Option<Range<usize>>,
+    /// The schema `entry.index_values` were taken with.
+    schema_id: u64,
 }
 
 impl Pending {
-    /// Keeps `raw` (copied once, exactly sized), without managedFields if `strip`.
-    pub fn new(raw: &[u8], mut meta: Meta, strip: bool) -> Self {
-        let raw = match meta.managed_fields.take_if(|_| strip) {
-            Some(mf) => strip_member(raw, &mf),
-            None => raw.to_vec(),
+    /// Packs `raw` (copied once), without managedFields if `strip`.
+    pub fn new(raw: &[u8], meta: Meta, strip: bool) -> Result<Self, StoreError> {
+        let managed_fields = match &meta.managed_fields {
+            Some(mf) if !strip => Some(member_cut(raw, mf)),
+            _ => None,
         };
-        Pending { raw, meta }
+        let schema_id = meta.schema_id;
+        let (key, entry) = Entry::build(raw, meta, strip)?;
+        Ok(Pending {
+            key: key.into(),
+            entry,
+            managed_fields,
+            schema_id,
+        })
     }
 }
 
@@ -88,9 +312,10 @@ impl Accumulator {
         }
     }
 
-    pub fn push(&mut self, raw: &[u8], meta: Meta) {
+    pub fn push(&mut self, raw: &[u8], meta: Meta) -> Result<(), StoreError> {
         self.items
-            .push(Pending::new(raw, meta, self.strip_managed_fields));
+            .push(Pending::new(raw, meta, self.strip_managed_fields)?);
+        Ok(())
     }
 
     /// Takes the items out, leaving the accumulator empty (its setting stays).
@@ -110,7 +335,7 @@ pub struct ReplaceOutcome {
 struct Index {
     name: String,
     path: Vec<String>,
-    values: HashMap<String, HashSet<Key>>,
+    values: HashMap<Box<str>, HashSet<Key>>,
 }
 
 pub struct Store {
@@ -135,6 +360,17 @@ pub fn parse_index_path(path: &str) -> Result<Vec<String>, StoreError> {
         return Err(StoreError::BadIndexPath(path.into()));
     }
     Ok(parts)
+}
+
+fn index_add(values: &mut HashMap<Box<str>, HashSet<Key>>, value: &str, key: &Key) {
+    match values.get_mut(value) {
+        Some(set) => {
+            set.insert(key.clone());
+        }
+        None => {
+            values.insert(value.into(), HashSet::from_iter([key.clone()]));
+        }
+    }
 }
 
 impl Store {
@@ -162,35 +398,41 @@ impl Store {
     }
 
     /// Registers an index on a field path or label and indexes the objects already held.
+    /// Nothing changes if a stored object cannot be read.
     pub fn add_index(&mut self, name: &str, path: &str) -> Result<(), StoreError> {
         if self.indexes.iter().any(|i| i.name == name) {
             return Err(StoreError::DuplicateIndex(name.into()));
         }
         let path = parse_index_path(path)?;
-        self.indexes.push(Index {
+        let mut user_paths: Vec<Vec<String>> =
+            self.indexes[1..].iter().map(|i| i.path.clone()).collect();
+        user_paths.push(path.clone());
+        let schema = Schema::new(&user_paths);
+        let last = user_paths.len() - 1;
+        // Scan the stored objects for the new index's values first.
+        let mut found: Vec<(Key, Vec<String>)> = Vec::with_capacity(self.objects.len());
+        for (key, entry) in &self.objects {
+            let meta = decode_object(&entry.raw()?, &schema)?;
+            let values = meta.index_values.into_iter().nth(last).unwrap_or_default();
+            found.push((key.clone(), values));
+        }
+        let mut index = Index {
             name: name.into(),
             path,
             values: HashMap::new(),
-        });
-        let user_paths: Vec<Vec<String>> =
-            self.indexes[1..].iter().map(|i| i.path.clone()).collect();
-        self.schema = Schema::new(&user_paths);
-        // Re-scan the stored objects for the new index's values.
-        let last = self.indexes.len() - 1;
-        let keys: Vec<Key> = self.objects.keys().cloned().collect();
-        for key in keys {
-            let entry = self.objects.get_mut(&key).expect("key listed above");
-            let meta = decode_object(&entry.raw, &self.schema)?;
-            let values = meta.index_values[last - 1].clone();
+        };
+        for (key, values) in found {
             for v in &values {
-                self.indexes[last]
-                    .values
-                    .entry_ref(v.as_str())
-                    .or_default()
-                    .insert(key.clone());
+                index_add(&mut index.values, v, &key);
             }
-            entry.index_values.push(values);
+            if let Some(entry) = self.objects.get_mut(&key) {
+                let mut all = std::mem::take(&mut entry.index_values).into_vec();
+                all.push(values.into_iter().map(String::into_boxed_str).collect());
+                entry.index_values = all.into_boxed_slice();
+            }
         }
+        self.indexes.push(index);
+        self.schema = schema;
         Ok(())
     }
 
@@ -233,7 +475,7 @@ impl Store {
     /// The values index `name` currently holds (sorted).
     pub fn index_values(&self, name: &str) -> Option<Vec<String>> {
         let index = self.indexes.iter().find(|i| i.name == name)?;
-        let mut values: Vec<String> = index.values.keys().cloned().collect();
+        let mut values: Vec<String> = index.values.keys().map(|v| v.to_string()).collect();
         values.sort();
         Some(values)
     }
@@ -246,49 +488,20 @@ impl Store {
 
     /// Stores an object decoded with any schema; returns its key and whether it existed.
     pub fn upsert(&mut self, raw: &[u8], meta: Meta) -> Result<(Key, bool), StoreError> {
-        self.upsert_cow(Cow::Borrowed(raw), meta)
-    }
-
-    /// `upsert` of bytes the store may keep as they are (no copy unless stripped).
-    pub fn upsert_owned(&mut self, raw: Vec<u8>, meta: Meta) -> Result<(Key, bool), StoreError> {
-        self.upsert_cow(Cow::Owned(raw), meta)
-    }
-
-    fn upsert_cow(&mut self, raw: Cow<'_, [u8]>, meta: Meta) -> Result<(Key, bool), StoreError> {
         let meta = if meta.schema_id == self.schema.id() {
             meta
         } else {
-            decode_object(&raw, &self.schema)?
+            decode_object(raw, &self.schema)?
         };
-        let key_string = meta.key().ok_or(StoreError::NoName)?;
-        let raw: Box<[u8]> = match (&meta.managed_fields, self.strip_managed_fields) {
-            (Some(mf), true) => strip_member(&raw, mf).into_boxed_slice(),
-            _ => match raw {
-                // `into_boxed_slice` reallocates only if the Vec has spare capacity.
-                Cow::Owned(v) => v.into_boxed_slice(),
-                Cow::Borrowed(b) => b.into(),
-            },
-        };
-        let mut index_values = Vec::with_capacity(self.indexes.len());
-        index_values.push(vec![meta.namespace.clone().unwrap_or_default()]);
-        index_values.extend(meta.index_values);
-        let entry = Entry {
-            raw,
-            namespace: meta.namespace.map(Into::into),
-            name: meta.name.map(Into::into).unwrap_or_default(),
-            uid: meta.uid.map(Into::into),
-            resource_version: meta.resource_version.map(Into::into),
-            labels: meta
-                .labels
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            deleting: meta.deleting,
-            index_values,
-        };
-        let key: Key = match self.objects.get_key_value(key_string.as_str()) {
+        let (key, entry) = Entry::build(raw, meta, self.strip_managed_fields)?;
+        Ok(self.insert(&key, None, entry))
+    }
+
+    /// Stores `entry` under `key` (reusing the stored key if there is one).
+    fn insert(&mut self, key: &str, fresh: Option<Key>, entry: Entry) -> (Key, bool) {
+        let key: Key = match self.objects.get_key_value(key) {
             Some((k, _)) => k.clone(),
-            None => key_string.into(),
+            None => fresh.unwrap_or_else(|| key.into()),
         };
         let existed = match self.objects.insert(key.clone(), entry) {
             Some(old) => {
@@ -297,28 +510,33 @@ impl Store {
             }
             None => false,
         };
-        let entry = &self.objects[&key];
-        for (index, values) in self.indexes.iter_mut().zip(&entry.index_values) {
-            for v in values {
-                index
-                    .values
-                    .entry_ref(v.as_str())
-                    .or_default()
-                    .insert(key.clone());
+        if let Some(entry) = self.objects.get(&key) {
+            let ns = entry.namespace(&key).unwrap_or("");
+            index_add(&mut self.indexes[0].values, ns, &key);
+            for (index, values) in self.indexes[1..].iter_mut().zip(&entry.index_values) {
+                for v in values.iter() {
+                    index_add(&mut index.values, v, &key);
+                }
             }
         }
-        Ok((key, existed))
+        (key, existed)
     }
 
     fn unindex(&mut self, key: &str, entry: &Entry) {
-        for (index, values) in self.indexes.iter_mut().zip(&entry.index_values) {
-            for v in values {
-                if let Some(set) = index.values.get_mut(v.as_str()) {
-                    set.remove(key);
-                    if set.is_empty() {
-                        index.values.remove(v.as_str());
-                    }
-                }
+        let ns = entry.namespace(key).unwrap_or("");
+        Self::unindex_value(&mut self.indexes[0], key, ns);
+        for (index, values) in self.indexes[1..].iter_mut().zip(&entry.index_values) {
+            for v in values.iter() {
+                Self::unindex_value(index, key, v);
+            }
+        }
+    }
+
+    fn unindex_value(index: &mut Index, key: &str, value: &str) {
+        if let Some(set) = index.values.get_mut(value) {
+            set.remove(key);
+            if set.is_empty() {
+                index.values.remove(value);
             }
         }
     }
@@ -332,22 +550,23 @@ impl Store {
 
     /// Replaces the whole content with `items` (a relist). Keys not in `items` are
     /// deleted and reported as tombstones. Later items win over earlier ones with the
-    /// same key.
+    /// same key. The items' bytes are moved, not copied (unless this store strips
+    /// managedFields the items still hold).
     pub fn replace(
         &mut self,
         items: Vec<Pending>,
         resource_version: Option<String>,
     ) -> Result<ReplaceOutcome, StoreError> {
-        // Decode (if needed) and key everything first, so a bad item changes nothing.
-        let mut keyed: Vec<(String, Pending)> = Vec::with_capacity(items.len());
-        for mut p in items {
-            if p.meta.schema_id != self.schema.id() {
-                p.meta = decode_object(&p.raw, &self.schema)?;
+        // Re-index (if needed) everything first, so a bad item changes nothing.
+        let mut items = items;
+        for p in &mut items {
+            if p.schema_id != self.schema.id() {
+                let meta = decode_object(&p.entry.raw()?, &self.schema)?;
+                p.entry.index_values = Entry::values(&meta.index_values);
+                p.schema_id = self.schema.id();
             }
-            let key = p.meta.key().ok_or(StoreError::NoName)?;
-            keyed.push((key, p));
         }
-        let fresh: HashSet<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
+        let fresh: HashSet<&str> = items.iter().map(|p| &*p.key).collect();
         let gone: Vec<Key> = self
             .objects
             .keys()
@@ -358,12 +577,18 @@ impl Store {
         let mut out = ReplaceOutcome::default();
         for key in gone {
             if let Some(entry) = self.delete(&key) {
-                out.deleted.push((key, entry.raw));
+                out.deleted.push((key, entry.into_raw()?));
             }
         }
-        let mut seen: HashSet<Key> = HashSet::with_capacity(keyed.len());
-        for (_, p) in keyed {
-            let (key, existed) = self.upsert_owned(p.raw, p.meta)?;
+        self.objects
+            .reserve(items.len().saturating_sub(self.objects.len()));
+        let mut seen: HashSet<Key> = HashSet::with_capacity(items.len());
+        for p in items {
+            let entry = match (&p.managed_fields, self.strip_managed_fields) {
+                (Some(cut), true) => p.entry.without(cut.clone())?,
+                _ => p.entry,
+            };
+            let (key, existed) = self.insert(&p.key.clone(), Some(p.key), entry);
             if seen.insert(key.clone()) {
                 if existed {
                     out.updated.push(key);
@@ -378,18 +603,19 @@ impl Store {
 
     /// All objects and the resource version as bytes: `TCSNAP1\n`, then u32-LE-length
     /// prefixed fields: the resource version (empty = none), then each object's JSON.
-    pub fn snapshot(&self) -> Vec<u8> {
-        let total: usize = self.objects.values().map(|e| e.raw.len() + 4).sum();
+    pub fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
+        let total: usize = self.objects.values().map(|e| e.raw_len as usize + 4).sum();
         let mut out = Vec::with_capacity(total + 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         let rv = self.resource_version.as_deref().unwrap_or("");
-        out.extend_from_slice(&(rv.len() as u32).to_le_bytes());
+        out.extend_from_slice(&len32(rv.len())?.to_le_bytes());
         out.extend_from_slice(rv.as_bytes());
         for e in self.objects.values() {
-            out.extend_from_slice(&(e.raw.len() as u32).to_le_bytes());
-            out.extend_from_slice(&e.raw);
+            let raw = e.raw()?;
+            out.extend_from_slice(&len32(raw.len())?.to_le_bytes());
+            out.extend_from_slice(&raw);
         }
-        out
+        Ok(out)
     }
 
     /// Replaces the content with a `snapshot()`; returns how many objects it held.
@@ -408,10 +634,7 @@ impl Store {
         for raw in fields {
             let raw = raw?;
             let meta = decode_object(raw, &self.schema)?;
-            items.push(Pending {
-                raw: raw.to_vec(),
-                meta,
-            });
+            items.push(Pending::new(raw, meta, self.strip_managed_fields)?);
         }
         let n = items.len();
         let rv = (!rv.is_empty()).then(|| rv.to_string());
@@ -472,9 +695,15 @@ mod tests {
         assert_eq!(&*k, "node-1");
         assert_eq!(s.len(), 2);
         let e = s.get("ns/a").unwrap();
-        assert_eq!(e.uid.as_deref(), Some("uid-a"));
-        assert_eq!(e.resource_version.as_deref(), Some("1"));
-        assert_eq!(e.labels, vec![("app".into(), "web".into())]);
+        assert_eq!(e.uid(), Some("uid-a"));
+        assert_eq!(e.resource_version(), Some("1"));
+        assert_eq!(e.labels().collect::<Vec<_>>(), [("app", "web")]);
+        assert_eq!((e.namespace("ns/a"), e.name("ns/a")), (Some("ns"), "a"));
+        assert!(!e.deleting());
+        let e = s.get("node-1").unwrap();
+        assert_eq!((e.namespace("node-1"), e.name("node-1")), (None, "node-1"));
+        assert_eq!((e.uid(), e.resource_version()), (None, None));
+        assert_eq!(e.labels().count(), 0);
     }
 
     #[test]
@@ -491,14 +720,12 @@ mod tests {
         let raw = pod("ns", "a", "1", "n1", "web");
         let mut s = Store::new(true);
         s.upsert_raw(raw.as_bytes()).unwrap();
-        let stored = std::str::from_utf8(&s.get("ns/a").unwrap().raw)
-            .unwrap()
-            .to_string();
+        let stored = String::from_utf8(s.get("ns/a").unwrap().raw().unwrap().into_owned()).unwrap();
         assert!(!stored.contains("managedFields"));
         assert!(stored.contains(r#""labels":{"app":"web"}}"#));
         let mut s = Store::new(false);
         s.upsert_raw(raw.as_bytes()).unwrap();
-        assert_eq!(&*s.get("ns/a").unwrap().raw, raw.as_bytes());
+        assert_eq!(&*s.get("ns/a").unwrap().raw().unwrap(), raw.as_bytes());
     }
 
     #[test]
@@ -555,9 +782,9 @@ mod tests {
             pod("ns", "c", "2", "n1", "web"),
         ]
         .into_iter()
-        .map(|raw| Pending {
-            meta: decode_object(raw.as_bytes(), &schema).unwrap(),
-            raw: raw.into_bytes(),
+        .map(|raw| {
+            let meta = decode_object(raw.as_bytes(), &schema).unwrap();
+            Pending::new(raw.as_bytes(), meta, false).unwrap()
         })
         .collect();
         let out = s.replace(items, Some("9".into())).unwrap();
@@ -567,10 +794,7 @@ mod tests {
         assert_eq!(&*out.deleted[0].0, "ns/a");
         assert_eq!(s.len(), 2);
         assert_eq!(s.resource_version.as_deref(), Some("9"));
-        assert_eq!(
-            s.get("ns/b").unwrap().resource_version.as_deref(),
-            Some("2")
-        );
+        assert_eq!(s.get("ns/b").unwrap().resource_version(), Some("2"));
     }
 
     #[test]
@@ -581,24 +805,27 @@ mod tests {
         acc.push(
             raw.as_bytes(),
             decode_object(raw.as_bytes(), &schema).unwrap(),
-        );
-        let kept = std::str::from_utf8(&acc.items[0].raw).unwrap().to_string();
+        )
+        .unwrap();
+        let kept = String::from_utf8(acc.items[0].entry.raw().unwrap().into_owned()).unwrap();
         assert!(!kept.contains("managedFields"));
-        assert_eq!(acc.items[0].meta.managed_fields, None);
+        assert_eq!(acc.items[0].managed_fields, None);
         let mut keep = Accumulator::new(false);
         keep.push(
             raw.as_bytes(),
             decode_object(raw.as_bytes(), &schema).unwrap(),
-        );
-        assert_eq!(keep.items[0].raw, raw.as_bytes());
+        )
+        .unwrap();
+        assert_eq!(&*keep.items[0].entry.raw().unwrap(), raw.as_bytes());
         // Stored as collected (a store that keeps managedFields keeps what it is given).
         let mut s = Store::new(false);
         s.replace(acc.take(), None).unwrap();
         assert!(acc.items.is_empty());
-        assert_eq!(&*s.get("ns/a").unwrap().raw, kept.as_bytes());
+        assert_eq!(&*s.get("ns/a").unwrap().raw().unwrap(), kept.as_bytes());
         let mut s = Store::new(true);
         s.replace(keep.take(), None).unwrap();
-        assert_eq!(&*s.get("ns/a").unwrap().raw, kept.as_bytes());
+        assert_eq!(&*s.get("ns/a").unwrap().raw().unwrap(), kept.as_bytes());
+        assert_eq!(s.get("ns/a").unwrap().uid(), Some("uid-a"));
     }
 
     #[test]
@@ -610,13 +837,16 @@ mod tests {
         s.upsert_raw(pod("ns", "b", "1", "n2", "web").as_bytes())
             .unwrap();
         s.resource_version = Some("5".into());
-        let snap = s.snapshot();
+        let snap = s.snapshot().unwrap();
         let mut t = Store::new(true);
         t.add_index("node", "spec.nodeName").unwrap();
         assert_eq!(t.restore(&snap).unwrap(), 2);
         assert_eq!(t.resource_version.as_deref(), Some("5"));
         assert_eq!(keys(&t.by_index("node", "n2").unwrap()), ["ns/b"]);
-        assert_eq!(t.get("ns/a").unwrap().raw, s.get("ns/a").unwrap().raw);
+        assert_eq!(
+            t.get("ns/a").unwrap().raw().unwrap(),
+            s.get("ns/a").unwrap().raw().unwrap()
+        );
         assert!(t.restore(b"nope").is_err());
         assert!(t.restore(&snap[..snap.len() - 3]).is_err());
         assert_eq!(t.len(), 2);

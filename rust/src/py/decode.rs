@@ -2,7 +2,7 @@
 use super::errors::decode_error;
 use super::guard;
 use super::queue::PyWorkQueue;
-use super::store::{loads, PyStore};
+use super::store::{loads, store_error, PyStore};
 use crate::apply::apply;
 use crate::decode::{decode_event, decode_page, Event, EventType, Meta, Schema};
 use crate::lines::Lines;
@@ -159,8 +159,12 @@ impl PyListAccumulator {
             .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
             let n = page.items.len();
             self.inner.items.reserve(n);
+            let before = self.inner.items.len();
             for (range, meta) in page.items {
-                self.inner.push(&body[range], meta);
+                if let Err(e) = self.inner.push(&body[range], meta) {
+                    self.inner.items.truncate(before);
+                    return Err(store_error(py, e));
+                }
             }
             Ok(PageInfo {
                 resource_version: page.resource_version,

@@ -87,35 +87,41 @@ impl PyStore {
 
     fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self.inner.get(key) {
-            Some(e) => loads(py, &e.raw).map(Some),
+            Some(e) => loads(py, &e.raw().map_err(|e| store_error(py, e))?).map(Some),
             None => Ok(None),
         }
     }
 
-    fn get_raw<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyBytes>> {
-        self.inner.get(key).map(|e| PyBytes::new(py, &e.raw))
+    fn get_raw<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        match self.inner.get(key) {
+            Some(e) => {
+                let raw = e.raw().map_err(|e| store_error(py, e))?;
+                Ok(Some(PyBytes::new(py, &raw)))
+            }
+            None => Ok(None),
+        }
     }
 
     fn name(&self, key: &str) -> Option<String> {
-        self.inner.get(key).map(|e| e.name.to_string())
+        self.inner.get(key).map(|e| e.name(key).to_string())
     }
 
     fn namespace(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
-            .and_then(|e| e.namespace.as_deref().map(str::to_string))
+            .and_then(|e| e.namespace(key).map(str::to_string))
     }
 
     fn uid(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
-            .and_then(|e| e.uid.as_deref().map(str::to_string))
+            .and_then(|e| e.uid().map(str::to_string))
     }
 
     fn object_resource_version(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
-            .and_then(|e| e.resource_version.as_deref().map(str::to_string))
+            .and_then(|e| e.resource_version().map(str::to_string))
     }
 
     fn labels<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
@@ -123,14 +129,14 @@ impl PyStore {
             return Ok(None);
         };
         let d = PyDict::new(py);
-        for (k, v) in &e.labels {
-            d.set_item(&**k, &**v)?;
+        for (k, v) in e.labels() {
+            d.set_item(k, v)?;
         }
         Ok(Some(d))
     }
 
     fn deleting(&self, key: &str) -> Option<bool> {
-        self.inner.get(key).map(|e| e.deleting)
+        self.inner.get(key).map(|e| e.deleting())
     }
 
     fn list_keys(&self) -> Vec<String> {
@@ -197,8 +203,9 @@ impl PyStore {
         })
     }
 
-    fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.snapshot())
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.inner.snapshot().map_err(|e| store_error(py, e))?;
+        Ok(PyBytes::new(py, &data))
     }
 
     fn restore(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
