@@ -175,7 +175,7 @@ def charts(result: dict, out: Path, stem: str) -> list[Path]:
         bars = ax.bar(names, vals, color=[colors.get(n, "#1f77b4") for n in names])
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in vals], fontsize=8)
         ax.axhline(4.1, color="grey", linestyle="--", linewidth=1)
-        ax.text(len(names) - 0.5, 4.1, " pod JSON 4.1 KB", va="bottom", ha="right", fontsize=8)
+        ax.text(-0.45, 4.1, "the pod's JSON: 4.1 KB", va="bottom", ha="left", fontsize=8)
         ax.set_ylabel("KB of RSS per cached pod")
         a, b = f3["sizes"]
         ax.set_title(f"Memory per cached pod (RSS slope {a:,} → {b:,} pods)", fontsize=10)
@@ -193,7 +193,7 @@ def charts(result: dict, out: Path, stem: str) -> list[Path]:
             vals = [_med(result["fig2"][s], n, "sync_s") or 0 for n in names]
             xs = [i + k * width for i in range(len(names))]
             bars = ax.bar(xs, vals, width, label=f"{int(s):,} pods")
-            ax.bar_label(bars, labels=[f"{v:.2g}" for v in vals], fontsize=7)
+            ax.bar_label(bars, labels=[f"{v:.2g}" if v else "" for v in vals], fontsize=7)
         ax.set_xticks([i + width * (len(sizes) - 1) / 2 for i in range(len(names))], names)
         ax.set_ylabel("seconds from start to synced")
         ax.set_title("Initial sync (list pages of 500)", fontsize=10)
