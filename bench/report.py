@@ -174,8 +174,8 @@ def charts(result: dict, out: Path, stem: str) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4))
         bars = ax.bar(names, vals, color=[colors.get(n, "#1f77b4") for n in names])
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in vals], fontsize=8)
-        ax.axhline(4.1, color="grey", linestyle="--", linewidth=1)
-        ax.text(-0.45, 4.1, "the pod's JSON: 4.1 KB", va="bottom", ha="left", fontsize=8)
+        ax.axhline(4.1, color="grey", linestyle="--", linewidth=1, label="the pod's JSON: 4.1 KB")
+        ax.legend(loc="upper left", fontsize=8)
         ax.set_ylabel("KB of RSS per cached pod")
         a, b = f3["sizes"]
         ax.set_title(f"Memory per cached pod (RSS slope {a:,} → {b:,} pods)", fontsize=10)
