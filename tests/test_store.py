@@ -194,6 +194,32 @@ def test_an_accumulator_can_strip_managed_fields_as_it_collects(store_strips: bo
     assert obj is not None and ("managedFields" in obj["metadata"]) != store_strips
 
 
+@pytest.mark.parametrize("acc_compresses", [True, False])
+def test_a_compressing_store_returns_objects_whole(acc_compresses: bool) -> None:
+    store = Store(compress=True)
+    assert store.compress and not Store().compress
+    store.add_index("node", "spec.nodeName")
+    big = pod("a", node="n1", extra="x" * 3000)
+    acc = ListAccumulator(strip_managed_fields=True, compress=acc_compresses)
+    assert acc.compress == acc_compresses
+    acc.feed_page(page([big, pod("b")]))
+    store.replace(acc, "5")
+    want = {**big, "metadata": {k: v for k, v in big["metadata"].items() if k != "managedFields"}}
+    assert store.get("default/a") == want
+    assert orjson.loads(store.get_raw("default/a") or b"") == want
+    assert store.labels("default/a") == {"app": "web"}
+    assert (store.uid("default/a"), store.object_resource_version("default/a")) == ("uid-a", "1")
+    assert store.by_index("node", "n1") == ["default/a"]
+    store.upsert(raw(pod("c", extra="y" * 3000)))
+    got = store.get("default/c")
+    assert got is not None and got["metadata"]["extra"] == "y" * 3000
+    restored = Store()
+    assert restored.restore(store.snapshot()) == 3
+    assert restored.get("default/a") == want
+    result = store.replace(ListAccumulator(), "6")
+    assert orjson.loads(result.tombstones["default/a"]) == want
+
+
 def test_a_bad_list_page_keeps_nothing() -> None:
     acc = ListAccumulator()
     body = page([pod("a"), pod("b")])

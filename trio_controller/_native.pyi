@@ -179,8 +179,13 @@ class Store:
     objects are indexed under ``""``).
     """
 
-    def __new__(cls, strip_managed_fields: bool = True) -> Store:
-        """With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert."""
+    def __new__(cls, strip_managed_fields: bool = True, compress: bool = False) -> Store:
+        """With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert.
+
+        With ``compress``, objects are kept LZ4-compressed (when that makes them smaller)
+        and decompressed by ``get``, ``get_raw``, ``snapshot`` and tombstones; the metadata
+        accessors, indexes and keys never decompress.
+        """
     @property
     def resource_version(self) -> str | None:
         """The last resourceVersion applied (event, bookmark or list)."""
@@ -189,6 +194,9 @@ class Store:
     @property
     def strip_managed_fields(self) -> bool:
         """Whether ``metadata.managedFields`` is dropped at insert."""
+    @property
+    def compress(self) -> bool:
+        """Whether objects are kept compressed."""
     def add_index(self, name: str, path: str) -> None:
         """Index objects by a dotted field path (``"spec.nodeName"``) or a label
         (``"label:app"``); objects already held are indexed at once.
@@ -257,13 +265,18 @@ class PageInfo:
 class ListAccumulator:
     """Collects list pages (or a streaming list's initial events) in Rust."""
 
-    def __new__(cls, strip_managed_fields: bool = False) -> ListAccumulator:
+    def __new__(cls, strip_managed_fields: bool = False, compress: bool = False) -> ListAccumulator:
         """With ``strip_managed_fields``, each object loses ``metadata.managedFields`` as
-        it is collected (pass the destination ``Store``'s setting), so a big list never
-        holds the full objects; ``Store.replace`` then moves the bytes without a copy."""
+        it is collected; with ``compress`` it is compressed as it is collected. Pass the
+        destination ``Store``'s settings, so a big list never holds the full objects and
+        ``Store.replace`` moves the bytes without a copy (it strips and compresses what
+        the accumulator did not, at the cost of a copy)."""
     @property
     def strip_managed_fields(self) -> bool:
         """Whether collected objects lose ``metadata.managedFields``."""
+    @property
+    def compress(self) -> bool:
+        """Whether collected objects are compressed."""
     def feed_page(self, body: bytes) -> PageInfo:
         """Decode one list response body and keep its items.
 

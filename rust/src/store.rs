@@ -23,6 +23,7 @@ pub enum StoreError {
     BadIndexPath(String),
     BadSnapshot(&'static str),
     TooLarge,
+    Corrupt,
 }
 
 impl std::fmt::Display for StoreError {
@@ -34,6 +35,7 @@ impl std::fmt::Display for StoreError {
             StoreError::BadIndexPath(p) => write!(f, "bad index path {p:?}"),
             StoreError::BadSnapshot(why) => write!(f, "bad snapshot: {why}"),
             StoreError::TooLarge => write!(f, "object too large (4 GiB or more)"),
+            StoreError::Corrupt => write!(f, "a stored object does not decompress"),
         }
     }
 }
@@ -67,6 +69,8 @@ pub struct Entry {
     /// The namespace is the key's first `ns_len` bytes (`NONE`: no namespace field).
     ns_len: u32,
     deleting: bool,
+    /// The object's bytes are LZ4 (block format, u32-LE uncompressed size first).
+    compressed: bool,
     /// One list of values per user index of the schema the object was decoded with.
     index_values: Box<[Box<[Box<str>]>]>,
 }
@@ -86,31 +90,79 @@ impl Body<'_> {
         out.extend_from_slice(&self.raw[..self.cut.start]);
         out.extend_from_slice(&self.raw[self.cut.end..]);
     }
+
+    /// Writes the bytes LZ4-compressed (size first) if that is smaller; says whether.
+    fn write_compressed(&self, out: &mut Vec<u8>) -> bool {
+        let joined;
+        let input: &[u8] = if self.cut.is_empty() {
+            self.raw
+        } else {
+            let mut v = Vec::with_capacity(self.len());
+            self.write(&mut v);
+            joined = v;
+            &joined
+        };
+        let Ok(size) = u32::try_from(input.len()) else {
+            return false;
+        };
+        let start = out.len();
+        out.extend_from_slice(&size.to_le_bytes());
+        out.resize(
+            start + 4 + lz4_flex::block::get_maximum_output_size(input.len()),
+            0,
+        );
+        match lz4_flex::block::compress_into(input, &mut out[start + 4..]) {
+            Ok(n) if 4 + n < input.len() => {
+                out.truncate(start + 4 + n);
+                true
+            }
+            _ => {
+                out.truncate(start);
+                out.extend_from_slice(input);
+                false
+            }
+        }
+    }
 }
 
 impl Entry {
     /// Packs `raw` (without managedFields if `strip`) and `meta` into one allocation;
     /// returns the key too.
-    pub fn build(raw: &[u8], meta: Meta, strip: bool) -> Result<(String, Entry), StoreError> {
+    /// With `compress` the bytes are kept LZ4-compressed (if that makes them smaller).
+    pub fn build(
+        raw: &[u8],
+        meta: Meta,
+        strip: bool,
+        compress: bool,
+    ) -> Result<(String, Entry), StoreError> {
         let key = meta.key().ok_or(StoreError::NoName)?;
         let cut = match (&meta.managed_fields, strip) {
             (Some(mf), true) => member_cut(raw, mf),
             _ => 0..0,
         };
         let body = Body { raw, cut };
-        let entry = Self::pack(&body, &meta)?;
+        let entry = Self::pack(&body, &meta, compress)?;
         Ok((key, entry))
     }
 
-    fn pack(body: &Body<'_>, meta: &Meta) -> Result<Entry, StoreError> {
+    fn pack(body: &Body<'_>, meta: &Meta, compress: bool) -> Result<Entry, StoreError> {
         let uid = meta.uid.as_deref();
         let rv = meta.resource_version.as_deref();
         let labels_len: usize = meta.labels.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
         let meta_len = uid.map_or(0, str::len) + rv.map_or(0, str::len) + labels_len;
-        let raw_len = len32(body.len())?;
         len32(body.len() + meta_len)?;
-        let mut buf = Vec::with_capacity(body.len() + meta_len);
-        body.write(&mut buf);
+        let mut buf;
+        let compressed = if compress {
+            buf = Vec::with_capacity(
+                4 + lz4_flex::block::get_maximum_output_size(body.len()) + meta_len,
+            );
+            body.write_compressed(&mut buf)
+        } else {
+            buf = Vec::with_capacity(body.len() + meta_len);
+            body.write(&mut buf);
+            false
+        };
+        let raw_len = len32(buf.len())?;
         buf.extend_from_slice(uid.unwrap_or("").as_bytes());
         buf.extend_from_slice(rv.unwrap_or("").as_bytes());
         for (k, v) in &meta.labels {
@@ -130,6 +182,7 @@ impl Entry {
             rv_len: rv.map_or(Ok(NONE), |r| len32(r.len()))?,
             ns_len,
             deleting: meta.deleting,
+            compressed,
             index_values: Self::values(&meta.index_values),
         })
     }
@@ -140,22 +193,32 @@ impl Entry {
             .collect()
     }
 
-    /// The same entry with `cut` removed from its object bytes.
-    fn without(&self, cut: Range<usize>) -> Result<Entry, StoreError> {
-        let raw = self.raw_bytes();
-        if cut.is_empty() || cut.end > raw.len() {
-            return Ok(self.clone());
+    /// The same entry with `cut` removed from its object bytes and compressed if asked
+    /// (and not yet); `self` if there is nothing to do.
+    fn reshape(self, cut: Range<usize>, compress: bool) -> Result<Entry, StoreError> {
+        let compress = compress && !self.compressed;
+        if cut.is_empty() && !compress {
+            return Ok(self);
         }
-        let body = Body { raw, cut };
-        let meta = &self.buf[self.raw_len as usize..];
+        let raw = self.raw()?;
+        let cut = if cut.end <= raw.len() { cut } else { 0..0 };
+        let body = Body { raw: &raw, cut };
+        let meta = self.buf.get(self.raw_len as usize..).unwrap_or_default();
         let mut buf = Vec::with_capacity(body.len() + meta.len());
-        body.write(&mut buf);
+        let compressed = if compress {
+            body.write_compressed(&mut buf)
+        } else {
+            body.write(&mut buf);
+            false
+        };
+        let raw_len = len32(buf.len())?;
         buf.extend_from_slice(meta);
         Ok(Entry {
             buf: buf.into_boxed_slice(),
-            raw_len: len32(body.len())?,
+            raw_len,
+            compressed,
             index_values: self.index_values.clone(),
-            ..*self
+            ..self
         })
     }
 
@@ -163,13 +226,26 @@ impl Entry {
         self.buf.get(..self.raw_len as usize).unwrap_or_default()
     }
 
-    /// The object's JSON bytes.
+    /// The object's JSON bytes (decompressed if need be).
     pub fn raw(&self) -> Result<Cow<'_, [u8]>, StoreError> {
-        Ok(Cow::Borrowed(self.raw_bytes()))
+        if !self.compressed {
+            return Ok(Cow::Borrowed(self.raw_bytes()));
+        }
+        lz4_flex::block::decompress_size_prepended(self.raw_bytes())
+            .map(Cow::Owned)
+            .map_err(|_| StoreError::Corrupt)
+    }
+
+    /// Whether the object's bytes are kept compressed.
+    pub fn compressed(&self) -> bool {
+        self.compressed
     }
 
     /// The object's bytes, consuming the entry (no copy when possible).
     pub fn into_raw(self) -> Result<Box<[u8]>, StoreError> {
+        if self.compressed {
+            return self.raw().map(|r| r.into_owned().into_boxed_slice());
+        }
         let mut v = self.buf.into_vec();
         v.truncate(self.raw_len as usize);
         Ok(v.into_boxed_slice())
@@ -230,16 +306,6 @@ impl Entry {
             n => key.get(n as usize + 1..).unwrap_or(key),
         }
     }
-
-    /// Bytes this entry owns on the heap (the object, its metadata, index values).
-    pub fn heap_bytes(&self) -> usize {
-        self.buf.len()
-            + self
-                .index_values
-                .iter()
-                .map(|v| v.iter().map(|s| s.len() + 16).sum::<usize>() + 16)
-                .sum::<usize>()
-    }
 }
 
 /// An entry's labels.
@@ -278,14 +344,15 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Packs `raw` (copied once), without managedFields if `strip`.
-    pub fn new(raw: &[u8], meta: Meta, strip: bool) -> Result<Self, StoreError> {
+    /// Packs `raw` (copied once), without managedFields if `strip`, compressed if
+    /// `compress`.
+    pub fn new(raw: &[u8], meta: Meta, strip: bool, compress: bool) -> Result<Self, StoreError> {
         let managed_fields = match &meta.managed_fields {
             Some(mf) if !strip => Some(member_cut(raw, mf)),
             _ => None,
         };
         let schema_id = meta.schema_id;
-        let (key, entry) = Entry::build(raw, meta, strip)?;
+        let (key, entry) = Entry::build(raw, meta, strip, compress)?;
         Ok(Pending {
             key: key.into(),
             entry,
@@ -302,19 +369,27 @@ impl Pending {
 pub struct Accumulator {
     pub items: Vec<Pending>,
     pub strip_managed_fields: bool,
+    /// Objects are compressed as they are collected (for a store that compresses).
+    pub compress: bool,
 }
 
 impl Accumulator {
     pub fn new(strip_managed_fields: bool) -> Self {
+        Self::with_options(strip_managed_fields, false)
+    }
+
+    pub fn with_options(strip_managed_fields: bool, compress: bool) -> Self {
         Accumulator {
             items: Vec::new(),
             strip_managed_fields,
+            compress,
         }
     }
 
     pub fn push(&mut self, raw: &[u8], meta: Meta) -> Result<(), StoreError> {
+        let strip = self.strip_managed_fields;
         self.items
-            .push(Pending::new(raw, meta, self.strip_managed_fields)?);
+            .push(Pending::new(raw, meta, strip, self.compress)?);
         Ok(())
     }
 
@@ -344,6 +419,7 @@ pub struct Store {
     indexes: Vec<Index>,
     schema: Schema,
     strip_managed_fields: bool,
+    compress: bool,
     pub resource_version: Option<String>,
 }
 
@@ -375,6 +451,11 @@ fn index_add(values: &mut HashMap<Box<str>, HashSet<Key>>, value: &str, key: &Ke
 
 impl Store {
     pub fn new(strip_managed_fields: bool) -> Self {
+        Self::with_options(strip_managed_fields, false)
+    }
+
+    /// With `compress`, objects are kept LZ4-compressed (metadata stays readable as is).
+    pub fn with_options(strip_managed_fields: bool, compress: bool) -> Self {
         Store {
             objects: HashMap::new(),
             indexes: vec![Index {
@@ -384,6 +465,7 @@ impl Store {
             }],
             schema: Schema::new(&[]),
             strip_managed_fields,
+            compress,
             resource_version: None,
         }
     }
@@ -395,6 +477,10 @@ impl Store {
 
     pub fn strip_managed_fields(&self) -> bool {
         self.strip_managed_fields
+    }
+
+    pub fn compress(&self) -> bool {
+        self.compress
     }
 
     /// Registers an index on a field path or label and indexes the objects already held.
@@ -493,7 +579,7 @@ impl Store {
         } else {
             decode_object(raw, &self.schema)?
         };
-        let (key, entry) = Entry::build(raw, meta, self.strip_managed_fields)?;
+        let (key, entry) = Entry::build(raw, meta, self.strip_managed_fields, self.compress)?;
         Ok(self.insert(&key, None, entry))
     }
 
@@ -584,10 +670,11 @@ impl Store {
             .reserve(items.len().saturating_sub(self.objects.len()));
         let mut seen: HashSet<Key> = HashSet::with_capacity(items.len());
         for p in items {
-            let entry = match (&p.managed_fields, self.strip_managed_fields) {
-                (Some(cut), true) => p.entry.without(cut.clone())?,
-                _ => p.entry,
+            let cut = match (&p.managed_fields, self.strip_managed_fields) {
+                (Some(cut), true) => cut.clone(),
+                _ => 0..0,
             };
+            let entry = p.entry.reshape(cut, self.compress)?;
             let (key, existed) = self.insert(&p.key.clone(), Some(p.key), entry);
             if seen.insert(key.clone()) {
                 if existed {
@@ -634,7 +721,12 @@ impl Store {
         for raw in fields {
             let raw = raw?;
             let meta = decode_object(raw, &self.schema)?;
-            items.push(Pending::new(raw, meta, self.strip_managed_fields)?);
+            items.push(Pending::new(
+                raw,
+                meta,
+                self.strip_managed_fields,
+                self.compress,
+            )?);
         }
         let n = items.len();
         let rv = (!rv.is_empty()).then(|| rv.to_string());
@@ -673,6 +765,7 @@ impl<'a> Iterator for SnapshotFields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::strip_member;
 
     fn pod(ns: &str, name: &str, rv: &str, node: &str, app: &str) -> String {
         format!(
@@ -784,7 +877,7 @@ mod tests {
         .into_iter()
         .map(|raw| {
             let meta = decode_object(raw.as_bytes(), &schema).unwrap();
-            Pending::new(raw.as_bytes(), meta, false).unwrap()
+            Pending::new(raw.as_bytes(), meta, false, false).unwrap()
         })
         .collect();
         let out = s.replace(items, Some("9".into())).unwrap();
@@ -826,6 +919,56 @@ mod tests {
         s.replace(keep.take(), None).unwrap();
         assert_eq!(&*s.get("ns/a").unwrap().raw().unwrap(), kept.as_bytes());
         assert_eq!(s.get("ns/a").unwrap().uid(), Some("uid-a"));
+    }
+
+    #[test]
+    fn a_compressing_store_keeps_metadata_readable_and_objects_intact() {
+        let big = "x".repeat(2000);
+        let raw = format!(
+            r#"{{"metadata":{{"name":"a","namespace":"ns","uid":"u","resourceVersion":"7","labels":{{"app":"web"}},"managedFields":[{{"manager":"m"}}]}},"spec":{{"nodeName":"n1","pad":"{big}"}}}}"#
+        );
+        let want = String::from_utf8(strip_member(
+            raw.as_bytes(),
+            &decode_object(raw.as_bytes(), &Schema::new(&[]))
+                .unwrap()
+                .managed_fields
+                .unwrap(),
+        ))
+        .unwrap();
+        let mut s = Store::with_options(true, true);
+        s.add_index("node", "spec.nodeName").unwrap();
+        s.upsert_raw(raw.as_bytes()).unwrap();
+        // Too small to gain: kept as is.
+        s.upsert_raw(br#"{"metadata":{"name":"b"}}"#).unwrap();
+        let e = s.get("ns/a").unwrap();
+        assert!(e.compressed());
+        assert!(e.raw_bytes().len() < 200);
+        assert_eq!(&*e.raw().unwrap(), want.as_bytes());
+        assert_eq!((e.uid(), e.resource_version()), (Some("u"), Some("7")));
+        assert_eq!(e.labels().collect::<Vec<_>>(), [("app", "web")]);
+        assert!(!s.get("b").unwrap().compressed());
+        assert_eq!(keys(&s.by_index("node", "n1").unwrap()), ["ns/a"]);
+        s.add_index("app", "label:app").unwrap();
+        assert_eq!(keys(&s.by_index("app", "web").unwrap()), ["ns/a"]);
+        // Accumulated uncompressed, compressed by replace; tombstones come back whole.
+        let mut acc = Accumulator::new(false);
+        acc.push(
+            raw.as_bytes(),
+            decode_object(raw.as_bytes(), s.schema()).unwrap(),
+        )
+        .unwrap();
+        let mut t = Store::with_options(true, true);
+        t.replace(acc.take(), None).unwrap();
+        assert!(t.get("ns/a").unwrap().compressed());
+        assert_eq!(&*t.get("ns/a").unwrap().raw().unwrap(), want.as_bytes());
+        let out = t.replace(Vec::new(), None).unwrap();
+        assert_eq!(&*out.deleted[0].1, want.as_bytes());
+        // Snapshots hold plain JSON.
+        let snap = s.snapshot().unwrap();
+        assert!(snap.windows(want.len()).any(|w| w == want.as_bytes()));
+        let mut u = Store::new(true);
+        assert_eq!(u.restore(&snap).unwrap(), 2);
+        assert_eq!(&*u.get("ns/a").unwrap().raw().unwrap(), want.as_bytes());
     }
 
     #[test]

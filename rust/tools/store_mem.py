@@ -65,10 +65,7 @@ def child(path: str, n: int, strip: bool, compress: bool) -> None:
 
     kwargs = {"compress": True} if compress else {}
     store = Store(strip_managed_fields=strip, **kwargs)
-    try:
-        acc = ListAccumulator(strip_managed_fields=strip)
-    except TypeError:
-        acc = ListAccumulator()
+    acc = ListAccumulator(strip_managed_fields=strip, **kwargs)
     fed = 0
     with open(path, "rb") as f:
         while fed < n:

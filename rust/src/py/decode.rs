@@ -134,16 +134,21 @@ impl PageInfo {
 #[pymethods]
 impl PyListAccumulator {
     #[new]
-    #[pyo3(signature = (strip_managed_fields = false))]
-    fn new(strip_managed_fields: bool) -> Self {
+    #[pyo3(signature = (strip_managed_fields = false, compress = false))]
+    fn new(strip_managed_fields: bool, compress: bool) -> Self {
         PyListAccumulator {
-            inner: Accumulator::new(strip_managed_fields),
+            inner: Accumulator::with_options(strip_managed_fields, compress),
         }
     }
 
     #[getter]
     fn strip_managed_fields(&self) -> bool {
         self.inner.strip_managed_fields
+    }
+
+    #[getter]
+    fn compress(&self) -> bool {
+        self.inner.compress
     }
 
     /// Decodes one list page and keeps its items; nothing is kept if the page is bad.

@@ -55,10 +55,10 @@ impl ReplaceResult {
 #[pymethods]
 impl PyStore {
     #[new]
-    #[pyo3(signature = (strip_managed_fields = true))]
-    fn new(strip_managed_fields: bool) -> Self {
+    #[pyo3(signature = (strip_managed_fields = true, compress = false))]
+    fn new(strip_managed_fields: bool, compress: bool) -> Self {
         PyStore {
-            inner: Store::new(strip_managed_fields),
+            inner: Store::with_options(strip_managed_fields, compress),
         }
     }
 
@@ -83,6 +83,11 @@ impl PyStore {
     #[getter]
     fn strip_managed_fields(&self) -> bool {
         self.inner.strip_managed_fields()
+    }
+
+    #[getter]
+    fn compress(&self) -> bool {
+        self.inner.compress()
     }
 
     fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
