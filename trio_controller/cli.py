@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-snapshot", type=Path, help="save the cache on exit, load it on start")
     p.add_argument(
+        "--compress-cache",
+        action="store_true",
+        help="keep cached objects LZ4-compressed: about a third less memory, a few µs more "
+        "per event",
+    )
+    p.add_argument(
         "--streaming-list",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -86,6 +92,7 @@ async def _run(args: argparse.Namespace) -> None:
             namespace=namespace,
             workers=args.workers,
             resync=args.resync,
+            compress=args.compress_cache,
             streaming_list=args.streaming_list,
         )
         if args.cache_snapshot is not None:

@@ -193,11 +193,12 @@ def pod_controller(
     resync: float | None = None,
     out: TextIO | None = None,
     strip_managed_fields: bool = True,
+    compress: bool = False,
     streaming_list: bool = True,
 ) -> Controller:
     """client-go's workqueue example: watch pods in `namespace` (None: all namespaces)."""
     path = "/api/v1/pods" if namespace is None else f"/api/v1/namespaces/{namespace}/pods"
-    store = Store(strip_managed_fields=strip_managed_fields)
+    store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
     queue = WorkQueue()
     reflector = Reflector(client, path, store, queue, streaming_list=streaming_list)
     reconcile = print_pod_sync(store, out if out is not None else sys.stdout)

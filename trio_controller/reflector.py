@@ -167,7 +167,7 @@ class Reflector:
     # -- listing -----------------------------------------------------------------------
 
     async def _list(self) -> State:
-        acc = ListAccumulator(strip_managed_fields=self.store.strip_managed_fields)
+        acc = self._accumulator()
         params = {**self.params, "limit": str(self.page_size)}
         continue_token: str | None = None
         while True:
@@ -181,7 +181,7 @@ class Reflector:
                     raise
                 # The continue token expired between pages: one consistent full list.
                 log.info("List continue token expired; falling back to a full list")
-                acc = ListAccumulator(strip_managed_fields=self.store.strip_managed_fields)
+                acc = self._accumulator()
                 params = dict(self.params)
                 continue_token = None
                 continue
@@ -192,6 +192,12 @@ class Reflector:
         resource_version = page.resource_version or ""
         self._replace(acc, resource_version)
         return Watch(resource_version)
+
+    def _accumulator(self) -> ListAccumulator:
+        """A side buffer for a (re)list that stores objects the way `store` keeps them."""
+        return ListAccumulator(
+            strip_managed_fields=self.store.strip_managed_fields, compress=self.store.compress
+        )
 
     def _replace(self, acc: ListAccumulator, resource_version: str | None) -> None:
         result = self.store.replace(acc, resource_version)
@@ -235,7 +241,7 @@ class Reflector:
         params, idle = self._watch_params()
         params.update({"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"})
         params["resourceVersion"] = ""
-        initial = ListAccumulator(strip_managed_fields=self.store.strip_managed_fields)
+        initial = self._accumulator()
         await self._consume(params, idle, initial=initial)
         if not self._listed:
             # The stream ended without the initial-events-end bookmark: a server too old

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from controller_process import run_controller
 
 from trio_controller.testing import EnvInfo, EnvTest, PodHelper, open_pod_helper
@@ -92,13 +93,18 @@ async def test_sigterm_drains_in_flight_keys_and_exits_zero(
     )
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "compressed-cache"])
 async def test_the_cache_snapshot_reports_pods_deleted_while_the_controller_was_down(
-    envtest: EnvInfo, pods: PodHelper, namespace: str, tmp_path: Path
+    envtest: EnvInfo, pods: PodHelper, namespace: str, tmp_path: Path, compress: bool
 ) -> None:
     snapshot = tmp_path / "cache.snapshot"
     await pods.create_pod(namespace, "stays")
     await pods.create_pod(namespace, "mypod")
-    args = ("--kubeconfig", envtest.admin_kubeconfig, "-n", namespace, "--cache-snapshot", snapshot)
+    args: tuple[str | Path, ...] = (
+        "--kubeconfig", envtest.admin_kubeconfig, "-n", namespace, "--cache-snapshot", snapshot,
+    )  # fmt: skip
+    if compress:
+        args += ("--compress-cache",)
     async with run_controller(*args) as ctl:
         await ctl.wait_stdout(sync("mypod"))
         await ctl.wait_stdout(sync("stays"))
