@@ -1229,31 +1229,21 @@ mod tests {
             br#"{"x":"unterminated}"#,
             br#"{"x":[1 2]}"#,
         ];
-        for obj in ok {
-            let line = [
-                br#"{"type":"ADDED","object":{"metadata":{"name":"a"},"spec":"#,
-                *obj,
-                b"}}",
-            ]
-            .concat();
-            assert!(
-                decode_event(&line, &schema()).is_ok(),
-                "{}",
-                String::from_utf8_lossy(obj)
-            );
-        }
-        for obj in bad {
-            let line = [
-                br#"{"type":"ADDED","object":{"metadata":{"name":"a"},"spec":"#,
-                *obj,
-                b"}}",
-            ]
-            .concat();
-            assert!(
-                decode_event(&line, &schema()).is_err(),
-                "{}",
-                String::from_utf8_lossy(obj)
-            );
+        for (objects, valid) in [(ok, true), (bad, false)] {
+            for obj in objects {
+                let line = [
+                    br#"{"type":"ADDED","object":{"metadata":{"name":"a"},"spec":"#,
+                    *obj,
+                    b"}}",
+                ]
+                .concat();
+                assert_eq!(
+                    decode_event(&line, &schema()).is_ok(),
+                    valid,
+                    "{}",
+                    String::from_utf8_lossy(obj)
+                );
+            }
         }
     }
 
