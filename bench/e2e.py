@@ -9,6 +9,7 @@ deleted and the controllers stopped.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import time
@@ -118,6 +119,7 @@ def run_e2e(peers, pods: int, rounds: int, log: Callable[[str], None]) -> dict:
         except subprocess.TimeoutExpired:
             env.kill()
             env.wait()
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "pods": pods,
         "concurrency": CONCURRENCY,

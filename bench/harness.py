@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -201,6 +202,7 @@ class StreamServer:
     def close(self) -> None:
         self.p.kill()
         self.p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def kubeconfig_text(server: str) -> str:
