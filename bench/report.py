@@ -137,6 +137,7 @@ def charts(result: dict, out: Path, stem: str) -> list[Path]:
         "ours-4w": "#ff7f0e",
         "ours-nostrip": "#ff9896",
         "ours-watchlist": "#e377c2",
+        "ours-lz4": "#8c564b",
         "client-go": "#2ca02c",
         "client-go-watchlist": "#98df8a",
     }

@@ -41,6 +41,7 @@ FULL = {
     "fig1_fast_peers": [
         "ours",
         "ours-4w",
+        "ours-lz4",
         "client-go",
         "pyref",
         "pyref-4w",
@@ -50,10 +51,18 @@ FULL = {
     "fig1_slow_peers": ["ours", "official", "kubernetes_asyncio", "kr8s"],
     "fig2_sizes": [10_000, 100_000],
     # the slowest peers take 15-40 s per 100k sync: at 100k only these (and the 10k rows)
-    "fig2_large_peers": ["ours", "ours-nostrip", "client-go", "pyref", "ours-watchlist"],
+    "fig2_large_peers": [
+        "ours",
+        "ours-nostrip",
+        "ours-lz4",
+        "client-go",
+        "pyref",
+        "ours-watchlist",
+    ],
     "fig2_peers": [
         "ours",
         "ours-nostrip",
+        "ours-lz4",
         "client-go",
         "pyref",
         "pyref-strip",
@@ -71,8 +80,8 @@ QUICK = {
     "fig1_fast_peers": ["ours", "client-go", "pyref", "lightkube", "official-orjson"],
     "fig1_slow_peers": [],
     "fig2_sizes": [1_000, 10_000],
-    "fig2_large_peers": ["ours", "ours-nostrip", "client-go", "pyref"],
-    "fig2_peers": ["ours", "ours-nostrip", "client-go", "pyref"],
+    "fig2_large_peers": ["ours", "ours-nostrip", "ours-lz4", "client-go", "pyref"],
+    "fig2_peers": ["ours", "ours-nostrip", "ours-lz4", "client-go", "pyref"],
     "fig4": (5_000, 10_000.0),
     "fig4_peers": ["ours", "client-go"],
     "fig5_pods": 0,
