@@ -4,7 +4,7 @@ The shape of client-go's workqueue example, in one Trio nursery:
 
     reflector ──keys──▶ WorkQueue ──▶ workers: reconcile(key) → forget / add_rate_limited
 
-`PodController` is that example: it prints `Sync/Add/Update for Pod <name>` for a key
+`pod_controller()` builds that example: it prints `Sync/Add/Update for Pod <name>` for a key
 whose pod is cached and `Pod <namespace>/<name> does not exist anymore` for one that
 is not.
 """
@@ -22,6 +22,7 @@ import trio
 
 from trio_controller._native import Store
 from trio_controller.client import Client
+from trio_controller.errors import TrioControllerError
 from trio_controller.reflector import Reflector
 from trio_controller.workqueue import ShutDown, WorkQueue
 
@@ -206,15 +207,33 @@ def pod_controller(
 
 
 def load_snapshot(store: Store, path: Path) -> int:
-    """Fill `store` from a cache snapshot; the first list then reconciles it."""
+    """Fill `store` from a cache snapshot; the first list then reconciles it.
+
+    A missing file is an empty cache. An unreadable or corrupt one is logged and
+    ignored: the list rebuilds the cache, only deletes made while the controller was
+    down go unreported.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return 0
-    return store.restore(data)
+    except OSError as exc:
+        log.warning("Ignoring the cache snapshot %s: %s", path, exc.strerror or exc)
+        return 0
+    try:
+        return store.restore(data)
+    except ValueError as exc:
+        log.warning("Ignoring the cache snapshot %s: %s", path, exc)
+        return 0
 
 
 def save_snapshot(store: Store, path: Path) -> None:
+    """Write the cache atomically (a temporary file renamed over `path`)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(store.snapshot())
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(store.snapshot())
+        tmp.replace(path)
+    except OSError as exc:
+        raise TrioControllerError(
+            f"cannot write the cache snapshot {path}: {exc.strerror or exc}"
+        ) from None
