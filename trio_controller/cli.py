@@ -32,17 +32,24 @@ def _parser() -> argparse.ArgumentParser:
         prog="trio-controller",
         description="Watch Pods and print a line for every key the workqueue hands out.",
     )
-    p.add_argument("--kubeconfig", help="path to a kubeconfig file (must exist)")
-    p.add_argument("--context", help="the kubeconfig context to use")
-    p.add_argument("--master", help="the API server URL (overrides the kubeconfig)")
+    p.add_argument("--kubeconfig", metavar="PATH", help="path to a kubeconfig file (must exist)")
+    p.add_argument("--context", metavar="NAME", help="the kubeconfig context to use")
+    p.add_argument("--master", metavar="URL", help="the API server URL (overrides the kubeconfig)")
     ns = p.add_mutually_exclusive_group()
-    ns.add_argument("-n", "--namespace", help="the namespace to watch")
+    ns.add_argument("-n", "--namespace", metavar="NS", help="the namespace to watch")
     ns.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    p.add_argument("--workers", type=_positive_int, default=1, help="worker tasks (default 1)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="worker tasks (default 1)"
+    )
     p.add_argument(
         "--resync", type=float, default=None, metavar="SECONDS", help="re-enqueue every key"
     )
-    p.add_argument("--cache-snapshot", type=Path, help="save the cache on exit, load it on start")
+    p.add_argument(
+        "--cache-snapshot",
+        type=Path,
+        metavar="PATH",
+        help="save the cache on exit, load it on start",
+    )
     p.add_argument(
         "--compress-cache",
         action="store_true",
@@ -62,15 +69,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run only while holding a coordination.k8s.io Lease (one active replica)",
     )
-    le.add_argument("--leader-elect-resource-name", default="trio-controller-pods")
+    le.add_argument("--leader-elect-resource-name", default="trio-controller-pods", metavar="NAME")
     le.add_argument(
         "--leader-elect-resource-namespace",
+        metavar="NS",
         help="where the Lease lives (default: the watched namespace, else default)",
     )
-    le.add_argument("--leader-elect-lease-duration", type=float, default=15.0)
-    le.add_argument("--leader-elect-renew-deadline", type=float, default=10.0)
-    le.add_argument("--leader-elect-retry-period", type=float, default=2.0)
-    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity")
+    le.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="S")
+    le.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="S")
+    le.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="S")
+    p.add_argument(
+        "-v", "--v", dest="verbosity", type=int, default=0, metavar="N", help="log verbosity"
+    )
     return p
 
 
