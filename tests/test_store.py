@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from trio_controller import DecodeError, ListAccumulator, Store
+from trio_controller._native import WatchDecoder
 
 
 def pod(
@@ -261,3 +262,66 @@ async def test_a_big_page_can_be_decoded_in_a_worker_thread() -> None:
     info = await trio.to_thread.run_sync(acc.feed_page, body)
     assert info.items == 600
     assert len(acc) == 600
+
+
+def fat_pod(i: int, rv: str = "1") -> dict:
+    """A ~1 KB pod; pods differ in name, uid, node and a few status fields."""
+    return pod(
+        f"web-{i:05d}",
+        ns=f"ns-{i % 5}",
+        rv=rv,
+        node=f"node-{i % 7}",
+        annotations={"kubernetes.io/config.seen": f"2026-11-27T10:{i % 60:02d}:00Z"},
+        ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f"}],
+        extra={"image": "registry.example.com/team/web:1.2.3", "ip": f"10.0.{i % 250}.{i % 7}"}
+        | {f"env-{j}": f"value-{j}" for j in range(20)},
+    )
+
+
+def stripped(obj: dict) -> dict:
+    meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+    return {**obj, "metadata": meta}
+
+
+def test_compressed_objects_share_a_dictionary_across_relists_and_watches() -> None:
+    store = Store(compress=True)
+    store.add_index("node", "spec.nodeName")
+    acc = ListAccumulator(strip_managed_fields=True, compress=True)
+    for start in range(0, 300, 100):
+        acc.feed_page(page([fat_pod(i) for i in range(start, start + 100)]))
+    assert len(store.replace(acc, "5").added) == 300
+    # Watch events after the list, then deletes.
+    for i in range(0, 300, 3):
+        store.upsert(raw(fat_pod(i, rv="6")))
+    for i in range(0, 300, 5):
+        store.delete(f"ns-{i % 5}/web-{i:05d}")
+    for i in range(300):
+        want = None if i % 5 == 0 else stripped(fat_pod(i, rv="6" if i % 3 == 0 else "1"))
+        assert store.get(f"ns-{i % 5}/web-{i:05d}") == want
+    # A relist through a fresh accumulator (its own dictionary) into this store.
+    relist = ListAccumulator(strip_managed_fields=True, compress=True)
+    relist.feed_page(page([fat_pod(i, rv="7") for i in range(150, 350)]))
+    result = store.replace(relist, "7")
+    assert (len(result.added), len(result.updated)) == (50 + 30, 150 - 30)
+    assert len(result.tombstones) == 150 - 30
+    for key, body in result.tombstones.items():
+        i = int(key.rsplit("-", 1)[1])
+        assert orjson.loads(body) == stripped(fat_pod(i, rv="6" if i % 3 == 0 else "1"))
+    for i in range(150, 350):
+        assert orjson.loads(store.get_raw(f"ns-{i % 5}/web-{i:05d}") or b"") == stripped(
+            fat_pod(i, rv="7")
+        )
+    # A streaming list with a fresh accumulator, then snapshot and restore.
+    initial = ListAccumulator(strip_managed_fields=True, compress=True)
+    stream = b"".join(
+        orjson.dumps({"type": "ADDED", "object": fat_pod(i, rv="8")}) + b"\n" for i in range(100)
+    )
+    out = WatchDecoder().feed_into(stream, store, None, 0.0, initial)
+    assert out.applied == 100 and len(initial) == 100
+    store.replace(initial, "8")
+    for target in (Store(compress=True), Store()):
+        target.add_index("node", "spec.nodeName")
+        assert target.restore(store.snapshot()) == 100
+        for i in range(100):
+            assert target.get(f"ns-{i % 5}/web-{i:05d}") == stripped(fat_pod(i, rv="8"))
+        assert target.by_index("node", "node-3") == store.by_index("node", "node-3")

@@ -183,8 +183,10 @@ class Store:
         """With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert.
 
         With ``compress``, objects are kept LZ4-compressed (when that makes them smaller)
-        and decompressed by ``get``, ``get_raw``, ``snapshot`` and tombstones; the metadata
-        accessors, indexes and keys never decompress.
+        against a shared dictionary (the first objects compressed, up to 32 KiB, then
+        frozen; ``replace`` adopts the list's) and decompressed by ``get``, ``get_raw``,
+        ``snapshot`` and tombstones; the metadata accessors, indexes and keys never
+        decompress.
         """
     @property
     def resource_version(self) -> str | None:
@@ -270,7 +272,9 @@ class ListAccumulator:
         it is collected; with ``compress`` it is compressed as it is collected. Pass the
         destination ``Store``'s settings, so a big list never holds the full objects and
         ``Store.replace`` moves the bytes without a copy (it strips and compresses what
-        the accumulator did not, at the cost of a copy)."""
+        the accumulator did not, at the cost of a copy). A compressing accumulator learns
+        its dictionary from the first objects it collects (or starts with the store's
+        when ``WatchDecoder.feed_into`` fills it) and keeps it across ``replace``."""
     @property
     def strip_managed_fields(self) -> bool:
         """Whether collected objects lose ``metadata.managedFields``."""

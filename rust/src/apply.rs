@@ -68,6 +68,7 @@ pub fn apply(
         match ev.kind {
             EventType::Added | EventType::Modified => {
                 if let Some(acc) = initial.as_deref_mut() {
+                    acc.share_dict(store);
                     if let Err(e) = acc.push(&bytes[ev.object], ev.meta) {
                         let err = fail(e.to_string());
                         lines.drop_pending();

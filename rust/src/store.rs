@@ -4,6 +4,12 @@
 //! Memory: each object is one allocation (`Entry::buf`) holding its bytes (managedFields
 //! stripped) followed by its uid, resourceVersion and labels; its name and namespace are
 //! read from the key, which is shared with the indexes and the work queue.
+//!
+//! Compression: with `compress`, objects are kept LZ4-compressed (lz4_flex block format)
+//! against a shared dictionary: the first objects a `Compressor` sees (up to `DICT_MAX`
+//! bytes), frozen thereafter. Each compressed entry holds an `Arc` of the dictionary it
+//! was compressed with, so entries move between accumulators and stores (`replace`)
+//! without re-compression whatever dictionary each side has.
 use crate::decode::{decode_object, member_cut, Meta, Schema, SyntaxError};
 use hashbrown::{HashMap, HashSet};
 use std::borrow::Cow;
@@ -46,6 +52,96 @@ impl From<SyntaxError> for StoreError {
     }
 }
 
+/// The most bytes a compression dictionary holds (the first objects seen, concatenated).
+pub const DICT_MAX: usize = 32 * 1024;
+/// Objects a `Compressor` learns from at most before it freezes its dictionary.
+const DICT_OBJECTS: u32 = 64;
+/// A dictionary smaller than this is not worth it (objects are then compressed alone).
+const DICT_MIN: usize = 1024;
+
+/// A frozen compression dictionary (bytes that logically precede each object).
+#[derive(Debug)]
+pub struct Dict {
+    bytes: Box<[u8]>,
+}
+
+/// Compresses objects, learning its dictionary from the first ones it sees.
+#[derive(Debug, Default, Clone)]
+pub struct Compressor {
+    training: Vec<u8>,
+    seen: u32,
+    frozen: bool,
+    dict: Option<Arc<Dict>>,
+}
+
+impl Compressor {
+    /// The frozen dictionary, if there is one.
+    pub fn dict(&self) -> Option<&Arc<Dict>> {
+        self.dict.as_ref()
+    }
+
+    /// Whether nothing was learnt yet (no object seen, no dictionary adopted).
+    pub fn pristine(&self) -> bool {
+        !self.frozen && self.seen == 0
+    }
+
+    /// Uses `dict` from now on (and stops learning).
+    pub fn adopt(&mut self, dict: Arc<Dict>) {
+        self.training = Vec::new();
+        self.frozen = true;
+        self.dict = Some(dict);
+    }
+
+    fn learn(&mut self, input: &[u8]) {
+        if self.frozen {
+            return;
+        }
+        let room = DICT_MAX.saturating_sub(self.training.len());
+        self.training
+            .extend_from_slice(&input[..input.len().min(room)]);
+        self.seen += 1;
+        if self.training.len() >= DICT_MAX || self.seen >= DICT_OBJECTS {
+            self.frozen = true;
+            let bytes = std::mem::take(&mut self.training);
+            if bytes.len() >= DICT_MIN {
+                self.dict = Some(Arc::new(Dict {
+                    bytes: bytes.into_boxed_slice(),
+                }));
+            }
+        }
+    }
+
+    /// Appends `input` LZ4-compressed (u32-LE size first) to `out` if that is smaller;
+    /// returns `None` if it is not (`out` unchanged), else the dictionary used.
+    fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Option<Option<Arc<Dict>>> {
+        let dict = self.dict.clone();
+        self.learn(input);
+        let size = u32::try_from(input.len()).ok()?;
+        let start = out.len();
+        out.extend_from_slice(&size.to_le_bytes());
+        out.resize(
+            start + 4 + lz4_flex::block::get_maximum_output_size(input.len()),
+            0,
+        );
+        let done = match &dict {
+            Some(d) => {
+                lz4_flex::block::compress_into_with_dict(input, &mut out[start + 4..], &d.bytes)
+            }
+            None => lz4_flex::block::compress_into(input, &mut out[start + 4..]),
+        };
+        match done {
+            Ok(n) if 4 + n < input.len() => {
+                out.truncate(start + 4 + n);
+                Some(dict)
+            }
+            _ => {
+                out.truncate(start);
+                None
+            }
+        }
+    }
+}
+
 /// "Absent" for the optional lengths of an `Entry`.
 const NONE: u32 = u32::MAX;
 
@@ -71,6 +167,8 @@ pub struct Entry {
     deleting: bool,
     /// The object's bytes are LZ4 (block format, u32-LE uncompressed size first).
     compressed: bool,
+    /// The dictionary they were compressed with (if any).
+    dict: Option<Arc<Dict>>,
     /// One list of values per user index of the schema the object was decoded with.
     index_values: Box<[Box<[Box<str>]>]>,
 }
@@ -91,8 +189,13 @@ impl Body<'_> {
         out.extend_from_slice(&self.raw[self.cut.end..]);
     }
 
-    /// Writes the bytes LZ4-compressed (size first) if that is smaller; says whether.
-    fn write_compressed(&self, out: &mut Vec<u8>) -> bool {
+    /// Writes the bytes compressed by `comp` (size first) if that is smaller, else as
+    /// they are; returns whether compressed and the dictionary used.
+    fn write_compressed(
+        &self,
+        out: &mut Vec<u8>,
+        comp: &mut Compressor,
+    ) -> (bool, Option<Arc<Dict>>) {
         let joined;
         let input: &[u8] = if self.cut.is_empty() {
             self.raw
@@ -102,24 +205,11 @@ impl Body<'_> {
             joined = v;
             &joined
         };
-        let Ok(size) = u32::try_from(input.len()) else {
-            return false;
-        };
-        let start = out.len();
-        out.extend_from_slice(&size.to_le_bytes());
-        out.resize(
-            start + 4 + lz4_flex::block::get_maximum_output_size(input.len()),
-            0,
-        );
-        match lz4_flex::block::compress_into(input, &mut out[start + 4..]) {
-            Ok(n) if 4 + n < input.len() => {
-                out.truncate(start + 4 + n);
-                true
-            }
-            _ => {
-                out.truncate(start);
+        match comp.compress(input, out) {
+            Some(dict) => (true, dict),
+            None => {
                 out.extend_from_slice(input);
-                false
+                (false, None)
             }
         }
     }
@@ -128,12 +218,12 @@ impl Body<'_> {
 impl Entry {
     /// Packs `raw` (without managedFields if `strip`) and `meta` into one allocation;
     /// returns the key too.
-    /// With `compress` the bytes are kept LZ4-compressed (if that makes them smaller).
+    /// With `compress` the bytes are kept compressed by it (if that makes them smaller).
     pub fn build(
         raw: &[u8],
         meta: Meta,
         strip: bool,
-        compress: bool,
+        compress: Option<&mut Compressor>,
     ) -> Result<(String, Entry), StoreError> {
         let key = meta.key().ok_or(StoreError::NoName)?;
         let cut = match (&meta.managed_fields, strip) {
@@ -145,22 +235,26 @@ impl Entry {
         Ok((key, entry))
     }
 
-    fn pack(body: &Body<'_>, meta: &Meta, compress: bool) -> Result<Entry, StoreError> {
+    fn pack(
+        body: &Body<'_>,
+        meta: &Meta,
+        compress: Option<&mut Compressor>,
+    ) -> Result<Entry, StoreError> {
         let uid = meta.uid.as_deref();
         let rv = meta.resource_version.as_deref();
         let labels_len: usize = meta.labels.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
         let meta_len = uid.map_or(0, str::len) + rv.map_or(0, str::len) + labels_len;
         len32(body.len() + meta_len)?;
         let mut buf;
-        let compressed = if compress {
+        let (compressed, dict) = if let Some(comp) = compress {
             buf = Vec::with_capacity(
                 4 + lz4_flex::block::get_maximum_output_size(body.len()) + meta_len,
             );
-            body.write_compressed(&mut buf)
+            body.write_compressed(&mut buf, comp)
         } else {
             buf = Vec::with_capacity(body.len() + meta_len);
             body.write(&mut buf);
-            false
+            (false, None)
         };
         let raw_len = len32(buf.len())?;
         buf.extend_from_slice(uid.unwrap_or("").as_bytes());
@@ -183,6 +277,7 @@ impl Entry {
             ns_len,
             deleting: meta.deleting,
             compressed,
+            dict,
             index_values: Self::values(&meta.index_values),
         })
     }
@@ -194,10 +289,14 @@ impl Entry {
     }
 
     /// The same entry with `cut` removed from its object bytes and compressed if asked
-    /// (and not yet); `self` if there is nothing to do.
-    fn reshape(self, cut: Range<usize>, compress: bool) -> Result<Entry, StoreError> {
-        let compress = compress && !self.compressed;
-        if cut.is_empty() && !compress {
+    /// (and not yet, or cut); `self` if there is nothing to do. An entry compressed
+    /// elsewhere keeps its bytes and dictionary.
+    fn reshape(
+        self,
+        cut: Range<usize>,
+        compress: Option<&mut Compressor>,
+    ) -> Result<Entry, StoreError> {
+        if cut.is_empty() && (compress.is_none() || self.compressed) {
             return Ok(self);
         }
         let raw = self.raw()?;
@@ -205,11 +304,11 @@ impl Entry {
         let body = Body { raw: &raw, cut };
         let meta = self.buf.get(self.raw_len as usize..).unwrap_or_default();
         let mut buf = Vec::with_capacity(body.len() + meta.len());
-        let compressed = if compress {
-            body.write_compressed(&mut buf)
+        let (compressed, dict) = if let Some(comp) = compress {
+            body.write_compressed(&mut buf, comp)
         } else {
             body.write(&mut buf);
-            false
+            (false, None)
         };
         let raw_len = len32(buf.len())?;
         buf.extend_from_slice(meta);
@@ -217,6 +316,7 @@ impl Entry {
             buf: buf.into_boxed_slice(),
             raw_len,
             compressed,
+            dict,
             index_values: self.index_values.clone(),
             ..self
         })
@@ -231,14 +331,24 @@ impl Entry {
         if !self.compressed {
             return Ok(Cow::Borrowed(self.raw_bytes()));
         }
-        lz4_flex::block::decompress_size_prepended(self.raw_bytes())
-            .map(Cow::Owned)
-            .map_err(|_| StoreError::Corrupt)
+        match &self.dict {
+            Some(d) => {
+                lz4_flex::block::decompress_size_prepended_with_dict(self.raw_bytes(), &d.bytes)
+            }
+            None => lz4_flex::block::decompress_size_prepended(self.raw_bytes()),
+        }
+        .map(Cow::Owned)
+        .map_err(|_| StoreError::Corrupt)
     }
 
     /// Whether the object's bytes are kept compressed.
     pub fn compressed(&self) -> bool {
         self.compressed
+    }
+
+    /// The dictionary the object's bytes were compressed with.
+    pub fn dict(&self) -> Option<&Arc<Dict>> {
+        self.dict.as_ref()
     }
 
     /// The object's bytes, consuming the entry (no copy when possible).
@@ -344,9 +454,14 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Packs `raw` (copied once), without managedFields if `strip`, compressed if
-    /// `compress`.
-    pub fn new(raw: &[u8], meta: Meta, strip: bool, compress: bool) -> Result<Self, StoreError> {
+    /// Packs `raw` (copied once), without managedFields if `strip`, compressed by
+    /// `compress` if given.
+    pub fn new(
+        raw: &[u8],
+        meta: Meta,
+        strip: bool,
+        compress: Option<&mut Compressor>,
+    ) -> Result<Self, StoreError> {
         let managed_fields = match &meta.managed_fields {
             Some(mf) if !strip => Some(member_cut(raw, mf)),
             _ => None,
@@ -371,6 +486,8 @@ pub struct Accumulator {
     pub strip_managed_fields: bool,
     /// Objects are compressed as they are collected (for a store that compresses).
     pub compress: bool,
+    /// Kept across `take` (the next list shares the dictionary with the last).
+    pub compressor: Compressor,
 }
 
 impl Accumulator {
@@ -383,14 +500,23 @@ impl Accumulator {
             items: Vec::new(),
             strip_managed_fields,
             compress,
+            compressor: Compressor::default(),
         }
     }
 
     pub fn push(&mut self, raw: &[u8], meta: Meta) -> Result<(), StoreError> {
         let strip = self.strip_managed_fields;
-        self.items
-            .push(Pending::new(raw, meta, strip, self.compress)?);
+        let comp = self.compress.then_some(&mut self.compressor);
+        self.items.push(Pending::new(raw, meta, strip, comp)?);
         Ok(())
+    }
+
+    /// Starts with `store`'s dictionary if this accumulator has learnt nothing yet (so
+    /// its objects and the store's share one).
+    pub fn share_dict(&mut self, store: &Store) {
+        if let (true, Some(d)) = (self.compressor.pristine(), store.compressor.dict()) {
+            self.compressor.adopt(d.clone());
+        }
     }
 
     /// Takes the items out, leaving the accumulator empty (its setting stays).
@@ -420,6 +546,7 @@ pub struct Store {
     schema: Schema,
     strip_managed_fields: bool,
     compress: bool,
+    compressor: Compressor,
     pub resource_version: Option<String>,
 }
 
@@ -466,6 +593,7 @@ impl Store {
             schema: Schema::new(&[]),
             strip_managed_fields,
             compress,
+            compressor: Compressor::default(),
             resource_version: None,
         }
     }
@@ -579,7 +707,8 @@ impl Store {
         } else {
             decode_object(raw, &self.schema)?
         };
-        let (key, entry) = Entry::build(raw, meta, self.strip_managed_fields, self.compress)?;
+        let comp = self.compress.then_some(&mut self.compressor);
+        let (key, entry) = Entry::build(raw, meta, self.strip_managed_fields, comp)?;
         Ok(self.insert(&key, None, entry))
     }
 
@@ -666,6 +795,12 @@ impl Store {
                 out.deleted.push((key, entry.into_raw()?));
             }
         }
+        // The list's dictionary describes the current objects: use it from now on.
+        if self.compress {
+            if let Some(d) = items.iter().rev().find_map(|p| p.entry.dict.clone()) {
+                self.compressor.adopt(d);
+            }
+        }
         self.objects
             .reserve(items.len().saturating_sub(self.objects.len()));
         let mut seen: HashSet<Key> = HashSet::with_capacity(items.len());
@@ -674,7 +809,8 @@ impl Store {
                 (Some(cut), true) => cut.clone(),
                 _ => 0..0,
             };
-            let entry = p.entry.reshape(cut, self.compress)?;
+            let comp = self.compress.then_some(&mut self.compressor);
+            let entry = p.entry.reshape(cut, comp)?;
             let (key, existed) = self.insert(&p.key.clone(), Some(p.key), entry);
             if seen.insert(key.clone()) {
                 if existed {
@@ -721,12 +857,8 @@ impl Store {
         for raw in fields {
             let raw = raw?;
             let meta = decode_object(raw, &self.schema)?;
-            items.push(Pending::new(
-                raw,
-                meta,
-                self.strip_managed_fields,
-                self.compress,
-            )?);
+            let comp = self.compress.then_some(&mut self.compressor);
+            items.push(Pending::new(raw, meta, self.strip_managed_fields, comp)?);
         }
         let n = items.len();
         let rv = (!rv.is_empty()).then(|| rv.to_string());
@@ -877,7 +1009,7 @@ mod tests {
         .into_iter()
         .map(|raw| {
             let meta = decode_object(raw.as_bytes(), &schema).unwrap();
-            Pending::new(raw.as_bytes(), meta, false, false).unwrap()
+            Pending::new(raw.as_bytes(), meta, false, None).unwrap()
         })
         .collect();
         let out = s.replace(items, Some("9".into())).unwrap();
@@ -993,5 +1125,193 @@ mod tests {
         assert!(t.restore(b"nope").is_err());
         assert!(t.restore(&snap[..snap.len() - 3]).is_err());
         assert_eq!(t.len(), 2);
+    }
+
+    /// A pod of ~1.7 KB, like the others but for its name, uid, rv, node and a hash.
+    fn fat_pod(i: usize, rv: usize) -> String {
+        let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        format!(
+            r#"{{"metadata":{{"name":"web-{h:016x}-{i}","namespace":"ns-{ns}","uid":"{h:016x}-1111-2222-3333-{i:012}","resourceVersion":"{rv}","labels":{{"app":"web","pod-template-hash":"{h:08x}"}},"ownerReferences":[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-{h:08x}","uid":"{h:016x}","controller":true,"blockOwnerDeletion":true}}],"managedFields":[{{"manager":"kube-controller-manager","operation":"Update"}}]}},"spec":{{"nodeName":"node-{node}","containers":[{{"name":"app","image":"registry.example.com/team/web:1.2.3","ports":[{{"containerPort":8080,"protocol":"TCP"}}],"env":[{{"name":"POD_NAME","valueFrom":{{"fieldRef":{{"fieldPath":"metadata.name"}}}}}},{{"name":"LOG_LEVEL","value":"info"}}],"resources":{{"requests":{{"cpu":"100m","memory":"128Mi"}},"limits":{{"memory":"256Mi"}}}},"volumeMounts":[{{"name":"kube-api-access","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount","readOnly":true}}],"terminationMessagePath":"/dev/termination-log","imagePullPolicy":"IfNotPresent"}}],"restartPolicy":"Always","dnsPolicy":"ClusterFirst","serviceAccountName":"default","schedulerName":"default-scheduler","tolerations":[{{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}}]}},"status":{{"phase":"Running","podIP":"10.{a}.{b}.{c}","hostIP":"192.168.{a}.{b}","startTime":"2026-11-27T10:{m:02}:00Z","conditions":[{{"type":"Ready","status":"True","lastTransitionTime":"2026-11-27T10:{m:02}:07Z"}}],"containerStatuses":[{{"name":"app","ready":true,"restartCount":0,"image":"registry.example.com/team/web:1.2.3","containerID":"containerd://{h:016x}{h:016x}"}}]}}}}"#,
+            ns = i % 7,
+            node = i % 13,
+            a = i % 250,
+            b = (i / 250) % 250,
+            c = (i * 7) % 250,
+            m = i % 60,
+        )
+    }
+
+    fn stripped(raw: &str) -> Vec<u8> {
+        let meta = decode_object(raw.as_bytes(), &Schema::new(&[])).unwrap();
+        strip_member(raw.as_bytes(), &meta.managed_fields.unwrap())
+    }
+
+    fn accumulate(acc: &mut Accumulator, pods: impl IntoIterator<Item = String>) {
+        for raw in pods {
+            let meta = decode_object(raw.as_bytes(), &Schema::new(&[])).unwrap();
+            acc.push(raw.as_bytes(), meta).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_compressing_store_learns_a_dictionary_from_its_first_objects() {
+        let mut s = Store::with_options(true, true);
+        let mut plain = 0;
+        let mut with_dict = 0;
+        for i in 0..200 {
+            s.upsert_raw(fat_pod(i, 1).as_bytes()).unwrap();
+        }
+        for key in s.keys() {
+            let e = s.get(key).unwrap();
+            assert!(e.compressed());
+            match e.dict() {
+                Some(_) => with_dict = with_dict.max(e.raw_bytes().len()),
+                None => plain = plain.max(e.raw_bytes().len()),
+            }
+        }
+        let d = s.compressor.dict().expect("a frozen dictionary").clone();
+        assert!(d.bytes.len() <= DICT_MAX && d.bytes.len() > DICT_MAX / 2);
+        // Objects compressed before the dictionary froze are LZ4 alone.
+        assert!(
+            plain > 0 && with_dict > 0 && with_dict * 3 < plain,
+            "{with_dict} {plain}"
+        );
+        // Every object reads back whole after many updates and deletes.
+        for i in (0..200).step_by(3) {
+            let k = s.upsert_raw(fat_pod(i, 2).as_bytes()).unwrap();
+            assert!(Arc::ptr_eq(s.get(&k).unwrap().dict().unwrap(), &d));
+        }
+        for i in (0..200).step_by(5) {
+            let raw = fat_pod(i, 1);
+            let k = decode_object(raw.as_bytes(), &Schema::new(&[]))
+                .unwrap()
+                .key()
+                .unwrap();
+            assert!(s.delete(&k).is_some());
+        }
+        for i in 0..200 {
+            let raw = fat_pod(i, if i % 3 == 0 { 2 } else { 1 });
+            let k = decode_object(raw.as_bytes(), &Schema::new(&[]))
+                .unwrap()
+                .key()
+                .unwrap();
+            match s.get(&k) {
+                Some(e) => assert_eq!(&*e.raw().unwrap(), &stripped(&raw)[..]),
+                None => assert!(i % 5 == 0 && i % 3 != 0 || i % 15 == 0),
+            }
+        }
+    }
+
+    #[test]
+    fn replace_moves_entries_with_their_dictionary_and_the_store_adopts_it() {
+        let mut acc = Accumulator::with_options(true, true);
+        accumulate(&mut acc, (0..100).map(|i| fat_pod(i, 1)));
+        let d1 = acc.compressor.dict().unwrap().clone();
+        let mut s = Store::with_options(true, true);
+        s.upsert_raw(fat_pod(1000, 1).as_bytes()).unwrap();
+        let out = s.replace(acc.take(), Some("1".into())).unwrap();
+        assert_eq!((out.added.len(), out.updated.len()), (100, 0));
+        assert_eq!(&*out.deleted[0].1, &stripped(&fat_pod(1000, 1))[..]);
+        assert!(Arc::ptr_eq(s.compressor.dict().unwrap(), &d1));
+        // Upserts now use the list's dictionary.
+        let k = s.upsert_raw(fat_pod(5000, 1).as_bytes()).unwrap();
+        assert!(Arc::ptr_eq(s.get(&k).unwrap().dict().unwrap(), &d1));
+        // A relist whose accumulator learnt another dictionary, into a store that has
+        // one: entries keep the dictionary they were compressed with.
+        let mut acc2 = Accumulator::with_options(true, true);
+        accumulate(&mut acc2, (50..150).rev().map(|i| fat_pod(i, 2)));
+        let d2 = acc2.compressor.dict().unwrap().clone();
+        assert!(!Arc::ptr_eq(&d1, &d2));
+        let out = s.replace(acc2.take(), Some("2".into())).unwrap();
+        assert_eq!((out.added.len(), out.updated.len()), (50, 50));
+        assert_eq!(out.deleted.len(), 51);
+        for (k, raw) in &out.deleted {
+            let i: usize = k.rsplit('-').next().unwrap().parse().unwrap();
+            assert_eq!(&**raw, &stripped(&fat_pod(i, 1))[..], "{k}");
+        }
+        assert!(Arc::ptr_eq(s.compressor.dict().unwrap(), &d2));
+        for i in 50..150 {
+            let raw = fat_pod(i, 2);
+            let k = decode_object(raw.as_bytes(), &Schema::new(&[]))
+                .unwrap()
+                .key()
+                .unwrap();
+            assert_eq!(&*s.get(&k).unwrap().raw().unwrap(), &stripped(&raw)[..]);
+        }
+        // The accumulator keeps its dictionary for the next list; a plain accumulator's
+        // items get the store's.
+        accumulate(&mut acc2, [fat_pod(7, 3)]);
+        assert!(Arc::ptr_eq(acc2.items[0].entry.dict().unwrap(), &d2));
+        let mut plain = Accumulator::new(false);
+        accumulate(&mut plain, (0..20).map(|i| fat_pod(i, 4)));
+        s.replace(plain.take(), None).unwrap();
+        assert_eq!(s.len(), 20);
+        for i in 0..20 {
+            let raw = fat_pod(i, 4);
+            let k = decode_object(raw.as_bytes(), &Schema::new(&[]))
+                .unwrap()
+                .key()
+                .unwrap();
+            let e = s.get(&k).unwrap();
+            assert!(Arc::ptr_eq(e.dict().unwrap(), &d2));
+            assert_eq!(&*e.raw().unwrap(), &stripped(&raw)[..]);
+        }
+        // Only the dictionaries still used are alive.
+        drop((acc, acc2));
+        assert_eq!(Arc::strong_count(&d1), 1);
+    }
+
+    #[test]
+    fn compressed_snapshots_restore_and_odd_objects_survive() {
+        let mut s = Store::with_options(true, true);
+        s.add_index("node", "spec.nodeName").unwrap();
+        for i in 0..60 {
+            s.upsert_raw(fat_pod(i, 1).as_bytes()).unwrap();
+        }
+        // Incompressible objects gain nothing.
+        let mut x: u64 = 1;
+        let noise: String = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'!' + (x % 90) as u8 + u8::from(x % 90 >= 1))
+            })
+            .filter(|c| *c != '"' && *c != '\\')
+            .collect();
+        let odd = format!(r#"{{"metadata":{{"name":"noise"}},"data":"{noise}"}}"#);
+        s.upsert_raw(odd.as_bytes()).unwrap();
+        s.upsert_raw(br#"{"metadata":{"name":"b"}}"#).unwrap();
+        assert!(s.get("noise").unwrap().raw_bytes().len() > odd.len() - 20);
+        // (Even a tiny object gains with the dictionary.)
+        assert!(s.get("b").unwrap().compressed());
+        assert_eq!(
+            &*s.get("b").unwrap().raw().unwrap(),
+            br#"{"metadata":{"name":"b"}}"#
+        );
+        assert_eq!(&*s.get("noise").unwrap().raw().unwrap(), odd.as_bytes());
+        let snap = s.snapshot().unwrap();
+        for restored in [Store::with_options(true, true), Store::new(true)] {
+            let mut t = restored;
+            t.add_index("node", "spec.nodeName").unwrap();
+            assert_eq!(t.restore(&snap).unwrap(), 62);
+            for k in s.keys() {
+                assert_eq!(
+                    t.get(k).unwrap().raw().unwrap(),
+                    s.get(k).unwrap().raw().unwrap()
+                );
+            }
+            assert_eq!(t.by_index("node", "node-3"), s.by_index("node", "node-3"));
+        }
+        // Damaged bytes are an error, not a panic.
+        let key = s
+            .keys()
+            .find(|k| s.get(k).unwrap().dict().is_some())
+            .unwrap();
+        for len in [9, s.get(key).unwrap().raw_len - 1] {
+            let mut e = s.get(key).unwrap().clone();
+            e.raw_len = len;
+            assert_eq!(e.raw(), Err(StoreError::Corrupt));
+        }
     }
 }
