@@ -183,7 +183,7 @@ class Store:
         """With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert.
 
         With ``compress``, objects are kept LZ4-compressed (when that makes them smaller)
-        against a shared dictionary (the first objects compressed, up to 32 KiB, then
+        against a shared dictionary (the first objects compressed, up to 16 KiB, then
         frozen; ``replace`` adopts the list's) and decompressed by ``get``, ``get_raw``,
         ``snapshot`` and tombstones; the metadata accessors, indexes and keys never
         decompress.
