@@ -1,14 +1,19 @@
 """List, then watch, forever: client-go's reflector as a visible state machine.
 
     StreamList ──(server lacks it)──▶ Relist
+    StreamList ──(initial-events-end bookmark: replace the store)──▶ Watch(rv), same stream
     Relist ──(pages into a side buffer, replace the store)──▶ Watch(rv)
-    Watch(rv) ──(stream ends normally / malformed line)──▶ Watch(last rv)
+    Watch(rv) ──(stream ends normally)──▶ Watch(last rv), at once
     any ──(410 Gone: ERROR event or response)──▶ Relist
     any ──(429)──▶ same state after Retry-After
-    any ──(other error)──▶ same state after backoff (0.8 s → 30 s, jitter)
+    any ──(other error: dropped, stalled, malformed line, 5xx, a watch that ends
+           within a second with no event)──▶ same state, a watch from its last rv,
+           after backoff (0.8 s → 30 s, jitter, reset after 2 quiet minutes)
+    before the first sync, 401/403/TLS/unreachable ──▶ raised (the CLI exits)
 
 Every event goes from the network chunk through the Rust decoder straight into the
-Rust store and workqueue (`WatchDecoder.feed_into`): no Python work per event. A relist
+Rust store and workqueue (`WatchDecoder.feed_into`): no Python work per event, unless
+Python event handlers were given (see informer.py), which take the per-event path. A relist
 collects every page in a Rust `ListAccumulator` and swaps it in whole with
 `Store.replace`, so readers never see a half-listed cache and keys that vanished in a
 gap come back as tombstones (deleted keys) that are enqueued like any other.
