@@ -21,7 +21,7 @@ import socket
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -112,19 +112,37 @@ def _os_reason(exc: BaseException) -> str | None:
     return None
 
 
-@contextmanager
-def map_exceptions(server: str) -> Iterator[None]:
-    """The one place where httpx, ssl, socket and Trio errors become our errors."""
-    try:
-        yield
-    except TrioControllerError:
-        raise
-    except (httpx.TransportError, ssl.SSLError, OSError, trio.TooSlowError) as exc:
-        raise _transport_error(exc, server) from exc
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        raise ConnectionFailed(f"connection to {server} lost") from exc
-    except httpx.DecodingError as exc:
-        raise ConnectionFailed(f"invalid response encoding from {server}: {exc}") from exc
+class map_exceptions:
+    """The one place where httpx, ssl, socket and Trio errors become our errors.
+
+    A class rather than a generator-based context manager: it wraps every chunk of every
+    watch stream, so it should cost no more than a try/except.
+    """
+
+    __slots__ = ("server",)
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        typ: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None or isinstance(exc, TrioControllerError):
+            return False
+        server = self.server
+        if isinstance(exc, httpx.TransportError | ssl.SSLError | OSError | trio.TooSlowError):
+            raise _transport_error(exc, server) from exc
+        if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
+            raise ConnectionFailed(f"connection to {server} lost") from exc
+        if isinstance(exc, httpx.DecodingError):
+            raise ConnectionFailed(f"invalid response encoding from {server}: {exc}") from exc
+        return False
 
 
 class ChunkStream:
