@@ -436,6 +436,22 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
+    /// At a `{` or `[`: checks the nesting depth and steps inside; true when the
+    /// container is empty (its `close` byte is consumed too).
+    #[inline(always)]
+    fn enter(&mut self, depth: usize, close: u8) -> R<bool> {
+        if depth >= MAX_DEPTH {
+            return fail(self.pos, "nesting too deep");
+        }
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Skips one value (after optional whitespace), validating it.
     fn skip_value(&mut self, depth: usize) -> R<()> {
         self.ws();
@@ -443,13 +459,7 @@ impl<'a> Scanner<'a> {
             Some(b'"') => self.skip_string(),
             Some(b'{') => self.skip_object(depth),
             Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return fail(self.pos, "nesting too deep");
-                }
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
+                if self.enter(depth, b']')? {
                     return Ok(());
                 }
                 loop {
@@ -498,13 +508,7 @@ impl<'a> Scanner<'a> {
 
     /// At a `{`: skips an object, validating it.
     fn skip_object(&mut self, depth: usize) -> R<()> {
-        if depth >= MAX_DEPTH {
-            return fail(self.pos, "nesting too deep");
-        }
-        self.pos += 1;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        if self.enter(depth, b'}')? {
             return Ok(());
         }
         loop {
@@ -553,13 +557,7 @@ impl<'a> Scanner<'a> {
         spans: &mut [Option<Range<usize>>],
         depth: usize,
     ) -> R<()> {
-        if depth >= MAX_DEPTH {
-            return fail(self.pos, "nesting too deep");
-        }
-        self.pos += 1;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        if self.enter(depth, b'}')? {
             return Ok(());
         }
         loop {
