@@ -18,8 +18,8 @@ from pathlib import Path
 
 import trio
 
-from trio_controller import kubeconfig
-from trio_controller.client import Client
+from trio_controller import config as kubeconfig
+from trio_controller.transport.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -1,6 +1,6 @@
 import random
 
-from trio_controller.backoff import Backoff
+from trio_controller.cache.backoff import Backoff
 
 
 def backoff_without_jitter() -> Backoff:

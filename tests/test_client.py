@@ -26,7 +26,7 @@ from streamserver import Close, Pause, Reply, Request, Stall, WaitFor, open_stre
 
 from trio_controller import errors
 from trio_controller.auth import BearerTokenAuth, ExecAuth, ExecConfig
-from trio_controller.client import USER_AGENT, Client
+from trio_controller.config import ClusterConfig, TLSConfig
 from trio_controller.errors import (
     ApiError,
     Conflict,
@@ -40,7 +40,7 @@ from trio_controller.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from trio_controller.kubeconfig import ClusterConfig, TLSConfig
+from trio_controller.transport.client import USER_AGENT, Client
 
 SECRET = "s3cr3t-token-value"
 PODS = "/api/v1/namespaces/default/pods"

@@ -14,7 +14,8 @@ import trio
 import trio.testing
 
 from trio_controller._native import Store
-from trio_controller.controller import Controller, load_snapshot, save_snapshot
+from trio_controller.cache.snapshot import load_snapshot, save_snapshot
+from trio_controller.controller import Controller
 from trio_controller.errors import TrioControllerError
 from trio_controller.workqueue import WorkQueue
 

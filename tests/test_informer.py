@@ -11,9 +11,9 @@ import trio.testing
 from helpers.watch import error_event, event, pod, pod_list
 from streamserver import Reply, Stall, open_stream_server
 
-from trio_controller.client import Client
-from trio_controller.informer import EventHandlers, Informer
-from trio_controller.kubeconfig import ClusterConfig
+from trio_controller.cache.informer import EventHandlers, Informer
+from trio_controller.config import ClusterConfig
+from trio_controller.transport.client import Client
 
 PODS = "/api/v1/namespaces/default/pods"
 

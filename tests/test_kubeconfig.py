@@ -13,10 +13,12 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from helpers.certs import CA, Pair
 
-from trio_controller import kubeconfig
+from trio_controller import config as kubeconfig
 from trio_controller.auth import BasicAuth, BearerTokenAuth, ExecAuth, TokenFileAuth
+from trio_controller.config import ClusterConfig, load_config
 from trio_controller.errors import KubeconfigError
-from trio_controller.kubeconfig import ClusterConfig, build_ssl_context, load_config
+from trio_controller.transport import tls
+from trio_controller.transport.tls import build_ssl_context
 
 SECRET = "s3cr3t-token-value"
 
@@ -259,7 +261,7 @@ def test_yaml_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
 
 def test_libyaml_loader_is_used_when_available() -> None:
     if getattr(yaml, "CSafeLoader", None) is not None:
-        assert kubeconfig._Loader is yaml.CSafeLoader
+        assert kubeconfig.kubeconfig._Loader is yaml.CSafeLoader
 
 
 def test_missing_certificate_file_names_field_and_path(tmp_path: Path) -> None:
@@ -425,7 +427,7 @@ def test_encrypted_key_is_named(ca: CA, rsa_client: Pair) -> None:
 def test_insecure_skip_tls_verify_warns_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kubeconfig, "_warned_insecure", False)
+    monkeypatch.setattr(tls, "_warned_insecure", False)
     path = write(
         tmp_path / "k",
         clusters={"c": {"server": "https://a", "insecure-skip-tls-verify": True}},
@@ -433,7 +435,7 @@ def test_insecure_skip_tls_verify_warns_once(
         current="x",
     )
     config = load(path)
-    with caplog.at_level(logging.WARNING, logger="trio_controller.kubeconfig"):
+    with caplog.at_level(logging.WARNING, logger="trio_controller.transport.tls"):
         ctx = build_ssl_context(config.tls)
         build_ssl_context(config.tls)
     assert ctx.verify_mode == ssl.CERT_NONE and not ctx.check_hostname

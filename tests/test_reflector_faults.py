@@ -19,10 +19,10 @@ from helpers.watch import bookmark, error_event, event, pod, pod_list
 from streamserver import Close, Reply, Request, Stall, open_stream_server
 
 from trio_controller._native import Store
-from trio_controller.client import Client
+from trio_controller.cache.reflector import Reflector
+from trio_controller.config import ClusterConfig
 from trio_controller.controller import Controller, print_pod_sync
-from trio_controller.kubeconfig import ClusterConfig
-from trio_controller.reflector import Reflector
+from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
 
 PODS = "/api/v1/namespaces/default/pods"

@@ -14,11 +14,11 @@ from trio_controller._native import (
     __version__,
     default_controller_rate_limiter,
 )
-from trio_controller.client import Client
+from trio_controller.cache.reflector import Reflector
+from trio_controller.config import ClusterConfig, load_config
 from trio_controller.controller import Controller
 from trio_controller.errors import ApiError, KubeconfigError, TrioControllerError
-from trio_controller.kubeconfig import ClusterConfig, load_config
-from trio_controller.reflector import Reflector
+from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
 
 __all__ = [

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import trio
 
-from trio_controller import errors, kubeconfig
-from trio_controller import log as klog
-from trio_controller.client import Client
-from trio_controller.controller import load_snapshot, pod_controller, save_snapshot
+from trio_controller import config as kubeconfig
+from trio_controller import errors
+from trio_controller.cache.snapshot import load_snapshot, save_snapshot
+from trio_controller.controller import pod_controller
 from trio_controller.leaderelection import LeaderElector, lease_identity_from_env
+from trio_controller.observe import log as klog
+from trio_controller.transport.client import Client
 
 log = logging.getLogger("trio_controller.cli")
 

@@ -15,15 +15,13 @@ import inspect
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TextIO
 
 import trio
 
 from trio_controller._native import Store
-from trio_controller.client import Client
-from trio_controller.errors import TrioControllerError
-from trio_controller.reflector import Reflector
+from trio_controller.cache.reflector import Reflector
+from trio_controller.transport.client import Client
 from trio_controller.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -204,36 +202,3 @@ def pod_controller(
     reflector = Reflector(client, path, store, queue, streaming_list=streaming_list)
     reconcile = print_pod_sync(store, out if out is not None else sys.stdout)
     return Controller(reflector, queue, reconcile, workers=workers, resync=resync)
-
-
-def load_snapshot(store: Store, path: Path) -> int:
-    """Fill `store` from a cache snapshot; the first list then reconciles it.
-
-    A missing file is an empty cache. An unreadable or corrupt one is logged and
-    ignored: the list rebuilds the cache, only deletes made while the controller was
-    down go unreported.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        log.warning("Ignoring the cache snapshot %s: %s", path, exc.strerror or exc)
-        return 0
-    try:
-        return store.restore(data)
-    except ValueError as exc:
-        log.warning("Ignoring the cache snapshot %s: %s", path, exc)
-        return 0
-
-
-def save_snapshot(store: Store, path: Path) -> None:
-    """Write the cache atomically (a temporary file renamed over `path`)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(store.snapshot())
-        tmp.replace(path)
-    except OSError as exc:
-        raise TrioControllerError(
-            f"cannot write the cache snapshot {path}: {exc.strerror or exc}"
-        ) from None

@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from trio_controller import errors
-from trio_controller.client import Client
+from trio_controller.transport.client import Client
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import sys
 
 import trio
 
-from trio_controller import kubeconfig
-from trio_controller import log as klog
-from trio_controller.client import Client
+from trio_controller import config as kubeconfig
 from trio_controller.controller import pod_controller
+from trio_controller.observe import log as klog
+from trio_controller.transport.client import Client
 
 
 async def main(args: argparse.Namespace) -> None:

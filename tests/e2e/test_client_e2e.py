@@ -13,9 +13,9 @@ import trio
 import yaml
 
 from trio_controller.auth import BearerTokenAuth
-from trio_controller.client import ChunkStream, Client
+from trio_controller.config import ClusterConfig, TLSConfig, load_config
 from trio_controller.errors import Forbidden, NotFound, TLSError, Unauthorized
-from trio_controller.kubeconfig import ClusterConfig, TLSConfig, load_config
+from trio_controller.transport.client import ChunkStream, Client
 
 # Skips cleanly in a checkout that predates the testenv package.
 pytest.importorskip("trio_controller.testing")

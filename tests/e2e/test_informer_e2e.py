@@ -8,7 +8,7 @@ from typing import Any
 import trio
 
 from trio_controller import Client, WorkQueue, load_config
-from trio_controller.informer import EventHandlers, Informer
+from trio_controller.cache.informer import EventHandlers, Informer
 from trio_controller.testing import EnvInfo, PodHelper
 
 

@@ -21,18 +21,12 @@ import binascii
 import importlib.util
 import logging
 import os
-import ssl
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 
 from trio_controller.auth import (
     EXEC_API_VERSIONS,
@@ -42,51 +36,16 @@ from trio_controller.auth import (
     ExecConfig,
     TokenFileAuth,
 )
+from trio_controller.config.cluster import ClusterConfig, TLSConfig
 from trio_controller.errors import KubeconfigError
 
-__all__ = [
-    "IN_CLUSTER_DIR",
-    "ClusterConfig",
-    "TLSConfig",
-    "build_ssl_context",
-    "in_cluster_config",
-    "load_client_certificate",
-    "load_config",
-]
+__all__ = ["IN_CLUSTER_DIR", "in_cluster_config", "load_config"]
 
 log = logging.getLogger(__name__)
 
 IN_CLUSTER_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 EXEC_EXTENSION = "client.authentication.k8s.io/exec"
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True)
-class TLSConfig:
-    """TLS settings; PEM data already read from files. `*_source` names where it came from."""
-
-    ca_pem: bytes | None = field(default=None, repr=False)
-    ca_source: str | None = None
-    cert_pem: bytes | None = field(default=None, repr=False)
-    cert_source: str | None = None
-    key_pem: bytes | None = field(default=None, repr=False)
-    key_source: str | None = None
-    insecure: bool = False
-    server_name: str | None = None
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """Everything needed to talk to one apiserver as one user."""
-
-    server: str
-    namespace: str = "default"
-    tls: TLSConfig = field(default_factory=TLSConfig)
-    auth: httpx.Auth | None = None
-    proxy: str | None = None
-    disable_compression: bool = False
-    context: str | None = None
-    source: str = ""  # the kubeconfig file(s), or "in-cluster"
 
 
 # -- loading rules -------------------------------------------------------------------------
@@ -516,108 +475,3 @@ def _exec_config(
         interactive_mode=mode,
         cluster=exec_cluster,
     )
-
-
-# -- SSL -----------------------------------------------------------------------------------
-
-_warned_insecure = False
-
-
-def build_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
-    """An `ssl.SSLContext` for `tls`: its CA (or the system's), its client certificate."""
-    global _warned_insecure
-    if tls.insecure:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        if not _warned_insecure:
-            _warned_insecure = True
-            log.warning("insecure-skip-tls-verify is set: the server's certificate is not verified")
-    elif tls.ca_pem is not None:
-        where = tls.ca_source or "certificate-authority"
-        try:
-            certs = x509.load_pem_x509_certificates(tls.ca_pem)
-        except ValueError:
-            raise KubeconfigError(f"{where}: not a PEM certificate") from None
-        cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        try:
-            ctx.load_verify_locations(cadata=cadata)
-        except ssl.SSLError as exc:
-            raise KubeconfigError(f"{where}: unusable certificate ({exc.reason})") from None
-    else:
-        ctx = ssl.create_default_context()
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if tls.cert_pem is not None and tls.key_pem is not None:
-        load_client_certificate(
-            ctx,
-            tls.cert_pem,
-            tls.key_pem,
-            cert_source=tls.cert_source or "client-certificate",
-            key_source=tls.key_source or "client-key",
-        )
-    return ctx
-
-
-def load_client_certificate(
-    ctx: ssl.SSLContext,
-    cert_pem: bytes,
-    key_pem: bytes,
-    *,
-    cert_source: str = "client-certificate",
-    key_source: str = "client-key",
-) -> None:
-    """Load a PEM certificate (chain) and key (RSA, EC, Ed25519) into `ctx`.
-
-    The key is checked with `cryptography` first so errors are readable; it is handed to
-    OpenSSL through an in-memory file (or a private temporary file) and never logged.
-    """
-    try:
-        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
-    except ValueError:
-        raise KubeconfigError(f"{cert_source}: not a PEM certificate") from None
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except TypeError:
-        raise KubeconfigError(f"{key_source}: the key is encrypted") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise KubeconfigError(f"{key_source}: not a PEM private key") from None
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
-        raise KubeconfigError(
-            f"{cert_source} and {key_source} do not match (the key is not the certificate's)"
-        )
-    try:
-        _load_cert_chain(ctx, cert_pem, key_pem)
-    except ssl.SSLError as exc:
-        raise KubeconfigError(
-            f"{cert_source}: unusable certificate or key ({exc.reason})"
-        ) from None
-
-
-def _load_cert_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
-    memfd_create = getattr(os, "memfd_create", None)
-    if memfd_create is not None and os.path.isdir("/proc/self/fd"):
-        fds = []
-        try:
-            paths = []
-            for data in (cert_pem, key_pem):
-                fd = memfd_create("trio-controller-tls", getattr(os, "MFD_CLOEXEC", 0))
-                fds.append(fd)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                paths.append(f"/proc/self/fd/{fd}")
-            ctx.load_cert_chain(paths[0], paths[1])
-        finally:
-            for fd in fds:
-                os.close(fd)
-        return
-    with tempfile.TemporaryDirectory(prefix="trio-controller-tls-") as tmp:
-        cert_path = os.path.join(tmp, "cert.pem")
-        key_path = os.path.join(tmp, "key.pem")
-        for path, data in ((cert_path, cert_pem), (key_path, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        ctx.load_cert_chain(cert_path, key_path)

@@ -32,13 +32,13 @@ import trio
 
 from trio_controller import errors
 from trio_controller._native import DecodeError, ListAccumulator, Store, WatchDecoder
-from trio_controller.backoff import Backoff
-from trio_controller.client import Client
+from trio_controller.cache.backoff import Backoff
+from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
 
 if TYPE_CHECKING:
     from trio_controller._native import WatchEvent
-    from trio_controller.informer import EventHandlers
+    from trio_controller.cache.informer import EventHandlers
 
 log = logging.getLogger(__name__)
 

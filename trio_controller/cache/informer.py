@@ -20,8 +20,8 @@ from typing import Any
 import trio
 
 from trio_controller._native import Store
-from trio_controller.client import Client
-from trio_controller.reflector import Reflector
+from trio_controller.cache.reflector import Reflector
+from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
 
 Obj = dict[str, Any]

@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import math
 import platform
-import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -31,17 +30,16 @@ import trio
 
 from trio_controller import __version__
 from trio_controller.auth import ExecAuth
+from trio_controller.config.cluster import ClusterConfig
 from trio_controller.errors import (
     ConnectionFailed,
     Timeout,
-    TLSError,
-    TransportError,
-    TrioControllerError,
     from_response,
 )
-from trio_controller.kubeconfig import ClusterConfig, build_ssl_context, load_client_certificate
+from trio_controller.transport.errors import map_exceptions
+from trio_controller.transport.tls import build_ssl_context, load_client_certificate
 
-__all__ = ["USER_AGENT", "ChunkStream", "Client", "map_exceptions"]
+__all__ = ["USER_AGENT", "ChunkStream", "Client"]
 
 log = logging.getLogger(__name__)
 
@@ -53,96 +51,6 @@ MAX_ERROR_BODY = 64 * 1024
 CLOSE_TIMEOUT = 5.0  # seconds to close a stream, even when cancelled
 
 Params = Mapping[str, str | int | bool] | None
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc`, its causes and contexts, and the members of exception groups among them."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if isinstance(current, BaseExceptionGroup):
-            todo.extend(current.exceptions)
-        cause = current.__cause__ or current.__context__
-        if cause is not None:
-            todo.append(cause)
-
-
-def _transport_error(exc: BaseException, server: str) -> TransportError:
-    """Name the root cause of a failed exchange with `server` in one line."""
-    for cause in _chain(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            reason = cause.verify_message or cause.reason or "certificate verify failed"
-            return TLSError(f"TLS verification of {server} failed: {reason}")
-        if isinstance(cause, ssl.SSLError):
-            reason = cause.reason or str(cause)
-            return TLSError(f"TLS handshake with {server} failed: {reason}")
-        if isinstance(cause, socket.gaierror):
-            host = httpx.URL(server).host
-            return ConnectionFailed(f"cannot resolve host {host!r} of {server}: {cause.strerror}")
-        if isinstance(cause, ConnectionRefusedError):
-            return ConnectionFailed(f"connection to {server} refused")
-        if isinstance(cause, httpx.ProxyError):
-            return ConnectionFailed(f"proxy error reaching {server}: {cause}")
-        if "ConnectionTerminated" in str(cause):
-            return ConnectionFailed(f"{server} closed the HTTP/2 connection (GOAWAY)")
-    if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
-        what = {
-            httpx.ConnectTimeout: "connecting to",
-            httpx.ReadTimeout: "reading from",
-            httpx.WriteTimeout: "writing to",
-            httpx.PoolTimeout: "waiting for a connection to",
-        }.get(type(exc), "talking to")
-        return Timeout(f"timed out {what} {server}")
-    if isinstance(exc, httpx.ConnectError):
-        detail = _os_reason(exc) or str(exc) or "connection failed"
-        return ConnectionFailed(f"cannot connect to {server}: {detail}")
-    detail = _os_reason(exc) or str(exc) or type(exc).__name__
-    return ConnectionFailed(f"connection to {server} failed: {detail}")
-
-
-def _os_reason(exc: BaseException) -> str | None:
-    for cause in _chain(exc):
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-    return None
-
-
-class map_exceptions:
-    """The one place where httpx, ssl, socket and Trio errors become our errors.
-
-    A class rather than a generator-based context manager: it wraps every chunk of every
-    watch stream, so it should cost no more than a try/except.
-    """
-
-    __slots__ = ("server",)
-
-    def __init__(self, server: str) -> None:
-        self.server = server
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        typ: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        if exc is None or isinstance(exc, TrioControllerError):
-            return False
-        server = self.server
-        if isinstance(exc, httpx.TransportError | ssl.SSLError | OSError | trio.TooSlowError):
-            raise _transport_error(exc, server) from exc
-        if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
-            raise ConnectionFailed(f"connection to {server} lost") from exc
-        if isinstance(exc, httpx.DecodingError):
-            raise ConnectionFailed(f"invalid response encoding from {server}: {exc}") from exc
-        return False
 
 
 class ChunkStream:

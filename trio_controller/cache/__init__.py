@@ -1,0 +1,2 @@
+"""The informer half: reflector (list, then watch), backoff, Python event handlers,
+cache snapshots."""

@@ -1,0 +1,1 @@
+"""Talking to the apiserver: TLS, requests (httpx), watch streams, the error mapping."""

@@ -1,0 +1,124 @@
+"""TLS settings to an `ssl.SSLContext`: the CA (or the system's), client certificates.
+
+The same context serves httpx requests and the owned watch transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import tempfile
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from trio_controller.config.cluster import TLSConfig
+from trio_controller.errors import KubeconfigError
+
+__all__ = ["build_ssl_context", "load_client_certificate"]
+
+log = logging.getLogger(__name__)
+
+_warned_insecure = False
+
+
+def build_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+    """An `ssl.SSLContext` for `tls`: its CA (or the system's), its client certificate."""
+    global _warned_insecure
+    if tls.insecure:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if not _warned_insecure:
+            _warned_insecure = True
+            log.warning("insecure-skip-tls-verify is set: the server's certificate is not verified")
+    elif tls.ca_pem is not None:
+        where = tls.ca_source or "certificate-authority"
+        try:
+            certs = x509.load_pem_x509_certificates(tls.ca_pem)
+        except ValueError:
+            raise KubeconfigError(f"{where}: not a PEM certificate") from None
+        cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            ctx.load_verify_locations(cadata=cadata)
+        except ssl.SSLError as exc:
+            raise KubeconfigError(f"{where}: unusable certificate ({exc.reason})") from None
+    else:
+        ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.cert_pem is not None and tls.key_pem is not None:
+        load_client_certificate(
+            ctx,
+            tls.cert_pem,
+            tls.key_pem,
+            cert_source=tls.cert_source or "client-certificate",
+            key_source=tls.key_source or "client-key",
+        )
+    return ctx
+
+
+def load_client_certificate(
+    ctx: ssl.SSLContext,
+    cert_pem: bytes,
+    key_pem: bytes,
+    *,
+    cert_source: str = "client-certificate",
+    key_source: str = "client-key",
+) -> None:
+    """Load a PEM certificate (chain) and key (RSA, EC, Ed25519) into `ctx`.
+
+    The key is checked with `cryptography` first so errors are readable; it is handed to
+    OpenSSL through an in-memory file (or a private temporary file) and never logged.
+    """
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError:
+        raise KubeconfigError(f"{cert_source}: not a PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        raise KubeconfigError(f"{key_source}: the key is encrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise KubeconfigError(f"{key_source}: not a PEM private key") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise KubeconfigError(
+            f"{cert_source} and {key_source} do not match (the key is not the certificate's)"
+        )
+    try:
+        _load_cert_chain(ctx, cert_pem, key_pem)
+    except ssl.SSLError as exc:
+        raise KubeconfigError(
+            f"{cert_source}: unusable certificate or key ({exc.reason})"
+        ) from None
+
+
+def _load_cert_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None and os.path.isdir("/proc/self/fd"):
+        fds = []
+        try:
+            paths = []
+            for data in (cert_pem, key_pem):
+                fd = memfd_create("trio-controller-tls", getattr(os, "MFD_CLOEXEC", 0))
+                fds.append(fd)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                paths.append(f"/proc/self/fd/{fd}")
+            ctx.load_cert_chain(paths[0], paths[1])
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="trio-controller-tls-") as tmp:
+        cert_path = os.path.join(tmp, "cert.pem")
+        key_path = os.path.join(tmp, "key.pem")
+        for path, data in ((cert_path, cert_pem), (key_path, key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        ctx.load_cert_chain(cert_path, key_path)
