@@ -1,6 +1,12 @@
-"""``python -m trio_controller.testing --kubeconfig-out PATH``: run a test control plane
-in the foreground. Prints one line ``ready`` to stdout once it serves; SIGINT or SIGTERM
-stops it cleanly (exit 0). Diagnostics go to stderr."""
+"""``python -m trio_controller.testing [run] --kubeconfig-out PATH``: run a test control
+plane in the foreground. Prints one line ``ready`` to stdout once it serves; SIGINT or
+SIGTERM stops it cleanly (exit 0). Diagnostics go to stderr.
+
+``python -m trio_controller.testing install [--dir DIR]``: build kube-apiserver and etcd
+into the user cache (see `_install`); prints the folder holding them.
+``python -m trio_controller.testing path``: prints the folder that would be used.
+Missing binaries are one line on stderr and exit 1.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ from pathlib import Path
 
 import trio
 
-from trio_controller.testing._assets import AssetsNotFound
+from trio_controller.testing._assets import INSTALL_COMMAND, AssetsNotFound, find_assets
+from trio_controller.testing._install import InstallError, install
 from trio_controller.testing.envtest import DEFAULT_START_TIMEOUT, EnvTestError, open_envtest
 from trio_controller.testing.info import EnvInfo
 
@@ -23,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m trio_controller.testing",
         description="Run a real kube-apiserver and etcd on loopback until SIGINT/SIGTERM.",
+        epilog=f"other commands: `{INSTALL_COMMAND} [--dir DIR]` builds the binaries with Go "
+        "into ~/.cache/trio-controller/testenv/; `python -m trio_controller.testing path` "
+        "prints the folder used. KUBEBUILDER_ASSETS (e.g. from setup-envtest) overrides both.",
     )
     parser.add_argument(
         "--kubeconfig-out", type=Path, required=True, help="write the admin kubeconfig here"
@@ -44,6 +54,52 @@ def _parser() -> argparse.ArgumentParser:
         help="also stop when stdin reaches end of file (the parent process went away)",
     )
     return parser
+
+
+def _install_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=INSTALL_COMMAND,
+        description="Build kube-apiserver and etcd (the versions pinned with this package) "
+        "with Go into ~/.cache/trio-controller/testenv/<key>/ ($TRIO_CONTROLLER_CACHE moves "
+        "it), where open_envtest() finds them; nothing is built when they are there already. "
+        "Prints the folder holding them. Needs Go, bash and flock; a cold build takes several "
+        "minutes. Alternative: setup-envtest, then KUBEBUILDER_ASSETS=<its folder>.",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="also copy both binaries into DIR (for KUBEBUILDER_ASSETS=DIR)",
+    )
+    return parser
+
+
+def _path_parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="python -m trio_controller.testing path",
+        description="Print the folder holding kube-apiserver and etcd that open_envtest() "
+        "would use, or why there is none (exit 1).",
+    )
+
+
+def _install_main(argv: list[str]) -> int:
+    args = _install_parser().parse_args(argv)
+    try:
+        folder = install(args.dir)
+    except InstallError as error:
+        print(f"envtest: {error}", file=sys.stderr)
+        return 1
+    print(folder)
+    return 0
+
+
+def _path_main(argv: list[str]) -> int:
+    _path_parser().parse_args(argv)
+    try:
+        print(find_assets())
+    except AssetsNotFound as error:
+        print(f"envtest: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
@@ -91,7 +147,17 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["install"]:
+        return _install_main(argv[1:])
+    if argv[:1] == ["path"]:
+        return _path_main(argv[1:])
+    args = _parser().parse_args(argv[1:] if argv[:1] == ["run"] else argv)
+    try:
+        find_assets(args.assets_dir)  # before anything starts: one line, exit 1
+    except AssetsNotFound as error:
+        print(f"envtest: {error}", file=sys.stderr)
+        return 1
     failed = False
     try:
         trio.run(_serve, args)
