@@ -8,7 +8,7 @@ CACHE ?= $(HOME)/.cache/trio-controller
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup native testenv test lint test-rust test-python demo bench clean
+.PHONY: setup native testenv test lint test-rust test-python test-install demo bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m mypy.stubtest trio_controller._native
+	$(BIN)/hadolint Dockerfile
 
 test-rust:
 	cargo test -q
@@ -39,8 +40,12 @@ test-rust:
 test-python: setup testenv
 	$(BIN)/python -m pytest -q
 
+# The Dockerfile's install steps without Docker: wheel, fresh venv, installed commands.
+test-install: setup
+	bash scripts/check-install.sh
+
 # The one command that runs every test (CI runs exactly this).
-test: lint test-rust test-python
+test: lint test-rust test-python test-install
 
 demo: setup testenv
 	$(BIN)/python scripts/demo.py
