@@ -94,7 +94,7 @@ def test_explicit_path_wins_over_kubeconfig_env(tmp_path: Path) -> None:
     assert config.server == "https://a:1"
 
 
-def test_kubeconfig_env_merges_files_first_file_wins(tmp_path: Path) -> None:
+async def test_kubeconfig_env_merges_files_first_file_wins(tmp_path: Path) -> None:
     first = write(
         tmp_path / "first",
         clusters={"shared": {"server": "https://first:1"}},
@@ -120,7 +120,7 @@ def test_kubeconfig_env_merges_files_first_file_wins(tmp_path: Path) -> None:
     two = load_config(environ=env, context="two")
     assert (two.server, two.namespace) == ("https://o:3", "ns2")
     assert isinstance(two.auth, BearerTokenAuth)
-    assert two.auth._header == "Bearer first-token"
+    assert (await two.auth.credentials()).authorization == "Bearer first-token"
 
 
 def test_current_context_comes_from_the_first_file_that_sets_it(tmp_path: Path) -> None:

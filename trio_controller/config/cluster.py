@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import httpx
+from trio_controller.auth import CredentialProvider
 
 __all__ = ["ClusterConfig", "TLSConfig"]
 
@@ -30,7 +30,7 @@ class ClusterConfig:
     server: str
     namespace: str = "default"
     tls: TLSConfig = field(default_factory=TLSConfig)
-    auth: httpx.Auth | None = None
+    auth: CredentialProvider | None = None  # shared by every transport; never mutated
     proxy: str | None = None
     disable_compression: bool = False
     context: str | None = None

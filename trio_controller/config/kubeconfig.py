@@ -21,17 +21,18 @@ import binascii
 import importlib.util
 import logging
 import os
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from trio_controller.auth import (
     EXEC_API_VERSIONS,
     BasicAuth,
     BearerTokenAuth,
+    CredentialProvider,
     ExecAuth,
     ExecConfig,
     TokenFileAuth,
@@ -326,10 +327,11 @@ def _normalize_server(server: str, where: str) -> str:
     if "://" not in server:
         server = "https://" + server
     try:
-        url = httpx.URL(server)
-    except httpx.InvalidURL:
+        url = urllib.parse.urlsplit(server)
+        _ = url.port  # ValueError if it is not a number in range
+    except ValueError:
         raise KubeconfigError(f"{where}: invalid server URL {server!r}") from None
-    if url.scheme not in ("http", "https") or not url.host:
+    if url.scheme not in ("http", "https") or not url.hostname or any(c.isspace() for c in server):
         raise KubeconfigError(f"{where}: invalid server URL {server!r}")
     return server.rstrip("/")
 
@@ -381,7 +383,7 @@ def _user_settings(
     where: str,
     tls: TLSConfig,
     exec_cluster: dict[str, Any],
-) -> tuple[TLSConfig, httpx.Auth | None]:
+) -> tuple[TLSConfig, CredentialProvider | None]:
     cert_pem, cert_source = _data_or_file(user, "client-certificate", where, defined_in)
     key_pem, key_source = _data_or_file(user, "client-key", where, defined_in)
     if (cert_pem is None) != (key_pem is None):
@@ -406,7 +408,7 @@ def _user_settings(
     if (token or token_file) and (username or password):
         raise KubeconfigError(f"{where}: more than one authentication method (token, basic auth)")
 
-    auth: httpx.Auth | None = None
+    auth: CredentialProvider | None = None
     if token_file:
         path = _resolve(token_file, defined_in)
         if not _read_bytes(path, f"{where}.tokenFile").strip():

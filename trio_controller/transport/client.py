@@ -29,14 +29,17 @@ import orjson
 import trio
 
 from trio_controller import __version__
-from trio_controller.auth import ExecAuth
+from trio_controller.auth import Credentials
 from trio_controller.config.cluster import ClusterConfig
 from trio_controller.errors import (
     ConnectionFailed,
+    ExecPluginError,
+    KubeconfigError,
     Timeout,
     from_response,
 )
 from trio_controller.transport.errors import map_exceptions
+from trio_controller.transport.http_auth import HttpxAuth
 from trio_controller.transport.tls import build_ssl_context, load_client_certificate
 
 __all__ = ["USER_AGENT", "ChunkStream", "Client"]
@@ -140,8 +143,8 @@ class Client:
         self.config = config
         self.server = config.server
         self.ssl_context = build_ssl_context(config.tls)
-        if isinstance(config.auth, ExecAuth):
-            config.auth.on_client_certificate = self._load_exec_certificate
+        self._client_certificate: tuple[bytes, bytes] | None = None  # loaded from credentials
+        auth = HttpxAuth(config.auth, self._on_credentials) if config.auth is not None else None
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if config.disable_compression:
             headers["Accept-Encoding"] = "identity"
@@ -152,7 +155,7 @@ class Client:
         self._stream_timeout = httpx.Timeout(timeout, connect=connect_timeout, read=None)
         self._http = httpx.AsyncClient(
             base_url=config.server,
-            auth=config.auth,
+            auth=auth,
             verify=self.ssl_context,
             http2=http2,
             timeout=self._timeout,
@@ -181,15 +184,43 @@ class Client:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _load_exec_certificate(self, cert_pem: bytes, key_pem: bytes) -> None:
+    async def credentials(self) -> Credentials | None:
+        """The credentials to send now (None without auth), once per request or watch.
+
+        A client certificate among them (from an exec plugin) is loaded into
+        `ssl_context` first: connections made from now on present it.
+        """
+        if self.config.auth is None:
+            await trio.lowlevel.checkpoint()
+            return None
+        credentials = await self.config.auth.credentials()
+        self._on_credentials(credentials)
+        return credentials
+
+    async def invalidate(self, stale: Credentials) -> bool:
+        """`stale` was answered with 401: True when fresh credentials differ (retry once)."""
+        if self.config.auth is None:
+            await trio.lowlevel.checkpoint()
+            return False
+        return await self.config.auth.invalidate(stale)
+
+    def _on_credentials(self, credentials: Credentials) -> None:
+        certificate = credentials.client_certificate
+        if certificate is None or certificate == self._client_certificate:
+            return
         # Affects connections made from now on; pooled ones keep their certificate.
-        load_client_certificate(
-            self.ssl_context,
-            cert_pem,
-            key_pem,
-            cert_source="clientCertificateData",
-            key_source="clientKeyData",
-        )
+        try:
+            load_client_certificate(
+                self.ssl_context,
+                *certificate,
+                cert_source="clientCertificateData",
+                key_source="clientKeyData",
+            )
+        except KubeconfigError as exc:
+            raise ExecPluginError(
+                f"{self.config.auth!r} returned an unusable client certificate: {exc}"
+            ) from None
+        self._client_certificate = certificate
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.is_success:
