@@ -1,8 +1,8 @@
 //! Thin `#[pyclass]` wrappers over the plain-Rust core; no logic of their own.
-pub mod decode;
 pub mod errors;
 pub mod queue;
 pub mod store;
+pub mod watch;
 
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,4 +23,27 @@ pub fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
             )))
         }
     }
+}
+
+/// Adds every class, function and exception to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::init_decode_error(py)?;
+    m.add("DecodeError", py.get_type::<errors::DecodeError>())?;
+    m.add("ShutDown", py.get_type::<errors::ShutDown>())?;
+    m.add_class::<queue::PyRateLimiter>()?;
+    m.add_class::<queue::ExponentialFailureRateLimiter>()?;
+    m.add_class::<queue::BucketRateLimiter>()?;
+    m.add_class::<queue::MaxOfRateLimiter>()?;
+    m.add_function(wrap_pyfunction!(queue::default_controller_rate_limiter, m)?)?;
+    m.add_class::<queue::PyWorkQueue>()?;
+    m.add_class::<store::PyStore>()?;
+    m.add_class::<store::PyReplaceResult>()?;
+    m.add_class::<store::PyListAccumulator>()?;
+    m.add_class::<store::PageInfo>()?;
+    m.add_class::<watch::WatchEvent>()?;
+    m.add_class::<watch::PyFeedResult>()?;
+    m.add_class::<watch::PyWatchDecoder>()?;
+    Ok(())
 }

@@ -1,12 +1,16 @@
-//! `Store`, `ReplaceResult` and the orjson bridge.
-use super::decode::PyListAccumulator;
+//! `Store`, `ReplaceResult`, `ListAccumulator`, `PageInfo` and the orjson bridge.
 use super::errors::decode_error;
 use super::guard;
-use crate::store::{Store, StoreError};
+use super::watch::{plain_schema, repr};
+use crate::store::{ListAccumulator, Store, StoreError};
+use crate::watch::page::decode_page;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict};
+
+/// List pages at least this big are decoded with the GIL released.
+const DETACH_BYTES: usize = 1 << 20;
 
 static ORJSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -31,8 +35,13 @@ pub struct PyStore {
     pub inner: Store,
 }
 
-#[pyclass(frozen, get_all, module = "trio_controller._native")]
-pub struct ReplaceResult {
+#[pyclass(
+    frozen,
+    get_all,
+    module = "trio_controller._native",
+    name = "ReplaceResult"
+)]
+pub struct PyReplaceResult {
     added: Vec<String>,
     updated: Vec<String>,
     deleted: Vec<String>,
@@ -41,7 +50,7 @@ pub struct ReplaceResult {
 }
 
 #[pymethods]
-impl ReplaceResult {
+impl PyReplaceResult {
     fn __repr__(&self) -> String {
         format!(
             "ReplaceResult(added={}, updated={}, deleted={})",
@@ -187,7 +196,7 @@ impl PyStore {
         py: Python<'_>,
         acc: &Bound<'_, PyListAccumulator>,
         resource_version: Option<String>,
-    ) -> PyResult<ReplaceResult> {
+    ) -> PyResult<PyReplaceResult> {
         let items = acc.borrow_mut().inner.take();
         let out = guard(|| {
             self.inner
@@ -200,7 +209,7 @@ impl PyStore {
             tombstones.set_item(&**k, PyBytes::new(py, raw))?;
             deleted.push(k.to_string());
         }
-        Ok(ReplaceResult {
+        Ok(PyReplaceResult {
             added: out.added.iter().map(|k| k.to_string()).collect(),
             updated: out.updated.iter().map(|k| k.to_string()).collect(),
             deleted,
@@ -215,5 +224,86 @@ impl PyStore {
 
     fn restore(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
         guard(|| self.inner.restore(data).map_err(|e| store_error(py, e)))
+    }
+}
+
+#[pyclass(module = "trio_controller._native", name = "ListAccumulator")]
+#[derive(Default)]
+pub struct PyListAccumulator {
+    pub inner: ListAccumulator,
+}
+
+#[pyclass(frozen, get_all, module = "trio_controller._native")]
+pub struct PageInfo {
+    resource_version: Option<String>,
+    continue_token: Option<String>,
+    remaining_item_count: Option<i64>,
+    items: usize,
+}
+
+#[pymethods]
+impl PageInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "PageInfo(resource_version={}, continue_token={}, remaining_item_count={}, items={})",
+            repr(&self.resource_version),
+            repr(&self.continue_token),
+            self.remaining_item_count
+                .map_or("None".into(), |n| n.to_string()),
+            self.items
+        )
+    }
+}
+
+#[pymethods]
+impl PyListAccumulator {
+    #[new]
+    #[pyo3(signature = (strip_managed_fields = false, compress = false))]
+    fn new(strip_managed_fields: bool, compress: bool) -> Self {
+        PyListAccumulator {
+            inner: ListAccumulator::with_options(strip_managed_fields, compress),
+        }
+    }
+
+    #[getter]
+    fn strip_managed_fields(&self) -> bool {
+        self.inner.strip_managed_fields
+    }
+
+    #[getter]
+    fn compress(&self) -> bool {
+        self.inner.compress
+    }
+
+    /// Decodes one list page and keeps its items; nothing is kept if the page is bad.
+    fn feed_page(&mut self, py: Python<'_>, body: &[u8]) -> PyResult<PageInfo> {
+        guard(|| {
+            // A big page is decoded without the GIL, so `trio.to_thread.run_sync(
+            // acc.feed_page, body)` can use a second core while the Trio loop runs.
+            let page = if body.len() >= DETACH_BYTES {
+                py.detach(|| decode_page(body, plain_schema()))
+            } else {
+                decode_page(body, plain_schema())
+            }
+            .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
+            let n = page.items.len();
+            self.inner
+                .push_page(body, page.items)
+                .map_err(|e| store_error(py, e))?;
+            Ok(PageInfo {
+                resource_version: page.resource_version,
+                continue_token: page.continue_token,
+                remaining_item_count: page.remaining_item_count,
+                items: n,
+            })
+        })
+    }
+
+    fn clear(&mut self) {
+        self.inner.items = Vec::new();
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.items.len()
     }
 }

@@ -1,13 +1,14 @@
 //! The fast path: watch lines applied straight to a `Store` and a `WorkQueue`, with no
 //! Python per event (`WatchDecoder.feed_into`).
-use crate::decode::{decode_event, EventType, Meta};
-use crate::lines::Chunk;
+use super::event::{decode_event, EventType};
+use super::lines::Chunk;
+use crate::json::Meta;
 use crate::queue::WorkQueue;
-use crate::store::{Accumulator, Store};
+use crate::store::{ListAccumulator, Store};
 
 /// What one `apply` call did.
 #[derive(Debug, Default, PartialEq)]
-pub struct Applied {
+pub struct FeedResult {
     /// ADDED/MODIFIED/DELETED events applied (to the store, or the initial list).
     pub applied: usize,
     pub bookmarks: usize,
@@ -42,9 +43,9 @@ pub fn apply(
     store: &mut Store,
     mut queue: Option<&mut WorkQueue>,
     now: f64,
-    mut initial: Option<&mut Accumulator>,
-) -> Result<Applied, LineError> {
-    let mut out = Applied::default();
+    mut initial: Option<&mut ListAccumulator>,
+) -> Result<FeedResult, LineError> {
+    let mut out = FeedResult::default();
     while let Some((line, bytes)) = lines.next_line() {
         let fail = |message: String| LineError {
             message: format!("line {}: {message}", line.number),
@@ -131,8 +132,8 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lines::Lines;
     use crate::ratelimit::default_controller;
+    use crate::watch::lines::Lines;
 
     fn pod(name: &str, rv: &str) -> String {
         format!(
@@ -252,7 +253,7 @@ mod tests {
         ]
         .concat();
         let (mut lines, mut store, mut queue) = setup();
-        let mut initial = Accumulator::new(true);
+        let mut initial = ListAccumulator::new(true);
         let out = apply(
             &mut lines.feed(stream.as_bytes()),
             &mut store,

@@ -1,27 +1,24 @@
-//! `WatchDecoder`, `WatchEvent`, `ListAccumulator` and their results.
+//! `WatchDecoder`, `WatchEvent` and `FeedResult`.
 use super::errors::decode_error;
 use super::guard;
 use super::queue::PyWorkQueue;
-use super::store::{loads, store_error, PyStore};
-use crate::apply::apply;
-use crate::decode::{decode_event, decode_page, Event, EventType, Meta, Schema};
-use crate::lines::Lines;
-use crate::store::Accumulator;
+use super::store::{loads, PyListAccumulator, PyStore};
+use crate::json::{Meta, Schema};
+use crate::watch::apply::apply;
+use crate::watch::event::{decode_event, Event, EventType};
+use crate::watch::lines::Lines;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::OnceLock;
 
-/// List pages at least this big are decoded with the GIL released.
-const DETACH_BYTES: usize = 1 << 20;
-
 /// The schema for decoding without a store: metadata only, no user indexes.
-fn plain_schema() -> &'static Schema {
+pub fn plain_schema() -> &'static Schema {
     static S: OnceLock<Schema> = OnceLock::new();
     S.get_or_init(|| Schema::new(&[]))
 }
 
 /// A Python-looking repr of an optional string.
-fn repr(s: &Option<String>) -> String {
+pub fn repr(s: &Option<String>) -> String {
     match s {
         None => "None".into(),
         Some(s) => format!("{s:?}"),
@@ -103,94 +100,13 @@ impl WatchEvent {
     }
 }
 
-#[pyclass(module = "trio_controller._native", name = "ListAccumulator")]
-#[derive(Default)]
-pub struct PyListAccumulator {
-    pub inner: Accumulator,
-}
-
-#[pyclass(frozen, get_all, module = "trio_controller._native")]
-pub struct PageInfo {
-    resource_version: Option<String>,
-    continue_token: Option<String>,
-    remaining_item_count: Option<i64>,
-    items: usize,
-}
-
-#[pymethods]
-impl PageInfo {
-    fn __repr__(&self) -> String {
-        format!(
-            "PageInfo(resource_version={}, continue_token={}, remaining_item_count={}, items={})",
-            repr(&self.resource_version),
-            repr(&self.continue_token),
-            self.remaining_item_count
-                .map_or("None".into(), |n| n.to_string()),
-            self.items
-        )
-    }
-}
-
-#[pymethods]
-impl PyListAccumulator {
-    #[new]
-    #[pyo3(signature = (strip_managed_fields = false, compress = false))]
-    fn new(strip_managed_fields: bool, compress: bool) -> Self {
-        PyListAccumulator {
-            inner: Accumulator::with_options(strip_managed_fields, compress),
-        }
-    }
-
-    #[getter]
-    fn strip_managed_fields(&self) -> bool {
-        self.inner.strip_managed_fields
-    }
-
-    #[getter]
-    fn compress(&self) -> bool {
-        self.inner.compress
-    }
-
-    /// Decodes one list page and keeps its items; nothing is kept if the page is bad.
-    fn feed_page(&mut self, py: Python<'_>, body: &[u8]) -> PyResult<PageInfo> {
-        guard(|| {
-            // A big page is decoded without the GIL, so `trio.to_thread.run_sync(
-            // acc.feed_page, body)` can use a second core while the Trio loop runs.
-            let page = if body.len() >= DETACH_BYTES {
-                py.detach(|| decode_page(body, plain_schema()))
-            } else {
-                decode_page(body, plain_schema())
-            }
-            .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
-            let n = page.items.len();
-            self.inner.items.reserve(n);
-            let before = self.inner.items.len();
-            for (range, meta) in page.items {
-                if let Err(e) = self.inner.push(&body[range], meta) {
-                    self.inner.items.truncate(before);
-                    return Err(store_error(py, e));
-                }
-            }
-            Ok(PageInfo {
-                resource_version: page.resource_version,
-                continue_token: page.continue_token,
-                remaining_item_count: page.remaining_item_count,
-                items: n,
-            })
-        })
-    }
-
-    fn clear(&mut self) {
-        self.inner.items = Vec::new();
-    }
-
-    fn __len__(&self) -> usize {
-        self.inner.items.len()
-    }
-}
-
-#[pyclass(frozen, get_all, module = "trio_controller._native")]
-pub struct FeedResult {
+#[pyclass(
+    frozen,
+    get_all,
+    module = "trio_controller._native",
+    name = "FeedResult"
+)]
+pub struct PyFeedResult {
     applied: usize,
     bookmarks: usize,
     resource_version: Option<String>,
@@ -199,7 +115,7 @@ pub struct FeedResult {
 }
 
 #[pymethods]
-impl FeedResult {
+impl PyFeedResult {
     fn __repr__(&self) -> String {
         format!(
             "FeedResult(applied={}, bookmarks={}, resource_version={}, error={}, initial_events_end={})",
@@ -266,7 +182,7 @@ impl PyWatchDecoder {
         mut queue: Option<PyRefMut<'_, PyWorkQueue>>,
         now: f64,
         mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
-    ) -> PyResult<FeedResult> {
+    ) -> PyResult<PyFeedResult> {
         guard(|| {
             let applied = apply(
                 &mut self.lines.feed(chunk),
@@ -283,7 +199,7 @@ impl PyWatchDecoder {
                 )?),
                 None => None,
             };
-            Ok(FeedResult {
+            Ok(PyFeedResult {
                 applied: applied.applied,
                 bookmarks: applied.bookmarks,
                 resource_version: applied.resource_version,

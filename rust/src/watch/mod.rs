@@ -1,0 +1,13 @@
+//! A watch stream from socket bytes to the store, one call per socket read:
+//!
+//! ```text
+//! response head (head) ─▶ body bytes ─chunked/Content-Length de-framing (chunked)─▶
+//! payload slices ─lines (lines)─▶ watch lines ─decode (event)─▶ events
+//! ─apply (apply)─▶ Store + WorkQueue;   list bodies: page
+//! ```
+//!
+//! Nothing here does I/O or reads a clock: bytes come in, time arrives as `now`.
+pub mod apply;
+pub mod event;
+pub mod lines;
+pub mod page;
