@@ -7,6 +7,7 @@ That is fault injection (a real apiserver cannot be made to answer 429 or stall 
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 import socket
@@ -25,7 +26,7 @@ from helpers.certs import CA, Pair
 from streamserver import Close, Pause, Reply, Request, Stall, WaitFor, open_stream_server
 
 from trio_controller import errors
-from trio_controller.auth import BearerTokenAuth, ExecAuth, ExecConfig
+from trio_controller.auth import BearerTokenAuth, Credentials, ExecAuth, ExecConfig, TokenFileAuth
 from trio_controller.config import ClusterConfig, TLSConfig
 from trio_controller.errors import (
     ApiError,
@@ -40,6 +41,7 @@ from trio_controller.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from trio_controller.transport import client as client_module
 from trio_controller.transport.client import USER_AGENT, Client
 
 SECRET = "s3cr3t-token-value"
@@ -454,21 +456,25 @@ print(json.dumps({
 """
 
 
-async def test_exec_plugin_client_certificate_is_used_for_tls(
-    ca: CA, server_pair: Pair, tmp_path: Path
-) -> None:
-    """Scripted TLS server requiring a client certificate that an exec plugin supplies."""
-    cert, key = ca.issue("exec-user", key_type="ec").write(tmp_path, "exec")
+def certificate_plugin(tmp_path: Path, cert: Path, key: Path) -> ExecAuth:
     plugin = tmp_path / "plugin"
     plugin.write_text(f"#!{sys.executable}\n{PLUGIN}")
     plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
-    auth = ExecAuth(
+    return ExecAuth(
         ExecConfig(
             command=str(plugin),
             env=(("CERT", str(cert)), ("KEY", str(key))),
             interactive_mode="Never",
         )
     )
+
+
+async def test_exec_plugin_client_certificate_is_used_for_tls(
+    ca: CA, server_pair: Pair, tmp_path: Path
+) -> None:
+    """Scripted TLS server requiring a client certificate that an exec plugin supplies."""
+    cert, key = ca.issue("exec-user", key_type="ec").write(tmp_path, "exec")
+    auth = certificate_plugin(tmp_path, cert, key)
     ssl_ctx = ca.server_context(server_pair, tmp_path, require_client_cert=True)
     async with open_stream_server(Reply(200, b"{}"), ssl_context=ssl_ctx) as server:
         cfg = config(server.url, tls=TLSConfig(ca_pem=ca.cert_pem), auth=auth)
@@ -476,6 +482,94 @@ async def test_exec_plugin_client_certificate_is_used_for_tls(
             assert await client.list_page(PODS) == b"{}"
     assert server.requests[0].peer_certificate is not None
     assert "authorization" not in server.requests[0].headers
+
+
+async def test_credentials_load_the_exec_certificate_for_new_connections(
+    ca: CA, server_pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scripted TLS server requiring a client certificate; a raw TLS connection stands in
+    for the owned watch transport, which asks `client.credentials()` before it connects."""
+    cert, key = ca.issue("exec-user", key_type="ec").write(tmp_path, "exec")
+    loads: list[str] = []
+    original = client_module.load_client_certificate
+    monkeypatch.setattr(
+        client_module,
+        "load_client_certificate",
+        lambda *a, **kw: (loads.append(kw["cert_source"]), original(*a, **kw)),
+    )
+    ssl_ctx = ca.server_context(server_pair, tmp_path, require_client_cert=True)
+    async with open_stream_server(Reply(200, b"{}"), ssl_context=ssl_ctx) as server:
+        cfg = config(
+            server.url,
+            tls=TLSConfig(ca_pem=ca.cert_pem),
+            auth=certificate_plugin(tmp_path, cert, key),
+        )
+        async with Client(cfg) as client:
+            creds = await client.credentials()
+            assert creds is not None and creds.client_certificate is not None
+            assert creds.authorization is None
+            assert await client.credentials() is creds
+            assert loads == ["clientCertificateData"]  # loaded once, not per request
+            stream = await trio.open_ssl_over_tcp_stream(
+                "127.0.0.1", server.port, ssl_context=client.ssl_context, https_compatible=True
+            )
+            async with stream:
+                await stream.send_all(
+                    f"GET {PODS} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+                )
+                answer = b""
+                while chunk := await stream.receive_some():
+                    answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert server.requests[0].peer_certificate is not None
+
+
+async def test_an_unusable_exec_certificate_is_an_exec_plugin_error(ca: CA, tmp_path: Path) -> None:
+    _, key = ca.issue("exec-user", key_type="ec").write(tmp_path, "exec")
+    garbage = tmp_path / "garbage.crt"
+    garbage.write_text("not a certificate")
+    auth = certificate_plugin(tmp_path, garbage, key)
+    async with Client(config("https://a", auth=auth)) as client:
+        with pytest.raises(errors.ExecPluginError, match="unusable client certificate") as info:
+            await client.credentials()
+    message = str(info.value)
+    assert "plugin" in message and "clientCertificateData: not a PEM certificate" in message
+    assert "PRIVATE KEY" not in message
+
+
+async def test_client_leaves_its_config_and_provider_unmodified(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(SECRET)
+    providers = [
+        BearerTokenAuth(SECRET),
+        TokenFileAuth(tmp_path / "token"),
+        ExecAuth(ExecConfig(command="plugin", interactive_mode="Never")),
+    ]
+    for provider in providers:
+        cfg = config("https://a", auth=provider)
+        before_config, before_provider = copy.copy(cfg), dict(vars(provider))
+        async with Client(cfg) as client:
+            assert client.config is cfg
+        assert cfg == before_config and cfg.auth is provider
+        assert vars(provider) == before_provider
+
+
+async def test_without_auth_there_are_no_credentials_to_invalidate() -> None:
+    async with Client(config("https://a")) as client:
+        assert await client.credentials() is None
+        assert await client.invalidate(Credentials(authorization="Bearer x")) is False
+
+
+async def test_invalidate_is_forwarded_to_the_provider(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("old")
+    async with Client(config("https://a", auth=TokenFileAuth(path, period=3600))) as client:
+        sent = await client.credentials()
+        assert sent is not None
+        assert await client.invalidate(sent) is False
+        path.write_text("new")
+        assert await client.invalidate(sent) is True
+        fresh = await client.credentials()
+        assert fresh is not None and fresh.authorization == "Bearer new"
 
 
 # -- secrets -------------------------------------------------------------------------------
