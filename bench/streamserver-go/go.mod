@@ -1,0 +1,3 @@
+module trio-controller/bench/streamserver
+
+go 1.26
