@@ -1,1 +1,2 @@
-"""What an operator sees: logs (and, to come, metrics and health probes)."""
+"""What an operator sees: logs (log.py), Prometheus metrics (metrics.py, from stats.py), health
+probes (health.py), and the small Trio HTTP server that serves the last two (server.py)."""
