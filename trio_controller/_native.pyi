@@ -10,6 +10,7 @@ from typing import Any, Final, Literal, final
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "BodyDecoder",
     "BucketRateLimiter",
     "DecodeError",
     "ExponentialFailureRateLimiter",
@@ -19,6 +20,7 @@ __all__ = [
     "PageInfo",
     "RateLimiter",
     "ReplaceResult",
+    "ResponseHead",
     "ShutDown",
     "Store",
     "WatchDecoder",
@@ -26,18 +28,22 @@ __all__ = [
     "WorkQueue",
     "__version__",
     "default_controller_rate_limiter",
+    "parse_response_head",
 ]
 
 __version__: Final[str]
 
 class DecodeError(ValueError):
-    """A malformed watch line, list body or object.
+    """A malformed watch line, list body, object, response head or body framing.
 
     ``position`` is the stream byte offset (from the decoder's creation or ``reset``) of
     the start of the bad line, ``line`` its 1-based line number, and ``events`` the
     well-formed events of the same ``feed()`` call, in order (nothing is dropped
-    silently). For a list body or a single object, ``position`` is the byte offset of
-    the error in it and ``line`` is 1.
+    silently). In a chunked stream a line's offset counts payload bytes; for malformed
+    framing (a message starting ``chunked encoding:``) ``position`` is the body-stream
+    offset of the problem and ``line`` the line being read. For a list body or a single
+    object, ``position`` is the byte offset of the error in it and ``line`` is 1; for a
+    response head, ``position`` is 0.
     """
 
     position: int
@@ -344,37 +350,109 @@ class FeedResult:
     @property
     def initial_events_end(self) -> bool:
         """The ``k8s.io/initial-events-end`` bookmark was seen."""
+    @property
+    def body_done(self) -> bool:
+        """The body's end was read: the last chunk and its trailers, or
+        ``content_length`` bytes."""
 
 @final
 class WatchDecoder:
-    """Splits a watch stream into lines and decodes them; chunks may end anywhere."""
+    """Decodes a watch response body: de-frames it (chunked or Content-Length, if
+    ``reset`` says so), splits it into lines and decodes them; reads may end anywhere."""
 
     def __new__(cls) -> WatchDecoder: ...
-    def feed(self, chunk: bytes) -> list[WatchEvent]:
-        """The events ``chunk`` completes.
+    def feed(self, data: bytes) -> list[WatchEvent]:
+        """The events ``data`` completes.
 
-        A malformed line raises ``DecodeError`` once the whole chunk was read; its
-        ``events`` holds every well-formed event of the chunk, and the decoder stays
-        usable.
+        A malformed line raises ``DecodeError`` once the whole of ``data`` was read; its
+        ``events`` holds every well-formed event of it, and the decoder stays usable.
+        Malformed framing raises ``DecodeError`` (``chunked encoding: ...``) with the
+        events before it; the decoder then needs ``reset``.
         """
     def feed_into(
         self,
-        chunk: bytes,
+        data: bytes,
         store: Store,
         queue: WorkQueue | None,
         now: float,
         initial: ListAccumulator | None = None,
     ) -> FeedResult:
-        """Apply the events ``chunk`` completes to ``store`` and add their keys to ``queue``.
+        """Apply the events ``data`` completes to ``store`` and add their keys to ``queue``.
 
         BOOKMARK only moves ``store.resource_version``. ERROR stops and is returned; the
         rest is dropped. With ``initial``, ADDED/MODIFIED go into the accumulator and the
         initial-events-end bookmark returns at once, leaving the rest buffered (call
         ``feed_into(b"", ...)`` to continue). A malformed line raises ``DecodeError``
-        after applying the events before it; the buffered bytes are dropped.
+        after applying the events before it; the buffered bytes are dropped. Malformed
+        framing raises ``DecodeError`` (``chunked encoding: ...``) after applying the
+        events before it; the decoder then needs ``reset``.
         """
-    def reset(self) -> None:
-        """Drop any partial line: a new stream starts at position 0, line 1."""
+    def reset(self, *, chunked: bool = False, content_length: int | None = None) -> None:
+        """Start a new stream (position 0, line 1), dropping anything buffered.
+
+        Its body is HTTP/1.1 ``chunked``, or exactly ``content_length`` bytes, or (neither)
+        lines until the connection closes. ValueError if both are given.
+        """
     @property
     def pending_bytes(self) -> int:
         """Bytes buffered and not yet decoded."""
+    @property
+    def body_done(self) -> bool:
+        """The body's end was read (the last chunk and its trailers, or ``content_length``
+        bytes); bytes after it are ignored. Always False for a body read until EOF."""
+    def counts(self) -> dict[str, int]:
+        """Events seen by this decoder since it was created (``reset`` keeps them), by
+        type: ADDED, MODIFIED, DELETED, BOOKMARK, ERROR."""
+
+# --- HTTP/1.1 framing for the owned watch transport ------------------------------------
+
+@final
+class BodyDecoder:
+    """De-frames a small non-watch body (an error Status): chunked, or exactly
+    ``content_length`` bytes, or (neither) everything until the connection closes."""
+
+    def __new__(cls, chunked: bool, content_length: int | None) -> BodyDecoder: ...
+    def feed(self, data: bytes) -> bytes:
+        """The payload ``data`` holds (bytes after the body's end are ignored).
+
+        Malformed framing raises ``DecodeError`` (``chunked encoding: ...``), and again
+        on every later call.
+        """
+    @property
+    def done(self) -> bool:
+        """The body's end was read. Always False for a body read until EOF."""
+
+@final
+class ResponseHead:
+    """An HTTP/1.1 response head (also a CONNECT proxy's reply)."""
+
+    @property
+    def status(self) -> int:
+        """The status code."""
+    @property
+    def reason(self) -> str:
+        """The reason phrase."""
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """``(name, value)`` pairs in the order received; names lower-cased, values
+        decoded as Latin-1."""
+    @property
+    def length(self) -> int:
+        """Bytes of the head, the blank line included: the body starts at ``buf[length:]``."""
+    @property
+    def chunked(self) -> bool:
+        """Transfer-Encoding's last coding is ``chunked``."""
+    @property
+    def content_length(self) -> int | None:
+        """The Content-Length, or None."""
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+
+def parse_response_head(buf: bytes) -> ResponseHead | None:
+    """The response head at the start of ``buf``, or None while it is incomplete.
+
+    Raises ``DecodeError`` for a malformed head, a head over 64 KiB with no end, an
+    invalid or conflicting Content-Length (Content-Length with Transfer-Encoding is a
+    conflict), or a Transfer-Encoding other than chunked/identity. A 1xx head is
+    returned like any other: the caller skips it and parses the next.
+    """

@@ -45,5 +45,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<watch::WatchEvent>()?;
     m.add_class::<watch::PyFeedResult>()?;
     m.add_class::<watch::PyWatchDecoder>()?;
+    m.add_class::<watch::PyBodyDecoder>()?;
+    m.add_class::<watch::PyResponseHead>()?;
+    m.add_function(wrap_pyfunction!(watch::parse_response_head, m)?)?;
     Ok(())
 }

@@ -1,14 +1,18 @@
-//! `WatchDecoder`, `WatchEvent` and `FeedResult`.
+//! `WatchDecoder`, `WatchEvent`, `FeedResult`, and `BodyDecoder`, `ResponseHead`,
+//! `parse_response_head` for the owned HTTP/1.1 watch transport.
 use super::errors::decode_error;
 use super::guard;
 use super::queue::PyWorkQueue;
 use super::store::{loads, PyListAccumulator, PyStore};
 use crate::json::{Meta, Schema};
-use crate::watch::apply::apply;
-use crate::watch::event::{decode_event, Event, EventType};
-use crate::watch::lines::Lines;
+use crate::watch::apply::{LineError, Target};
+use crate::watch::chunked::{Deframer, Framing, FramingError};
+use crate::watch::decoder::{Decoder, FeedError};
+use crate::watch::event::{Event, EventType};
+use crate::watch::head::{self, ResponseHead};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 use std::sync::OnceLock;
 
 /// The schema for decoding without a store: metadata only, no user indexes.
@@ -100,6 +104,7 @@ impl WatchEvent {
     }
 }
 
+/// What ``WatchDecoder.feed_into`` did.
 #[pyclass(
     frozen,
     get_all,
@@ -107,31 +112,63 @@ impl WatchEvent {
     name = "FeedResult"
 )]
 pub struct PyFeedResult {
+    /// ADDED/MODIFIED/DELETED events applied (to the store, or the accumulator).
     applied: usize,
+    /// BOOKMARK events seen.
     bookmarks: usize,
+    /// The last resourceVersion seen, or None.
     resource_version: Option<String>,
+    /// The first ERROR event; decoding stopped there and the rest was dropped.
     error: Option<Py<WatchEvent>>,
+    /// The ``k8s.io/initial-events-end`` bookmark was seen.
     initial_events_end: bool,
+    /// The body's end was read: the last chunk and its trailers, or
+    /// ``content_length`` bytes.
+    body_done: bool,
 }
 
 #[pymethods]
 impl PyFeedResult {
     fn __repr__(&self) -> String {
+        let b = |v: bool| if v { "True" } else { "False" };
         format!(
-            "FeedResult(applied={}, bookmarks={}, resource_version={}, error={}, initial_events_end={})",
+            "FeedResult(applied={}, bookmarks={}, resource_version={}, error={}, initial_events_end={}, body_done={})",
             self.applied,
             self.bookmarks,
             repr(&self.resource_version),
             if self.error.is_some() { "<WatchEvent>" } else { "None" },
-            if self.initial_events_end { "True" } else { "False" }
+            b(self.initial_events_end),
+            b(self.body_done),
         )
     }
 }
 
+/// The framing `reset` and `BodyDecoder` were asked for.
+fn framing(chunked: bool, content_length: Option<u64>) -> PyResult<Framing> {
+    match (chunked, content_length) {
+        (true, Some(_)) => Err(PyValueError::new_err(
+            "a body is chunked or has a content_length, not both",
+        )),
+        (true, None) => Ok(Framing::Chunked),
+        (false, Some(n)) => Ok(Framing::ContentLength(n)),
+        (false, None) => Ok(Framing::UntilEof),
+    }
+}
+
+fn framing_error(py: Python<'_>, e: FramingError, line: u64, events: Vec<Py<PyAny>>) -> PyErr {
+    decode_error(py, e.message, e.position, line, events)
+}
+
+fn line_error(py: Python<'_>, e: LineError, events: Vec<Py<PyAny>>) -> PyErr {
+    decode_error(py, e.message, e.position, e.line, events)
+}
+
+/// Decodes a watch response body: de-frames it (chunked or Content-Length, if
+/// ``reset`` says so), splits it into lines and decodes them; reads may end anywhere.
 #[pyclass(module = "trio_controller._native", name = "WatchDecoder")]
 #[derive(Default)]
 pub struct PyWatchDecoder {
-    lines: Lines,
+    inner: Decoder,
 }
 
 #[pymethods]
@@ -141,58 +178,67 @@ impl PyWatchDecoder {
         Self::default()
     }
 
-    /// The events `chunk` completes. A malformed line raises `DecodeError` after the
-    /// whole chunk was read; its `events` holds every well-formed event of the chunk.
-    fn feed(&mut self, py: Python<'_>, chunk: &[u8]) -> PyResult<Vec<Py<WatchEvent>>> {
+    /// The events ``data`` completes.
+    ///
+    /// A malformed line raises ``DecodeError`` once the whole of ``data`` was read; its
+    /// ``events`` holds every well-formed event of it, and the decoder stays usable.
+    /// Malformed framing raises ``DecodeError`` (``chunked encoding: ...``) with the
+    /// events before it; the decoder then needs ``reset``.
+    fn feed(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<WatchEvent>>> {
         guard(|| {
-            let mut lines = self.lines.feed(chunk);
             let mut events = Vec::new();
-            let mut first_err: Option<(String, u64, u64)> = None;
-            while let Some((line, bytes)) = lines.next_line() {
-                match decode_event(bytes, plain_schema()) {
-                    Ok(ev) => events.push(Py::new(py, WatchEvent::new(py, bytes, ev))?),
-                    Err(e) => {
-                        if first_err.is_none() {
-                            first_err = Some((
-                                format!("line {}: {e}", line.number),
-                                line.position,
-                                line.number,
-                            ));
-                        }
-                    }
+            let result = self.inner.feed(data, plain_schema(), |line, ev| {
+                events.push(Py::new(py, WatchEvent::new(py, line, ev))?);
+                Ok::<_, PyErr>(())
+            });
+            let any =
+                |events: Vec<Py<WatchEvent>>| events.into_iter().map(|e| e.into_any()).collect();
+            match result {
+                Ok(None) => Ok(events),
+                Ok(Some(bad)) => Err(line_error(py, bad, any(events))),
+                Err(FeedError::Framing(e)) => {
+                    Err(framing_error(py, e, self.inner.line_number(), any(events)))
                 }
-            }
-            match first_err {
-                None => Ok(events),
-                Some((msg, position, line)) => {
-                    let events = events.into_iter().map(|e| e.into_any()).collect();
-                    Err(decode_error(py, msg, position, line, events))
-                }
+                Err(FeedError::Read(e)) => Err(e),
             }
         })
     }
 
-    /// Applies the events `chunk` completes to `store` (and `queue`): see the contract.
-    #[pyo3(signature = (chunk, store, queue, now, initial = None))]
+    /// Apply the events ``data`` completes to ``store`` and add their keys to ``queue``.
+    ///
+    /// BOOKMARK only moves ``store.resource_version``. ERROR stops and is returned; the
+    /// rest is dropped. With ``initial``, ADDED/MODIFIED go into the accumulator and the
+    /// initial-events-end bookmark returns at once, leaving the rest buffered (call
+    /// ``feed_into(b"", ...)`` to continue). A malformed line raises ``DecodeError``
+    /// after applying the events before it; the buffered bytes are dropped. Malformed
+    /// framing raises ``DecodeError`` (``chunked encoding: ...``) after applying the
+    /// events before it; the decoder then needs ``reset``.
+    #[pyo3(signature = (data, store, queue, now, initial = None))]
     fn feed_into(
         &mut self,
         py: Python<'_>,
-        chunk: &[u8],
+        data: &[u8],
         mut store: PyRefMut<'_, PyStore>,
         mut queue: Option<PyRefMut<'_, PyWorkQueue>>,
         now: f64,
         mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
     ) -> PyResult<PyFeedResult> {
         guard(|| {
-            let applied = apply(
-                &mut self.lines.feed(chunk),
-                &mut store.inner,
-                queue.as_deref_mut().map(|q| &mut q.inner),
+            let mut to = Target {
+                store: &mut store.inner,
+                queue: queue.as_deref_mut().map(|q| &mut q.inner),
                 now,
-                initial.as_deref_mut().map(|acc| &mut acc.inner),
-            )
-            .map_err(|e| decode_error(py, e.message, e.position, e.line, Vec::new()))?;
-            let error = match applied.error {
+                initial: initial.as_deref_mut().map(|acc| &mut acc.inner),
+            };
+            let out = match self.inner.feed_into(data, &mut to) {
+                Ok(out) => out,
+                Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
+                Err(FeedError::Framing(e)) => {
+                    let line = self.inner.line_number();
+                    return Err(framing_error(py, e, line, Vec::new()));
+                }
+            };
+            let error = match out.error {
                 Some((raw, meta)) => Some(Py::new(
                     py,
                     WatchEvent::from_parts(py, EventType::Error, &raw, meta),
@@ -200,22 +246,166 @@ impl PyWatchDecoder {
                 None => None,
             };
             Ok(PyFeedResult {
-                applied: applied.applied,
-                bookmarks: applied.bookmarks,
-                resource_version: applied.resource_version,
+                applied: out.applied,
+                bookmarks: out.bookmarks,
+                resource_version: out.resource_version,
                 error,
-                initial_events_end: applied.initial_events_end,
+                initial_events_end: out.initial_events_end,
+                body_done: out.body_done,
             })
         })
     }
 
-    /// Drops any partial line; positions and line numbers start again from zero.
-    fn reset(&mut self) {
-        self.lines.reset();
+    /// Start a new stream (position 0, line 1), dropping anything buffered.
+    ///
+    /// Its body is HTTP/1.1 ``chunked``, or exactly ``content_length`` bytes, or (neither)
+    /// lines until the connection closes. ValueError if both are given.
+    #[pyo3(signature = (*, chunked = false, content_length = None))]
+    fn reset(&mut self, chunked: bool, content_length: Option<u64>) -> PyResult<()> {
+        self.inner.reset(framing(chunked, content_length)?);
+        Ok(())
     }
 
+    /// Bytes buffered and not yet decoded.
     #[getter]
     fn pending_bytes(&self) -> usize {
-        self.lines.pending()
+        self.inner.pending()
     }
+
+    /// The body's end was read (the last chunk and its trailers, or ``content_length``
+    /// bytes); bytes after it are ignored. Always False for a body read until EOF.
+    #[getter]
+    fn body_done(&self) -> bool {
+        self.inner.body_done()
+    }
+
+    /// Events seen by this decoder since it was created (``reset`` keeps them), by
+    /// type: ADDED, MODIFIED, DELETED, BOOKMARK, ERROR.
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let counts = self.inner.counts();
+        let d = PyDict::new(py);
+        for kind in EventType::ALL {
+            d.set_item(kind.as_str(), counts.get(kind))?;
+        }
+        Ok(d)
+    }
+}
+
+/// De-frames a small non-watch body (an error Status): chunked, or exactly
+/// ``content_length`` bytes, or (neither) everything until the connection closes.
+#[pyclass(module = "trio_controller._native", name = "BodyDecoder")]
+pub struct PyBodyDecoder {
+    inner: Deframer,
+}
+
+#[pymethods]
+impl PyBodyDecoder {
+    #[new]
+    fn new(chunked: bool, content_length: Option<u64>) -> PyResult<Self> {
+        Ok(PyBodyDecoder {
+            inner: Deframer::new(framing(chunked, content_length)?),
+        })
+    }
+
+    /// The payload ``data`` holds (bytes after the body's end are ignored).
+    ///
+    /// Malformed framing raises ``DecodeError`` (``chunked encoding: ...``), and again
+    /// on every later call.
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| {
+            let mut out = Vec::new();
+            let mut at = 0;
+            loop {
+                match self.inner.next(data, &mut at) {
+                    Ok(Some(s)) => out.extend_from_slice(s),
+                    Ok(None) => return Ok(PyBytes::new(py, &out)),
+                    Err(e) => return Err(framing_error(py, e, 1, Vec::new())),
+                }
+            }
+        })
+    }
+
+    /// The body's end was read. Always False for a body read until EOF.
+    #[getter]
+    fn done(&self) -> bool {
+        self.inner.done()
+    }
+}
+
+/// An HTTP/1.1 response head (also a CONNECT proxy's reply).
+#[pyclass(frozen, module = "trio_controller._native", name = "ResponseHead")]
+pub struct PyResponseHead {
+    inner: ResponseHead,
+}
+
+#[pymethods]
+impl PyResponseHead {
+    /// The status code.
+    #[getter]
+    fn status(&self) -> u16 {
+        self.inner.status
+    }
+
+    /// The reason phrase.
+    #[getter]
+    fn reason(&self) -> &str {
+        &self.inner.reason
+    }
+
+    /// ``(name, value)`` pairs in the order received; names lower-cased, values
+    /// decoded as Latin-1.
+    #[getter]
+    fn headers(&self) -> Vec<(String, String)> {
+        self.inner.headers.clone()
+    }
+
+    /// Bytes of the head, the blank line included: the body starts at ``buf[length:]``.
+    #[getter]
+    fn length(&self) -> usize {
+        self.inner.length
+    }
+
+    /// Transfer-Encoding's last coding is ``chunked``.
+    #[getter]
+    fn chunked(&self) -> bool {
+        self.inner.chunked
+    }
+
+    /// The Content-Length, or None.
+    #[getter]
+    fn content_length(&self) -> Option<u64> {
+        self.inner.content_length
+    }
+
+    /// The first value of header ``name`` (any case), or None.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.inner.header(name)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ResponseHead(status={}, reason={:?}, length={}, chunked={}, content_length={})",
+            self.inner.status,
+            self.inner.reason,
+            self.inner.length,
+            if self.inner.chunked { "True" } else { "False" },
+            self.inner
+                .content_length
+                .map_or("None".into(), |n| n.to_string())
+        )
+    }
+}
+
+/// The response head at the start of ``buf``, or None while it is incomplete.
+///
+/// Raises ``DecodeError`` for a malformed head, a head over 64 KiB with no end, an
+/// invalid or conflicting Content-Length (Content-Length with Transfer-Encoding is a
+/// conflict), or a Transfer-Encoding other than chunked/identity. A 1xx head is
+/// returned like any other: the caller skips it and parses the next.
+#[pyfunction]
+pub fn parse_response_head(py: Python<'_>, buf: &[u8]) -> PyResult<Option<PyResponseHead>> {
+    guard(|| match head::parse_response_head(buf) {
+        Ok(h) => Ok(h.map(|inner| PyResponseHead { inner })),
+        Err(e) => Err(decode_error(py, e.message, 0, 1, Vec::new())),
+    })
 }

@@ -1,12 +1,19 @@
 //! The fast path: watch lines applied straight to a `Store` and a `WorkQueue`, with no
 //! Python per event (`WatchDecoder.feed_into`).
-use super::event::{decode_event, EventType};
+//!
+//! ```text
+//! payload slice ─lines─▶ decode_event ─▶ ADDED/MODIFIED: upsert (or the initial list)
+//!                                        DELETED: delete;  each key ─▶ WorkQueue
+//!                                        BOOKMARK: resourceVersion;  ERROR: stop
+//! ```
+use super::decoder::Stop;
+use super::event::{decode_event, EventCounts, EventType};
 use super::lines::Chunk;
 use crate::json::Meta;
 use crate::queue::WorkQueue;
 use crate::store::{ListAccumulator, Store};
 
-/// What one `apply` call did.
+/// What one `feed_into` call did (summed over the `apply` calls it made).
 #[derive(Debug, Default, PartialEq)]
 pub struct FeedResult {
     /// ADDED/MODIFIED/DELETED events applied (to the store, or the initial list).
@@ -18,6 +25,17 @@ pub struct FeedResult {
     pub error: Option<(Vec<u8>, Meta)>,
     /// The `k8s.io/initial-events-end` bookmark was seen.
     pub initial_events_end: bool,
+    /// The body's end was read (last chunk and trailers, or Content-Length bytes).
+    pub body_done: bool,
+}
+
+/// Where events go.
+pub struct Target<'a> {
+    pub store: &'a mut Store,
+    pub queue: Option<&'a mut WorkQueue>,
+    pub now: f64,
+    /// A streaming list's initial events go here instead of the store.
+    pub initial: Option<&'a mut ListAccumulator>,
 }
 
 /// A malformed line; the events before it were applied, the buffer was dropped.
@@ -30,22 +48,27 @@ pub struct LineError {
     pub line: u64,
 }
 
-/// Applies every complete line `lines` reads:
+/// Applies every complete line `lines` reads, adding to `out` and `counts`:
 /// - ADDED/MODIFIED upsert into `store`, DELETED deletes; each key is added to `queue`;
 ///   `store.resource_version` follows every event and bookmark.
 /// - With `initial` (a streaming list), ADDED/MODIFIED go into `initial` instead and the
-///   store's resource version stays put; the initial-events-end bookmark returns at once,
-///   leaving the following lines buffered.
-/// - An ERROR event stops and is returned; the rest of the buffer is dropped.
+///   store's resource version stays put; the initial-events-end bookmark returns
+///   `Stop::Hold` at once, leaving the following lines buffered.
+/// - An ERROR event stops (`Stop::Drop`) and is returned; the rest of the buffer is dropped.
 /// - A malformed line stops with `LineError`; the rest of the buffer is dropped.
 pub fn apply(
     lines: &mut Chunk<'_, '_>,
-    store: &mut Store,
-    mut queue: Option<&mut WorkQueue>,
-    now: f64,
-    mut initial: Option<&mut ListAccumulator>,
-) -> Result<FeedResult, LineError> {
-    let mut out = FeedResult::default();
+    to: &mut Target<'_>,
+    out: &mut FeedResult,
+    counts: &mut EventCounts,
+) -> Result<Stop, LineError> {
+    let Target {
+        store,
+        queue,
+        now,
+        initial,
+    } = to;
+    let now = *now;
     while let Some((line, bytes)) = lines.next_line() {
         let fail = |message: String| LineError {
             message: format!("line {}: {message}", line.number),
@@ -53,7 +76,10 @@ pub fn apply(
             line: line.number,
         };
         let ev = match decode_event(bytes, store.schema()) {
-            Ok(ev) => ev,
+            Ok(ev) => {
+                counts.count(ev.kind);
+                ev
+            }
             Err(e) => {
                 let err = fail(e.to_string());
                 lines.drop_pending();
@@ -115,18 +141,18 @@ pub fn apply(
                 if end {
                     out.initial_events_end = true;
                     if initial.is_some() {
-                        return Ok(out);
+                        return Ok(Stop::Hold);
                     }
                 }
             }
             EventType::Error => {
                 out.error = Some((bytes[ev.object].to_vec(), ev.meta));
                 lines.drop_pending();
-                return Ok(out);
+                return Ok(Stop::Drop);
             }
         }
     }
-    Ok(out)
+    Ok(Stop::More)
 }
 
 #[cfg(test)]
@@ -168,6 +194,23 @@ mod tests {
         keys
     }
 
+    /// One `apply` call's result.
+    fn feed(
+        chunk: &mut Chunk<'_, '_>,
+        store: &mut Store,
+        queue: Option<&mut WorkQueue>,
+        initial: Option<&mut ListAccumulator>,
+    ) -> Result<FeedResult, LineError> {
+        let mut out = FeedResult::default();
+        let mut to = Target {
+            store,
+            queue,
+            now: 0.0,
+            initial,
+        };
+        apply(chunk, &mut to, &mut out, &mut EventCounts::default()).map(|_| out)
+    }
+
     fn setup() -> (Lines, Store, WorkQueue) {
         (
             Lines::default(),
@@ -188,7 +231,7 @@ mod tests {
         .concat();
         let (mut lines, mut store, mut queue) = setup();
         let mut chunk = lines.feed(stream.as_bytes());
-        let out = apply(&mut chunk, &mut store, Some(&mut queue), 0.0, None).unwrap();
+        let out = feed(&mut chunk, &mut store, Some(&mut queue), None).unwrap();
         assert_eq!((out.applied, out.bookmarks), (4, 1));
         assert_eq!(out.resource_version.as_deref(), Some("5"));
         assert_eq!(store.resource_version.as_deref(), Some("5"));
@@ -204,14 +247,7 @@ mod tests {
         let stream = [GONE, &event("ADDED", &pod("a", "1"))].concat();
         let (mut lines, mut store, _) = setup();
         let stream = [stream.as_str(), "{\"partial"].concat();
-        let out = apply(
-            &mut lines.feed(stream.as_bytes()),
-            &mut store,
-            None,
-            0.0,
-            None,
-        )
-        .unwrap();
+        let out = feed(&mut lines.feed(stream.as_bytes()), &mut store, None, None).unwrap();
         let (raw, meta) = out.error.unwrap();
         assert!(raw.starts_with(b"{\"kind\":\"Status\""));
         assert_eq!(meta.code, Some(410));
@@ -228,14 +264,7 @@ mod tests {
         ]
         .concat();
         let (mut lines, mut store, _) = setup();
-        let err = apply(
-            &mut lines.feed(stream.as_bytes()),
-            &mut store,
-            None,
-            0.0,
-            None,
-        )
-        .unwrap_err();
+        let err = feed(&mut lines.feed(stream.as_bytes()), &mut store, None, None).unwrap_err();
         assert_eq!(err.line, 2);
         assert_eq!(err.position, event("ADDED", &pod("a", "1")).len() as u64);
         assert_eq!(store.len(), 1);
@@ -254,11 +283,10 @@ mod tests {
         .concat();
         let (mut lines, mut store, mut queue) = setup();
         let mut initial = ListAccumulator::new(true);
-        let out = apply(
+        let out = feed(
             &mut lines.feed(stream.as_bytes()),
             &mut store,
             Some(&mut queue),
-            0.0,
             Some(&mut initial),
         )
         .unwrap();
@@ -274,14 +302,7 @@ mod tests {
         assert!(queue.is_empty());
         assert!(lines.pending() > 0);
         store.replace(initial.take(), out.resource_version).unwrap();
-        let out = apply(
-            &mut lines.feed(b""),
-            &mut store,
-            Some(&mut queue),
-            0.0,
-            None,
-        )
-        .unwrap();
+        let out = feed(&mut lines.feed(b""), &mut store, Some(&mut queue), None).unwrap();
         assert_eq!(out.applied, 1);
         assert_eq!(store.resource_version.as_deref(), Some("10"));
         assert_eq!(drain(&mut queue), ["ns/a"]);

@@ -27,6 +27,31 @@ impl EventType {
     }
 }
 
+impl EventType {
+    /// Every type, in `EventCounts` order.
+    pub const ALL: [EventType; 5] = [
+        EventType::Added,
+        EventType::Modified,
+        EventType::Deleted,
+        EventType::Bookmark,
+        EventType::Error,
+    ];
+}
+
+/// Events seen, per type (for metrics: no Python per event).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EventCounts([u64; 5]);
+
+impl EventCounts {
+    pub fn count(&mut self, kind: EventType) {
+        self.0[kind as usize] += 1;
+    }
+
+    pub fn get(&self, kind: EventType) -> u64 {
+        self.0[kind as usize]
+    }
+}
+
 /// One watch event; `object` is the range of the object's bytes in the line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

@@ -56,6 +56,11 @@ impl Lines {
         self.buf.len() - self.start
     }
 
+    /// Lines read so far (blank ones included).
+    pub fn lines_read(&self) -> u64 {
+        self.line_no
+    }
+
     /// Forgets everything: a new stream starts at offset 0, line 1.
     pub fn reset(&mut self) {
         *self = Lines::default();

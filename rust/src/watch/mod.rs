@@ -8,6 +8,9 @@
 //!
 //! Nothing here does I/O or reads a clock: bytes come in, time arrives as `now`.
 pub mod apply;
+pub mod chunked;
+pub mod decoder;
 pub mod event;
+pub mod head;
 pub mod lines;
 pub mod page;
