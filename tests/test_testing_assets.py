@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import trio_controller
 from trio_controller.testing import _assets
 from trio_controller.testing._assets import (
     RECIPE,
@@ -23,6 +24,7 @@ from trio_controller.testing._assets import (
 from trio_controller.testing._install import install
 
 TESTENV = Path(__file__).resolve().parents[1] / "testenv"
+PACKAGE_ROOT = Path(trio_controller.__file__).resolve().parents[1]
 
 # A stand-in for `go`: fixed `go env` lines, a version for `go list -m`, and `go build -o X`
 # writes a small executable X and logs the build.
@@ -51,9 +53,11 @@ def _executables(folder: Path) -> Path:
 
 
 def _run_module(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """In `cwd`, importing the same `trio_controller` as this test process."""
+    path = [str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])]
     return subprocess.run(
         [sys.executable, "-m", "trio_controller.testing", *args],
-        env=env,
+        env={**env, "PYTHONPATH": os.pathsep.join(path)},
         cwd=cwd,
         capture_output=True,
         text=True,
