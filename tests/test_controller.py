@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,9 +13,7 @@ import trio
 import trio.testing
 
 from trio_controller._native import Store
-from trio_controller.cache.snapshot import load_snapshot, save_snapshot
 from trio_controller.controller import Controller
-from trio_controller.errors import TrioControllerError
 from trio_controller.workqueue import WorkQueue
 
 
@@ -178,28 +175,3 @@ async def test_stop_before_the_cache_syncs_returns_without_starting_workers(
         await trio.sleep(5)
         controller.stop()
     assert handled == []
-
-
-def test_a_corrupt_cache_snapshot_is_ignored_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    snapshot = tmp_path / "cache"
-    snapshot.write_bytes(b"\x00not a snapshot")
-    store = Store()
-    with caplog.at_level(logging.WARNING, logger="trio_controller"):
-        assert load_snapshot(store, snapshot) == 0
-    assert "Ignoring the cache snapshot" in caplog.text
-
-
-def test_a_snapshot_round_trip_keeps_every_object(tmp_path: Path) -> None:
-    store = FilledReflector("a", "b").store
-    save_snapshot(store, tmp_path / "cache")
-    again = Store()
-    assert load_snapshot(again, tmp_path / "cache") == 2
-    assert sorted(again.list_keys()) == ["default/a", "default/b"]
-    assert load_snapshot(Store(), tmp_path / "missing") == 0
-
-
-def test_an_unwritable_snapshot_path_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(TrioControllerError, match="cannot write the cache snapshot"):
-        save_snapshot(Store(), tmp_path / "no-such-dir" / "cache")

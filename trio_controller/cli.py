@@ -20,7 +20,7 @@ import trio
 
 from trio_controller import config as kubeconfig
 from trio_controller import errors
-from trio_controller.cache.snapshot import load_snapshot, save_snapshot
+from trio_controller.cache.snapshot import check_snapshot_path, load_snapshot, save_snapshot
 from trio_controller.controller import pod_controller
 from trio_controller.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.observe import log as klog
@@ -108,6 +108,7 @@ async def _run(args: argparse.Namespace) -> None:
             streaming_list=args.streaming_list,
         )
         if args.cache_snapshot is not None:
+            check_snapshot_path(args.cache_snapshot)  # fail now, not on exit
             loaded = load_snapshot(controller.store, args.cache_snapshot)
             log.info("Loaded %d cached objects from %s", loaded, args.cache_snapshot)
         elector = None
