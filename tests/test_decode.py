@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -328,3 +332,38 @@ def test_a_streaming_list_split_anywhere_ends_in_the_same_state() -> None:
     step = 97
     pieces = [stream[i : i + step] for i in range(0, len(stream), step)]
     assert _stream_like_the_reflector(pieces) == whole
+
+
+def _stub_docstrings() -> list[tuple[str, object, str]]:
+    """(name, runtime object, stub docstring) for every class, method, property and
+    function the stub documents (dunders and setters excepted)."""
+    stub = ast.parse(Path(_native.__file__).with_name("_native.pyi").read_text())
+    out: list[tuple[str, object, str]] = []
+    for node in stub.body:
+        if isinstance(node, ast.ClassDef):
+            cls = getattr(_native, node.name)
+            out.append((node.name, cls, ast.get_docstring(node) or ""))
+            for item in node.body:
+                setter = isinstance(item, ast.FunctionDef) and any(
+                    isinstance(d, ast.Attribute) and d.attr == "setter" for d in item.decorator_list
+                )
+                if (
+                    isinstance(item, ast.FunctionDef)
+                    and not item.name.startswith("__")
+                    and not setter
+                ):
+                    name = f"{node.name}.{item.name}"
+                    doc = ast.get_docstring(item) or ""
+                    out.append((name, getattr(cls, item.name), doc))
+        elif isinstance(node, ast.FunctionDef):
+            out.append((node.name, getattr(_native, node.name), ast.get_docstring(node) or ""))
+    return out
+
+
+def test_every_native_class_method_and_function_shows_the_stub_docstring_in_help() -> None:
+    documented = _stub_docstrings()
+    assert len(documented) > 100
+    for name, obj, doc in documented:
+        assert doc, f"{name} has no docstring in the stub"
+        runtime = inspect.cleandoc(obj.__doc__ or "")
+        assert runtime == doc, name

@@ -100,10 +100,11 @@ class WorkQueue:
 
     A key added while queued is queued once; a key added while processing is queued
     again when it is ``done``; a key is never handed out twice before ``done``.
+
+    ``rate_limiter=None`` uses ``default_controller_rate_limiter()``.
     """
 
-    def __new__(cls, rate_limiter: RateLimiter | None = None) -> WorkQueue:
-        """``None`` uses ``default_controller_rate_limiter()``."""
+    def __new__(cls, rate_limiter: RateLimiter | None = None) -> WorkQueue: ...
     @property
     def rate_limiter(self) -> RateLimiter:
         """The limiter ``add_rate_limited`` asks."""
@@ -183,17 +184,17 @@ class Store:
 
     The namespace index is built in under the name ``"namespace"`` (cluster-scoped
     objects are indexed under ``""``).
+
+    With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert.
+
+    With ``compress``, objects are kept LZ4-compressed (when that makes them smaller)
+    against a shared dictionary (the first objects compressed, up to 16 KiB, then
+    frozen; ``replace`` adopts the list's) and decompressed by ``get``, ``get_raw``,
+    ``snapshot`` and tombstones; the metadata accessors, indexes and keys never
+    decompress.
     """
 
-    def __new__(cls, strip_managed_fields: bool = True, compress: bool = False) -> Store:
-        """With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert.
-
-        With ``compress``, objects are kept LZ4-compressed (when that makes them smaller)
-        against a shared dictionary (the first objects compressed, up to 16 KiB, then
-        frozen; ``replace`` adopts the list's) and decompressed by ``get``, ``get_raw``,
-        ``snapshot`` and tombstones; the metadata accessors, indexes and keys never
-        decompress.
-        """
+    def __new__(cls, strip_managed_fields: bool = True, compress: bool = False) -> Store: ...
     @property
     def resource_version(self) -> str | None:
         """The last resourceVersion applied (event, bookmark or list)."""
@@ -216,10 +217,14 @@ class Store:
         """The object as a dict (parsed by orjson on each call), or None."""
     def get_raw(self, key: str) -> bytes | None:
         """The object's JSON bytes, or None."""
-    def name(self, key: str) -> str | None: ...
-    def namespace(self, key: str) -> str | None: ...
-    def uid(self, key: str) -> str | None: ...
-    def object_resource_version(self, key: str) -> str | None: ...
+    def name(self, key: str) -> str | None:
+        """The object's ``metadata.name``, or None if ``key`` is not held."""
+    def namespace(self, key: str) -> str | None:
+        """The object's ``metadata.namespace``, or None (not held, or cluster-scoped)."""
+    def uid(self, key: str) -> str | None:
+        """The object's ``metadata.uid``, or None."""
+    def object_resource_version(self, key: str) -> str | None:
+        """The object's ``metadata.resourceVersion``, or None."""
     def labels(self, key: str) -> dict[str, str] | None:
         """The object's labels, or None if ``key`` is not held."""
     def deleting(self, key: str) -> bool | None:
@@ -259,28 +264,34 @@ class PageInfo:
     """One list page's metadata."""
 
     @property
-    def resource_version(self) -> str | None: ...
+    def resource_version(self) -> str | None:
+        """The list's resourceVersion."""
     @property
     def continue_token(self) -> str | None:
         """None when the list is complete (an empty token)."""
     @property
-    def remaining_item_count(self) -> int | None: ...
+    def remaining_item_count(self) -> int | None:
+        """``metadata.remainingItemCount``, if the server sent it."""
     @property
     def items(self) -> int:
         """How many items this page held."""
 
 @final
 class ListAccumulator:
-    """Collects list pages (or a streaming list's initial events) in Rust."""
+    """Collects list pages (or a streaming list's initial events) in Rust.
 
-    def __new__(cls, strip_managed_fields: bool = False, compress: bool = False) -> ListAccumulator:
-        """With ``strip_managed_fields``, each object loses ``metadata.managedFields`` as
-        it is collected; with ``compress`` it is compressed as it is collected. Pass the
-        destination ``Store``'s settings, so a big list never holds the full objects and
-        ``Store.replace`` moves the bytes without a copy (it strips and compresses what
-        the accumulator did not, at the cost of a copy). A compressing accumulator learns
-        its dictionary from the first objects it collects (or starts with the store's
-        when ``WatchDecoder.feed_into`` fills it) and keeps it across ``replace``."""
+    With ``strip_managed_fields``, each object loses ``metadata.managedFields`` as
+    it is collected; with ``compress`` it is compressed as it is collected. Pass the
+    destination ``Store``'s settings, so a big list never holds the full objects and
+    ``Store.replace`` moves the bytes without a copy (it strips and compresses what
+    the accumulator did not, at the cost of a copy). A compressing accumulator learns
+    its dictionary from the first objects it collects (or starts with the store's
+    when ``WatchDecoder.feed_into`` fills it) and keeps it across ``replace``.
+    """
+
+    def __new__(
+        cls, strip_managed_fields: bool = False, compress: bool = False
+    ) -> ListAccumulator: ...
     @property
     def strip_managed_fields(self) -> bool:
         """Whether collected objects lose ``metadata.managedFields``."""
@@ -303,20 +314,26 @@ class WatchEvent:
     """One decoded watch event. ``raw`` is the object's bytes (for ERROR, the Status)."""
 
     @property
-    def type(self) -> Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]: ...
+    def type(self) -> Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]:
+        """The event type."""
     @property
     def key(self) -> str | None:
         """``namespace/name`` or ``name``; None for BOOKMARK and ERROR."""
     @property
-    def namespace(self) -> str | None: ...
+    def namespace(self) -> str | None:
+        """The object's ``metadata.namespace``."""
     @property
-    def name(self) -> str | None: ...
+    def name(self) -> str | None:
+        """The object's ``metadata.name``."""
     @property
-    def uid(self) -> str | None: ...
+    def uid(self) -> str | None:
+        """The object's ``metadata.uid``."""
     @property
-    def resource_version(self) -> str | None: ...
+    def resource_version(self) -> str | None:
+        """The object's ``metadata.resourceVersion``."""
     @property
-    def raw(self) -> bytes: ...
+    def raw(self) -> bytes:
+        """The object's JSON bytes (for ERROR, the Status)."""
     @property
     def code(self) -> int | None:
         """ERROR only: the Status code (410 = Gone)."""
@@ -340,7 +357,8 @@ class FeedResult:
     def applied(self) -> int:
         """ADDED/MODIFIED/DELETED events applied (to the store, or the accumulator)."""
     @property
-    def bookmarks(self) -> int: ...
+    def bookmarks(self) -> int:
+        """BOOKMARK events seen."""
     @property
     def resource_version(self) -> str | None:
         """The last resourceVersion seen, or None."""

@@ -8,7 +8,18 @@ create_exception!(
     trio_controller._native,
     DecodeError,
     PyValueError,
-    "A malformed watch line, list body or object."
+    concat!(
+        "A malformed watch line, list body, object, response head or body framing.\n",
+        "\n",
+        "``position`` is the stream byte offset (from the decoder's creation or ``reset``) of\n",
+        "the start of the bad line, ``line`` its 1-based line number, and ``events`` the\n",
+        "well-formed events of the same ``feed()`` call, in order (nothing is dropped\n",
+        "silently). In a chunked stream a line's offset counts payload bytes; for malformed\n",
+        "framing (a message starting ``chunked encoding:``) ``position`` is the body-stream\n",
+        "offset of the problem and ``line`` the line being read. For a list body or a single\n",
+        "object, ``position`` is the byte offset of the error in it and ``line`` is 1; for a\n",
+        "response head, ``position`` is 0."
+    )
 );
 create_exception!(
     trio_controller._native,

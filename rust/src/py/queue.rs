@@ -7,6 +7,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use std::sync::{Arc, Mutex};
 
+/// client-go's rate limiter interface. Subclasses only differ in their constructor.
+///
+/// A limiter's state is shared by every queue it is given to.
 #[pyclass(
     subclass,
     frozen,
@@ -27,19 +30,23 @@ impl PyRateLimiter {
 
 #[pymethods]
 impl PyRateLimiter {
+    /// Seconds ``key`` should wait before it is retried; counts one failure.
     fn when(&self, key: &str, now: f64) -> f64 {
         self.shared.clone().when(key, now)
     }
 
+    /// Stop tracking ``key``: its failures are reset.
     fn forget(&self, key: &str) {
         self.shared.clone().forget(key)
     }
 
+    /// Failures counted for ``key`` since it was last forgotten.
     fn num_requeues(&self, key: &str) -> u64 {
         self.shared.num_requeues(key)
     }
 }
 
+/// Per-key ``base * 2**failures`` seconds, capped at ``max_delay``.
 #[pyclass(extends = PyRateLimiter, frozen, module = "trio_controller._native")]
 pub struct ExponentialFailureRateLimiter;
 
@@ -60,6 +67,7 @@ impl ExponentialFailureRateLimiter {
     }
 }
 
+/// One token bucket for all keys (starts full): ``qps`` tokens/s, ``burst`` at most.
 #[pyclass(extends = PyRateLimiter, frozen, module = "trio_controller._native")]
 pub struct BucketRateLimiter;
 
@@ -80,6 +88,7 @@ impl BucketRateLimiter {
     }
 }
 
+/// The longest delay of ``limiters`` (each is asked every time; state is shared).
 #[pyclass(extends = PyRateLimiter, frozen, module = "trio_controller._native")]
 pub struct MaxOfRateLimiter;
 
@@ -96,8 +105,7 @@ impl MaxOfRateLimiter {
     }
 }
 
-/// client-go's default controller rate limiter: max(exponential 5 ms → 1000 s, bucket
-/// 10 qps / burst 100).
+/// max(exponential 5 ms → 1000 s, bucket 10 qps / burst 100), as client-go.
 #[pyfunction]
 pub fn default_controller_rate_limiter(py: Python<'_>) -> PyResult<Py<MaxOfRateLimiter>> {
     let init = PyClassInitializer::from(PyRateLimiter::new(Box::new(
@@ -107,6 +115,12 @@ pub fn default_controller_rate_limiter(py: Python<'_>) -> PyResult<Py<MaxOfRateL
     Py::new(py, init)
 }
 
+/// client-go's rate-limited work queue: fair, stingy, de-duplicating.
+///
+/// A key added while queued is queued once; a key added while processing is queued
+/// again when it is ``done``; a key is never handed out twice before ``done``.
+///
+/// ``rate_limiter=None`` uses ``default_controller_rate_limiter()``.
 #[pyclass(module = "trio_controller._native", name = "WorkQueue")]
 pub struct PyWorkQueue {
     pub inner: WorkQueue,
@@ -136,15 +150,18 @@ impl PyWorkQueue {
         })
     }
 
+    /// The limiter ``add_rate_limited`` asks.
     #[getter]
     fn rate_limiter(&self, py: Python<'_>) -> Py<PyRateLimiter> {
         self.limiter.clone_ref(py)
     }
 
+    /// Mark ``key`` as needing processing. Ignored after ``shut_down``.
     fn add(&mut self, key: &str, now: f64) {
         self.inner.add(key, now)
     }
 
+    /// ``add`` for each key, in one call.
     fn add_many(&mut self, keys: &Bound<'_, PyAny>, now: f64) -> PyResult<()> {
         for item in keys.try_iter()? {
             let item = item?;
@@ -154,6 +171,9 @@ impl PyWorkQueue {
         Ok(())
     }
 
+    /// The next ready key (now processing), or None if none is ready.
+    ///
+    /// Raises ``ShutDown`` if the queue is shut down and empty.
     fn get_nowait<'py>(
         &mut self,
         py: Python<'py>,
@@ -165,6 +185,7 @@ impl PyWorkQueue {
         }
     }
 
+    /// Up to ``max`` ready keys. Raises ``ShutDown`` if shut down and empty.
     fn get_many_nowait<'py>(
         &mut self,
         py: Python<'py>,
@@ -185,10 +206,14 @@ impl PyWorkQueue {
         PyList::new(py, keys)
     }
 
+    /// End processing of ``key``; re-queues it if it was added meanwhile.
+    ///
+    /// A key that is not processing is ignored.
     fn done(&mut self, key: &str, now: f64) {
         self.inner.done(key, now);
     }
 
+    /// ``done`` for each key, in one call.
     fn done_many(&mut self, keys: &Bound<'_, PyAny>, now: f64) -> PyResult<()> {
         for item in keys.try_iter()? {
             let item = item?;
@@ -202,46 +227,63 @@ impl PyWorkQueue {
         self.inner.len()
     }
 
+    /// Keys handed out and not done yet.
     fn processing(&self) -> usize {
         self.inner.processing()
     }
 
+    /// Keys waiting for their ``add_after`` deadline.
     fn delayed(&self) -> usize {
         self.inner.delayed()
     }
 
+    /// Stop accepting keys and drop delayed ones; getters drain what is queued.
     fn shut_down(&mut self) {
         self.inner.shut_down()
     }
 
+    /// Whether ``shut_down`` was called.
     fn shutting_down(&self) -> bool {
         self.inner.shutting_down()
     }
 
+    /// Add ``key`` at ``now + delay`` (at a ``promote``); delay <= 0 adds now.
+    ///
+    /// If ``key`` is already waiting, the earlier deadline wins.
     fn add_after(&mut self, key: &str, delay: f64, now: f64) {
         self.inner.add_after(key, delay, now)
     }
 
+    /// The earliest deadline of a delayed key.
     fn next_ready_at(&self) -> Option<f64> {
         self.inner.next_ready_at()
     }
 
+    /// Move the delayed keys due at ``now`` into the queue; returns how many.
     fn promote(&mut self, now: f64) -> usize {
         self.inner.promote(now)
     }
 
+    /// ``add_after(key, rate_limiter.when(key, now), now)``.
     fn add_rate_limited(&mut self, key: &str, now: f64) {
         self.inner.add_rate_limited(key, now)
     }
 
+    /// Reset ``key``'s failures in the rate limiter.
     fn forget(&mut self, key: &str) {
         self.inner.forget(key)
     }
 
+    /// ``key``'s failures counted by the rate limiter.
     fn num_requeues(&self, key: &str) -> u64 {
         self.inner.num_requeues(key)
     }
 
+    /// client-go's workqueue metrics.
+    ///
+    /// Keys: depth, adds, retries, queue_latency_sum, queue_latency_count,
+    /// work_duration_sum, work_duration_count, unfinished_work_seconds,
+    /// longest_running_processor_seconds.
     fn metrics<'py>(&self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyDict>> {
         let m = self.inner.metrics(now);
         let d = PyDict::new(py);

@@ -30,11 +30,24 @@ pub fn store_error(py: Python<'_>, e: StoreError) -> PyErr {
     }
 }
 
+/// Objects as JSON bytes keyed by ``namespace/name`` (or ``name``), with indexes.
+///
+/// The namespace index is built in under the name ``"namespace"`` (cluster-scoped
+/// objects are indexed under ``""``).
+///
+/// With ``strip_managed_fields``, ``metadata.managedFields`` is dropped at insert.
+///
+/// With ``compress``, objects are kept LZ4-compressed (when that makes them smaller)
+/// against a shared dictionary (the first objects compressed, up to 16 KiB, then
+/// frozen; ``replace`` adopts the list's) and decompressed by ``get``, ``get_raw``,
+/// ``snapshot`` and tombstones; the metadata accessors, indexes and keys never
+/// decompress.
 #[pyclass(module = "trio_controller._native", name = "Store")]
 pub struct PyStore {
     pub inner: Store,
 }
 
+/// What ``Store.replace`` changed.
 #[pyclass(
     frozen,
     get_all,
@@ -42,10 +55,13 @@ pub struct PyStore {
     name = "ReplaceResult"
 )]
 pub struct PyReplaceResult {
+    /// Keys that were not in the store.
     added: Vec<String>,
+    /// Keys that were in the store and are in the new list.
     updated: Vec<String>,
+    /// Keys that vanished (tombstones the controller must still handle).
     deleted: Vec<String>,
-    /// key -> the last known object bytes of each deleted key.
+    /// The last known object bytes of each deleted key.
     tombstones: Py<PyDict>,
 }
 
@@ -71,6 +87,11 @@ impl PyStore {
         }
     }
 
+    /// Index objects by a dotted field path (``"spec.nodeName"``) or a label
+    /// (``"label:app"``); objects already held are indexed at once.
+    ///
+    /// A string value gives one index value, an array of strings one per item, a number
+    /// or boolean its JSON text; null, objects and missing fields give none.
     fn add_index(&mut self, py: Python<'_>, name: &str, path: &str) -> PyResult<()> {
         guard(|| {
             self.inner
@@ -79,6 +100,7 @@ impl PyStore {
         })
     }
 
+    /// The last resourceVersion applied (event, bookmark or list).
     #[getter]
     fn get_resource_version(&self) -> Option<String> {
         self.inner.resource_version.clone()
@@ -89,16 +111,19 @@ impl PyStore {
         self.inner.resource_version = value;
     }
 
+    /// Whether ``metadata.managedFields`` is dropped at insert.
     #[getter]
     fn strip_managed_fields(&self) -> bool {
         self.inner.strip_managed_fields()
     }
 
+    /// Whether objects are kept compressed.
     #[getter]
     fn compress(&self) -> bool {
         self.inner.compress()
     }
 
+    /// The object as a dict (parsed by orjson on each call), or None.
     fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self.inner.get(key) {
             Some(e) => loads(py, &e.raw().map_err(|e| store_error(py, e))?).map(Some),
@@ -106,6 +131,7 @@ impl PyStore {
         }
     }
 
+    /// The object's JSON bytes, or None.
     fn get_raw<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
         match self.inner.get(key) {
             Some(e) => {
@@ -116,28 +142,33 @@ impl PyStore {
         }
     }
 
+    /// The object's ``metadata.name``, or None if ``key`` is not held.
     fn name(&self, key: &str) -> Option<String> {
         self.inner.get(key).map(|e| e.name(key).to_string())
     }
 
+    /// The object's ``metadata.namespace``, or None (not held, or cluster-scoped).
     fn namespace(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.namespace(key).map(str::to_string))
     }
 
+    /// The object's ``metadata.uid``, or None.
     fn uid(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.uid().map(str::to_string))
     }
 
+    /// The object's ``metadata.resourceVersion``, or None.
     fn object_resource_version(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.resource_version().map(str::to_string))
     }
 
+    /// The object's labels, or None if ``key`` is not held.
     fn labels<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
         let Some(e) = self.inner.get(key) else {
             return Ok(None);
@@ -149,10 +180,12 @@ impl PyStore {
         Ok(Some(d))
     }
 
+    /// Whether the object has a deletionTimestamp, or None if ``key`` is not held.
     fn deleting(&self, key: &str) -> Option<bool> {
         self.inner.get(key).map(|e| e.deleting())
     }
 
+    /// Every key, in no particular order.
     fn list_keys(&self) -> Vec<String> {
         self.inner.keys().map(|k| k.to_string()).collect()
     }
@@ -165,6 +198,7 @@ impl PyStore {
         self.inner.contains(key)
     }
 
+    /// Keys whose index ``name`` holds ``value``, sorted. ValueError: no such index.
     fn by_index(&self, name: &str, value: &str) -> PyResult<Vec<String>> {
         self.inner
             .by_index(name, value)
@@ -172,12 +206,16 @@ impl PyStore {
             .ok_or_else(|| PyValueError::new_err(format!("no index named {name:?}")))
     }
 
+    /// The values index ``name`` holds (no empty sets), sorted.
     fn index_values(&self, name: &str) -> PyResult<Vec<String>> {
         self.inner
             .index_values(name)
             .ok_or_else(|| PyValueError::new_err(format!("no index named {name:?}")))
     }
 
+    /// Insert or replace one object (JSON bytes); returns its key.
+    ///
+    /// Raises ``DecodeError`` for malformed JSON or an object without metadata.name.
     fn upsert(&mut self, py: Python<'_>, raw: &[u8]) -> PyResult<String> {
         guard(|| {
             self.inner
@@ -187,10 +225,14 @@ impl PyStore {
         })
     }
 
+    /// Remove ``key``; returns whether it was held.
     fn delete(&mut self, key: &str) -> bool {
         self.inner.delete(key).is_some()
     }
 
+    /// Replace the whole content with ``acc``'s objects (a relist); empties ``acc``.
+    ///
+    /// Later objects win over earlier ones with the same key.
     fn replace(
         &mut self,
         py: Python<'_>,
@@ -217,27 +259,45 @@ impl PyStore {
         })
     }
 
+    /// Every object and the resource version, for ``restore``.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let data = self.inner.snapshot().map_err(|e| store_error(py, e))?;
         Ok(PyBytes::new(py, &data))
     }
 
+    /// Replace the content with a ``snapshot()``; returns how many objects it held.
+    ///
+    /// Raises ``ValueError`` (nothing changes) if ``data`` is not a valid snapshot.
     fn restore(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
         guard(|| self.inner.restore(data).map_err(|e| store_error(py, e)))
     }
 }
 
+/// Collects list pages (or a streaming list's initial events) in Rust.
+///
+/// With ``strip_managed_fields``, each object loses ``metadata.managedFields`` as
+/// it is collected; with ``compress`` it is compressed as it is collected. Pass the
+/// destination ``Store``'s settings, so a big list never holds the full objects and
+/// ``Store.replace`` moves the bytes without a copy (it strips and compresses what
+/// the accumulator did not, at the cost of a copy). A compressing accumulator learns
+/// its dictionary from the first objects it collects (or starts with the store's
+/// when ``WatchDecoder.feed_into`` fills it) and keeps it across ``replace``.
 #[pyclass(module = "trio_controller._native", name = "ListAccumulator")]
 #[derive(Default)]
 pub struct PyListAccumulator {
     pub inner: ListAccumulator,
 }
 
+/// One list page's metadata.
 #[pyclass(frozen, get_all, module = "trio_controller._native")]
 pub struct PageInfo {
+    /// The list's resourceVersion.
     resource_version: Option<String>,
+    /// None when the list is complete (an empty token).
     continue_token: Option<String>,
+    /// ``metadata.remainingItemCount``, if the server sent it.
     remaining_item_count: Option<i64>,
+    /// How many items this page held.
     items: usize,
 }
 
@@ -265,17 +325,23 @@ impl PyListAccumulator {
         }
     }
 
+    /// Whether collected objects lose ``metadata.managedFields``.
     #[getter]
     fn strip_managed_fields(&self) -> bool {
         self.inner.strip_managed_fields
     }
 
+    /// Whether collected objects are compressed.
     #[getter]
     fn compress(&self) -> bool {
         self.inner.compress
     }
 
-    /// Decodes one list page and keeps its items; nothing is kept if the page is bad.
+    /// Decode one list response body and keep its items.
+    ///
+    /// Raises ``DecodeError`` (and keeps nothing of this page) if it is malformed.
+    /// A body of 1 MiB or more is decoded with the GIL released, so
+    /// ``await trio.to_thread.run_sync(acc.feed_page, body)`` runs it beside the loop.
     fn feed_page(&mut self, py: Python<'_>, body: &[u8]) -> PyResult<PageInfo> {
         guard(|| {
             // A big page is decoded without the GIL, so `trio.to_thread.run_sync(
@@ -299,6 +365,7 @@ impl PyListAccumulator {
         })
     }
 
+    /// Drop the collected items (and free their memory).
     fn clear(&mut self) {
         self.inner.items = Vec::new();
     }

@@ -29,19 +29,31 @@ pub fn repr(s: &Option<String>) -> String {
     }
 }
 
+/// One decoded watch event. ``raw`` is the object's bytes (for ERROR, the Status).
 #[pyclass(frozen, get_all, module = "trio_controller._native")]
 pub struct WatchEvent {
+    /// The event type.
     #[pyo3(name = "type")]
     kind: &'static str,
+    /// ``namespace/name`` or ``name``; None for BOOKMARK and ERROR.
     key: Option<String>,
+    /// The object's ``metadata.namespace``.
     namespace: Option<String>,
+    /// The object's ``metadata.name``.
     name: Option<String>,
+    /// The object's ``metadata.uid``.
     uid: Option<String>,
+    /// The object's ``metadata.resourceVersion``.
     resource_version: Option<String>,
+    /// The object's JSON bytes (for ERROR, the Status).
     raw: Py<PyBytes>,
+    /// ERROR only: the Status code (410 = Gone).
     code: Option<i64>,
+    /// ERROR only: the Status reason.
     reason: Option<String>,
+    /// ERROR only: the Status message.
     message: Option<String>,
+    /// A BOOKMARK carrying the ``k8s.io/initial-events-end`` annotation.
     initial_events_end: bool,
 }
 
