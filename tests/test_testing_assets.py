@@ -172,3 +172,42 @@ def test_install_runs_the_shipped_build_sh_into_the_keyed_cache_once(
     assert subprocess.run([copied / "etcd"], capture_output=True, text=True).stdout == "built\n"
     monkeypatch.delenv("KUBEBUILDER_ASSETS")
     assert find_assets() == expected
+
+
+@pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("flock") is None, reason="needs bash and flock"
+)
+def test_the_install_command_prints_the_folder_and_logs_to_stderr(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    (bin_dir / "go").write_text(FAKE_GO)
+    (bin_dir / "go").chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_GO_LOG": str(tmp_path / "builds.log"),
+        "TRIO_CONTROLLER_CACHE": str(tmp_path / "cache"),
+    }
+    done = _run_module("install", "--dir", "assets", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{tmp_path / 'assets'}\n"
+    assert "testenv: building kube-apiserver v1.37.2" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "assets").iterdir()) == ["etcd", "kube-apiserver"]
+
+
+@pytest.mark.skipif(
+    shutil.which("bash") is None or shutil.which("flock") is None, reason="needs bash and flock"
+)
+def test_install_without_go_is_one_line_naming_the_alternative(tmp_path: Path) -> None:
+    tools = tmp_path / "tools"  # bash and flock, but no go
+    tools.mkdir()
+    for tool in ("bash", "flock"):
+        (tools / tool).symlink_to(shutil.which(tool) or tool)
+    env = {**os.environ, "PATH": str(tools), "TRIO_CONTROLLER_CACHE": str(tmp_path / "cache")}
+    done = _run_module("install", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("envtest: `go` not found on PATH")
+    assert "KUBEBUILDER_ASSETS" in line and "setup-envtest" in line
+    assert not (tmp_path / "cache").exists()
