@@ -16,6 +16,8 @@ A reply body is either bytes (sent with Content-Length) or a list of pieces sent
 chunked transfer encoding, each bytes piece as one flushed chunk, with actions between
 them: `Pause(seconds)`, `WaitFor(event)`, `Stall()` (hang until the client goes away or
 the server stops), `Close()` (drop the connection without finishing the body).
+`Reply.raw(pieces)` sends its bytes pieces verbatim, status line and framing included,
+then closes: for malformed heads and framing.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ class Reply:
     body: bytes | Sequence[Piece] = b""
     headers: Sequence[tuple[str, str]] = ()
     content_type: str = "application/json"
+    verbatim: bool = False  # body pieces are the whole response, sent as they are
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: Sequence[tuple[str, str]] = ()) -> Reply:
@@ -137,6 +140,12 @@ class Reply:
     ) -> Reply:
         """A chunked body (a watch stream), sent piece by piece."""
         return cls(status, list(pieces), headers)
+
+    @classmethod
+    def raw(cls, pieces: Sequence[Piece]) -> Reply:
+        """Bytes sent verbatim (head and framing are the caller's), then the connection
+        is closed; actions between pieces as for `chunks`."""
+        return cls(body=list(pieces), verbatim=True)
 
 
 Handler = Callable[[Request], Reply | Awaitable[Reply]]
@@ -233,6 +242,14 @@ async def _serve_connection(server: StreamServer, stream: trio.abc.Stream) -> No
 
 async def _send_reply(conn: h11.Connection, stream: trio.abc.Stream, reply: Reply) -> bool:
     """Send `reply`; False if the connection must be dropped afterwards."""
+    if reply.verbatim:
+        assert not isinstance(reply.body, bytes)
+        for piece in reply.body:
+            if isinstance(piece, bytes):
+                await stream.send_all(piece)
+            elif not await _act(piece, stream):
+                return False
+        return False
     headers = [("Content-Type", reply.content_type), *reply.headers]
     if isinstance(reply.body, bytes):
         headers.append(("Content-Length", str(len(reply.body))))
@@ -247,16 +264,23 @@ async def _send_reply(conn: h11.Connection, stream: trio.abc.Stream, reply: Repl
         if isinstance(piece, bytes):
             if piece:
                 await _send(conn, stream, h11.Data(data=piece))
-        elif isinstance(piece, Pause):
-            await trio.sleep(piece.seconds)
-        elif isinstance(piece, WaitFor):
-            await piece.event.wait()
-        elif isinstance(piece, Stall):
-            await _wait_until_client_leaves(stream)
-            return False
-        elif isinstance(piece, Close):
+        elif not await _act(piece, stream):
             return False
     await _send(conn, stream, h11.EndOfMessage())
+    return True
+
+
+async def _act(piece: Pause | WaitFor | Stall | Close, stream: trio.abc.Stream) -> bool:
+    """Do what an action piece says; False when the connection ends with it."""
+    if isinstance(piece, Pause):
+        await trio.sleep(piece.seconds)
+    elif isinstance(piece, WaitFor):
+        await piece.event.wait()
+    elif isinstance(piece, Stall):
+        await _wait_until_client_leaves(stream)
+        return False
+    elif isinstance(piece, Close):
+        return False
     return True
 
 

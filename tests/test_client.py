@@ -8,7 +8,6 @@ That is fault injection (a real apiserver cannot be made to answer 429 or stall 
 from __future__ import annotations
 
 import copy
-import gc
 import logging
 import socket
 import ssl
@@ -23,7 +22,7 @@ import pytest
 import trio
 import trio.testing
 from helpers.certs import CA, Pair
-from streamserver import Close, Pause, Reply, Request, Stall, WaitFor, open_stream_server
+from streamserver import Reply, Request, open_stream_server
 
 from trio_controller import errors
 from trio_controller.auth import BearerTokenAuth, Credentials, ExecAuth, ExecConfig, TokenFileAuth
@@ -212,119 +211,6 @@ async def test_429_carries_retry_after() -> None:
     assert info.value.retry_after == 3.0
 
 
-# -- streams -------------------------------------------------------------------------------
-
-
-async def test_stream_yields_chunks_as_they_arrive() -> None:
-    """Fault injection harness: a watch body sent in controlled pieces."""
-    go = trio.Event()
-    reply = Reply.chunks([b'{"type":"ADDED"', b"}\n", WaitFor(go), b'{"type":"BOOKMARK"}\n'])
-    async with (
-        open_stream_server(reply) as server,
-        Client(config(server.url)) as client,
-        client.stream(PODS, {"watch": True}, idle_timeout=10) as chunks,
-    ):
-        assert chunks.status_code == 200
-        received = [await chunks.__anext__(), await chunks.__anext__()]
-        go.set()
-        received += [chunk async for chunk in chunks]
-    assert b"".join(received) == b'{"type":"ADDED"}\n{"type":"BOOKMARK"}\n'
-    assert received[:2] == [b'{"type":"ADDED"', b"}\n"]
-    assert server.requests[0].param("watch") == "true"
-
-
-async def test_watch_streams_ask_for_an_uncompressed_body() -> None:
-    """The apiserver gzips a watch event by event, one gzip member each; httpx decodes only
-    the first member and would drop every later event in silence. Fault injection harness:
-    the header the server sees."""
-    async with (
-        open_stream_server(Reply.chunks([b"{}\n"])) as server,
-        Client(config(server.url)) as client,
-        client.stream(PODS, {"watch": True}) as chunks,
-    ):
-        _ = [chunk async for chunk in chunks]
-    assert server.requests[0].headers["accept-encoding"] == "identity"
-
-
-async def test_stalled_stream_hits_the_idle_timeout(clock: trio.testing.MockClock) -> None:
-    """Fault injection: the server stops sending but keeps the connection open."""
-    reply = Reply.chunks([b'{"type":"ADDED"}\n', Stall()])
-    async with open_stream_server(reply) as server, Client(config(server.url)) as client:
-        start = trio.current_time()
-        with pytest.raises(Timeout, match="idle for 30s"):
-            async with client.stream(PODS, idle_timeout=30) as chunks:
-                async for _ in chunks:
-                    pass
-        assert 30 <= trio.current_time() - start < 31
-
-
-async def test_slow_but_steady_stream_is_not_idle(clock: trio.testing.MockClock) -> None:
-    """Fault injection: chunks 20 s apart stay under a 30 s idle timeout."""
-    reply = Reply.chunks([b"a", Pause(20), b"b", Pause(20), b"c"])
-    async with (
-        open_stream_server(reply) as server,
-        Client(config(server.url)) as client,
-        client.stream(PODS, idle_timeout=30) as chunks,
-    ):
-        assert b"".join([c async for c in chunks]) == b"abc"
-
-
-async def test_stream_headers_must_arrive_within_the_idle_timeout(
-    clock: trio.testing.MockClock,
-) -> None:
-    """Fault injection: the server never answers the watch request."""
-
-    async def never(request: Request) -> Reply:
-        await trio.sleep_forever()
-        raise AssertionError
-
-    async with open_stream_server(handler=never) as server, Client(config(server.url)) as client:
-        with pytest.raises(Timeout):
-            async with client.stream(PODS, idle_timeout=5):
-                pass
-
-
-async def test_stream_dropped_mid_body_is_a_connection_failure() -> None:
-    """Fault injection: the connection closes in the middle of the chunked body."""
-    reply = Reply.chunks([b'{"type":"ADDED"}\n', Close()])
-    async with open_stream_server(reply) as server, Client(config(server.url)) as client:
-        got = []
-        with pytest.raises(ConnectionFailed, match=r"127\.0\.0\.1"):
-            async with client.stream(PODS, idle_timeout=10) as chunks:
-                async for chunk in chunks:
-                    got.append(chunk)
-    assert got == [b'{"type":"ADDED"}\n']
-
-
-async def test_stream_error_status_raises_before_yielding() -> None:
-    """Fault injection: a watch request answered with 410 Gone."""
-    reply = Reply.failure(410, "Expired", "too old resource version: 1 (2)")
-    async with open_stream_server(reply) as server, Client(config(server.url)) as client:
-        with pytest.raises(Gone, match="too old resource version"):
-            async with client.stream(PODS, idle_timeout=10):
-                raise AssertionError("must not be reached")
-
-
-async def test_user_errors_inside_a_stream_are_not_remapped() -> None:
-    """Fault injection harness: an OSError raised by the caller is the caller's."""
-    reply = Reply.chunks([b"x", Stall()])
-    async with open_stream_server(reply) as server, Client(config(server.url)) as client:
-        with pytest.raises(FileNotFoundError):
-            async with client.stream(PODS, idle_timeout=10):
-                raise FileNotFoundError("mine")
-
-
-async def test_connection_stays_usable_after_a_stream() -> None:
-    """Fault injection harness: a finished watch, then a list on the same pool."""
-    async with (
-        open_stream_server(Reply.chunks([b"a"]), Reply(200, b"{}")) as server,
-        Client(config(server.url)) as client,
-    ):
-        async with client.stream(PODS, idle_timeout=10) as chunks:
-            assert [c async for c in chunks] == [b"a"]
-        assert await client.list_page(PODS) == b"{}"
-
-
 # -- connection failures -------------------------------------------------------------------
 
 
@@ -342,9 +228,6 @@ async def test_refused_connection_names_the_server(closed_port: int) -> None:
     async with Client(config(url)) as client:
         with pytest.raises(ConnectionFailed) as info:
             await client.list_page(PODS)
-        with pytest.raises(ConnectionFailed):
-            async with client.stream(PODS, idle_timeout=5):
-                pass
     assert str(info.value) == f"connection to {url} refused"
 
 
@@ -623,19 +506,3 @@ async def test_slow_list_hits_the_request_timeout(clock: trio.testing.MockClock)
     ):
         with pytest.raises(Timeout, match="timed out reading from"):
             await client.list_page(PODS)
-
-
-async def test_leaving_a_stream_early_closes_it_cleanly() -> None:
-    """Fault injection harness: the caller stops reading a watch that is still open.
-
-    Every async generator under httpx must be finalized (filterwarnings=error turns
-    Trio's "garbage collected before it had been exhausted" into a failure).
-    """
-    replies = [Reply.chunks([b"a", b"b", Stall()]), Reply(200, b"{}")]
-    async with open_stream_server(*replies) as server, Client(config(server.url)) as client:
-        async with client.stream(PODS, idle_timeout=10) as chunks:
-            async for chunk in chunks:
-                assert chunk
-                break
-        assert await client.list_page(PODS) == b"{}"
-    gc.collect()

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from trio_controller._native import Store
-from trio_controller.controller import Controller
+from trio_controller.controller import Controller, PodSyncPrinter
 from trio_controller.workqueue import WorkQueue
 
 
@@ -175,3 +175,42 @@ async def test_stop_before_the_cache_syncs_returns_without_starting_workers(
         await trio.sleep(5)
         controller.stop()
     assert handled == []
+
+
+class CountingOut:
+    """A stdout that records each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+async def test_the_lines_of_a_batch_of_ready_keys_leave_in_one_write(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    names = [f"p{i}" for i in range(10)]
+    reflector = FilledReflector(*names)
+    queue = WorkQueue()
+    out = CountingOut()
+    printer = PodSyncPrinter(reflector.store, out)  # type: ignore[arg-type]
+    controller = Controller(reflector, queue, printer, flush=printer.flush)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add_many([f"default/{n}" for n in names] + ["default/gone"])
+        await trio.sleep(1)
+        assert len(out.writes) == 1
+        assert out.writes[0].splitlines() == [
+            *(f"Sync/Add/Update for Pod {n}" for n in names),
+            "Pod default/gone does not exist anymore",
+        ]
+        # A key that arrives alone is written at once, not held back for more.
+        queue.add("default/p3")
+        await trio.sleep(0.001)
+        assert out.writes[1:] == ["Sync/Add/Update for Pod p3\n"]
+        controller.stop()

@@ -16,12 +16,13 @@ import pytest
 import trio
 import trio.testing
 from helpers.watch import bookmark, error_event, event, pod, pod_list
-from streamserver import Close, Reply, Request, Stall, open_stream_server
+from streamserver import Close, Reply, Request, Stall, StreamServer, open_stream_server
 
 from trio_controller._native import Store
 from trio_controller.cache.reflector import Reflector
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import Controller, print_pod_sync
+from trio_controller.controller import Controller, PodSyncPrinter
+from trio_controller.errors import Forbidden
 from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
 
@@ -55,9 +56,8 @@ class Harness:
         self.queue = WorkQueue()
         self.out = Lines()
         self.reflector = Reflector(client, PODS, self.store, self.queue, **reflector_args)
-        self.controller = Controller(
-            self.reflector, self.queue, print_pod_sync(self.store, self.out)
-        )
+        printer = PodSyncPrinter(self.store, self.out)
+        self.controller = Controller(self.reflector, self.queue, printer, flush=printer.flush)
 
     def lines(self) -> list[str]:
         return self.out.getvalue().splitlines()
@@ -88,12 +88,19 @@ def sync(*names: str) -> list[str]:
     return [f"Sync/Add/Update for Pod {n}" for n in names]
 
 
-async def run_until(h: Harness, *wanted: str) -> list[str]:
-    """Run the controller until it has printed every `wanted` line, then stop it."""
+async def run_until(
+    h: Harness, *wanted: str, server: StreamServer | None = None, requests: int = 0
+) -> list[str]:
+    """Run the controller until it has printed every `wanted` line (and `server` has
+    received `requests` requests: a watch may still be on its way when the lines before
+    it are printed), then stop it."""
     with trio.fail_after(3600):  # virtual seconds: a test that cannot finish fails quickly
         async with trio.open_nursery() as nursery:
             await nursery.start(h.controller.run)
             got = await h.wait_for(*wanted)
+            # The scripted server has no event for a request's arrival: poll.
+            while server is not None and len(server.requests) < requests:  # noqa: ASYNC110
+                await trio.sleep(0.01)
             h.controller.stop()
     return got
 
@@ -129,7 +136,9 @@ async def test_410_after_a_gap_relists_and_prints_the_delete_that_happened_in_th
     ]
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
         h = Harness(client)
-        lines = await run_until(h, "Pod default/b does not exist anymore")
+        lines = await run_until(
+            h, "Pod default/b does not exist anymore", server=server, requests=4
+        )
         assert set(lines) == {*sync("a", "b"), "Pod default/b does not exist anymore"}
         assert "default/b" not in h.store
         assert kinds(server.requests) == ["list", "watch@10", "list", "watch@20"]
@@ -144,7 +153,7 @@ async def test_a_410_response_to_the_watch_request_relists(clock: trio.testing.M
     ]
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
         h = Harness(client)
-        lines = await run_until(h, *sync("z"))
+        lines = await run_until(h, *sync("z"), server=server, requests=4)
         assert set(lines) == set(sync("a", "z"))
         assert kinds(server.requests) == ["list", "watch@10", "list", "watch@30"]
 
@@ -335,3 +344,157 @@ async def test_watches_that_close_at_once_are_retried_with_backoff_not_in_a_loop
         watch_gaps = [b - a for a, b in itertools.pairwise(times[1:6])]
         for gap, base in zip(watch_gaps, [0.8, 1.6, 3.2, 6.4], strict=True):
             assert base <= gap <= 2 * base + 0.1
+
+
+async def test_after_a_reset_of_a_watch_that_delivered_events_the_next_watch_starts_at_once(
+    clock: trio.testing.MockClock,
+) -> None:
+    """Issue 11: a broken stream that had delivered events is a normal watch end for
+    client-go, which re-watches at once; backing off here left the cache blind for up to
+    47 s after single resets."""
+    times: list[float] = []
+    rv = itertools.count(11)
+
+    def handler(request: Request) -> Reply:
+        times.append(trio.current_time())
+        if request.param("watch") != "true":
+            return pod_list(10)
+        if len(times) <= 6:  # five watches, each one event then a reset
+            return Reply.chunks([event("ADDED", pod(f"p{len(times)}", next(rv))), Close()])
+        return Reply.chunks([event("ADDED", pod("last", next(rv))), Stall()])
+
+    async with (
+        open_stream_server(handler=handler) as server,
+        Client(ClusterConfig(server.url)) as client,
+    ):
+        h = Harness(client)
+        await run_until(h, *sync("p2", "p3", "p4", "p5", "p6", "last"))
+    gaps = [b - a for a, b in itertools.pairwise(times[1:])]
+    assert len(gaps) == 5 and max(gaps) < 1.0
+    assert kinds(server.requests)[1:] == [f"watch@{n}" for n in ["10", *map(str, range(11, 16))]]
+
+
+async def test_a_403_that_clears_within_the_grace_period_ends_in_a_normal_sync(
+    clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11: a starting apiserver answers 403 until its RBAC is loaded."""
+    replies = [
+        Reply.failure(403, "Forbidden", 'pods is forbidden: cannot list resource "pods"'),
+        Reply.failure(403, "Forbidden", 'pods is forbidden: cannot list resource "pods"'),
+        pod_list(10, pod("a", 5)),
+        Reply.chunks([Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client)
+        start = trio.current_time()
+        lines = await run_until(h, *sync("a"))
+        assert lines == sync("a")
+        assert trio.current_time() - start < 5
+    retries = [r for r in caplog.records if "retrying in 1.0s" in r.getMessage()]
+    assert len(retries) == 2 and "403" in retries[0].getMessage()
+
+
+async def test_a_403_that_lasts_past_the_grace_period_is_raised(
+    clock: trio.testing.MockClock,
+) -> None:
+    def forbid(request: Request) -> Reply:
+        return Reply.failure(403, "Forbidden", "no")
+
+    async with (
+        open_stream_server(handler=forbid) as server,
+        Client(ClusterConfig(server.url)) as client,
+    ):
+        h = Harness(client)
+        start = trio.current_time()
+        with pytest.raises(Forbidden):
+            await h.reflector.run()
+        assert 10 <= trio.current_time() - start < 12
+        assert 10 <= len(server.requests) <= 12
+
+
+async def test_an_error_on_a_streaming_list_after_its_initial_events_is_a_watch_error(
+    clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    replies = [
+        Reply.chunks(
+            [
+                event("ADDED", pod("a", 5)),
+                bookmark(10, initial_end=True),
+                b'{"type":"ADDED","object":{broken\n',
+                Stall(),
+            ]
+        ),
+        Reply.chunks([event("ADDED", pod("b", 11)), Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client, streaming_list=True)
+        await run_until(h, *sync("a", "b"))
+    failures = [r.getMessage() for r in caplog.records if "Failed to" in r.getMessage()]
+    assert failures and all(m.startswith("Failed to watch") for m in failures)
+
+
+BROKEN_FRAMING = {
+    "size-not-hex": b"zz\r\n",
+    "size-negative": b"-5\r\n",
+    "size-too-long": b"1" * 40 + b"\r\n",
+    "data-without-crlf": b"3\r\nabcXY",
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_FRAMING))
+async def test_broken_chunked_framing_is_logged_and_the_watch_resumes(
+    case: str, clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = event("ADDED", pod("a", 11))
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    framed = b"%x\r\n%s\r\n" % (len(good), good)
+    replies = [
+        pod_list(10),
+        Reply.raw([head + framed + BROKEN_FRAMING[case], Stall()]),
+        Reply.chunks([event("ADDED", pod("b", 12)), Stall()]),
+    ]
+    async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
+        h = Harness(client)
+        await run_until(h, *sync("a", "b"))
+        assert kinds(server.requests) == ["list", "watch@10", "watch@11"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("chunked encoding" in m for m in warnings), warnings
+
+
+async def test_a_watch_body_split_at_every_byte_still_applies_every_event(
+    clock: trio.testing.MockClock,
+) -> None:
+    """The chunk framing of three events and a bookmark, sent one byte per TCP write."""
+    body = b"".join(
+        b"%x;ext=1\r\n%s\r\n" % (len(line), line)
+        for line in [
+            event("ADDED", pod("a", 11)),
+            event("MODIFIED", pod("a", 12)),
+            event("ADDED", pod("b", 13)),
+            bookmark(14),
+        ]
+    )
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    pieces = [bytes([c]) for c in head + body] + [b"0\r\nX-Trailer: 1\r\n\r\n"]
+    rewatched = trio.Event()
+
+    def after_the_body(request: Request) -> Reply:
+        rewatched.set()
+        return Reply.chunks([Stall()])
+
+    replies = [pod_list(10), Reply.raw(pieces)]
+    async with (
+        open_stream_server(*replies, handler=after_the_body) as server,
+        Client(ClusterConfig(server.url)) as client,
+    ):
+        h = Harness(client)
+        with trio.fail_after(600):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(h.controller.run)
+                await h.wait_for(*sync("a", "b"))
+                await rewatched.wait()
+                h.controller.stop()
+        assert h.store.resource_version == "14"
+        assert kinds(server.requests) == ["list", "watch@10", "watch@14"]

@@ -50,6 +50,7 @@ class Controller:
         resync: float | None = None,
         max_retries: int = MAX_RETRIES,
         batch: int = 64,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         self.reflector = reflector
         self.store = reflector.store
@@ -58,6 +59,9 @@ class Controller:
         self.name = name
         self.workers = workers
         self.resync = resync
+        # Called after each batch of keys (and each key of an async reconcile), so a
+        # reconcile that writes output can write it once per batch.
+        self.flush = flush
         self.max_retries = max_retries
         self.batch = batch
         # A plain function cannot let other workers run while it works, so its workers
@@ -138,6 +142,8 @@ class Controller:
                     self._handle_err(exc, key)
                 else:
                     self.queue.forget(key)
+            if self.flush is not None:
+                self.flush()
             self.queue.done_many(keys)
 
     async def process_next_item(self) -> bool:
@@ -159,6 +165,8 @@ class Controller:
         else:
             self.queue.forget(key)
         finally:
+            if self.flush is not None:
+                self.flush()
             self.queue.done(key)
 
     def _handle_err(self, exc: Exception, key: str) -> None:
@@ -170,18 +178,32 @@ class Controller:
         log.info("Dropping %s %r out of the queue: %s", self.name.lower(), key, exc)
 
 
-def print_pod_sync(store: Store, out: TextIO) -> Callable[[str], None]:
-    """The example's handler: one line per key, flushed at once."""
+class PodSyncPrinter:
+    """The example's handler: one line per key, written out once per batch of keys.
 
-    def reconcile(key: str) -> None:
-        name = store.name(key)
+    `Controller` calls `flush()` after every batch a worker took (a batch is whatever
+    was ready, so no line waits for more input) and after every key of an async
+    reconcile: one `write` per batch instead of one per line.
+    """
+
+    def __init__(self, store: Store, out: TextIO) -> None:
+        self._store = store
+        self._out = out
+        self._lines: list[str] = []
+
+    def __call__(self, key: str) -> None:
+        name = self._store.name(key)
         if name is None:
-            out.write(f"Pod {key} does not exist anymore\n")
+            self._lines.append(f"Pod {key} does not exist anymore\n")
         else:
-            out.write(f"Sync/Add/Update for Pod {name}\n")
-        out.flush()
+            self._lines.append(f"Sync/Add/Update for Pod {name}\n")
 
-    return reconcile
+    def flush(self) -> None:
+        if self._lines:
+            text = "".join(self._lines)
+            self._lines.clear()
+            self._out.write(text)
+            self._out.flush()
 
 
 def pod_controller(
@@ -200,5 +222,7 @@ def pod_controller(
     store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
     queue = WorkQueue()
     reflector = Reflector(client, path, store, queue, streaming_list=streaming_list)
-    reconcile = print_pod_sync(store, out if out is not None else sys.stdout)
-    return Controller(reflector, queue, reconcile, workers=workers, resync=resync)
+    printer = PodSyncPrinter(store, out if out is not None else sys.stdout)
+    return Controller(
+        reflector, queue, printer, workers=workers, resync=resync, flush=printer.flush
+    )

@@ -12,10 +12,12 @@ import pytest
 import trio
 import yaml
 
+from trio_controller._native import BodyDecoder
 from trio_controller.auth import BearerTokenAuth
 from trio_controller.config import ClusterConfig, TLSConfig, load_config
 from trio_controller.errors import Forbidden, NotFound, TLSError, Unauthorized
-from trio_controller.transport.client import ChunkStream, Client
+from trio_controller.transport.client import Client
+from trio_controller.transport.watch import WatchBody
 
 # Skips cleanly in a checkout that predates the testenv package.
 pytest.importorskip("trio_controller.testing")
@@ -24,12 +26,13 @@ from trio_controller.testing import EnvInfo, pod_manifest
 pytestmark = pytest.mark.usefixtures("envtest")
 
 
-async def _watch_until_deleted(chunks: ChunkStream, name: str) -> list[str]:
-    """Event types about pod `name`, read from raw chunks until its DELETED event."""
+async def _watch_until_deleted(body: WatchBody, name: str) -> list[str]:
+    """Event types about pod `name`, read from the raw body until its DELETED event."""
     seen: list[str] = []
     buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
+    frames = BodyDecoder(body.chunked, body.content_length)
+    while data := await body.receive():
+        buffer += frames.feed(data)
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             event = orjson.loads(line)
@@ -58,12 +61,14 @@ async def test_client_lists_watches_creates_and_deletes_pods(
                 "resourceVersion": listed["metadata"]["resourceVersion"],
                 "timeoutSeconds": 20,
             }
-            async with client.stream(pods, params, idle_timeout=25) as chunks:
-                assert chunks.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+            # Lists and writes over HTTP/1.1 or HTTP/2 (httpx); the watch on its own
+            # HTTP/1.1 connection (the project's transport).
+            async with client.watch(pods, params, idle_timeout=25) as body:
+                assert body.status_code == 200 and body.chunked
                 created = await client.request_json("POST", pods, pod_manifest(name))
                 assert created["metadata"]["name"] == name
                 await client.request_json("DELETE", f"{pods}/{name}", {"gracePeriodSeconds": 0})
-                seen = await _watch_until_deleted(chunks, name)
+                seen = await _watch_until_deleted(body, name)
             # Deleting may first set deletionTimestamp (MODIFIED), then remove the pod.
             assert seen[0] == "ADDED" and seen[-1] == "DELETED"
             assert set(seen[1:-1]) <= {"MODIFIED"}

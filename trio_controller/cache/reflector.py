@@ -4,16 +4,20 @@
     StreamList ──(initial-events-end bookmark: replace the store)──▶ Watch(rv), same stream
     Relist ──(pages into a side buffer, replace the store)──▶ Watch(rv)
     Watch(rv) ──(stream ends normally)──▶ Watch(last rv), at once
+    Watch(rv) ──(connection dropped after it delivered events)──▶ Watch(last rv), at once
     any ──(410 Gone: ERROR event or response)──▶ Relist
     any ──(429)──▶ same state after Retry-After
-    any ──(other error: dropped, stalled, malformed line, 5xx, a watch that ends
+    any ──(other error: refused, stalled, malformed line, 5xx, a watch that ends
            within a second with no event)──▶ same state, a watch from its last rv,
            after backoff (0.8 s → 30 s, jitter, reset after 2 quiet minutes)
-    before the first sync, 401/403/TLS/unreachable ──▶ raised (the CLI exits)
+    before the first sync, 401/403 ──▶ same state every second for `auth_grace` seconds
+           (RBAC of a starting apiserver), then raised; TLS/unreachable ──▶ raised
 
-Every event goes from the network chunk through the Rust decoder straight into the
-Rust store and workqueue (`WatchDecoder.feed_into`): no Python work per event, unless
-Python event handlers were given (see informer.py), which take the per-event path. A relist
+Each socket read of a watch (every TLS record it brought, decrypted) goes in one call
+through the Rust decoder, which undoes the chunked framing, splits lines and applies the
+events straight to the Rust store and workqueue (`WatchDecoder.feed_into`): no Python
+work per event, unless Python event handlers were given (see informer.py), which take
+the per-event path. A relist
 collects every page in a Rust `ListAccumulator` and swaps it in whole with
 `Store.replace`, so readers never see a half-listed cache and keys that vanished in a
 gap come back as tombstones (deleted keys) that are enqueued like any other.
@@ -34,6 +38,7 @@ from trio_controller import errors
 from trio_controller._native import DecodeError, ListAccumulator, Store, WatchDecoder
 from trio_controller.cache.backoff import Backoff
 from trio_controller.transport.client import Client
+from trio_controller.transport.watch import WatchBody
 from trio_controller.workqueue import WorkQueue
 
 if TYPE_CHECKING:
@@ -46,6 +51,12 @@ PAGE_SIZE = 500
 WATCH_TIMEOUT_RANGE = (300.0, 600.0)  # the server ends each watch after 5 to 10 minutes
 IDLE_MARGIN = 30.0  # no byte for this long past the server's timeout: the stream is stuck
 SHORT_WATCH = 1.0  # a watch that ends sooner than this with no event is an error
+# A 401/403 before the first sync is retried every AUTH_RETRY seconds for AUTH_GRACE
+# seconds: a starting apiserver answers 403 until its RBAC is loaded (client-go synced
+# about 1 s later, issue 11), while a set-up that is really broken still ends in one
+# error line within seconds.
+AUTH_GRACE = 10.0
+AUTH_RETRY = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,13 +76,16 @@ class Watch:
 
 State = StreamList | Relist | Watch
 
-# Errors that cannot heal by retrying before the first sync: fail loudly instead.
+# Errors that cannot heal by retrying before the first sync: fail loudly instead (401 and
+# 403 only once `auth_grace` has passed: a starting apiserver answers 403 until its RBAC
+# is loaded, and client-go syncs about a second later).
 FATAL_BEFORE_SYNC = (
     errors.Unauthorized,
     errors.Forbidden,
     errors.TLSError,
     errors.ConnectionFailed,
 )
+AUTH_ERRORS = (errors.Unauthorized, errors.Forbidden)
 
 
 class Reflector:
@@ -93,6 +107,7 @@ class Reflector:
         page_size: int = PAGE_SIZE,
         backoff: Backoff | None = None,
         fail_fast_before_sync: bool = True,
+        auth_grace: float = AUTH_GRACE,
         kind: str = "*v1.Pod",
         rng: random.Random | None = None,
         handlers: EventHandlers | None = None,
@@ -109,17 +124,33 @@ class Reflector:
         self.page_size = page_size
         self.backoff = backoff or Backoff()
         self.fail_fast_before_sync = fail_fast_before_sync
+        self.auth_grace = auth_grace
         self.kind = kind
         self.rng = rng or random.Random()
         self.synced = trio.Event()
         self.decoder = WatchDecoder()
+        # What metrics and health probes read (Trio times; updated per read, not per event).
         self.relists = 0  # how many times the cache was replaced (first list included)
+        self.watch_restarts = 0  # watches started after the first one
+        self.last_event_at: float | None = None  # an event or bookmark arrived
+        self.last_activity_at = 0.0  # bytes arrived, or the loop moved to a new state
         self._listed = False  # the current list (or streaming list) reached the store
+        self._watches = 0
+        self._stream_events = 0  # events the current (or last) stream delivered
+        self._started_at = 0.0
+        self._acc: ListAccumulator | None = None  # the list being collected
+
+    def listed_so_far(self) -> int:
+        """Objects collected by the list (or streaming list) under way; 0 when none is."""
+        acc = self._acc
+        return len(acc) if acc is not None else 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         state: State = StreamList() if self.streaming_list else Relist()
+        self._started_at = trio.current_time()
         task_status.started()
         while True:
+            self.last_activity_at = trio.current_time()
             try:
                 state = await self._step(state)
             except errors.Gone as exc:
@@ -133,16 +164,35 @@ class Reflector:
                 await trio.sleep(delay)
             except FATAL_BEFORE_SYNC as exc:
                 if self.fail_fast_before_sync and not self.synced.is_set():
-                    raise
+                    waited = trio.current_time() - self._started_at
+                    if not isinstance(exc, AUTH_ERRORS) or waited >= self.auth_grace:
+                        raise
+                    log.warning(
+                        "%s: %s; retrying in %.1fs (RBAC of a starting server may still load)",
+                        self._what(state),
+                        exc,
+                        AUTH_RETRY,
+                    )
+                    await trio.sleep(AUTH_RETRY)
+                    continue
+                if isinstance(exc, errors.ConnectionFailed) and self._dropped_after_events():
+                    state = self._resume(state, exc)
+                    continue
                 state = await self._back_off(state, exc)
             except (errors.TrioControllerError, DecodeError) as exc:
                 state = await self._back_off(state, exc)
 
-    async def _back_off(self, state: State, exc: Exception) -> State:
-        """Log `exc` and sleep before retrying `state` (a watch resumes where it was)."""
-        delay = self.backoff.next_delay(trio.current_time())
-        log.warning("%s: %s; retrying in %.1fs", self._what(state), exc, delay)
-        await trio.sleep(delay)
+    def _dropped_after_events(self) -> bool:
+        """The stream that just broke had delivered events: client-go treats that as a
+        normal end of the watch and re-watches at once (no backoff)."""
+        return self._listed and self._stream_events > 0
+
+    def _resume(self, state: State, exc: Exception) -> State:
+        log.info("%s: %s; resuming from the last resourceVersion", self._what(state), exc)
+        return self._after_failure(state)
+
+    def _after_failure(self, state: State) -> State:
+        """The state to retry: a watch resumes where it was."""
         if isinstance(state, Watch):
             return Watch(self.store.resource_version or state.resource_version)
         if self._listed:
@@ -150,8 +200,16 @@ class Reflector:
             return Watch(self.store.resource_version or "")
         return state
 
+    async def _back_off(self, state: State, exc: Exception) -> State:
+        """Log `exc` and sleep before retrying `state` (a watch resumes where it was)."""
+        delay = self.backoff.next_delay(trio.current_time())
+        log.warning("%s: %s; retrying in %.1fs", self._what(state), exc, delay)
+        await trio.sleep(delay)
+        return self._after_failure(state)
+
     def _what(self, state: State) -> str:
-        verb = "watch" if isinstance(state, Watch) else "list"
+        # A streaming list whose initial events are in is a watch from then on.
+        verb = "watch" if isinstance(state, Watch) or self._listed else "list"
         return f"Failed to {verb} {self.kind} at {self.path}"
 
     async def _step(self, state: State) -> State:
@@ -172,7 +230,7 @@ class Reflector:
     # -- listing -----------------------------------------------------------------------
 
     async def _list(self) -> State:
-        acc = self._accumulator()
+        acc = self._acc = self._accumulator()
         params = {**self.params, "limit": str(self.page_size)}
         continue_token: str | None = None
         while True:
@@ -186,7 +244,7 @@ class Reflector:
                     raise
                 # The continue token expired between pages: one consistent full list.
                 log.info("List continue token expired; falling back to a full list")
-                acc = self._accumulator()
+                acc = self._acc = self._accumulator()
                 params = dict(self.params)
                 continue_token = None
                 continue
@@ -205,6 +263,7 @@ class Reflector:
         )
 
     def _replace(self, acc: ListAccumulator, resource_version: str | None) -> None:
+        self._acc = None
         result = self.store.replace(acc, resource_version)
         self.relists += 1
         self._listed = True
@@ -230,6 +289,9 @@ class Reflector:
         return params, timeout + IDLE_MARGIN
 
     async def _watch(self, resource_version: str) -> State:
+        if self._watches:
+            self.watch_restarts += 1
+        self._watches += 1
         params, idle = self._watch_params()
         params["resourceVersion"] = resource_version
         started = trio.current_time()
@@ -246,7 +308,7 @@ class Reflector:
         params, idle = self._watch_params()
         params.update({"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"})
         params["resourceVersion"] = ""
-        initial = self._accumulator()
+        initial = self._acc = self._accumulator()
         await self._consume(params, idle, initial=initial)
         if not self._listed:
             # The stream ended without the initial-events-end bookmark: a server too old
@@ -264,46 +326,68 @@ class Reflector:
         With `initial` (a streaming list), events up to the initial-events-end bookmark
         go into it, and it replaces the store's content when that bookmark arrives.
         """
-        self.decoder.reset()
-        events = 0
-        queue = self.queue.native if self.queue is not None else None
-        async with self.client.stream(self.path, params, idle_timeout=idle) as chunks:
-            async for chunk in chunks:
-                if self.handlers is not None:
-                    events += self._apply_with_handlers(chunk)
-                    continue
-                data = chunk
-                while True:
-                    try:
-                        result = self.decoder.feed_into(
-                            data, self.store, queue, trio.current_time(), initial
-                        )
-                    except DecodeError:
-                        if self.queue is not None:
-                            self.queue.wake()
-                        raise
-                    events += result.applied + result.bookmarks
-                    if result.applied and self.queue is not None:
-                        self.queue.wake()
-                    if result.error is not None:
-                        raise errors.from_watch_error(result.error)
-                    if result.initial_events_end and initial is not None:
-                        self._replace(initial, result.resource_version)
-                        initial = None
-                        data = b""
-                        continue
+        self._stream_events = 0
+        async with self.client.watch(self.path, params, idle_timeout=idle) as body:
+            self.decoder.reset(chunked=body.chunked, content_length=body.content_length)
+            while not self.decoder.body_done:
+                data = await body.receive()
+                if not data:
+                    self._end_of_connection(body)
                     break
-        return events
+                now = trio.current_time()
+                self.last_activity_at = now
+                if self.handlers is not None:
+                    n = self._apply_with_handlers(data)
+                else:
+                    n = self._apply(data, now, initial)
+                    if self._listed:
+                        initial = None
+                if n:
+                    self._stream_events += n
+                    self.last_event_at = now
+        return self._stream_events
+
+    def _end_of_connection(self, body: WatchBody) -> None:
+        """The server closed the connection: the end of an unframed body, else a drop."""
+        if body.chunked or body.content_length is not None:
+            raise errors.ConnectionFailed(
+                f"connection to {self.client.server} lost in the middle of the watch"
+            )
+
+    def _apply(self, data: bytes, now: float, initial: ListAccumulator | None) -> int:
+        """One socket read's bytes through the Rust decoder into the store and queue."""
+        queue = self.queue
+        events = 0
+        while True:
+            try:
+                result = self.decoder.feed_into(
+                    data, self.store, queue.native if queue is not None else None, now, initial
+                )
+            except DecodeError:
+                if queue is not None:
+                    queue.wake()
+                raise
+            events += result.applied + result.bookmarks
+            if result.applied and queue is not None:
+                queue.wake()
+            if result.error is not None:
+                raise errors.from_watch_error(result.error)
+            if result.initial_events_end and initial is not None:
+                self._replace(initial, result.resource_version)
+                initial = None
+                data = b""
+                continue
+            return events
 
     # -- the Python-handler path ---------------------------------------------------------
 
-    def _apply_with_handlers(self, chunk: bytes) -> int:
-        """Apply a chunk's events one by one, calling the handlers with dicts.
+    def _apply_with_handlers(self, data: bytes) -> int:
+        """Apply a read's events one by one, calling the handlers with dicts.
 
-        A malformed line applies nothing of its chunk: the store's resourceVersion stays
+        A malformed line applies nothing of its read: the store's resourceVersion stays
         before it, so the resumed watch delivers those events again.
         """
-        events = self.decoder.feed(chunk)
+        events = self.decoder.feed(data)
         for event in events:
             self._apply_event(event)
         if self.queue is not None:

@@ -1,26 +1,25 @@
-"""The apiserver client: one `httpx.AsyncClient` on Trio, raw bytes out, typed errors.
+"""The apiserver client: requests through one `httpx.AsyncClient` on Trio, watches
+through the project's own transport (transport/watch.py), raw bytes out, typed errors.
 
     async with Client(config) as client:
         body = await client.list_page("/api/v1/namespaces/default/pods", {"limit": "500"})
-        async with client.stream(path, {"watch": "true", ...}, idle_timeout=330) as chunks:
-            async for chunk in chunks:       # raw bytes, for the Rust WatchDecoder
-                ...
+        async with client.watch(path, {"watch": "true", ...}, idle_timeout=330) as body:
+            data = await body.receive()      # raw (chunked) bytes, for the Rust WatchDecoder
         await client.request_json("POST", path, pod)
 
 Every httpx, ssl, socket and Trio exception is translated into the `errors` hierarchy in
 one place, `map_exceptions`. Error responses become `ApiError` subclasses built from the
-Kubernetes Status body. Headers and tokens are never logged.
+Kubernetes Status body. Headers and tokens are never logged. `add_request_hook` lets
+metrics and logs see each request's method, path, status and duration.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import platform
-import ssl
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
 
@@ -35,14 +34,14 @@ from trio_controller.errors import (
     ConnectionFailed,
     ExecPluginError,
     KubeconfigError,
-    Timeout,
     from_response,
 )
 from trio_controller.transport.errors import map_exceptions
 from trio_controller.transport.http_auth import HttpxAuth
 from trio_controller.transport.tls import build_ssl_context, load_client_certificate
+from trio_controller.transport.watch import WatchBody, open_watch
 
-__all__ = ["USER_AGENT", "ChunkStream", "Client"]
+__all__ = ["USER_AGENT", "Client", "RequestHook"]
 
 log = logging.getLogger(__name__)
 
@@ -51,69 +50,37 @@ USER_AGENT = (
     f"python/{platform.python_version()}"
 )
 MAX_ERROR_BODY = 64 * 1024
-CLOSE_TIMEOUT = 5.0  # seconds to close a stream, even when cancelled
 
 Params = Mapping[str, str | int | bool] | None
 
 
-class ChunkStream:
-    """The byte chunks of one streaming response, as they arrive.
+RequestHook = Callable[[str, str, int | None, float], None]
+"""Called after each request (and each watch's response head) with the method (`WATCH`
+for watches), the path without query, the status (None when no response came) and the
+seconds it took."""
 
-    `Timeout` is raised when no chunk arrives for `idle_timeout` seconds (Trio time, so
-    `MockClock` drives it); a dropped connection raises `ConnectionFailed`; the end of
-    the response ends the iteration.
-    """
 
-    def __init__(self, response: httpx.Response, idle_timeout: float | None, server: str) -> None:
-        self.response = response
-        self.idle_timeout = idle_timeout
-        self._server = server
-        self._chunks: AsyncIterator[bytes] | None = None
-        self._finished = False
+class _Observed:
+    """One request being timed for the request hooks; `status` is set on a response."""
 
-    @property
-    def status_code(self) -> int:
-        return self.response.status_code
+    __slots__ = ("_client", "_method", "_path", "_started", "status")
 
-    @property
-    def http_version(self) -> str:
-        return self.response.http_version
+    def __init__(self, client: Client, method: str, path: str) -> None:
+        self._client = client
+        self._method = method
+        self._path = path
+        self.status: int | None = None
 
-    def __aiter__(self) -> Self:
+    def __enter__(self) -> Self:
+        self._started = trio.current_time()
         return self
 
-    async def __anext__(self) -> bytes:
-        if self._finished:
-            raise StopAsyncIteration
-        if self._chunks is None:
-            self._chunks = self.response.aiter_bytes()
-        idle = math.inf if self.idle_timeout is None else self.idle_timeout
-        try:
-            with map_exceptions(self._server), trio.move_on_after(idle):
-                return await self._chunks.__anext__()
-        except BaseException:
-            self._finished = True  # the exception went through, and ended, every layer
-            raise
-        self._finished = True
-        raise Timeout(f"stream from {self._server} idle for {idle:g}s (no data); giving up")
-
-    async def aclose(self) -> None:
-        """Stop reading. httpx and httpcore read through a stack of async generators;
-        closing only the outer one would leave the inner ones to the garbage collector,
-        so a pending read is cancelled instead, which unwinds and finishes all of them."""
-        if self._finished or self._chunks is None:
-            self._finished = True
-            return
-        self._finished = True
-        with trio.CancelScope() as scope:
-            scope.cancel()
-            try:
-                while True:
-                    await self._chunks.__anext__()
-            except StopAsyncIteration:
-                pass
-            except (httpx.HTTPError, OSError, trio.BrokenResourceError, ssl.SSLError):
-                log.debug("error while abandoning the stream from %s", self._server)
+    def __exit__(self, *exc_info: object) -> None:
+        hooks = self._client._request_hooks
+        if hooks:
+            seconds = trio.current_time() - self._started
+            for hook in hooks:
+                hook(self._method, self._path, self.status, seconds)
 
 
 class Client:
@@ -142,6 +109,9 @@ class Client:
     ) -> None:
         self.config = config
         self.server = config.server
+        self.user_agent = user_agent
+        self.connect_timeout = connect_timeout
+        self._request_hooks: list[RequestHook] = []
         self.ssl_context = build_ssl_context(config.tls)
         self._client_certificate: tuple[bytes, bytes] | None = None  # loaded from credentials
         auth = HttpxAuth(config.auth, self._on_credentials) if config.auth is not None else None
@@ -152,7 +122,6 @@ class Client:
         if config.tls.server_name:
             self._extensions["sni_hostname"] = config.tls.server_name
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._stream_timeout = httpx.Timeout(timeout, connect=connect_timeout, read=None)
         self._http = httpx.AsyncClient(
             base_url=config.server,
             auth=auth,
@@ -249,8 +218,9 @@ class Client:
             headers=headers,
             extensions=self._extensions,
         )
-        with map_exceptions(self.server):
+        with map_exceptions(self.server), self.observing(method, path) as seen:
             response = await self._http.send(request, stream=True)
+            seen.status = response.status_code
         try:
             await self._raise_for_status(response)
             with map_exceptions(self.server):
@@ -291,38 +261,18 @@ class Client:
         except orjson.JSONDecodeError:
             raise ConnectionFailed(f"invalid JSON from {self.server}{path}") from None
 
-    @asynccontextmanager
-    async def stream(
+    def watch(
         self, path: str, params: Params = None, *, idle_timeout: float | None = None
-    ) -> AsyncIterator[ChunkStream]:
-        """Open a streaming GET (a watch) and yield its `ChunkStream`.
+    ) -> AbstractAsyncContextManager[WatchBody]:
+        """Open a watch (or streaming list) on a connection of its own; see
+        `transport.watch.open_watch`. An error status raises the matching `ApiError`
+        before anything is yielded; no data for `idle_timeout` seconds raises `Timeout`."""
+        return open_watch(self, path, params, idle_timeout=idle_timeout)
 
-        An error status raises the matching `ApiError` before anything is yielded. The
-        response headers must also arrive within `idle_timeout` seconds.
-        """
-        # Uncompressed: the apiserver gzips a watch event by event, each a gzip member
-        # of its own, and httpx's decoder stops after the first member, dropping every
-        # later event without an error.
-        request = self._http.build_request(
-            "GET",
-            path,
-            params=params,
-            headers={"Accept-Encoding": "identity"},
-            extensions=self._extensions,
-            timeout=self._stream_timeout,
-        )
-        idle = math.inf if idle_timeout is None else idle_timeout
-        with map_exceptions(self.server):
-            with trio.fail_after(idle):
-                response = await self._http.send(request, stream=True)
-        chunks = ChunkStream(response, idle_timeout, self.server)
-        try:
-            await self._raise_for_status(response)
-            yield chunks
-        finally:
-            with trio.move_on_after(CLOSE_TIMEOUT, shield=True):
-                await chunks.aclose()
-                try:
-                    await response.aclose()
-                except (httpx.HTTPError, OSError, trio.BrokenResourceError):
-                    log.debug("closing the stream from %s failed", self.server, exc_info=True)
+    def add_request_hook(self, hook: RequestHook) -> None:
+        """Call `hook` after every request and watch opening (metrics, -v 6 logs)."""
+        self._request_hooks.append(hook)
+
+    def observing(self, method: str, path: str) -> _Observed:
+        """Times one request for the request hooks (set `.status` on a response)."""
+        return _Observed(self, method, path)

@@ -1,0 +1,212 @@
+"""One byte connection to the apiserver for a watch: TCP, an HTTP proxy's CONNECT tunnel,
+TLS through `ssl.SSLObject` over `ssl.MemoryBIO`.
+
+    conn = await open_connection(url, ssl_context, server_name=..., proxy=..., timeout=30)
+    await conn.send_all(request)
+    data = await conn.receive()      # everything one socket read brought, decrypted
+    conn.close()
+
+Trio's `SSLStream` hands back one TLS record per `receive_some`; the apiserver writes a
+record per ~4 KB event, so that would be one Trio round trip per event. Here one socket
+read (up to `READ_SIZE`, into a reused buffer) is decrypted record after record before
+control returns: a burst of events costs one wake-up and one FFI call downstream.
+
+Errors are left to the caller's `map_exceptions` (OSError, ssl.SSLError, Trio's), except
+the ones only this file can name (a proxy refusing the tunnel, a server closing during
+the handshake).
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import urllib.parse
+
+import trio
+
+from trio_controller._native import DecodeError, parse_response_head
+from trio_controller.errors import ConnectionFailed
+
+__all__ = ["READ_SIZE", "Connection", "open_connection"]
+
+READ_SIZE = 256 * 1024
+MAX_HEAD = 64 * 1024
+
+
+class Connection:
+    """A connected socket, plain or TLS. Not safe for concurrent readers."""
+
+    def __init__(self, sock: trio.socket.SocketType, tls: ssl.SSLObject | None = None) -> None:
+        self._sock = sock
+        self._buf = bytearray(READ_SIZE)
+        self._view = memoryview(self._buf)
+        self._tls = tls
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self.eof = False
+
+    # -- plain socket ----------------------------------------------------------------
+
+    async def _send_raw(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            sent = await self._sock.send(view)
+            view = view[sent:]
+
+    async def _receive_raw(self) -> bytes:
+        n = await self._sock.recv_into(self._buf)
+        return bytes(self._view[:n])
+
+    # -- TLS -------------------------------------------------------------------------
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        """The TLS handshake, over whatever this connection carries (a proxy tunnel too)."""
+        tls = context.wrap_bio(self._in, self._out, server_hostname=server_hostname)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._flush()
+                n = await self._sock.recv_into(self._buf)
+                if n == 0:
+                    raise ConnectionFailed(
+                        "the server closed the connection during the TLS handshake"
+                    ) from None
+                self._in.write(self._view[:n])
+        await self._flush()
+        self._tls = tls
+
+    async def _flush(self) -> None:
+        if self._out.pending:
+            await self._send_raw(self._out.read())
+
+    async def send_all(self, data: bytes) -> None:
+        if self._tls is None:
+            await self._send_raw(data)
+            return
+        self._tls.write(data)
+        await self._flush()
+
+    async def receive(self) -> bytes:
+        """The next bytes (b"" at the end of the stream), every TLS record that one socket
+        read completed decrypted and joined."""
+        tls = self._tls
+        if tls is None:
+            data = await self._receive_raw()
+            self.eof = not data
+            return data
+        while True:
+            parts: list[bytes] = []
+            try:
+                while True:
+                    parts.append(tls.read(READ_SIZE))
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                self.eof = True  # close_notify, or the peer just closed (the body
+                # framing tells a complete body from a torn one)
+            if self._out.pending:  # post-handshake messages (TLS 1.3 key updates)
+                await self._flush()
+            if parts or self.eof:
+                return b"".join(parts)
+            n = await self._sock.recv_into(self._buf)
+            if n == 0:
+                self._in.write_eof()
+            else:
+                self._in.write(self._view[:n])
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+async def _connect(host: str, port: int) -> Connection:
+    stream = await trio.open_tcp_stream(host, port)
+    sock = stream.socket
+    return Connection(sock)
+
+
+def _host_port(url: urllib.parse.SplitResult) -> tuple[str, int]:
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return host, port
+
+
+def authority(url: urllib.parse.SplitResult) -> str:
+    """`host:port` as a Host header or CONNECT target names it (IPv6 in brackets)."""
+    host, port = _host_port(url)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+async def _read_head(conn: Connection, what: str) -> tuple[object, bytes]:
+    buf = b""
+    while True:
+        data = await conn.receive()
+        if not data:
+            raise ConnectionFailed(f"{what} closed the connection before answering")
+        buf += data
+        try:
+            head = parse_response_head(buf)
+        except DecodeError as exc:
+            raise ConnectionFailed(f"invalid HTTP response from {what}: {exc}") from None
+        if head is not None:
+            return head, buf[head.length :]
+        if len(buf) > MAX_HEAD:
+            raise ConnectionFailed(f"invalid HTTP response from {what}: head too large")
+
+
+async def _tunnel(conn: Connection, proxy: urllib.parse.SplitResult, target: str) -> None:
+    """Ask an HTTP proxy for a CONNECT tunnel to `target` (kubectl's proxy-url)."""
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+    if proxy.username is not None:
+        user = urllib.parse.unquote(proxy.username)
+        password = urllib.parse.unquote(proxy.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        lines.append(f"Proxy-Authorization: Basic {token}")
+    await conn.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+    head, rest = await _read_head(conn, f"proxy {proxy.hostname}")
+    status = head.status  # type: ignore[attr-defined]
+    if status != 200:
+        reason = head.reason  # type: ignore[attr-defined]
+        raise ConnectionFailed(
+            f"proxy {proxy.hostname} refused the tunnel to {target}: {status} {reason}"
+        )
+    if rest:
+        raise ConnectionFailed(f"proxy {proxy.hostname} sent data before the tunnel opened")
+
+
+async def open_connection(
+    server: urllib.parse.SplitResult,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    server_name: str | None = None,
+    proxy: urllib.parse.SplitResult | None = None,
+) -> Connection:
+    """Connect to `server` (through `proxy`'s CONNECT tunnel for https, or to the proxy
+    itself for http), then TLS for https with SNI and verification against
+    `server_name` (kubeconfig tls-server-name) or the server's host."""
+    https = server.scheme == "https"
+    if proxy is not None:
+        if proxy.scheme != "http":
+            raise ConnectionFailed(
+                f"{proxy.scheme}:// proxies are not supported for watches (use an http:// proxy)"
+            )
+        conn = await _connect(*_host_port(proxy))
+        if https:
+            try:
+                await _tunnel(conn, proxy, authority(server))
+            except BaseException:
+                conn.close()
+                raise
+    else:
+        conn = await _connect(*_host_port(server))
+    if https:
+        assert ssl_context is not None
+        try:
+            await conn.start_tls(ssl_context, server_name or server.hostname or "")
+        except BaseException:
+            conn.close()
+            raise
+    return conn

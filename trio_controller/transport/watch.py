@@ -1,0 +1,230 @@
+"""The watch transport the project owns: one HTTP/1.1 GET per watch (or streaming list)
+on its own connection, its body handed on as raw bytes, one socket read at a time.
+
+    async with open_watch(client, path, params, idle_timeout=330) as body:
+        decoder.reset(chunked=body.chunked, content_length=body.content_length)
+        while not decoder.body_done:
+            data = await body.receive()          # b"": the server closed the connection
+            decoder.feed_into(data, store, queue, now)   # de-framing + lines + apply, Rust
+
+Why not httpx here: the apiserver sends one HTTP chunk per event, and httpx → httpcore →
+h11 → SSLStream cost a stack of Python steps per chunk, i.e. per event. Here the request
+is written once, the response head parsed once (Rust, httparse), and the body's chunked
+framing is undone by the Rust decoder together with the lines it carries.
+
+The idle timeout is one cancel scope per stream whose deadline slides forward on every
+read; when it fires the stream ends with `Timeout`. An error status is read in full (a
+small Status body) and raised as the matching `ApiError`; a 401 re-asks the credential
+provider once (token file rotated, exec plugin re-run) and retries. Every OS, TLS and
+Trio error goes through `map_exceptions`, as for httpx requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import trio
+
+from trio_controller._native import BodyDecoder, DecodeError, ResponseHead, parse_response_head
+from trio_controller.errors import ConnectionFailed, Timeout, from_response
+from trio_controller.transport.connection import Connection, authority, open_connection
+from trio_controller.transport.errors import map_exceptions
+
+if TYPE_CHECKING:
+    from trio_controller.transport.client import Client
+
+__all__ = ["WatchBody", "open_watch"]
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_BODY = 64 * 1024
+
+
+class WatchBody:
+    """The body of one watch response, as the socket delivers it (still framed)."""
+
+    __slots__ = ("_conn", "_first", "_idle", "_scope", "_server", "chunked", "content_length", "head")
+
+    def __init__(
+        self,
+        conn: Connection,
+        head: ResponseHead,
+        first: bytes,
+        scope: trio.CancelScope,
+        idle: float,
+        server: str,
+    ) -> None:
+        self._conn = conn
+        self.head = head
+        self.chunked = head.chunked
+        self.content_length = head.content_length
+        self._scope = scope
+        self._idle = idle
+        self._server = server
+        self._first: bytes | None = first or None
+
+    @property
+    def status_code(self) -> int:
+        return self.head.status
+
+    async def receive(self) -> bytes:
+        """The next bytes of the body; b"" once the server closed the connection."""
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        self._scope.deadline = trio.current_time() + self._idle
+        with map_exceptions(self._server):
+            return await self._conn.receive()
+
+
+def _target(path: str, params: Mapping[str, str | int | bool] | None) -> str:
+    if not params:
+        return path
+    items = [(k, _param(v)) for k, v in params.items()]
+    return f"{path}?{urllib.parse.urlencode(items)}"
+
+
+def _param(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _proxy_for(server: urllib.parse.SplitResult, configured: str | None) -> str | None:
+    """kubeconfig proxy-url, else the environment's (HTTPS_PROXY, NO_PROXY ...), as httpx
+    and client-go's ProxyFromEnvironment do."""
+    if configured:
+        return configured
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(server.scheme)
+    if url and not urllib.request.proxy_bypass_environment(server.hostname or "", proxies):
+        return url
+    return None
+
+
+class _Request:
+    """The bytes of one watch request, rebuilt only for a retry with new credentials."""
+
+    def __init__(self, client: Client, server: urllib.parse.SplitResult, target: str) -> None:
+        self._head = (
+            f"GET {target} HTTP/1.1\r\n"
+            f"Host: {authority(server)}\r\n"
+            f"User-Agent: {client.user_agent}\r\n"
+            "Accept: application/json\r\n"
+            # The apiserver gzips each event as a gzip member of its own.
+            "Accept-Encoding: identity\r\n"
+        )
+
+    def encode(self, authorization: str | None) -> bytes:
+        auth = f"Authorization: {authorization}\r\n" if authorization else ""
+        return (self._head + auth + "\r\n").encode("latin-1")
+
+
+async def _read_head(conn: Connection, server: str) -> tuple[ResponseHead, bytes]:
+    buf = b""
+    while True:
+        with map_exceptions(server):
+            data = await conn.receive()
+        if not data:
+            raise ConnectionFailed(f"{server} closed the watch before answering")
+        buf = buf + data if buf else data
+        try:
+            head = parse_response_head(buf)
+        except DecodeError as exc:
+            raise ConnectionFailed(f"invalid HTTP response from {server}: {exc}") from None
+        if head is not None:
+            return head, buf[head.length :]
+
+
+async def _read_error(conn: Connection, head: ResponseHead, first: bytes, server: str) -> bytes:
+    """The (small) Status body of an error response, as much of it as arrives."""
+    body = BodyDecoder(head.chunked, head.content_length)
+    out = bytearray()
+    data = first
+    while True:
+        if data:
+            try:
+                out += body.feed(data)
+            except DecodeError:
+                break
+        if body.done or len(out) >= MAX_ERROR_BODY:
+            break
+        with map_exceptions(server):
+            data = await conn.receive()
+        if not data:
+            break  # a body without framing ends when the connection does
+    return bytes(out[:MAX_ERROR_BODY])
+
+
+@asynccontextmanager
+async def open_watch(
+    client: Client,
+    path: str,
+    params: Mapping[str, str | int | bool] | None = None,
+    *,
+    idle_timeout: float | None = None,
+) -> AsyncIterator[WatchBody]:
+    """GET `path` with `params` on a connection of its own; yield its body.
+
+    Raises the matching `ApiError` for an error status before anything is yielded, and
+    `Timeout` when nothing arrives for `idle_timeout` seconds (the response head too).
+    """
+    server = client.server
+    url = urllib.parse.urlsplit(server)
+    proxy_url = _proxy_for(url, client.config.proxy)
+    proxy = urllib.parse.urlsplit(proxy_url) if proxy_url else None
+    # Through a plain-HTTP proxy an http:// server gets the absolute URL as target.
+    target = _target(path, params)
+    if proxy is not None and url.scheme == "http":
+        target = f"{url.scheme}://{authority(url)}{target}"
+    request = _Request(client, url, target)
+    idle = math.inf if idle_timeout is None else idle_timeout
+    scope = trio.CancelScope(deadline=trio.current_time() + idle)
+    conn: Connection | None = None
+    try:
+        with scope:
+            retried = False
+            while True:
+                credentials = await client.credentials()
+                with map_exceptions(server), client.observing("WATCH", path) as seen:
+                    with trio.fail_after(client.connect_timeout):
+                        conn = await open_connection(
+                            url,
+                            client.ssl_context if url.scheme == "https" else None,
+                            server_name=client.config.tls.server_name,
+                            proxy=proxy,
+                        )
+                    await conn.send_all(
+                        request.encode(credentials.authorization if credentials else None)
+                    )
+                    head, first = await _read_head(conn, server)
+                    seen.status = head.status
+                if head.status == 200:
+                    break
+                body = await _read_error(conn, head, first, server)
+                conn.close()
+                conn = None
+                err = from_response(head.status, body, head.header("retry-after"))
+                if (
+                    head.status == 401
+                    and credentials is not None
+                    and not retried
+                    and await client.invalidate(credentials)
+                ):
+                    retried = True
+                    log.debug("watch %s: 401, retrying once with fresh credentials", path)
+                    continue
+                raise err
+            yield WatchBody(conn, head, first, scope, idle, server)
+    finally:
+        if conn is not None:
+            conn.close()
+    if scope.cancelled_caught:
+        raise Timeout(f"stream from {server} idle for {idle:g}s (no data); giving up")
