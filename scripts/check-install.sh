@@ -62,6 +62,11 @@ if [[ -z ${KUBEBUILDER_ASSETS:-} && -f $REPO/testenv/bin/.key ]]; then
     expected="${TRIO_CONTROLLER_CACHE:-$HOME/.cache/trio-controller}/testenv/$(cat "$REPO/testenv/bin/.key")"
     found=$(venv/bin/python -m trio_controller.testing path) || fail "cached binaries not found"
     [[ $found == "$expected" ]] || fail "found $found, expected $expected"
+    # and `install` sees they are built: it prints the folder and builds nothing
+    installed=$(venv/bin/python -m trio_controller.testing install 2>"$tmp/install.log") \
+        || fail "install failed: $(cat "$tmp/install.log")"
+    [[ $installed == "$expected" && ! -s $tmp/install.log ]] \
+        || fail "install printed $installed: $(cat "$tmp/install.log")"
     echo "check-install: the installed package finds $found"
 else
     echo "check-install: no testenv/bin/.key (make testenv), cache lookup not checked"
