@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from streams import SENTINEL
+from streams import CACHE, DATA, SENTINEL, adds, churn
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -131,31 +131,97 @@ class Peer:
             t.join(timeout=2)
 
 
-class StreamServer:
-    """bench/server.py in its own process, with a kubeconfig pointing at it."""
+STREAMSERVER_BIN = CACHE / "bench" / "streamserver"
+WATCH_PATH = "/api/v1/namespaces/default/pods?watch=true"
 
-    def __init__(self, *args: str) -> None:
-        self.args = args
+
+def scenario_files(pods: int, events: int, latency: bool) -> tuple[Path, Path]:
+    """The scenario as two files the Go server reads: list items and watch lines."""
+    kind = "adds" if latency else "churn"
+    base = DATA / f"go-{kind}-{pods}-{events}"
+    items, lines = base.with_suffix(".items"), base.with_suffix(".events")
+    if not (items.exists() and lines.exists()):
+        sc = (adds if latency else churn)(pods, events)
+        for path, data in ((items, b"\n".join(sc.list_items)), (lines, b"".join(sc.events))):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+    return items, lines
+
+
+def run_reader(args: list[str], before_body: Callable[[], object] | None = None) -> dict:
+    """`streamserver read ARGS`: its JSON result, plus its CPU time and peak RSS."""
+    p = subprocess.Popen(
+        [str(STREAMSERVER_BIN), "read", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    line = p.stdout.readline()
+    if line.strip() != b"headers":
+        p.kill()
+        _, _, ru = os.wait4(p.pid, 0)
+        raise RuntimeError(f"bare reader failed: {line!r} {p.stderr.read()[-300:]!r}")
+    if before_body:
+        before_body()
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = status
+    if status:
+        raise RuntimeError(f"bare reader exited {status}: {p.stderr.read()[-300:]!r}")
+    res = json.loads(out)
+    res["cpu_s"] = ru.ru_utime + ru.ru_stime
+    return res
+
+
+class StreamServer:
+    """bench/streamserver-go (`streamserver serve`) in its own process, with a kubeconfig
+    pointing at it (and, with `tls`, the CA it generated as `certificate-authority`).
+
+    framing "apiserver" (the default) writes one HTTP chunk per event through net/http
+    like the kube-apiserver; "coalesced" is the old benchmark framing (256 KB chunks)."""
+
+    def __init__(
+        self,
+        pods: int,
+        events: int,
+        *,
+        latency: bool = False,
+        rate: float = 0.0,
+        tls: bool = False,
+        framing: str = "apiserver",
+    ) -> None:
+        self.items, self.lines = scenario_files(pods, events, latency)
+        self.tls, self.framing, self.rate = tls, framing, rate
         self.dir = tempfile.mkdtemp(prefix="trio-controller-bench-")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")
+        self.ca = os.path.join(self.dir, "ca.pem")
         self._start()
 
+    @property
+    def label(self) -> str:
+        return ("tls" if self.tls else "plain") + (
+            "" if self.framing == "apiserver" else f"-{self.framing}"
+        )
+
     def _start(self) -> None:
+        argv = [str(STREAMSERVER_BIN), "serve", "--items", str(self.items)]
+        argv += ["--events", str(self.lines), "--framing", self.framing]
+        if self.tls:
+            argv += ["--tls", "--ca-out", self.ca]
+        if self.rate:
+            argv += ["--rate", str(self.rate)]
         with open(os.path.join(self.dir, "server.log"), "ab") as log:
             self.p = subprocess.Popen(
-                [PY, str(HERE / "server.py"), *self.args],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
+                argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
             )
         line = self.p.stdout.readline().decode()
         if not line.startswith("port "):
             self.p.kill()
-            raise RuntimeError(f"stream server did not start ({self.args})")
+            raise RuntimeError(f"stream server did not start ({argv})")
         self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        wait_for(lambda: not self.tls or os.path.exists(self.ca), 10, "the CA file")
+        self._ssl = ssl.create_default_context(cafile=self.ca) if self.tls else None
         with open(self.kubeconfig, "w") as f:
-            f.write(kubeconfig_text(self.url))
+            f.write(kubeconfig_text(self.url, self.ca if self.tls else None))
 
     def ensure(self) -> None:
         """Start the server again if it went away (the machine is shared)."""
@@ -164,7 +230,7 @@ class StreamServer:
             self._start()
 
     def call(self, path: str) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=30) as r:
+        with urllib.request.urlopen(self.url + path, timeout=30, context=self._ssl) as r:
             return json.loads(r.read())
 
     def reset(self) -> None:
@@ -178,25 +244,33 @@ class StreamServer:
         return self.call("/_stats")
 
     def raw_rate(self) -> dict[str, float]:
-        """Drain the watch body with a bare socket: the server's own ceiling."""
+        """The bare reader drains the watch body: the server's own ceiling, and the
+        framing as it is on the wire (chunks per event, TLS record sizes)."""
         self.reset()
-        s = socket.create_connection(("127.0.0.1", self.port))
-        s.sendall(b"GET /api/v1/namespaces/default/pods?watch=true HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += s.recv(4096)
-        got = len(head.split(b"\r\n\r\n", 1)[1])
+        events = self.stats()["events"]
+        args = ["--url", self.url + WATCH_PATH, "--events", str(events)]
+        if self.tls:
+            args += ["--ca", self.ca]
+        res = run_reader(args, self.go)
         stats = self.stats()
-        total = stats["watch_bytes"]
-        self.go()
-        while got < total:
-            got += len(s.recv(1 << 20))
-        end = time.monotonic()
-        s.close()
-        first = self.stats()["first_byte"]
+        secs = res["t_end"] - stats["first_byte"]
+        keep = (
+            "chunks_per_event",
+            "mean_chunk_bytes",
+            "chunks_with_several_events",
+            "tls_records",
+            "tls_records_per_event",
+            "mean_tls_record_bytes",
+            "max_tls_record_bytes",
+            "tls_record_hist",
+            "proto",
+            "peak_rss",
+        )
         return {
-            "events_per_s": stats["events"] / (end - first),
-            "mb_per_s": total / (end - first) / 1e6,
+            "events_per_s": stats["events"] / secs,
+            "mb_per_s": stats["watch_bytes"] / secs / 1e6,
+            "cpu_us_per_event": res["cpu_s"] / stats["events"] * 1e6,
+            **{k: res[k] for k in keep},
         }
 
     def close(self) -> None:
@@ -205,13 +279,14 @@ class StreamServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def kubeconfig_text(server: str) -> str:
+def kubeconfig_text(server: str, ca: str | None = None) -> str:
+    ca_line = f"\n    certificate-authority: {ca}" if ca else ""
     return f"""apiVersion: v1
 kind: Config
 clusters:
 - name: bench
   cluster:
-    server: {server}
+    server: {server}{ca_line}
 users:
 - name: bench
   user: {{}}

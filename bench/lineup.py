@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from harness import HERE, PY
+from harness import HERE, PY, STREAMSERVER_BIN
 from streams import CACHE
 
 ROOT = HERE.parent
 BIN = Path(PY).parent
 CLIENTGO_BIN = CACHE / "bench" / "clientgo-workqueue"
 CLIENTGO_MOD = HERE / "clientgo"
+STREAMSERVER_SRC = HERE / "streamserver-go"
+KUBERS_SRC = HERE / "kubers-peer"
+KUBERS_TARGET = CACHE / "bench-target"
+KUBERS_BIN = CACHE / "bench" / "kubers-peer"
 
 
 @dataclass
@@ -51,6 +56,37 @@ def build_clientgo() -> None:
     )
 
 
+def build_streamserver() -> None:
+    """go build the stream server + bare reader (stdlib only) into the cache."""
+    STREAMSERVER_BIN.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["go", "build", "-o", str(STREAMSERVER_BIN), "."], cwd=STREAMSERVER_SRC, check=True
+    )
+
+
+def build_kubers() -> None:
+    """cargo build --release --locked the kube-rs peer; its target dir is in the cache."""
+    KUBERS_BIN.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CARGO_TARGET_DIR": str(KUBERS_TARGET)}
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "-q"], cwd=KUBERS_SRC, env=env, check=True
+    )
+    built = KUBERS_TARGET / "release" / "kubers-peer"
+    tmp = KUBERS_BIN.with_suffix(".tmp")
+    tmp.write_bytes(built.read_bytes())
+    tmp.chmod(0o755)
+    tmp.replace(KUBERS_BIN)
+
+
+def kubers_version() -> str:
+    text = (KUBERS_SRC / "Cargo.toml").read_text()
+    crates = []
+    for name in ("kube", "k8s-openapi", "tokio"):
+        m = re.search(rf'^{name} = .*?"=([^"]+)"', text, re.M)
+        crates.append(f"{name} {m.group(1) if m else '?'}")
+    return ", ".join(crates) + " (rustls)"
+
+
 def ours_version() -> str:
     sha = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -81,6 +117,7 @@ def all_peers() -> dict[str, Peer]:
         Peer("ours-lz4", [PY, f"{peer}/ours.py", "{kc}", "--compress"], ours),
         Peer("client-go", [str(CLIENTGO_BIN), "-kubeconfig", "{kc}"], clientgo_version(), cg_env),
         Peer("client-go-watchlist", [str(CLIENTGO_BIN), "-kubeconfig", "{kc}"], clientgo_version()),
+        Peer("kube-rs", [str(KUBERS_BIN), "{kc}"], kubers_version()),
         Peer("pyref", [PY, f"{peer}/pyref.py", "{kc}"], base),
         Peer("pyref-4w", [PY, f"{peer}/pyref.py", "{kc}", "--workers", "4"], base),
         Peer("pyref-strip", [PY, f"{peer}/pyref.py", "{kc}", "--strip"], base),
@@ -107,6 +144,8 @@ DESCRIPTIONS = {
     "client-go-watchlist": "client-go's example as shipped (WatchListClient on)",
     "ours-nostrip": "trio-controller in-process, managedFields kept",
     "client-go": "client-go's examples/workqueue (Go), 1 worker (hard-coded), list+watch",
+    "kube-rs": "kube-rs watcher + reflector store + a de-duplicating queue, 1 worker (Rust)",
+    "bare-reader": "streamserver read: HTTP/1.1 + chunked decoding + newline count (Go)",
     "pyref": "our pipeline in pure Python: httpx + orjson + dict cache + Python queue",
     "pyref-4w": "the same, 4 workers",
     "pyref-strip": "the same, managedFields dropped before caching",

@@ -28,14 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Peer, StreamServer, Timeout, summarize
-from lineup import all_peers, build_clientgo
+from lineup import all_peers, build_clientgo, build_kubers, build_streamserver
 from report import write_report
 from streams import adds
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 FULL = {
-    # fig1: (list pods, watch events) per group of peers on the same input
+    # fig1: (list pods, watch events) per group of peers on the same input; every group
+    # runs over TLS and over plain HTTP, interleaved, with the apiserver's framing
     "fig1_fast": (10_000, 50_000),
     "fig1_slow": (2_000, 3_000),
     "fig1_fast_peers": [
@@ -43,12 +44,14 @@ FULL = {
         "ours-4w",
         "ours-lz4",
         "client-go",
+        "kube-rs",
         "pyref",
-        "pyref-4w",
         "lightkube",
         "official-orjson",
     ],
     "fig1_slow_peers": ["ours", "official", "kubernetes_asyncio", "kr8s"],
+    # the old benchmark framing (256 KB chunks, plain HTTP), as a labelled extra
+    "fig1_coalesced_peers": ["ours", "client-go", "kube-rs", "lightkube"],
     "fig2_sizes": [10_000, 100_000],
     # the slowest peers take 15-40 s per 100k sync: at 100k only these (and the 10k rows)
     "fig2_large_peers": [
@@ -56,6 +59,7 @@ FULL = {
         "ours-nostrip",
         "ours-lz4",
         "client-go",
+        "kube-rs",
         "pyref",
         "ours-watchlist",
     ],
@@ -64,6 +68,7 @@ FULL = {
         "ours-nostrip",
         "ours-lz4",
         "client-go",
+        "kube-rs",
         "pyref",
         "pyref-strip",
         "lightkube",
@@ -71,20 +76,25 @@ FULL = {
         "client-go-watchlist",
     ],
     "fig4": (10_000, 10_000.0),  # events, offered rate
-    "fig4_peers": ["ours", "client-go", "pyref"],
-    "fig5_pods": 2_000,
+    "fig4_peers": ["ours", "client-go", "kube-rs", "pyref"],
+    "fig5_pods": 2_000,  # churn on the real apiserver: created, then deleted
+    "fig5_sync_pods": 10_000,  # synced by a streaming list and by a paged list
+    "fig5_peers": ["ours", "lightkube", "client-go"],
 }
 QUICK = {
     "fig1_fast": (1_000, 10_000),
     "fig1_slow": (500, 1_000),
-    "fig1_fast_peers": ["ours", "client-go", "pyref", "lightkube", "official-orjson"],
+    "fig1_fast_peers": ["ours", "client-go", "kube-rs", "lightkube", "official-orjson"],
     "fig1_slow_peers": [],
+    "fig1_coalesced_peers": ["ours", "lightkube"],
     "fig2_sizes": [1_000, 10_000],
-    "fig2_large_peers": ["ours", "ours-nostrip", "ours-lz4", "client-go", "pyref"],
-    "fig2_peers": ["ours", "ours-nostrip", "ours-lz4", "client-go", "pyref"],
+    "fig2_large_peers": ["ours", "ours-nostrip", "ours-lz4", "client-go", "kube-rs", "pyref"],
+    "fig2_peers": ["ours", "ours-nostrip", "ours-lz4", "client-go", "kube-rs", "pyref"],
     "fig4": (5_000, 10_000.0),
-    "fig4_peers": ["ours", "client-go"],
-    "fig5_pods": 0,
+    "fig4_peers": ["ours", "client-go", "kube-rs"],
+    "fig5_pods": 300,
+    "fig5_sync_pods": 1_000,
+    "fig5_peers": ["ours", "lightkube", "client-go"],
 }
 
 
@@ -109,6 +119,7 @@ def watch_run(peer, server: StreamServer, pods: int, timeout: float) -> dict:
         server.go()
         p.wait_for(lambda: p.sentinel_at, timeout, "the sentinel line")
         cpu = p.cpu() - cpu
+        st_end = p.status()
         stats = server.stats()
         secs = p.sentinel_at - stats["first_byte"]
         return {
@@ -118,6 +129,8 @@ def watch_run(peer, server: StreamServer, pods: int, timeout: float) -> dict:
             "events": stats["events"],
             "sync_s": synced,
             "rss_synced": st["VmRSS"],
+            "rss_end": st_end["VmRSS"],
+            "peak_rss": st_end["VmHWM"],
             "cpu_us_per_event": cpu / stats["events"] * 1e6,
         }
     finally:
@@ -163,12 +176,17 @@ def latency_run(peer, server: StreamServer, names: dict[str, int], list_pods: in
 
 
 def interleave(name, peers, rounds, fn) -> dict:
-    runs: dict[str, list[dict]] = {p.name: [] for p in peers}
+    return interleave_jobs(name, [(p.name, lambda p=p: fn(p)) for p in peers], rounds)
+
+
+def interleave_jobs(name, jobs, rounds) -> dict:
+    """Run every (label, fn) once per round, in order, `rounds` times."""
+    runs: dict[str, list[dict]] = {label: [] for label, _ in jobs}
     for r in range(rounds):
-        for peer in peers:
+        for label, fn in jobs:
             for attempt in range(2):
                 try:
-                    res = fn(peer)
+                    res = fn()
                     break
                 except Timeout as exc:
                     res = {"error": str(exc)[:300]}
@@ -176,8 +194,8 @@ def interleave(name, peers, rounds, fn) -> dict:
                 except (RuntimeError, OSError) as exc:
                     # e.g. the stream server went away: reset() restarts it; retry once
                     res = {"error": str(exc)[:300], "attempt": attempt}
-            runs[peer.name].append(res)
-            log(f"{name} round {r + 1}/{rounds} {peer.name}: {_brief(res)}")
+            runs[label].append(res)
+            log(f"{name} round {r + 1}/{rounds} {label}: {_brief(res)}")
     return runs
 
 
@@ -186,29 +204,44 @@ def _brief(res: dict) -> str:
 
 
 def fig1(cfg, peers, rounds) -> dict:
+    """Each group's peers over TLS and over plain HTTP, interleaved peer by peer, and
+    the bare reader's ceiling on each server (one run per round, with the peers)."""
     out = {}
-    for group in ("fast", "slow"):
+    for group in ("fast", "slow", "coalesced"):
         names = cfg[f"fig1_{group}_peers"]
         if not names:
             continue
-        pods, events = cfg[f"fig1_{group}"]
-        server = StreamServer("--pods", str(pods), "--events", str(events))
+        pods, events = cfg["fig1_slow" if group == "slow" else "fig1_fast"]
+        if group == "coalesced":
+            servers = [StreamServer(pods, events, framing="coalesced")]
+        else:
+            servers = [StreamServer(pods, events, tls=True), StreamServer(pods, events)]
         try:
-            raw = server.raw_rate()
-            log(f"fig1 {group}: server raw rate {_brief(raw)}")
-            runs = interleave(
-                f"fig1 {group}",
-                [peers[n] for n in names],
-                rounds,
-                lambda peer, s=server, n=pods: watch_run(peer, s, n, 300),
-            )
+            jobs = [(f"bare-reader@{s.label}", s.raw_rate) for s in servers]
+            for n in names:
+                for s in servers:
+                    jobs.append(
+                        (
+                            f"{n}@{s.label}",
+                            lambda peer=peers[n], s=s, pods=pods: watch_run(peer, s, pods, 300),
+                        )
+                    )
+            runs = interleave_jobs(f"fig1 {group}", jobs, rounds)
         finally:
-            server.close()
+            for s in servers:
+                s.close()
+        transports = {}
+        for s in servers:
+            summary = summarize({k: v for k, v in runs.items() if k.endswith(f"@{s.label}")})
+            transports[s.label] = {
+                "server_raw": summary.pop(f"bare-reader@{s.label}"),
+                "peers": {k.rsplit("@", 1)[0]: v for k, v in summary.items()},
+            }
         out[group] = {
             "pods": pods,
             "events": events,
-            "server_raw": raw,
-            "peers": summarize(runs),
+            "framing": servers[0].framing,
+            "transports": transports,
         }
     return out
 
@@ -217,7 +250,7 @@ def fig2(cfg, peers, rounds) -> dict:
     out = {}
     for pods in cfg["fig2_sizes"]:
         names = cfg["fig2_peers"] if pods != max(cfg["fig2_sizes"]) else cfg["fig2_large_peers"]
-        server = StreamServer("--pods", str(pods), "--events", "0")
+        server = StreamServer(pods, 0, tls=True)
         try:
             runs = interleave(
                 f"fig2 {pods} pods",
@@ -247,9 +280,7 @@ def fig4(cfg, peers, rounds) -> dict:
     events, rate = cfg["fig4"]
     list_pods = 100
     names = {n: i for i, n in enumerate(adds(list_pods, events).names)}
-    server = StreamServer(
-        "--pods", str(list_pods), "--events", str(events), "--latency", "--rate", str(rate)
-    )
+    server = StreamServer(list_pods, events, latency=True, rate=rate, tls=True)
     try:
         runs = interleave(
             "fig4",
@@ -265,7 +296,14 @@ def fig4(cfg, peers, rounds) -> dict:
 def fig5(cfg, peers, rounds) -> dict:
     from e2e import run_e2e
 
-    return run_e2e([peers["ours"], peers["client-go"]], cfg["fig5_pods"], rounds, log)
+    return run_e2e(
+        [peers[n] for n in cfg["fig5_peers"]],
+        peers,
+        cfg["fig5_pods"],
+        cfg["fig5_sync_pods"],
+        rounds,
+        log,
+    )
 
 
 def machine() -> dict:
@@ -302,8 +340,10 @@ def main() -> None:
     if args.no_e2e or not cfg["fig5_pods"]:
         only.discard("fig5")
     t0 = time.monotonic()
-    log("building client-go's workqueue example")
+    log("building the Go stream server, client-go's workqueue example, the kube-rs peer")
+    build_streamserver()
     build_clientgo()
+    build_kubers()
     peers = all_peers()
     result: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

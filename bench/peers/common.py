@@ -7,16 +7,24 @@ listed pod) to stdout, flushed per line like client-go's example, and logs
 
 from __future__ import annotations
 
+import ssl
 import sys
 
 import yaml
 
-__all__ = ["deleted", "server_url", "synced", "synced_line"]
+__all__ = ["deleted", "server_url", "server_verify", "synced", "synced_line"]
 
 
 def server_url(kubeconfig: str) -> str:
     with open(kubeconfig) as f:
         return yaml.safe_load(f)["clusters"][0]["cluster"]["server"]
+
+
+def server_verify(kubeconfig: str) -> ssl.SSLContext | bool:
+    """An SSLContext for the cluster's `certificate-authority`, or True (system CAs)."""
+    with open(kubeconfig) as f:
+        ca = yaml.safe_load(f)["clusters"][0]["cluster"].get("certificate-authority")
+    return ssl.create_default_context(cafile=ca) if ca else True
 
 
 def synced_line(name: str) -> None:

@@ -16,7 +16,7 @@ from collections import deque
 import httpx
 import orjson
 import trio
-from common import deleted, server_url, synced, synced_line
+from common import deleted, server_url, server_verify, synced, synced_line
 
 
 class Queue:
@@ -78,7 +78,9 @@ async def main() -> None:
             queue.done(key)
             await trio.lowlevel.checkpoint()
 
-    async with httpx.AsyncClient(base_url=server_url(args.kubeconfig), timeout=None) as http:
+    async with httpx.AsyncClient(
+        base_url=server_url(args.kubeconfig), verify=server_verify(args.kubeconfig), timeout=None
+    ) as http:
         params: dict[str, str | int] = {"limit": 500}
         while True:
             page = orjson.loads((await http.get(path, params=params)).content)

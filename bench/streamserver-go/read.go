@@ -99,6 +99,20 @@ type result struct {
 	TEnd            float64 `json:"t_end"`
 	EventsPerS      float64 `json:"events_per_s"`
 	Proto           string  `json:"proto"`
+	PeakRSS         int64   `json:"peak_rss"`
+}
+
+// peakRSS is VmHWM from /proc/self/status in bytes (the parent's wait4 rusage would
+// count the forked parent's pages from before exec).
+func peakRSS() int64 {
+	data, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 func read(args []string) {
@@ -272,6 +286,7 @@ func read(args []string) {
 	if rc.records > 0 {
 		res.MeanRecord = float64(rc.recordBytes) / float64(rc.records)
 	}
+	res.PeakRSS = peakRSS()
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
 }
