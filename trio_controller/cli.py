@@ -3,9 +3,13 @@
     trio-controller [--kubeconfig PATH] [--context NAME] [--master URL]
                     [--namespace NS | --all-namespaces] [--workers N]
                     [--resync SECONDS] [--cache-snapshot PATH] [-v N]
+                    [--metrics-bind-address HOST:PORT] [--health-probe-bind-address HOST:PORT]
+                    [--logging-format text|json] [--cache-sync-timeout SECONDS] [--version]
 
-stdout carries one line per processed key; stderr carries klog-style logs. Failures
-print one line naming the cause and exit 1; no traceback unless `-v 4` or more.
+stdout carries one line per processed key; stderr carries klog-style (or JSON) logs.
+Failures print one line naming the cause and exit 1; no traceback unless `-v 4` or more.
+`/metrics` and the probes (`/healthz`, `/readyz`) are served from the Trio loop, on
+addresses of their own or on one shared address.
 """
 
 from __future__ import annotations
@@ -18,12 +22,21 @@ from pathlib import Path
 
 import trio
 
+from trio_controller import __version__, errors
 from trio_controller import config as kubeconfig
-from trio_controller import errors
 from trio_controller.cache.snapshot import check_snapshot_path, load_snapshot, save_snapshot
-from trio_controller.controller import pod_controller
+from trio_controller.controller import CACHE_SYNC_TIMEOUT, Controller, pod_controller
 from trio_controller.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.observe import log as klog
+from trio_controller.observe.health import Health
+from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
+from trio_controller.observe.server import (
+    Response,
+    Route,
+    format_address,
+    parse_bind_address,
+    serve_http,
+)
 from trio_controller.transport.client import Client
 
 log = logging.getLogger("trio_controller.cli")
@@ -81,8 +94,46 @@ def _parser() -> argparse.ArgumentParser:
     le.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="S")
     le.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="S")
     p.add_argument(
-        "-v", "--v", dest="verbosity", type=int, default=0, metavar="N", help="log verbosity"
+        "--cache-sync-timeout",
+        type=_non_negative_float,
+        default=CACHE_SYNC_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up (exit 1) if the cache has not synced by then; 0 waits forever "
+        f"(default {CACHE_SYNC_TIMEOUT:g})",
     )
+    ob = p.add_argument_group("observability (controller-runtime's flags)")
+    ob.add_argument(
+        "--metrics-bind-address",
+        type=_bind_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (:PORT for every "
+        "interface; default 0: off)",
+    )
+    ob.add_argument(
+        "--health-probe-bind-address",
+        type=_bind_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve /healthz and /readyz on HOST:PORT (default 0: off)",
+    )
+    ob.add_argument(
+        "--logging-format",
+        choices=("text", "json"),
+        default="text",
+        help="text: klog's lines (default); json: one JSON object per line",
+    )
+    ob.add_argument(
+        "-v",
+        "--v",
+        dest="verbosity",
+        type=int,
+        default=0,
+        metavar="N",
+        help="klog verbosity: 2 relists and watch restarts, 4 list pages, resourceVersions, "
+        "bookmarks and tracebacks, 6 every request",
+    )
+    p.add_argument("--version", action="version", version=f"trio-controller {__version__}")
     return p
 
 
@@ -91,6 +142,20 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
+    return value
+
+
+def _bind_address(text: str) -> tuple[str | None, int] | None:
+    try:
+        return parse_bind_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -106,7 +171,11 @@ async def _run(args: argparse.Namespace) -> None:
             resync=args.resync,
             compress=args.compress_cache,
             streaming_list=args.streaming_list,
+            cache_sync_timeout=args.cache_sync_timeout or None,
         )
+        klog.log_requests(client)
+        where = f"namespace {namespace}" if namespace else "every namespace"
+        log.log(klog.v(2), "Watching pods in %s at %s", where, client.server)
         if args.cache_snapshot is not None:
             check_snapshot_path(args.cache_snapshot)  # fail now, not on exit
             loaded = load_snapshot(controller.store, args.cache_snapshot)
@@ -116,6 +185,7 @@ async def _run(args: argparse.Namespace) -> None:
             elector = _elector(args, client, namespace)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
+                await _start_servers(nursery, args, client, controller, elector)
 
                 async def on_signal() -> None:
                     async for _ in signals:
@@ -132,6 +202,35 @@ async def _run(args: argparse.Namespace) -> None:
                 nursery.cancel_scope.cancel()
         if args.cache_snapshot is not None:
             save_snapshot(controller.store, args.cache_snapshot)
+
+
+async def _start_servers(
+    nursery: trio.Nursery,
+    args: argparse.Namespace,
+    client: Client,
+    controller: Controller,
+    elector: LeaderElector | None,
+) -> None:
+    """The metrics and probe servers that were asked for (one server per address)."""
+    servers: dict[tuple[str | None, int], dict[str, Route]] = {}
+    if args.metrics_bind_address is not None:
+        metrics = Metrics()
+        metrics.add_controller(controller)
+        metrics.add_client(client)
+
+        def scrape(query: object) -> Response:
+            return Response(200, metrics.exposition(), CONTENT_TYPE_LATEST)
+
+        servers.setdefault(args.metrics_bind_address, {})["/metrics"] = scrape
+    if args.health_probe_bind_address is not None:
+        health = Health()
+        standby = (lambda: not elector.is_leader) if elector is not None else (lambda: False)
+        health.add_controller(controller, standby=standby)
+        servers.setdefault(args.health_probe_bind_address, {}).update(health.routes())
+    for (host, port), routes in servers.items():
+        listeners = await nursery.start(serve_http, host, port, routes)
+        for listener in listeners:
+            log.info("Serving %s on http://%s", ", ".join(routes), format_address(listener))
 
 
 def _elector(args: argparse.Namespace, client: Client, namespace: str | None) -> LeaderElector:
@@ -159,7 +258,7 @@ def _first_error(exc: BaseException) -> BaseException:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    klog.setup(args.verbosity)
+    klog.setup(args.verbosity, args.logging_format)
     try:
         trio.run(_run, args)
     except BaseException as exc:  # the one place errors become exit codes
@@ -168,14 +267,15 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         if isinstance(leaf, SystemExit):
             raise
-        if args.verbosity >= 4:
+        if args.verbosity >= 4 and args.logging_format == "text":
             import traceback
 
             traceback.print_exception(exc, file=sys.stderr)
         if isinstance(leaf, errors.TrioControllerError):
-            print(f"error: {leaf}", file=sys.stderr)
+            message = str(leaf)
         else:
-            print(f"error: unexpected {type(leaf).__name__}: {leaf}", file=sys.stderr)
+            message = f"unexpected {type(leaf).__name__}: {leaf}"
+        print(klog.error_line(message, exc), file=sys.stderr)
         return 1
     return 0
 

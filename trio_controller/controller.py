@@ -7,13 +7,22 @@ The shape of client-go's workqueue example, in one Trio nursery:
 `pod_controller()` builds that example: it prints `Sync/Add/Update for Pod <name>` for a key
 whose pod is cached and `Pod <namespace>/<name> does not exist anymore` for one that
 is not.
+
+Timings and counts an operator needs (observe/metrics.py reads them at scrape time):
+`stats` (reconciles per result and their durations, one `perf_counter` per key),
+`reflector_running` and `reflector_error` (the health probe's liveness check). The
+first sync must finish within `cache_sync_timeout` seconds (controller-runtime's
+CacheSyncTimeout, 2 minutes) or `run` raises `CacheSyncTimeout`; while it runs,
+`Still syncing: N objects so far` is logged every `SYNC_PROGRESS_EVERY` seconds.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import math
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
@@ -21,6 +30,8 @@ import trio
 
 from trio_controller._native import Store
 from trio_controller.cache.reflector import Reflector
+from trio_controller.errors import TrioControllerError
+from trio_controller.observe.stats import ReconcileStats
 from trio_controller.transport.client import Client
 from trio_controller.workqueue import ShutDown, WorkQueue
 
@@ -29,6 +40,12 @@ log = logging.getLogger(__name__)
 Reconcile = Callable[[str], Awaitable[None] | None]
 
 MAX_RETRIES = 5
+CACHE_SYNC_TIMEOUT = 120.0  # controller-runtime's default CacheSyncTimeout
+SYNC_PROGRESS_EVERY = 5.0
+
+
+class CacheSyncTimeout(TrioControllerError):
+    """The first sync of the cache did not finish within `cache_sync_timeout`."""
 
 
 class Controller:
@@ -36,7 +53,8 @@ class Controller:
 
     A failing key is retried with `add_rate_limited` until it has been requeued
     `max_retries` times, then dropped with a log line. An exception in `reconcile`
-    never stops the controller.
+    never stops the controller. `cache_sync_timeout` (seconds, None: wait forever)
+    bounds the first sync.
     """
 
     def __init__(
@@ -51,6 +69,7 @@ class Controller:
         max_retries: int = MAX_RETRIES,
         batch: int = 64,
         flush: Callable[[], None] | None = None,
+        cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
     ) -> None:
         self.reflector = reflector
         self.store = reflector.store
@@ -67,6 +86,12 @@ class Controller:
         # A plain function cannot let other workers run while it works, so its workers
         # take keys in batches: one scheduler round trip per batch instead of per key.
         self._batching = not inspect.iscoroutinefunction(reconcile) and batch > 1
+        self.cache_sync_timeout = cache_sync_timeout
+        self.stats = ReconcileStats()
+        #: The reflector task is running (False before `run`, after `stop`, on standby).
+        self.reflector_running = False
+        #: What ended the reflector task, if an error did.
+        self.reflector_error: BaseException | None = None
         self._stop = trio.Event()
 
     @property
@@ -80,44 +105,87 @@ class Controller:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Sync the cache, run the workers until `stop()`, then drain and return."""
         log.info("Starting %s controller", self.name)
+        timed_out: CacheSyncTimeout | None = None
         async with trio.open_nursery() as nursery:
             await nursery.start(self.queue.run)
             feeders = trio.CancelScope()
             nursery.start_soon(self._feed, feeders)
             log.info("Waiting for caches to sync")
-            synced = await self._wait_for_sync()
-            async with trio.open_nursery() as workers:
-                if synced:
-                    log.info("Caches are synced")
-                    for _ in range(self.workers):
-                        workers.start_soon(self._worker)
-                task_status.started()
-                await self._stop.wait()
-                log.info("Stopping %s controller", self.name)
-                feeders.cancel()
-                await self.queue.shut_down_with_drain()
+            try:
+                synced = await self._wait_for_sync()
+            except CacheSyncTimeout as exc:
+                timed_out = exc  # raised below, outside the nursery: not in a group
+            else:
+                await self._work(synced, feeders, task_status)
             nursery.cancel_scope.cancel()
+        if timed_out is not None:
+            raise timed_out
+
+    async def _work(
+        self, synced: bool, feeders: trio.CancelScope, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """Run the workers (if synced) until `stop()`, then stop feeding and drain."""
+        async with trio.open_nursery() as workers:
+            if synced:
+                n = len(self.store)
+                log.info("Caches are synced (%d objects)", n, extra={"objects": n})
+                for _ in range(self.workers):
+                    workers.start_soon(self._worker)
+            task_status.started()
+            await self._stop.wait()
+            log.info("Stopping %s controller", self.name)
+            feeders.cancel()
+            await self.queue.shut_down_with_drain()
 
     async def _wait_for_sync(self) -> bool:
-        """Wait until the cache is synced (True) or `stop()` was called first (False)."""
-        async with trio.open_nursery() as nursery:
+        """Wait until the cache is synced (True) or `stop()` was called first (False).
 
-            async def stop_waiting() -> None:
-                await self._stop.wait()
+        Raises `CacheSyncTimeout` after `cache_sync_timeout` seconds.
+        """
+        timeout = self.cache_sync_timeout
+        with trio.move_on_after(timeout if timeout is not None else math.inf) as deadline:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_waiting() -> None:
+                    await self._stop.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(stop_waiting)
+                nursery.start_soon(self._log_sync_progress)
+                await self.reflector.synced.wait()
                 nursery.cancel_scope.cancel()
-
-            nursery.start_soon(stop_waiting)
-            await self.reflector.synced.wait()
-            nursery.cancel_scope.cancel()
+        if deadline.cancelled_caught and not (
+            self._stop.is_set() or self.reflector.synced.is_set()
+        ):
+            raise CacheSyncTimeout(f"timed out waiting for caches to sync after {timeout:g}s")
         return self.reflector.synced.is_set()
+
+    async def _log_sync_progress(self) -> None:
+        # A stand-in reflector (tests) may not count what it lists.
+        listed_so_far = getattr(self.reflector, "listed_so_far", None)
+        while True:
+            await trio.sleep(SYNC_PROGRESS_EVERY)
+            n = listed_so_far() if listed_so_far is not None else len(self.store)
+            log.info("Still syncing: %d objects so far", n, extra={"objects": n})
 
     async def _feed(self, scope: trio.CancelScope) -> None:
         """The producers: the reflector and, if asked, the periodic resync."""
         with scope:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.reflector.run)
+                nursery.start_soon(self._run_reflector)
                 if self.resync:
                     nursery.start_soon(self._resync_loop, self.resync)
+
+    async def _run_reflector(self) -> None:
+        self.reflector_running = True
+        self.reflector_error = None
+        try:
+            await self.reflector.run()
+        except Exception as exc:
+            self.reflector_error = exc
+            raise
+        finally:
+            self.reflector_running = False
 
     async def _resync_loop(self, period: float) -> None:
         await self.reflector.synced.wait()
@@ -130,18 +198,24 @@ class Controller:
             while await self.process_next_item():
                 pass
             return
+        reconcile, observe, clock = self.reconcile, self.stats.observe, time.perf_counter
         while True:
             try:
                 keys = await self.queue.get_batch(self.batch)
             except ShutDown:
                 return
+            started = clock()
             for key in keys:
                 try:
-                    self.reconcile(key)
+                    reconcile(key)
                 except Exception as exc:
                     self._handle_err(exc, key)
                 else:
                     self.queue.forget(key)
+                # One clock read per key: each key's time runs from the previous one's end.
+                ended = clock()
+                observe(ended - started)
+                started = ended
             if self.flush is not None:
                 self.flush()
             self.queue.done_many(keys)
@@ -156,6 +230,7 @@ class Controller:
         return True
 
     async def _process(self, key: str) -> None:
+        started = time.perf_counter()
         try:
             result = self.reconcile(key)
             if result is not None:
@@ -165,11 +240,13 @@ class Controller:
         else:
             self.queue.forget(key)
         finally:
+            self.stats.observe(time.perf_counter() - started)
             if self.flush is not None:
                 self.flush()
             self.queue.done(key)
 
     def _handle_err(self, exc: Exception, key: str) -> None:
+        self.stats.errors += 1
         if self.queue.num_requeues(key) < self.max_retries:
             log.info("Error syncing %s %s: %s", self.name.lower(), key, exc)
             self.queue.add_rate_limited(key)
@@ -216,6 +293,7 @@ def pod_controller(
     strip_managed_fields: bool = True,
     compress: bool = False,
     streaming_list: bool = True,
+    cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
 ) -> Controller:
     """client-go's workqueue example: watch pods in `namespace` (None: all namespaces)."""
     path = "/api/v1/pods" if namespace is None else f"/api/v1/namespaces/{namespace}/pods"
@@ -224,5 +302,11 @@ def pod_controller(
     reflector = Reflector(client, path, store, queue, streaming_list=streaming_list)
     printer = PodSyncPrinter(store, out if out is not None else sys.stdout)
     return Controller(
-        reflector, queue, printer, workers=workers, resync=resync, flush=printer.flush
+        reflector,
+        queue,
+        printer,
+        workers=workers,
+        resync=resync,
+        flush=printer.flush,
+        cache_sync_timeout=cache_sync_timeout,
     )
