@@ -157,14 +157,8 @@ impl PyFeedResult {
 
 /// The framing `reset` and `BodyDecoder` were asked for.
 fn framing(chunked: bool, content_length: Option<u64>) -> PyResult<Framing> {
-    match (chunked, content_length) {
-        (true, Some(_)) => Err(PyValueError::new_err(
-            "a body is chunked or has a content_length, not both",
-        )),
-        (true, None) => Ok(Framing::Chunked),
-        (false, Some(n)) => Ok(Framing::ContentLength(n)),
-        (false, None) => Ok(Framing::UntilEof),
-    }
+    Framing::of(chunked, content_length)
+        .ok_or_else(|| PyValueError::new_err("a body is chunked or has a content_length, not both"))
 }
 
 fn framing_error(py: Python<'_>, e: FramingError, line: u64, events: Vec<Py<PyAny>>) -> PyErr {
@@ -324,16 +318,9 @@ impl PyBodyDecoder {
     /// Malformed framing raises ``DecodeError`` (``chunked encoding: ...``), and again
     /// on every later call.
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        guard(|| {
-            let mut out = Vec::new();
-            let mut at = 0;
-            loop {
-                match self.inner.next(data, &mut at) {
-                    Ok(Some(s)) => out.extend_from_slice(s),
-                    Ok(None) => return Ok(PyBytes::new(py, &out)),
-                    Err(e) => return Err(framing_error(py, e, 1, Vec::new())),
-                }
-            }
+        guard(|| match self.inner.payload(data) {
+            Ok(payload) => Ok(PyBytes::new(py, &payload)),
+            Err(e) => Err(framing_error(py, e, 1, Vec::new())),
         })
     }
 

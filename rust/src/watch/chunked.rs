@@ -22,6 +22,19 @@ pub enum Framing {
     ContentLength(u64),
 }
 
+impl Framing {
+    /// The framing of a body that is `chunked`, or `content_length` bytes, or (neither)
+    /// until EOF; `None` when both are asked for.
+    pub fn of(chunked: bool, content_length: Option<u64>) -> Option<Framing> {
+        match (chunked, content_length) {
+            (true, Some(_)) => None,
+            (true, None) => Some(Framing::Chunked),
+            (false, Some(n)) => Some(Framing::ContentLength(n)),
+            (false, None) => Some(Framing::UntilEof),
+        }
+    }
+}
+
 /// The longest size line (with its extensions) or trailer line, CR included.
 pub const MAX_LINE: usize = 4096;
 /// The most trailer bytes after the last chunk.
@@ -185,6 +198,16 @@ impl Deframer {
                 },
             }
         }
+    }
+
+    /// All the payload `input` holds, copied into one buffer (for small bodies).
+    pub fn payload(&mut self, input: &[u8]) -> Result<Vec<u8>, FramingError> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(s) = self.next(input, &mut at)? {
+            out.extend_from_slice(s);
+        }
+        Ok(out)
     }
 
     /// Up to `max` bytes of `input[*at..]`, as a slice of it.
@@ -505,6 +528,17 @@ mod tests {
             run(Framing::ContentLength(0), &[b"x"]),
             (Vec::new(), true, None)
         );
+    }
+
+    #[test]
+    fn a_body_is_chunked_or_has_a_content_length_not_both() {
+        assert_eq!(Framing::of(true, None), Some(Framing::Chunked));
+        assert_eq!(Framing::of(false, Some(3)), Some(Framing::ContentLength(3)));
+        assert_eq!(Framing::of(false, None), Some(Framing::UntilEof));
+        assert_eq!(Framing::of(true, Some(3)), None);
+        let mut d = Deframer::new(Framing::Chunked);
+        assert_eq!(d.payload(&BODY[..30]).unwrap(), b"hello, wor");
+        assert_eq!(d.payload(&BODY[30..]).unwrap(), b"ld\n");
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! ─apply (apply)─▶ Store + WorkQueue;   list bodies: page
 //! ```
 //!
+//! `decoder` holds a stream's state across reads (framing, lines, bytes an early stop
+//! kept, event counts) and runs the stages above in one `feed`/`feed_into` per read.
+//!
 //! Nothing here does I/O or reads a clock: bytes come in, time arrives as `now`.
 pub mod apply;
 pub mod chunked;
