@@ -2,12 +2,18 @@
 
     .venv/bin/python bench/run.py [--quick] [--rounds 3] [--only fig1,fig2,...] [--no-e2e]
 
-(`make bench` installs bench/requirements.txt and runs this.) Figures, as issue 5 asks:
-  fig1  watch throughput: events/s from the watch body's first byte to the last line
-  fig2  initial sync: start to `Caches are synced`, list pages of 500; peak RSS
+(`make bench` installs bench/requirements.txt and runs this; it builds the Go stream
+server, client-go's example and the kube-rs peer into ~/.cache/trio-controller/.)
+The stream server is bench/streamserver-go with the kube-apiserver's watch framing (one
+HTTP chunk per event, ~4 KB TLS records); issues 5 and 8 ask for:
+  fig1  watch throughput over TLS and plain HTTP side by side (+ the bare reader's
+        ceiling, + the old coalesced framing as a labelled extra): events/s from the
+        watch body's first byte to the last line, CPU µs/event, RSS
+  fig2  initial sync (TLS): start to `Caches are synced`, list pages of 500; peak RSS
   fig3  memory: RSS per cached pod (from the sync runs at two sizes)
-  fig4  latency: event sent to its line printed, p50/p99, at a fixed offered rate
-  fig5  end to end on the real kube-apiserver: 2,000 pods created, until every Sync line
+  fig4  latency (TLS): event sent to its line printed, p50/p99, at a fixed offered rate
+  fig5  the real kube-apiserver: churn CPU µs/event (ours, lightkube, client-go at once)
+        and the sync of N pods by streaming list / pages / the bare reader
 Every figure runs its peers interleaved (A B C A B C ...), `--rounds` times, and keeps
 medians; results go to bench/results/<date>.json and .md, charts to <date>-*.png.
 """
