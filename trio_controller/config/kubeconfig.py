@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import importlib.util
+import ipaddress
 import logging
 import os
 import urllib.parse
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import idna
 import yaml
 
 from trio_controller.auth import (
@@ -70,14 +72,14 @@ def load_config(
     """
     env = os.environ if environ is None else environ
     if kubeconfig is not None:
-        path = Path(kubeconfig).expanduser()
+        path = _expand(Path(kubeconfig))
         merged = _Merged()
         merged.add(path, _read_file(path, required=True) or {})
         return merged.resolve(context=context, master=master, namespace=namespace)
 
     raw = env.get("KUBECONFIG", "")
     if raw:
-        paths = _dedupe(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
+        paths = _dedupe(_expand(Path(p)) for p in raw.split(os.pathsep) if p)
         searched = "KUBECONFIG files " + ", ".join(map(str, paths))
     else:
         base = Path(home) if home is not None else Path.home()
@@ -161,6 +163,8 @@ def _read_file(path: Path, *, required: bool) -> dict[str, Any] | None:
         raise KubeconfigError(f"kubeconfig {path}: file not found") from None
     except OSError as exc:
         raise KubeconfigError(f"kubeconfig {path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte in the path
+        raise KubeconfigError(f"kubeconfig {str(path)!r}: invalid path") from None
     try:
         doc = yaml.load(data, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -168,6 +172,12 @@ def _read_file(path: Path, *, required: bool) -> dict[str, Any] | None:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise KubeconfigError(f"kubeconfig {path}: invalid YAML{where}: {problem}") from None
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+        # What PyYAML's constructors raise for values its resolver accepts but Python
+        # cannot build: `2001-13-45` as a date, `!!timestamp` on a non-date, an integer
+        # of more than 4300 digits, nesting deeper than the stack.
+        problem = str(exc).split(";")[0] or type(exc).__name__
+        raise KubeconfigError(f"kubeconfig {path}: invalid YAML: {problem}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -292,8 +302,16 @@ def _opt_bool(obj: dict[str, Any], key: str, where: str) -> bool:
     return value
 
 
+def _expand(path: Path) -> Path:
+    """`~` and `~user` expanded; kept as written if there is no such home directory."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
+
+
 def _resolve(path: str, defined_in: Path) -> Path:
-    p = Path(path).expanduser()
+    p = _expand(Path(path))
     return p if p.is_absolute() else defined_in.parent / p
 
 
@@ -304,6 +322,8 @@ def _read_bytes(path: Path, what: str) -> bytes:
         raise KubeconfigError(f"{what}: {path}: file not found") from None
     except OSError as exc:
         raise KubeconfigError(f"{what}: {path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte in the path
+        raise KubeconfigError(f"{what}: {str(path)!r}: invalid path") from None
 
 
 def _data_or_file(
@@ -323,15 +343,46 @@ def _data_or_file(
     return None, None
 
 
+def _usable_host(host: str | None) -> bool:
+    """An IP literal, or a DNS name the HTTP stack can encode (IDNA 2008, as httpx does;
+    labels of 1 to 63 bytes). Anything else would fail later, outside our errors."""
+    if not host or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in host):
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        encoded = idna.encode(host) if not host.isascii() else host.encode()
+    except (idna.IDNAError, UnicodeError):
+        return False
+    labels = encoded.rstrip(b".").split(b".")
+    return len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
+
+
+def _has_userinfo(url: str) -> bool:
+    return "@" in url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+
+
 def _normalize_server(server: str, where: str) -> str:
     if "://" not in server:
         server = "https://" + server
+    if _has_userinfo(server):  # not echoed: it would print the credentials
+        raise KubeconfigError(
+            f"{where}: the server URL must not carry credentials (use the user's token, "
+            "username/password or client certificate)"
+        )
     try:
         url = urllib.parse.urlsplit(server)
         _ = url.port  # ValueError if it is not a number in range
     except ValueError:
         raise KubeconfigError(f"{where}: invalid server URL {server!r}") from None
-    if url.scheme not in ("http", "https") or not url.hostname or any(c.isspace() for c in server):
+    if (
+        url.scheme not in ("http", "https")
+        or not _usable_host(url.hostname)
+        or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in server)
+    ):
         raise KubeconfigError(f"{where}: invalid server URL {server!r}")
     return server.rstrip("/")
 
@@ -350,11 +401,20 @@ def _cluster_settings(
             f"{where}: certificate-authority and insecure-skip-tls-verify cannot be used together"
         )
     server_name = _opt_str(cluster, "tls-server-name", where)
+    if server_name is not None and not _usable_host(server_name):
+        raise KubeconfigError(f"{where}.tls-server-name: {server_name!r} is not a host name")
     proxy = _opt_str(cluster, "proxy-url", where)
     if proxy is not None:
         scheme = proxy.split("://", 1)[0].lower() if "://" in proxy else ""
         if scheme not in ("http", "https", "socks5", "socks5h"):
             raise KubeconfigError(f"{where}.proxy-url: unsupported proxy scheme {scheme!r}")
+        try:  # not echoed: a proxy URL may carry credentials
+            parsed = urllib.parse.urlsplit(proxy)
+            _ = parsed.port
+        except ValueError:
+            parsed = None
+        if parsed is None or not _usable_host(parsed.hostname) or not proxy.isprintable():
+            raise KubeconfigError(f"{where}.proxy-url: invalid proxy URL")
         if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
             raise KubeconfigError(f"{where}.proxy-url: SOCKS proxies need the socksio package")
     disable_compression = _opt_bool(cluster, "disable-compression", where)
@@ -371,7 +431,10 @@ def _cluster_settings(
         exec_cluster["proxy-url"] = proxy
     if disable_compression:
         exec_cluster["disable-compression"] = True
-    for ext in cluster.get("extensions") or []:
+    extensions = cluster.get("extensions") or []
+    if not isinstance(extensions, list):
+        raise KubeconfigError(f"{where}.extensions must be a list")
+    for ext in extensions:
         if isinstance(ext, dict) and ext.get("name") == EXEC_EXTENSION:
             exec_cluster["config"] = ext.get("extension")
     return server, tls, proxy, exec_cluster
