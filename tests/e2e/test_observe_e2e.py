@@ -313,3 +313,33 @@ async def test_probes_and_metrics_answer_while_syncing_against_a_server_that_nev
         assert (await http.get(probes + "/readyz")).status_code == 503  # still not ready
         assert await ctl.terminate() == 0
     assert not any(line.startswith("error:") for line in ctl.stderr)
+
+
+async def test_a_standby_replica_is_ready_and_alive_while_another_leads(
+    envtest: EnvInfo, pods: PodHelper, namespace: str
+) -> None:
+    """Its caches start only when it leads; a standby that is never ready would block
+    every rollout of a two-replica Deployment."""
+    await pods.create_pod(namespace, "lead")
+    args = (
+        "--kubeconfig", envtest.admin_kubeconfig, "-n", namespace, "--leader-elect",
+        "--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2",
+        "--leader-elect-retry-period", "0.5", "--health-probe-bind-address", LOCAL,
+    )  # fmt: skip
+    async with (
+        run_controller(*args) as leader,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        await leader.wait_stdout(sync("lead"))
+        async with run_controller(*args) as standby:
+            await standby.wait_stderr("attempting to acquire leader lease")
+            probes = await served_at(standby, "/healthz")
+            ready = await http.get(probes + "/readyz?verbose")
+            assert (ready.status_code, ready.text) == (
+                200,
+                "[+]ping ok\n[+]informer-sync ok\nreadyz check passed\n",
+            )
+            assert (await http.get(probes + "/healthz")).text == "ok"
+            assert standby.stdout == []  # still not leading
+            assert await standby.terminate() == 0
+        assert await leader.terminate() == 0
