@@ -543,3 +543,20 @@ async def test_an_http_server_is_watched_through_a_proxy_with_an_absolute_target
         async with Client(cfg) as client, client.watch(PODS, {"watch": 1}, idle_timeout=5) as b:
             assert await drain(b) == (b"{}\n", True)
     assert proxy.requests[0].target == f"http://kubernetes.invalid:6443{PODS}?watch=1"
+
+
+async def test_a_watch_speaks_http_1_1_even_when_requests_may_use_http2(
+    ca: CA, server_pair: Pair, tmp_path: Path
+) -> None:
+    """httpx sets ALPN h2 on the context it is given; the watch must not offer h2, or a
+    server that prefers it answers in HTTP/2 framing."""
+    ssl_ctx = ca.server_context(server_pair, tmp_path)
+    ssl_ctx.set_alpn_protocols(["h2", "http/1.1"])
+    async with (
+        open_stream_server(Reply.chunks([b"{}\n"]), ssl_context=ssl_ctx) as server,
+        Client(config(server.url, tls=TLSConfig(ca_pem=ca.cert_pem)), http2=True) as client,
+    ):
+        # What httpcore does to its context on its first HTTP/2-capable connection.
+        client.ssl_context.set_alpn_protocols(["http/1.1", "h2"])
+        async with client.watch(PODS, idle_timeout=10) as body:
+            assert await drain(body) == (b"{}\n", True)

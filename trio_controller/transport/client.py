@@ -112,7 +112,11 @@ class Client:
         self.user_agent = user_agent
         self.connect_timeout = connect_timeout
         self._request_hooks: list[RequestHook] = []
+        # Two contexts from the same settings: httpx sets ALPN (h2) on the one it is given,
+        # and the watch transport speaks HTTP/1.1 only, so it offers just that.
         self.ssl_context = build_ssl_context(config.tls)
+        self.watch_ssl_context = build_ssl_context(config.tls)
+        self.watch_ssl_context.set_alpn_protocols(["http/1.1"])
         self._client_certificate: tuple[bytes, bytes] | None = None  # loaded from credentials
         auth = HttpxAuth(config.auth, self._on_credentials) if config.auth is not None else None
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
@@ -179,12 +183,13 @@ class Client:
             return
         # Affects connections made from now on; pooled ones keep their certificate.
         try:
-            load_client_certificate(
-                self.ssl_context,
-                *certificate,
-                cert_source="clientCertificateData",
-                key_source="clientKeyData",
-            )
+            for context in (self.ssl_context, self.watch_ssl_context):
+                load_client_certificate(
+                    context,
+                    *certificate,
+                    cert_source="clientCertificateData",
+                    key_source="clientKeyData",
+                )
         except KubeconfigError as exc:
             raise ExecPluginError(
                 f"{self.config.auth!r} returned an unusable client certificate: {exc}"

@@ -75,6 +75,9 @@ class Connection:
                     ) from None
                 self._in.write(self._view[:n])
         await self._flush()
+        protocol = tls.selected_alpn_protocol()
+        if protocol not in (None, "http/1.1"):
+            raise ConnectionFailed(f"the server chose {protocol} (ALPN); watches speak HTTP/1.1")
         self._tls = tls
 
     async def _flush(self) -> None:
@@ -96,10 +99,14 @@ class Connection:
             data = await self._receive_raw()
             self.eof = not data
             return data
+        incoming = self._in
         while True:
             parts: list[bytes] = []
             try:
-                while True:
+                # One record per read(); stop without the WantRead exception when the
+                # socket read ended on a record boundary (the usual case). After the
+                # peer closed, read once more: it raises the alert or the EOF.
+                while incoming.pending or tls.pending() or incoming.eof:
                     parts.append(tls.read(READ_SIZE))
             except ssl.SSLWantReadError:
                 pass
