@@ -29,6 +29,8 @@ RUN --mount=type=bind,from=builder,source=/dist,target=/dist \
     pip install --no-cache-dir --constraint /tmp/constraints.txt /dist/*.whl \
     && rm /tmp/constraints.txt \
     && trio-controller --help >/dev/null
+# metrics (--metrics-bind-address) and health probes (--health-probe-bind-address)
+EXPOSE 8080 8081
 # Not root, and numeric so that runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
 ENTRYPOINT ["trio-controller"]
