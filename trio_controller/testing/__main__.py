@@ -88,6 +88,8 @@ def _install_main(argv: list[str]) -> int:
     except InstallError as error:
         print(f"envtest: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # build.sh removes its partial build itself
+        return 130
     print(folder)
     return 0
 
