@@ -188,6 +188,7 @@ fn after<E>(
     let rest = inputs.get(i..).unwrap_or_default().iter().enumerate();
     match result {
         Ok(Stop::More) => Ok(false),
+        Ok(Stop::Hold) if frames.done() => Ok(true),
         Ok(Stop::Hold) => {
             for (k, input) in rest {
                 held.extend_from_slice(if k == 0 { &input[at..] } else { input });
@@ -405,6 +406,25 @@ mod tests {
         let r = d.feed_into(b"", &mut to).unwrap();
         assert_eq!((r.applied, r.bookmarks, r.body_done), (2, 1, true));
         assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn a_stop_at_the_end_of_a_content_length_body_keeps_nothing_after_it() {
+        let body = [event("ADDED", "a", "1"), bookmark("2", true)].concat();
+        let mut d = Decoder::default();
+        d.reset(Framing::ContentLength(body.len() as u64));
+        let mut store = Store::new(true);
+        let mut acc = ListAccumulator::new(true);
+        let mut to = Target {
+            store: &mut store,
+            queue: None,
+            now: 0.0,
+            initial: Some(&mut acc),
+        };
+        let data = [body.as_bytes(), b"after the body"].concat();
+        let r = d.feed_into(&data, &mut to).unwrap();
+        assert!(r.initial_events_end && r.body_done);
+        assert_eq!((acc.items.len(), d.pending()), (1, 0));
     }
 
     #[test]
