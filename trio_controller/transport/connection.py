@@ -41,6 +41,8 @@ class Connection:
         self._buf = bytearray(READ_SIZE)
         self._view = memoryview(self._buf)
         self._tls = tls
+        self._plain_buf = bytearray(READ_SIZE)  # decrypted bytes of one receive()
+        self._plain = memoryview(self._plain_buf)
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self.eof = False
@@ -100,14 +102,23 @@ class Connection:
             self.eof = not data
             return data
         incoming = self._in
+        plain = self._plain
         while True:
-            parts: list[bytes] = []
+            size = 0
             try:
-                # One record per read(); stop without the WantRead exception when the
-                # socket read ended on a record boundary (the usual case). After the
-                # peer closed, read once more: it raises the alert or the EOF.
+                # One record per read(), decrypted into a reused buffer (read(n) alone
+                # would allocate n bytes per record); stop without the WantRead
+                # exception when the socket read ended on a record boundary (the usual
+                # case). After the peer closed, read once more: it raises the alert or
+                # the EOF.
                 while incoming.pending or tls.pending() or incoming.eof:
-                    parts.append(tls.read(READ_SIZE))
+                    if size == len(self._plain_buf):
+                        self._plain_buf.extend(bytes(len(self._plain_buf)))
+                        plain = self._plain = memoryview(self._plain_buf)
+                    n = tls.read(len(self._plain_buf) - size, plain[size:])
+                    if n == 0:
+                        break
+                    size += n
             except ssl.SSLWantReadError:
                 pass
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -115,8 +126,8 @@ class Connection:
                 # framing tells a complete body from a torn one)
             if self._out.pending:  # post-handshake messages (TLS 1.3 key updates)
                 await self._flush()
-            if parts or self.eof:
-                return b"".join(parts)
+            if size or self.eof:
+                return bytes(plain[:size])
             n = await self._sock.recv_into(self._buf)
             if n == 0:
                 self._in.write_eof()
