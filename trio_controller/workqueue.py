@@ -116,16 +116,22 @@ class WorkQueue:
         whole batch: for workers whose handling is synchronous anyway.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        parked = False
         while True:
             try:
                 keys = self.native.get_many_nowait(max_keys, trio.current_time())
             except ShutDown:
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                if not parked:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 raise
             if keys:
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                # Waking from park() was this call's checkpoint; only a batch that was
+                # ready at once needs one (a scheduler round per batch saved at low rates).
+                if not parked:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return keys
             await self._getters.park()
+            parked = True
 
     def get_nowait(self) -> str:
         """The next key, or ``trio.WouldBlock`` if none is ready.

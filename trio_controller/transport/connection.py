@@ -38,6 +38,8 @@ class Connection:
 
     def __init__(self, sock: trio.socket.SocketType, tls: ssl.SSLObject | None = None) -> None:
         self._sock = sock
+        self._raw = sock._sock  # the stdlib socket under Trio's (non-blocking)
+        self._drained = True  # the last read left the socket empty
         self._buf = bytearray(READ_SIZE)
         self._view = memoryview(self._buf)
         self._tls = tls
@@ -55,8 +57,30 @@ class Connection:
             sent = await self._sock.send(view)
             view = view[sent:]
 
+    async def _recv(self) -> int:
+        """One socket read into the buffer: its size, 0 at the end of the stream.
+
+        Trio's `recv_into` tries the read, catches BlockingIOError, then waits; at the
+        apiserver's pace (one event per read at low rates) that failed read is the
+        common case. So after a read that left the socket empty, wait first; after a
+        full one, read again at once (one checkpoint, so other tasks still run).
+        """
+        raw = self._raw
+        if self._drained:
+            await trio.lowlevel.wait_readable(raw)
+        else:
+            await trio.lowlevel.checkpoint()
+        while True:
+            try:
+                n = raw.recv_into(self._buf)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(raw)
+                continue
+            self._drained = n < READ_SIZE
+            return n
+
     async def _receive_raw(self) -> bytes:
-        n = await self._sock.recv_into(self._buf)
+        n = await self._recv()
         return bytes(self._view[:n])
 
     # -- TLS -------------------------------------------------------------------------
@@ -70,7 +94,7 @@ class Connection:
                 break
             except ssl.SSLWantReadError:
                 await self._flush()
-                n = await self._sock.recv_into(self._buf)
+                n = await self._recv()
                 if n == 0:
                     raise ConnectionFailed(
                         "the server closed the connection during the TLS handshake"
@@ -128,7 +152,7 @@ class Connection:
                 await self._flush()
             if size or self.eof:
                 return bytes(plain[:size])
-            n = await self._sock.recv_into(self._buf)
+            n = await self._recv()
             if n == 0:
                 self._in.write_eof()
             else:
