@@ -9,7 +9,7 @@ from typing import Any
 import trio
 import trio.testing
 from helpers.watch import error_event, event, pod, pod_list
-from streamserver import Reply, Stall, open_stream_server
+from streamserver import Pause, Reply, Stall, open_stream_server
 
 from trio_controller.cache.informer import EventHandlers, Informer
 from trio_controller.config import ClusterConfig
@@ -99,7 +99,11 @@ async def test_a_malformed_chunk_is_applied_by_nobody_and_replayed_by_the_next_w
 ) -> None:
     replies = [
         pod_list(10),
-        Reply.chunks([event("ADDED", pod("a", 11)), event("ADDED", pod("b", 12)) + b"{oops\n"]),
+        # A pause keeps the two chunks in two socket reads: the events of the read that
+        # holds the malformed line go to nobody, the read before it is applied.
+        Reply.chunks(
+            [event("ADDED", pod("a", 11)), Pause(1), event("ADDED", pod("b", 12)) + b"{oops\n"]
+        ),
         Reply.chunks([event("ADDED", pod("b", 12)), event("ADDED", pod("c", 13)), Stall()]),
     ]
     recorder = Recorder()
