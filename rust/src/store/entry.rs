@@ -197,14 +197,21 @@ impl Entry {
         if !self.compressed {
             return Ok(Cow::Borrowed(self.raw_bytes()));
         }
-        match &self.dict {
-            Some(d) => {
-                lz4_flex::block::decompress_size_prepended_with_dict(self.raw_bytes(), &d.bytes)
-            }
-            None => lz4_flex::block::decompress_size_prepended(self.raw_bytes()),
+        let bytes = self.raw_bytes();
+        let out = match &self.dict {
+            Some(d) => lz4_flex::block::decompress_size_prepended_with_dict(bytes, &d.bytes),
+            None => lz4_flex::block::decompress_size_prepended(bytes),
         }
-        .map(Cow::Owned)
-        .map_err(|_| StoreError::Corrupt)
+        .map_err(|_| StoreError::Corrupt)?;
+        // A block cut short can decode "successfully" to fewer bytes than its prefix
+        // promised: that is damage too, not a shorter object.
+        let promised = bytes
+            .get(..4)
+            .map(|p| u32::from_le_bytes([p[0], p[1], p[2], p[3]]) as usize);
+        if promised != Some(out.len()) {
+            return Err(StoreError::Corrupt);
+        }
+        Ok(Cow::Owned(out))
     }
 
     /// Whether the object's bytes are kept compressed.
