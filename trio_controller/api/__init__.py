@@ -1,5 +1,6 @@
 """Resources and the verbs on them: names, discovery, get/list/create/patch/apply/delete."""
 
+from trio_controller.api.discovery import Discovery, ResourceNotFound, split_api_version
 from trio_controller.api.resource import (
     CONFIGMAPS,
     CUSTOM_RESOURCE_DEFINITIONS,
@@ -12,6 +13,7 @@ from trio_controller.api.resource import (
     SERVICES,
     Resource,
 )
+from trio_controller.api.verbs import Api, ObjectList, PatchType, PropagationPolicy
 
 __all__ = [
     "CONFIGMAPS",
@@ -23,5 +25,12 @@ __all__ = [
     "PODS",
     "SECRETS",
     "SERVICES",
+    "Api",
+    "Discovery",
+    "ObjectList",
+    "PatchType",
+    "PropagationPolicy",
     "Resource",
+    "ResourceNotFound",
+    "split_api_version",
 ]

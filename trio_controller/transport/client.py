@@ -251,14 +251,20 @@ class Client:
         *,
         params: Params = None,
         content_type: str = "application/json",
+        accept: str | None = None,
     ) -> Any:
-        """A small JSON call (create, delete, patch, leases): the parsed answer or None."""
+        """A small JSON call (create, delete, patch, leases): the parsed answer or None.
+
+        `content_type` names the body's media type (patches need theirs); `accept`
+        replaces the default ``application/json`` (aggregated discovery asks for more)."""
         content = None
-        headers = None
+        headers: dict[str, str] = {}
         if body is not None:
             content = body if isinstance(body, bytes) else orjson.dumps(body)
-            headers = {"Content-Type": content_type}
-        response = await self._send(method, path, params, content, headers)
+            headers["Content-Type"] = content_type
+        if accept is not None:
+            headers["Accept"] = accept
+        response = await self._send(method, path, params, content, headers or None)
         if not response.content:
             return None
         try:
