@@ -1,6 +1,7 @@
 """``python -m trio_controller.testing [run] --kubeconfig-out PATH``: run a test control
-plane in the foreground. Prints one line ``ready`` to stdout once it serves; SIGINT or
-SIGTERM stops it cleanly (exit 0). Diagnostics go to stderr.
+plane in the foreground (``--crd PATH`` installs CRDs first). Prints one line ``ready``
+to stdout once it serves; SIGINT or SIGTERM stops it cleanly (exit 0). Diagnostics go to
+stderr.
 
 ``python -m trio_controller.testing install [--dir DIR]``: build kube-apiserver and etcd
 into the user cache (see `_install`); prints the folder holding them.
@@ -48,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--assets-dir", type=Path, help="folder with kube-apiserver and etcd")
     parser.add_argument("--start-timeout", type=float, default=DEFAULT_START_TIMEOUT)
+    parser.add_argument(
+        "--crd",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="install the CRDs of this YAML/JSON file or folder before `ready` (repeatable)",
+    )
     parser.add_argument(
         "--stop-on-stdin-close",
         action="store_true",
@@ -141,6 +150,7 @@ async def _run(args: argparse.Namespace) -> None:
         assets_dir=args.assets_dir,
         work_dir=args.work_dir,
         start_timeout=args.start_timeout,
+        crds=args.crd,
     ) as env:
         await trio.to_thread.run_sync(_write_outputs, env.info, args)
         print(f"envtest: {env.server} {env.pids}", file=sys.stderr, flush=True)
