@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -86,8 +87,13 @@ class EnvTest:
         return {p.name: p.pid if p.running else None for p in (self._etcd, self._apiserver)}
 
     # -- the apiserver alone (etcd and its data stay) -----------------------------------
-    async def stop_apiserver(self) -> None:
-        """Stop kube-apiserver (SIGTERM, then SIGKILL); clients see connection errors."""
+    async def stop_apiserver(self, *, kill: bool = False) -> None:
+        """Stop kube-apiserver (SIGTERM, then SIGKILL); clients see connection errors.
+        With `kill`, SIGKILL at once (a crash: no graceful shutdown, no goodbye to
+        clients)."""
+        pid = self._apiserver.pid
+        if kill and self._apiserver.running and pid is not None:
+            os.kill(pid, signal.SIGKILL)
         await self._apiserver.stop()
 
     async def start_apiserver(self, start_timeout: float = DEFAULT_START_TIMEOUT) -> None:
@@ -269,23 +275,23 @@ async def open_envtest(
     start_timeout: float = DEFAULT_START_TIMEOUT,
     etcd_args: Sequence[str] = (),
     apiserver_args: Sequence[str] = (),
-    crds: Sequence[CRDSource] | CRDSource = (),
+    crds: Sequence[CRDSource] = (),
 ) -> AsyncIterator[EnvTest]:
     """Start etcd and kube-apiserver on free loopback ports; yield when /readyz is 200.
 
     `assets_dir` (else ``$KUBEBUILDER_ASSETS``, else ``testenv/bin``) holds the binaries.
     `work_dir` keeps certificates, kubeconfigs, logs and etcd data; by default a temporary
     folder removed at the end. Extra flags go last, so they override ours.
-    `crds`: CustomResourceDefinitions to install once the apiserver is up (YAML/JSON files,
-    folders of them, or dicts); it yields when each is Established and in discovery.
+    `crds` (files, folders, dicts) are installed once the apiserver is up; it yields when
+    each is Established and served in discovery.
     Raises `EnvTestError` when a process exits or is not ready within `start_timeout`,
-    or a CRD cannot be read (before anything starts) or installed.
+    or a CRD cannot be read (before anything starts) or is refused.
     """
-    assets = find_assets(assets_dir)
     try:
-        crd_documents = await trio.to_thread.run_sync(load_crds, crds)
+        crd_documents = load_crds(crds) if crds else []
     except CRDError as error:
         raise EnvTestError(str(error)) from None
+    assets = find_assets(assets_dir)
     owns_root = work_dir is None
     root = Path(tempfile.mkdtemp(prefix="envtest-")) if work_dir is None else Path(work_dir)
     try:
