@@ -275,23 +275,23 @@ async def open_envtest(
     start_timeout: float = DEFAULT_START_TIMEOUT,
     etcd_args: Sequence[str] = (),
     apiserver_args: Sequence[str] = (),
-    crds: Sequence[CRDSource] = (),
+    crds: Sequence[CRDSource] | CRDSource = (),
 ) -> AsyncIterator[EnvTest]:
     """Start etcd and kube-apiserver on free loopback ports; yield when /readyz is 200.
 
     `assets_dir` (else ``$KUBEBUILDER_ASSETS``, else ``testenv/bin``) holds the binaries.
     `work_dir` keeps certificates, kubeconfigs, logs and etcd data; by default a temporary
     folder removed at the end. Extra flags go last, so they override ours.
-    `crds` (files, folders, dicts) are installed once the apiserver is up; it yields when
-    each is Established and served in discovery.
+    `crds`: CustomResourceDefinitions to install once the apiserver is up (YAML/JSON files,
+    folders of them, or dicts); it yields when each is Established and in discovery.
     Raises `EnvTestError` when a process exits or is not ready within `start_timeout`,
-    or a CRD cannot be read (before anything starts) or is refused.
+    or a CRD cannot be read (before anything starts) or installed.
     """
+    assets = find_assets(assets_dir)
     try:
-        crd_documents = load_crds(crds) if crds else []
+        crd_documents = await trio.to_thread.run_sync(load_crds, crds)
     except CRDError as error:
         raise EnvTestError(str(error)) from None
-    assets = find_assets(assets_dir)
     owns_root = work_dir is None
     root = Path(tempfile.mkdtemp(prefix="envtest-")) if work_dir is None else Path(work_dir)
     try:
