@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import platform
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self
@@ -41,7 +41,7 @@ from trio_controller.transport.http_auth import HttpxAuth
 from trio_controller.transport.tls import build_ssl_context, load_client_certificate
 from trio_controller.transport.watch import WatchBody, open_watch
 
-__all__ = ["USER_AGENT", "Client", "RequestHook"]
+__all__ = ["USER_AGENT", "Client", "RequestHook", "WatchConnector"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ MAX_ERROR_BODY = 64 * 1024
 
 Params = Mapping[str, str | int | bool] | None
 
+
+WatchConnector = Callable[[], Awaitable[trio.abc.Stream]]
+"""Opens the byte stream of one watch connection (e.g. one end of
+`trio.testing.memory_stream_pair()`); used instead of TCP, TLS and proxies."""
 
 RequestHook = Callable[[str, str, int | None, float], None]
 """Called after each request (and each watch's response head) with the method (`WATCH`
@@ -95,6 +99,9 @@ class Client:
     (encode/httpcore#1054).
     `timeout` bounds each read and write of ordinary requests; watch streams have no
     read timeout but the caller's `idle_timeout`.
+    In-process servers (tests, the simulation in tests/sim/): `transport` answers the
+    httpx requests, and `watch_connector` opens each watch's connection as a
+    `trio.abc.Stream` (plain HTTP/1.1 on it, no TLS or proxy) instead of a socket.
     """
 
     def __init__(
@@ -106,11 +113,13 @@ class Client:
         connect_timeout: float = 30.0,
         user_agent: str = USER_AGENT,
         transport: httpx.AsyncBaseTransport | None = None,
+        watch_connector: WatchConnector | None = None,
     ) -> None:
         self.config = config
         self.server = config.server
         self.user_agent = user_agent
         self.connect_timeout = connect_timeout
+        self.watch_connector = watch_connector
         self._request_hooks: list[RequestHook] = []
         # Two contexts from the same settings: httpx sets ALPN (h2) on the one it is given,
         # and the watch transport speaks HTTP/1.1 only, so it offers just that.
@@ -234,13 +243,18 @@ class Client:
             await response.aclose()
         return response
 
-    async def list_page(self, path: str, params: Params = None) -> bytes:
+    async def list_page(
+        self, path: str, params: Params = None, *, accept: str | None = None
+    ) -> bytes:
         """GET `path` (a list) and return the raw body, for the Rust decoder.
 
         `params`: limit, continue, resourceVersion, resourceVersionMatch, labelSelector,
-        fieldSelector, ...; booleans are sent as true/false.
+        fieldSelector, ...; booleans are sent as true/false. `accept` replaces
+        ``application/json`` (a metadata-only list asks for
+        ``application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1``).
         """
-        response = await self._send("GET", path, params)
+        headers = {"Accept": accept} if accept is not None else None
+        response = await self._send("GET", path, params, headers=headers)
         return response.content
 
     async def request_json(
@@ -273,12 +287,18 @@ class Client:
             raise ConnectionFailed(f"invalid JSON from {self.server}{path}") from None
 
     def watch(
-        self, path: str, params: Params = None, *, idle_timeout: float | None = None
+        self,
+        path: str,
+        params: Params = None,
+        *,
+        idle_timeout: float | None = None,
+        accept: str | None = None,
     ) -> AbstractAsyncContextManager[WatchBody]:
         """Open a watch (or streaming list) on a connection of its own; see
         `transport.watch.open_watch`. An error status raises the matching `ApiError`
-        before anything is yielded; no data for `idle_timeout` seconds raises `Timeout`."""
-        return open_watch(self, path, params, idle_timeout=idle_timeout)
+        before anything is yielded; no data for `idle_timeout` seconds raises `Timeout`.
+        `accept` replaces ``application/json`` (metadata-only watches)."""
+        return open_watch(self, path, params, idle_timeout=idle_timeout, accept=accept)
 
     def add_request_hook(self, hook: RequestHook) -> None:
         """Call `hook` after every request and watch opening (metrics, -v 6 logs)."""

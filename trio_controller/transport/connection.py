@@ -14,6 +14,10 @@ control returns: a burst of events costs one wake-up and one FFI call downstream
 Errors are left to the caller's `map_exceptions` (OSError, ssl.SSLError, Trio's), except
 the ones only this file can name (a proxy refusing the tunnel, a server closing during
 the handshake).
+
+`StreamConnection` has the same interface over any `trio.abc.Stream` (an in-process
+server on `trio.testing.memory_stream_pair()`, the simulation in tests/sim/): plain bytes,
+one `receive_some` per `receive`, so the socket variant keeps its `recv_into` path.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import trio
 from trio_controller._native import DecodeError, parse_response_head
 from trio_controller.errors import ConnectionFailed
 
-__all__ = ["READ_SIZE", "Connection", "open_connection"]
+__all__ = ["READ_SIZE", "ByteConnection", "Connection", "StreamConnection", "open_connection"]
 
 READ_SIZE = 256 * 1024
 MAX_HEAD = 64 * 1024
@@ -160,6 +164,48 @@ class Connection:
 
     def close(self) -> None:
         self._sock.close()
+
+
+class StreamConnection:
+    """`Connection`'s interface (send_all, receive, close, eof) over a `trio.abc.Stream`,
+    as it is: no TLS, no proxy. Not safe for concurrent readers."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+        self.eof = False
+
+    async def send_all(self, data: bytes) -> None:
+        await self._stream.send_all(data)
+
+    async def receive(self) -> bytes:
+        """The next bytes (b"" at the end of the stream), one `receive_some` of them."""
+        data = bytes(await self._stream.receive_some(READ_SIZE))
+        self.eof = not data
+        return data
+
+    def close(self) -> None:
+        """Close now (the callers close from synchronous code): a stream with a
+        synchronous `close()` (memory and lockstep streams), a `StapledStream` of such,
+        or, for any other, `aclose_forcefully` in a system task."""
+        _close_now(self._stream)
+
+
+ByteConnection = Connection | StreamConnection
+"""What a watch reads from: a socket (`open_connection`) or any Trio stream."""
+
+
+def _close_now(stream: trio.abc.AsyncResource) -> None:
+    if isinstance(stream, trio.StapledStream):
+        halves = (stream.send_stream, stream.receive_stream)
+        if all(callable(getattr(half, "close", None)) for half in halves):
+            for half in halves:
+                half.close()  # type: ignore[attr-defined]
+            return
+    close = getattr(stream, "close", None)
+    if callable(close):
+        close()
+        return
+    trio.lowlevel.spawn_system_task(trio.aclose_forcefully, stream)
 
 
 async def _connect(host: str, port: int) -> Connection:

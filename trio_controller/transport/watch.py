@@ -16,7 +16,8 @@ The idle timeout is one cancel scope per stream whose deadline slides forward on
 read; when it fires the stream ends with `Timeout`. An error status is read in full (a
 small Status body) and raised as the matching `ApiError`; a 401 re-asks the credential
 provider once (token file rotated, exec plugin re-run) and retries. Every OS, TLS and
-Trio error goes through `map_exceptions`, as for httpx requests.
+Trio error goes through `map_exceptions`, as for httpx requests. A client built with a
+`watch_connector` reads watches from the streams it opens instead of sockets.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ import trio
 
 from trio_controller._native import BodyDecoder, DecodeError, ResponseHead, parse_response_head
 from trio_controller.errors import ConnectionFailed, Timeout, from_response
-from trio_controller.transport.connection import Connection, authority, open_connection
+from trio_controller.transport.connection import (
+    ByteConnection,
+    StreamConnection,
+    authority,
+    open_connection,
+)
 from trio_controller.transport.errors import map_exceptions
 
 if TYPE_CHECKING:
@@ -63,7 +69,7 @@ class WatchBody:
 
     def __init__(
         self,
-        conn: Connection,
+        conn: ByteConnection,
         head: ResponseHead,
         first: bytes,
         scope: trio.CancelScope,
@@ -128,12 +134,21 @@ def _proxy_for(server: urllib.parse.SplitResult, configured: str | None) -> str 
 class _Request:
     """The bytes of one watch request, rebuilt only for a retry with new credentials."""
 
-    def __init__(self, client: Client, server: urllib.parse.SplitResult, target: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        server: urllib.parse.SplitResult,
+        target: str,
+        accept: str | None = None,
+    ) -> None:
+        accept = accept or "application/json"
+        if any(c in accept for c in "\r\n\0"):
+            raise ValueError("an Accept header cannot hold CR, LF or NUL")
         self._head = (
             f"GET {target} HTTP/1.1\r\n"
             f"Host: {authority(server)}\r\n"
             f"User-Agent: {client.user_agent}\r\n"
-            "Accept: application/json\r\n"
+            f"Accept: {accept}\r\n"
             # The apiserver gzips each event as a gzip member of its own.
             "Accept-Encoding: identity\r\n"
         )
@@ -143,7 +158,7 @@ class _Request:
         return (self._head + auth + "\r\n").encode("latin-1")
 
 
-async def _read_head(conn: Connection, server: str) -> tuple[ResponseHead, bytes]:
+async def _read_head(conn: ByteConnection, server: str) -> tuple[ResponseHead, bytes]:
     buf = b""
     while True:
         with map_exceptions(server):
@@ -159,7 +174,7 @@ async def _read_head(conn: Connection, server: str) -> tuple[ResponseHead, bytes
             return head, buf[head.length :]
 
 
-async def _read_error(conn: Connection, head: ResponseHead, first: bytes, server: str) -> bytes:
+async def _read_error(conn: ByteConnection, head: ResponseHead, first: bytes, server: str) -> bytes:
     """The (small) Status body of an error response, as much of it as arrives."""
     body = BodyDecoder(head.chunked, head.content_length)
     out = bytearray()
@@ -186,8 +201,12 @@ async def open_watch(
     params: Mapping[str, str | int | bool] | None = None,
     *,
     idle_timeout: float | None = None,
+    accept: str | None = None,
 ) -> AsyncIterator[WatchBody]:
     """GET `path` with `params` on a connection of its own; yield its body.
+
+    `accept` replaces ``application/json`` as the Accept header (a metadata-only watch
+    asks for ``application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1``).
 
     Raises the matching `ApiError` for an error status before anything is yielded, and
     `Timeout` when nothing arrives for `idle_timeout` seconds (the response head too).
@@ -200,10 +219,10 @@ async def open_watch(
     target = _target(path, params)
     if proxy is not None and url.scheme == "http":
         target = f"{url.scheme}://{authority(url)}{target}"
-    request = _Request(client, url, target)
+    request = _Request(client, url, target, accept)
     idle = math.inf if idle_timeout is None else idle_timeout
     scope = trio.CancelScope(deadline=trio.current_time() + idle)
-    conn: Connection | None = None
+    conn: ByteConnection | None = None
     try:
         with scope:
             retried = False
@@ -211,12 +230,15 @@ async def open_watch(
                 credentials = await client.credentials()
                 with map_exceptions(server), client.observing("WATCH", path) as seen:
                     with trio.fail_after(client.connect_timeout):
-                        conn = await open_connection(
-                            url,
-                            client.watch_ssl_context if url.scheme == "https" else None,
-                            server_name=client.config.tls.server_name,
-                            proxy=proxy,
-                        )
+                        if client.watch_connector is not None:
+                            conn = StreamConnection(await client.watch_connector())
+                        else:
+                            conn = await open_connection(
+                                url,
+                                client.watch_ssl_context if url.scheme == "https" else None,
+                                server_name=client.config.tls.server_name,
+                                proxy=proxy,
+                            )
                     await conn.send_all(
                         request.encode(credentials.authorization if credentials else None)
                     )
