@@ -198,7 +198,12 @@ class Api:
     async def create(self, obj: Mapping[str, Any], *, field_manager: str | None = None) -> Object:
         """POST `obj` (a dict; apiVersion and kind default to the resource's); the created
         object. `Conflict` if it exists."""
-        namespace = (obj.get("metadata") or {}).get("namespace")
+        namespace = (obj.get("metadata") or {}).get("namespace") or self.namespace
+        if self.resource.namespaced and namespace is None:
+            raise ValueError(
+                f"a {self.resource.kind} is namespaced: give Api(..., namespace=) "
+                "or metadata.namespace"
+            )
         created: Object = await self.client.request_json(
             "POST",
             self._collection(namespace),
