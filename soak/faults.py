@@ -1,0 +1,86 @@
+"""The fault schedule: a seeded list of (time, fault), in three lanes that run side by side.
+
+- proxy lane: `reset`, `half-close`, `stall` (a few seconds), `slow` (a slow reader),
+  `stall-reset` (a stall long enough for etcd compaction to pass the controller's
+  resourceVersion, then a reset: the resumed watch gets a real 410);
+- storm lane: `storm` (readers fill --max-requests-inflight: the controller's lists get
+  real 429s); a storm also follows each `stall-reset`, when a relist is due;
+- crash lane: `apiserver-kill` (SIGKILL, restart; etcd keeps the data) and
+  `controller-restart` (SIGTERM, a pause while the writers go on, start again with the
+  same --cache-snapshot), alternating.
+
+A short soak (under two minutes, as in CI) gets each kind at least once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+PROXY_KINDS = ("reset", "half-close", "stall", "slow", "stall-reset")
+PROXY_WEIGHTS = (4, 2, 2, 2, 2)
+STALL_RESET_SECONDS = 14.0  # > 2 compaction intervals of 5 s: the rv is compacted away
+SHORT = 120.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float  # seconds after the churn starts
+    kind: str
+    seconds: float = 0.0  # how long (stall, slow, storm, controller down)
+
+
+def _proxy_fault(rng: random.Random, at: float, kind: str) -> Fault:
+    if kind == "stall":
+        return Fault(at, kind, rng.uniform(2.0, 6.0))
+    if kind == "slow":
+        return Fault(at, kind, rng.uniform(3.0, 8.0))
+    if kind == "stall-reset":
+        return Fault(at, kind, STALL_RESET_SECONDS)
+    return Fault(at, kind)
+
+
+def schedule(seed: int, duration: float) -> list[Fault]:
+    """Every fault of a soak whose churn lasts `duration` seconds, sorted by time.
+    Nothing is scheduled in the last 10% (at least 3 s): the end is quiet."""
+    rng = random.Random(seed)
+    end = duration - max(3.0, duration * 0.1)
+    faults: list[Fault] = []
+    if duration < SHORT:
+        # Each kind once, spread over the run, proxy faults between the crashes.
+        kinds = list(PROXY_KINDS)
+        rng.shuffle(kinds)
+        kinds.remove("stall-reset")
+        step = end / 10
+        faults += [_proxy_fault(rng, step * (i + 0.5), k) for i, k in enumerate(kinds)]
+        faults.append(_proxy_fault(rng, step * 5, "stall-reset"))
+        faults.append(Fault(step * 5 + STALL_RESET_SECONDS, "storm", 3.0))
+        faults.append(Fault(step * 1.5, "storm", 3.0))
+        faults.append(Fault(step * 2.5, "apiserver-kill"))
+        faults.append(Fault(step * 7.5, "controller-restart", 3.0))
+        return sorted((f for f in faults if f.at < end), key=lambda f: f.at)
+    t = 5.0
+    while t < end:
+        kind = rng.choices(PROXY_KINDS, PROXY_WEIGHTS)[0]
+        fault = _proxy_fault(rng, t, kind)
+        faults.append(fault)
+        if kind == "stall-reset":
+            faults.append(Fault(t + fault.seconds, "storm", rng.uniform(2.0, 5.0)))
+        t += fault.seconds + rng.uniform(4.0, 12.0)
+    t = rng.uniform(15.0, 30.0)
+    while t < end:
+        faults.append(Fault(t, "storm", rng.uniform(3.0, 8.0)))
+        t += rng.uniform(20.0, 45.0)
+    t, crash = 45.0, 0
+    while t < end:
+        kind = ("apiserver-kill", "controller-restart")[crash % 2]
+        faults.append(Fault(t, kind, rng.uniform(2.0, 8.0) if crash % 2 else 0.0))
+        crash += 1
+        t += rng.uniform(60.0, 120.0)
+    return sorted(faults, key=lambda f: f.at)
+
+
+def lane(fault: Fault) -> str:
+    if fault.kind in PROXY_KINDS:
+        return "proxy"
+    return "storm" if fault.kind == "storm" else "crash"
