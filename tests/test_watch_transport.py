@@ -38,6 +38,7 @@ from trio_controller.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from trio_controller.transport import connection
 from trio_controller.transport.client import Client
 from trio_controller.transport.watch import WatchBody
 
@@ -560,3 +561,20 @@ async def test_a_watch_speaks_http_1_1_even_when_requests_may_use_http2(
         client.ssl_context.set_alpn_protocols(["http/1.1", "h2"])
         async with client.watch(PODS, idle_timeout=10) as body:
             assert await drain(body) == (b"{}\n", True)
+
+
+async def test_records_larger_than_the_read_buffer_arrive_whole(
+    ca: CA, server_pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More plaintext than one buffer holds (records of 4 KB into 1 KB buffers): the
+    rest waits in the TLS object for the next receive, nothing is lost or resized."""
+    monkeypatch.setattr(connection, "READ_SIZE", 1000)
+    line = b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"1"}}}'
+    events = [line + b" " * 3000 + b"\n" for _ in range(30)]
+    ssl_ctx = ca.server_context(server_pair, tmp_path)
+    async with (
+        open_stream_server(Reply.chunks(events), ssl_context=ssl_ctx) as server,
+        Client(config(server.url, tls=TLSConfig(ca_pem=ca.cert_pem))) as client,
+        client.watch(PODS, idle_timeout=10) as body,
+    ):
+        assert await drain(body) == (b"".join(events), True)

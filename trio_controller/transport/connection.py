@@ -80,7 +80,7 @@ class Connection:
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(raw)
                 continue
-            self._drained = n < READ_SIZE
+            self._drained = n < len(self._buf)
             return n
 
     async def _receive_raw(self) -> bytes:
@@ -131,6 +131,7 @@ class Connection:
             return data
         incoming = self._in
         plain = self._plain
+        limit = len(plain)
         while True:
             size = 0
             try:
@@ -139,11 +140,9 @@ class Connection:
                 # exception when the socket read ended on a record boundary (the usual
                 # case). After the peer closed, read once more: it raises the alert or
                 # the EOF.
-                while incoming.pending or tls.pending() or incoming.eof:
-                    if size == len(self._plain_buf):
-                        self._plain_buf.extend(bytes(len(self._plain_buf)))
-                        plain = self._plain = memoryview(self._plain_buf)
-                    n = tls.read(len(self._plain_buf) - size, plain[size:])
+                # A full buffer returns; what is left stays in the BIO for the next call.
+                while (incoming.pending or tls.pending() or incoming.eof) and size < limit:
+                    n = tls.read(limit - size, plain[size:])
                     if n == 0:
                         break
                     size += n
