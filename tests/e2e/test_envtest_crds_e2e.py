@@ -18,6 +18,7 @@ from trio_controller.api import CUSTOM_RESOURCE_DEFINITIONS, NAMESPACES, Api, Di
 from trio_controller.config import load_config
 from trio_controller.errors import NotFound
 from trio_controller.testing import EnvTestError, open_envtest
+from trio_controller.testing._crds import CRDError, load_crds
 from trio_controller.transport.client import Client
 
 
@@ -142,3 +143,56 @@ def test_the_command_line_installs_crds_before_it_says_ready(tmp_path: Path) -> 
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
+
+
+async def test_a_crd_that_is_never_established_is_named_with_its_false_conditions(
+    tmp_path: Path,
+) -> None:
+    first = crd("f.example.com", "Part", "parts")
+    # Same kind in the same group under another plural: NamesAccepted stays False.
+    second = crd("f.example.com", "Part", "pieces")
+    with (
+        trio.fail_after(120),
+        pytest.raises(EnvTestError, match=r"pieces\.f\.example\.com \(NamesAccepted: .*Part"),
+    ):
+        async with open_envtest(work_dir=tmp_path / "env", crds=[first, second], start_timeout=25):
+            pytest.fail("envtest started with a CRD that cannot be established")
+
+
+# -- reading CRD sources (no apiserver) ---------------------------------------------------
+
+
+def test_one_path_may_be_given_without_a_list(tmp_path: Path) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(crd("g.example.com", "One", "ones")))
+    assert [d["metadata"]["name"] for d in load_crds(path)] == ["ones.g.example.com"]
+    assert [d["metadata"]["name"] for d in load_crds(str(path))] == ["ones.g.example.com"]
+
+
+def test_folders_are_read_in_name_order_and_not_recursively(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(crd("g.example.com", "Bee", "bees")))
+    (tmp_path / "a.json").write_text(yaml.safe_dump(crd("g.example.com", "Ant", "ants")))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.yaml").write_text(yaml.safe_dump(crd("g.example.com", "Cat", "cats")))
+    assert [d["spec"]["names"]["kind"] for d in load_crds([tmp_path])] == ["Ant", "Bee"]
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda p: p.write_text("kind: ConfigMap\n"), "no CustomResourceDefinition in"),
+        (lambda p: p.write_text("a: [unclosed\n"), "cannot read CRDs from"),
+    ],
+)
+def test_a_file_without_crds_or_with_bad_yaml_is_refused(
+    tmp_path: Path, write: Any, message: str
+) -> None:
+    path = tmp_path / "x.yaml"
+    write(path)
+    with pytest.raises(CRDError, match=message):
+        load_crds([path])
+
+
+def test_a_dict_that_is_not_a_crd_is_refused() -> None:
+    with pytest.raises(CRDError, match="not a CustomResourceDefinition: kind 'Namespace'"):
+        load_crds([{"kind": "Namespace", "metadata": {"name": "x"}}])

@@ -104,6 +104,15 @@ def _established(crd: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
+def _why(crd: Mapping[str, Any]) -> str:
+    """The messages of the CRD's false conditions (NamesAccepted: a name is taken...)."""
+    conditions = (crd.get("status") or {}).get("conditions") or ()
+    false = [
+        f"{c.get('type')}: {c.get('message')}" for c in conditions if c.get("status") == "False"
+    ]
+    return "; ".join(false) or "not established yet"
+
+
 async def _wait_served(client: httpx.AsyncClient, crd: Mapping[str, Any]) -> None:
     """Until the CRD is Established and discovery lists it in each served version."""
     while True:
@@ -141,8 +150,10 @@ async def install_crds(info: EnvInfo, crds: Sequence[Mapping[str, Any]], within:
             waiting = []
             for crd in crds:
                 response = await client.get(f"{CRDS_PATH}/{_name(crd)}")
-                if response.status_code != 200 or not _established(response.json()):
-                    waiting.append(_name(crd))
+                if response.status_code != 200:
+                    waiting.append(f"{_name(crd)} ({response.status_code})")
+                elif not _established(current := response.json()):
+                    waiting.append(f"{_name(crd)} ({_why(current)})")
             raise CRDError(
                 f"CRDs not established and served after {within:g} s: "
                 f"{', '.join(waiting) or 'discovery did not list them'}"
