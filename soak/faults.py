@@ -47,17 +47,20 @@ def schedule(seed: int, duration: float) -> list[Fault]:
     end = duration - max(3.0, duration * 0.1)
     faults: list[Fault] = []
     if duration < SHORT:
-        # Each kind once, spread over the run, proxy faults between the crashes.
-        kinds = list(PROXY_KINDS)
-        rng.shuffle(kinds)
-        kinds.remove("stall-reset")
+        # Each kind once: the apiserver crash early (it takes ~10 s to come back), the
+        # other proxy faults around it, a stall-reset (410, relist) with a 429 storm on
+        # its relist, the controller restart late, and one reset for the restarted run.
         step = end / 10
-        faults += [_proxy_fault(rng, step * (i + 0.5), k) for i, k in enumerate(kinds)]
-        faults.append(_proxy_fault(rng, step * 5, "stall-reset"))
-        faults.append(Fault(step * 5 + STALL_RESET_SECONDS, "storm", 3.0))
-        faults.append(Fault(step * 1.5, "storm", 3.0))
-        faults.append(Fault(step * 2.5, "apiserver-kill"))
-        faults.append(Fault(step * 7.5, "controller-restart", 3.0))
+        kinds = [k for k in PROXY_KINDS if k != "stall-reset"]
+        rng.shuffle(kinds)
+        for at, kind in zip((0.3, 1.0, 1.7, 7.3), kinds, strict=True):
+            faults.append(_proxy_fault(rng, step * at, kind))
+        faults.append(Fault(step * 1.2, "storm", 3.0))
+        faults.append(Fault(step * 2.0, "apiserver-kill"))
+        faults.append(_proxy_fault(rng, step * 4.3, "stall-reset"))
+        faults.append(Fault(step * 4.3 + STALL_RESET_SECONDS, "storm", 4.0))
+        faults.append(Fault(step * 8.0, "controller-restart", 3.0))
+        faults.append(Fault(step * 9.2, "reset"))
         return sorted((f for f in faults if f.at < end), key=lambda f: f.at)
     t = 5.0
     while t < end:
