@@ -64,14 +64,15 @@ class ControllerRun:
         assert process.stdout is not None and process.stderr is not None
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read, process.stdout, self.stdout, False)
-                nursery.start_soon(self._read, process.stderr, self.stderr, True)
                 nursery.start_soon(self._sample, process.pid)
-                task_status.started()
-                self.returncode = await process.wait()
+                async with trio.open_nursery() as readers:
+                    readers.start_soon(self._read, process.stdout, self.stdout, False)
+                    readers.start_soon(self._read, process.stderr, self.stderr, True)
+                    task_status.started()
+                    self.returncode = await process.wait()
+                # Exited, and every line it wrote has been read (the pipes are at EOF).
                 self.exited.set()
                 self.synced.set()  # nobody waits for a sync that cannot come
-                # The pipes end with the process; the sampler stops on its own.
         finally:
             if process.returncode is None:
                 process.kill()
