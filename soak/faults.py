@@ -5,9 +5,9 @@
   resourceVersion, then a reset: the resumed watch gets a real 410);
 - storm lane: `storm` (readers fill --max-requests-inflight: the controller's lists get
   real 429s); a storm also follows each `stall-reset`, when a relist is due;
-- crash lane: `apiserver-kill` (SIGKILL, restart; etcd keeps the data) and
-  `controller-restart` (SIGTERM, a pause while the writers go on, start again with the
-  same --cache-snapshot), alternating.
+- crash lane: `apiserver-kill` (SIGKILL, restart; etcd keeps the data) every one to two
+  minutes, and `controller-restart` (SIGTERM, a pause while the writers go on, start
+  again with the same --cache-snapshot) at 50%, 70% and 85% of the run.
 
 A short soak (under two minutes, as in CI) gets each kind at least once.
 """
@@ -74,11 +74,14 @@ def schedule(seed: int, duration: float) -> list[Fault]:
     while t < end:
         faults.append(Fault(t, "storm", rng.uniform(3.0, 8.0)))
         t += rng.uniform(20.0, 45.0)
-    t, crash = 45.0, 0
+    # Controller restarts at fixed fractions, so the first run lasts half the soak (a
+    # long window to judge RSS and fds); apiserver kills every one to two minutes.
+    restarts = [end * fraction for fraction in (0.5, 0.7, 0.85)]
+    faults += [Fault(at, "controller-restart", rng.uniform(2.0, 8.0)) for at in restarts]
+    t = 45.0
     while t < end:
-        kind = ("apiserver-kill", "controller-restart")[crash % 2]
-        faults.append(Fault(t, kind, rng.uniform(2.0, 8.0) if crash % 2 else 0.0))
-        crash += 1
+        if all(abs(t - at) > 20.0 for at in restarts):
+            faults.append(Fault(t, "apiserver-kill"))
         t += rng.uniform(60.0, 120.0)
     return sorted(faults, key=lambda f: f.at)
 
