@@ -13,7 +13,8 @@ import trio
 import trio.testing
 
 from trio_controller._native import Store
-from trio_controller.controller import Controller, PodSyncPrinter
+from trio_controller.controller import Controller
+from trio_controller.pods import PodSyncPrinter
 from trio_controller.workqueue import WorkQueue
 
 

@@ -43,9 +43,13 @@ class Recorder:
         return self.calls
 
 
-async def run_informer(url: str, recorder: Recorder, n: int) -> tuple[Informer, list[Any]]:
+async def run_informer(
+    url: str, recorder: Recorder, n: int, *, streaming_list: bool = False
+) -> tuple[Informer, list[Any]]:
     async with Client(ClusterConfig(url)) as client:
-        informer = Informer(client, PODS, handlers=recorder.handlers())
+        informer = Informer(
+            client, PODS, handlers=recorder.handlers(), streaming_list=streaming_list
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             calls = await recorder.wait(n)
@@ -74,7 +78,6 @@ async def test_handlers_see_adds_updates_with_the_old_object_and_deletes(
     assert informer.has_synced
     assert informer.store.list_keys() == ["default/a"]
     assert informer.store.resource_version == "13"
-    # Handlers force the list+watch path: no streaming list was attempted.
     assert server.requests[0].param("watch") is None
 
 

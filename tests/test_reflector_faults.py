@@ -20,9 +20,11 @@ from streamserver import Close, Reply, Request, Stall, StreamServer, open_stream
 
 from trio_controller._native import Store
 from trio_controller.cache.reflector import Reflector
+from trio_controller.cache.sink import NativeSink
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import Controller, PodSyncPrinter
+from trio_controller.controller import Controller
 from trio_controller.errors import Forbidden
+from trio_controller.pods import PodSyncPrinter
 from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
 
@@ -55,7 +57,9 @@ class Harness:
         self.store = Store()
         self.queue = WorkQueue()
         self.out = Lines()
-        self.reflector = Reflector(client, PODS, self.store, self.queue, **reflector_args)
+        self.reflector = Reflector(
+            client, PODS, NativeSink(self.store, self.queue), **reflector_args
+        )
         printer = PodSyncPrinter(self.store, self.out)
         self.controller = Controller(self.reflector, self.queue, printer, flush=printer.flush)
 

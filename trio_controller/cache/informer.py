@@ -1,81 +1,183 @@
-"""An informer: a store kept in sync by a reflector, with optional Python handlers.
+"""An informer: a store kept in sync by a reflector, feeding the queues and handlers of
+whoever consumes it (several controllers may share one: cache/factory.py).
 
-The fast path needs no handler: the reflector applies events in Rust and enqueues each
-changed key. Handlers are for controllers that decide on object contents (filter,
-map to another key); they receive dicts and run on the reflector's task, one call per
-event, so they should be quick and must not block.
-
-    informer = Informer(client, "/api/v1/pods", handlers=EventHandlers(on_add=...))
+    informer = Informer(client, PODS, namespace="default", label_selector="app=web")
+    informer.add_queue(queue)                       # each changed key (fast path, Rust)
+    informer.add_queue(other, mapper=owner_of)      # keys derived from objects (Python)
+    informer.add_handlers(EventHandlers(on_add=...))
     async with trio.open_nursery() as nursery:
         await nursery.start(informer.run)
         await informer.wait_for_cache_sync()
+
+With one queue and nothing else, the reflector's sink is the native one: Rust applies
+each read and enqueues each changed key, no Python per event. Any handler, mapper or a
+second queue switches to the Python-handler sink, one Python step per event, with the
+same semantics and the same sync mode (a streaming list stays a streaming list).
+`metadata_only` asks the server for PartialObjectMetadata: the cache holds only each
+object's apiVersion, kind and metadata (for resources whose bodies are not needed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from trio_controller._native import Store
+from trio_controller.api.resource import Resource
 from trio_controller.cache.reflector import Reflector
+from trio_controller.cache.sink import (
+    Consumer,
+    EventHandlers,
+    Handlers,
+    HandlerSink,
+    Mapper,
+    NativeSink,
+    QueueKeys,
+    QueueMapped,
+    Sink,
+)
 from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
+
+__all__ = ["EventHandlers", "Informer", "InformerKey"]
 
 Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class EventHandlers:
-    """client-go's ResourceEventHandlerFuncs.
+class InformerKey:
+    """What makes two informers the same one (shared by `SharedInformerFactory`)."""
 
-    `on_update` gets `old=None` for objects a (re)list found again: the list replaces
-    the cache in one step, so the previous version is not kept. `on_delete` also gets
-    tombstones: objects a relist no longer found, with their last known content.
-    """
-
-    on_add: Callable[[Obj], None] | None = None
-    on_update: Callable[[Obj | None, Obj], None] | None = None
-    on_delete: Callable[[Obj], None] | None = None
+    path: str
+    label_selector: str | None = None
+    field_selector: str | None = None
+    metadata_only: bool = False
 
 
 class Informer:
-    """A `Store` plus the `Reflector` that fills it; `has_synced` after the first list."""
+    """A `Store` plus the `Reflector` that fills it; `has_synced` after the first list.
+
+    `resource` is a `Resource` (with `namespace`: None for every namespace) or a raw
+    collection path. `queue` and `handlers` are shorthands for `add_queue` and
+    `add_handlers`. Consumers are added before `run` or while it runs (the next read
+    uses them); a consumer added after the first sync only sees later changes.
+    """
 
     def __init__(
         self,
         client: Client,
-        path: str,
+        resource: Resource | str,
         *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        metadata_only: bool = False,
         queue: WorkQueue | None = None,
         handlers: EventHandlers | None = None,
         indexes: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         strip_managed_fields: bool = True,
+        compress: bool = False,
         streaming_list: bool = True,
+        **reflector_args: Any,
     ) -> None:
-        self.store = Store(strip_managed_fields=strip_managed_fields)
+        if isinstance(resource, Resource):
+            path = resource.path(namespace=namespace)
+            kind = resource.display
+        else:
+            path, kind = resource, reflector_args.pop("kind", "*v1.Pod")
+        self.resource = resource if isinstance(resource, Resource) else None
+        self.key = InformerKey(path, label_selector, field_selector, metadata_only)
+        self.store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
+        self.indexes: dict[str, str] = {}
         for name, field_path in (indexes or {}).items():
-            self.store.add_index(name, field_path)
+            self.add_index(name, field_path)
+        all_params = dict(params or {})
+        if label_selector:
+            all_params["labelSelector"] = label_selector
+        if field_selector:
+            all_params["fieldSelector"] = field_selector
+        self._queues: list[WorkQueue] = []
+        self._consumers: list[Consumer] = []
         self.reflector = Reflector(
             client,
             path,
-            self.store,
-            queue,
-            params=params,
-            handlers=handlers,
+            NativeSink(self.store),
+            params=all_params,
             streaming_list=streaming_list,
+            metadata_only=metadata_only,
+            kind=kind,
+            **reflector_args,
         )
+        self._running = False
+        if queue is not None:
+            self.add_queue(queue)
+        if handlers is not None:
+            self.add_handlers(handlers)
+
+    def add_index(self, name: str, field_path: str) -> None:
+        """Index the store by `field_path` (see `Store.add_index`); asking again for the
+        same index is a no-op, for another path under the same name a ValueError."""
+        known = self.indexes.get(name)
+        if known == field_path:
+            return
+        if known is not None:
+            raise ValueError(f"index {name!r} is already on {known!r}, not {field_path!r}")
+        self.store.add_index(name, field_path)
+        self.indexes[name] = field_path
+
+    # -- consumers ---------------------------------------------------------------------
+
+    def add_queue(self, queue: WorkQueue, mapper: Mapper | None = None) -> None:
+        """Enqueue into `queue` each changed object's key, or with `mapper` the keys it
+        derives from the object (old and new versions)."""
+        if mapper is None:
+            self._queues.append(queue)
+            self._consumers.append(QueueKeys(queue))
+        else:
+            self._consumers.append(QueueMapped(queue, mapper))
+        self._update_sink()
+
+    def add_handlers(self, handlers: EventHandlers) -> None:
+        """Call `handlers` with each change, as dicts (on the reflector's task)."""
+        self._consumers.append(Handlers(handlers))
+        self._update_sink()
+
+    def _update_sink(self) -> None:
+        self.reflector.sink = self._sink()
+
+    def _sink(self) -> Sink:
+        if len(self._consumers) == len(self._queues) <= 1:
+            return NativeSink(self.store, self._queues[0] if self._queues else None)
+        return HandlerSink(self.store, self._consumers)
+
+    @property
+    def fast_path(self) -> bool:
+        """Events are applied and enqueued in Rust, without Python per event."""
+        return isinstance(self.reflector.sink, NativeSink)
+
+    # -- running -----------------------------------------------------------------------
 
     @property
     def has_synced(self) -> bool:
         return self.reflector.synced.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self._running
 
     async def wait_for_cache_sync(self) -> None:
         await self.reflector.synced.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """List and watch until cancelled (`await nursery.start(informer.run)`)."""
-        await self.reflector.run(task_status=task_status)
+        if self._running:
+            raise RuntimeError(f"the informer of {self.key.path} is already running")
+        self._running = True
+        try:
+            await self.reflector.run(task_status=task_status)
+        finally:
+            self._running = False

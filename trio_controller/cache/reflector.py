@@ -1,26 +1,34 @@
 """List, then watch, forever: client-go's reflector as a visible state machine.
 
-    StreamList ──(server lacks it)──▶ Relist
+Every transition is one case of `next_state(state, outcome)`, a pure function (tested
+without I/O); `Reflector.run` only performs a state's step, asks `next_state` where to
+go, waits as told and logs.
+
     StreamList ──(initial-events-end bookmark: replace the store)──▶ Watch(rv), same stream
+    StreamList ──(server lacks it: 400/422 naming sendInitialEvents, or no bookmark)──▶ Relist
     Relist ──(pages into a side buffer, replace the store)──▶ Watch(rv)
     Watch(rv) ──(stream ends normally)──▶ Watch(last rv), at once
     Watch(rv) ──(connection dropped after it delivered events)──▶ Watch(last rv), at once
-    any ──(410 Gone: ERROR event or response)──▶ Relist
+    any ──(410 Gone: ERROR event or response)──▶ Relist, at once
     any ──(429)──▶ same state after Retry-After
     any ──(other error: refused, stalled, malformed line, 5xx, a watch that ends
            within a second with no event)──▶ same state, a watch from its last rv,
            after backoff (0.8 s → 30 s, jitter, reset after 2 quiet minutes)
     before the first sync, 401/403 ──▶ same state every second for `auth_grace` seconds
            (RBAC of a starting apiserver), then raised; TLS/unreachable ──▶ raised
+    before the first sync, 400/404/406/422 (a bad selector, a resource that does not
+           exist) ──▶ same state after backoff for `permanent_grace` seconds (a CRD being
+           established), then `ListFailed`
 
-Each socket read of a watch (every TLS record it brought, decrypted) goes in one call
-through the Rust decoder, which undoes the chunked framing, splits lines and applies the
-events straight to the Rust store and workqueue (`WatchDecoder.feed_into`): no Python
-work per event, unless Python event handlers were given (see informer.py), which take
-the per-event path. A relist
-collects every page in a Rust `ListAccumulator` and swaps it in whole with
-`Store.replace`, so readers never see a half-listed cache and keys that vanished in a
-gap come back as tombstones (deleted keys) that are enqueued like any other.
+Each socket read of a watch goes in one call to the sink (cache/sink.py): the native
+one applies the events to the Rust store and queue without Python per event; the
+Python-handler one hands each change to its consumers. A relist collects every page in
+a Rust `ListAccumulator` and swaps it in whole (`sink.replace`), so readers never see a
+half-listed cache and keys that vanished in a gap come back as tombstones.
+
+Logs: WARNING for failures, V(2) for relists and watch restarts with their counts,
+V(4) for list pages, watch starts, resourceVersions and bookmarks (per page or per
+watch, never per event).
 """
 
 from __future__ import annotations
@@ -29,21 +37,35 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Literal
 
-import orjson
 import trio
 
 from trio_controller import errors
-from trio_controller._native import DecodeError, ListAccumulator, Store, WatchDecoder
+from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult, Store, WatchDecoder
 from trio_controller.cache.backoff import Backoff
+from trio_controller.cache.sink import Sink
+from trio_controller.observe.log import v
 from trio_controller.transport.client import Client
 from trio_controller.transport.watch import WatchBody
-from trio_controller.workqueue import WorkQueue
 
-if TYPE_CHECKING:
-    from trio_controller._native import WatchEvent
-    from trio_controller.cache.informer import EventHandlers
+__all__ = [
+    "AUTH_GRACE",
+    "PERMANENT_GRACE",
+    "Failed",
+    "GiveUp",
+    "ListFailed",
+    "Listed",
+    "Next",
+    "Reflector",
+    "Relist",
+    "State",
+    "StreamList",
+    "StreamListUnsupported",
+    "Watch",
+    "WatchEnded",
+    "next_state",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +79,24 @@ SHORT_WATCH = 1.0  # a watch that ends sooner than this with no event is an erro
 # error line within seconds.
 AUTH_GRACE = 10.0
 AUTH_RETRY = 1.0
+# A list answered 404 (no such resource) or 400/422 (a bad selector) before the first
+# sync is retried with backoff for PERMANENT_GRACE seconds (a CRD created just before
+# is served a few seconds after it is Established), then ends in `ListFailed`.
+PERMANENT_GRACE = 10.0
+PERMANENT_STATUSES = frozenset({400, 404, 405, 406, 415, 422})
+
+# PartialObjectMetadata: what a metadata-only informer asks for (client-go's metadata
+# client: the list as a PartialObjectMetadataList, each watch event as one object).
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
+class ListFailed(errors.TrioControllerError):
+    """The list of a resource failed in a way retrying does not heal (404: it does not
+    exist; 400: a bad selector), for longer than `permanent_grace`."""
+
+
+# -- states --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -76,9 +116,73 @@ class Watch:
 
 State = StreamList | Relist | Watch
 
-# Errors that cannot heal by retrying before the first sync: fail loudly instead (401 and
-# 403 only once `auth_grace` has passed: a starting apiserver answers 403 until its RBAC
-# is loaded, and client-go syncs about a second later).
+# -- outcomes of a step ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The list (or a streaming list's initial events) replaced the store; for a
+    streaming list the same stream then went on as a watch and ended normally."""
+
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class WatchEnded:
+    """The server ended the watch (its timeout, or the end of the body)."""
+
+    resource_version: str  # the last one applied
+    events: int  # events and bookmarks it delivered
+    seconds: float  # how long it lasted
+
+
+@dataclass(frozen=True)
+class StreamListUnsupported:
+    """The server does not do streaming lists (WatchList): list and watch for good."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The step raised `error`. The facts `next_state` decides on come with it."""
+
+    error: Exception
+    resource_version: str  # the store's: where a watch resumes
+    listed: bool = False  # the current list (or streaming list) reached the store
+    delivered: bool = False  # the stream that broke had delivered events
+    synced: bool = False  # the reflector has synced once
+    waited: float = 0.0  # seconds since the reflector started
+    fail_fast: bool = True  # before the first sync, errors that cannot heal are raised
+    auth_grace: float = AUTH_GRACE
+    permanent_grace: float = PERMANENT_GRACE
+
+
+Outcome = Listed | WatchEnded | StreamListUnsupported | Failed
+
+# -- transitions ----------------------------------------------------------------------------
+
+Wait = Literal["now", "backoff"] | float  # at once, the backoff policy's delay, or seconds
+
+
+@dataclass(frozen=True)
+class Next:
+    """Go to `state` after `wait`; `note` says why, for the failure's log line."""
+
+    state: State
+    wait: Wait = "now"
+    note: str = ""
+    level: int = logging.WARNING  # of the failure's log line
+    streaming_list: bool | None = None  # False: stop trying streaming lists
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Stop: raise `error`."""
+
+    error: Exception
+
+
 FATAL_BEFORE_SYNC = (
     errors.Unauthorized,
     errors.Forbidden,
@@ -88,43 +192,107 @@ FATAL_BEFORE_SYNC = (
 AUTH_ERRORS = (errors.Unauthorized, errors.Forbidden)
 
 
+def _retry_state(state: State, outcome: Failed) -> State:
+    """The state to retry after a failure: a watch resumes where it was."""
+    if isinstance(state, Watch):
+        return Watch(outcome.resource_version or state.resource_version)
+    if outcome.listed:
+        # A streaming list that failed after its initial events: just watch again.
+        return Watch(outcome.resource_version)
+    return state
+
+
+def next_state(state: State, outcome: Outcome) -> Next | GiveUp:
+    """Where the reflector goes from `state` after `outcome`: every transition is here."""
+    match outcome:
+        case Listed(rv):
+            return Next(Watch(rv))
+        case WatchEnded(rv, events, seconds) if events == 0 and seconds < SHORT_WATCH:
+            # Something (a proxy, a dying server) closes watches at once: back off
+            # instead of reconnecting in a tight loop, as client-go does.
+            note = "very short watch: the stream ended within a second with no events"
+            return Next(Watch(rv), "backoff", note)
+        case WatchEnded(rv):
+            return Next(Watch(rv))
+        case StreamListUnsupported():
+            return Next(Relist(), note="using list+watch", level=logging.INFO, streaming_list=False)
+        case Failed(error=errors.Gone()):
+            return Next(Relist(), note="relisting", level=logging.INFO)
+        case Failed(error=errors.TooManyRequests() as exc):
+            wait: Wait = exc.retry_after if exc.retry_after is not None else "backoff"
+            return Next(_retry_state(state, outcome), wait)
+        case Failed(error=exc, synced=False, fail_fast=True) if isinstance(exc, FATAL_BEFORE_SYNC):
+            if isinstance(exc, AUTH_ERRORS) and outcome.waited < outcome.auth_grace:
+                note = "(RBAC of a starting server may still load)"
+                return Next(_retry_state(state, outcome), AUTH_RETRY, note)
+            return GiveUp(exc)
+        case Failed(error=errors.ApiError(status=status) as exc, synced=False, fail_fast=True) if (
+            status in PERMANENT_STATUSES
+        ):
+            if outcome.waited < outcome.permanent_grace:
+                note = "(a new resource may still be being established)"
+                return Next(_retry_state(state, outcome), "backoff", note)
+            return GiveUp(exc)
+        case Failed(error=errors.ConnectionFailed(), listed=True, delivered=True):
+            # A broken stream that had delivered events is a normal watch end for
+            # client-go, which re-watches at once (issue 11: no backoff).
+            note = "resuming from the last resourceVersion"
+            return Next(_retry_state(state, outcome), note=note, level=logging.INFO)
+        case Failed():
+            return Next(_retry_state(state, outcome), "backoff")
+    raise AssertionError(f"unhandled outcome {outcome!r}")  # pragma: no cover
+
+
+def streaming_list_unsupported(exc: errors.ApiError) -> bool:
+    """A 400/422 to a streaming list that is about the streaming list itself (the
+    WatchList feature off, an old server), not about the request (a bad selector)."""
+    if exc.status not in (400, 422):
+        return False
+    text = exc.message.lower()
+    return any(word in text for word in ("sendinitialevents", "resourceversionmatch", "watchlist"))
+
+
+# -- the reflector --------------------------------------------------------------------------
+
+
 class Reflector:
-    """Keeps `store` equal to the server's view of `path`, enqueueing every changed key.
+    """Keeps `sink.store` equal to the server's view of `path`, feeding every change to
+    the sink's consumers (the native sink enqueues each changed key).
 
     Start it with `await nursery.start(reflector.run)`; `synced` is set once the first
-    list (or the initial events of a streaming list) is in the store.
+    list (or the initial events of a streaming list) is in the store. `kind` names the
+    resource in logs (`Resource.display`: `*v1.Pod`, `*example.com/v1.Widget`).
     """
 
     def __init__(
         self,
         client: Client,
         path: str,
-        store: Store,
-        queue: WorkQueue | None,
+        sink: Sink,
         *,
         params: Mapping[str, str] | None = None,
         streaming_list: bool = False,
+        metadata_only: bool = False,
         page_size: int = PAGE_SIZE,
         backoff: Backoff | None = None,
         fail_fast_before_sync: bool = True,
         auth_grace: float = AUTH_GRACE,
+        permanent_grace: float = PERMANENT_GRACE,
         kind: str = "*v1.Pod",
         rng: random.Random | None = None,
-        handlers: EventHandlers | None = None,
     ) -> None:
         self.client = client
         self.path = path
-        self.store = store
-        self.queue = queue
+        #: Where events go; may be swapped between reads (an informer gaining consumers).
+        self.sink = sink
         self.params = dict(params or {})
-        # Python handlers see each event as dicts, so events take the slow path
-        # (`WatchDecoder.feed`, one Python step per event); that path lists and watches.
-        self.handlers = handlers
-        self.streaming_list = streaming_list and handlers is None
+        self.streaming_list = streaming_list
+        self.metadata_only = metadata_only
         self.page_size = page_size
         self.backoff = backoff or Backoff()
         self.fail_fast_before_sync = fail_fast_before_sync
         self.auth_grace = auth_grace
+        self.permanent_grace = permanent_grace
         self.kind = kind
         self.rng = rng or random.Random()
         self.synced = trio.Event()
@@ -137,8 +305,13 @@ class Reflector:
         self._listed = False  # the current list (or streaming list) reached the store
         self._watches = 0
         self._stream_events = 0  # events the current (or last) stream delivered
+        self._stream_bookmarks = 0
         self._started_at = 0.0
         self._acc: ListAccumulator | None = None  # the list being collected
+
+    @property
+    def store(self) -> Store:
+        return self.sink.store
 
     def listed_so_far(self) -> int:
         """Objects collected by the list (or streaming list) under way; 0 when none is."""
@@ -152,93 +325,98 @@ class Reflector:
         while True:
             self.last_activity_at = trio.current_time()
             try:
-                state = await self._step(state)
-            except errors.Gone as exc:
-                log.info("%s: %s; relisting", self._what(state), exc)
-                state = Relist()
-            except errors.TooManyRequests as exc:
-                delay = exc.retry_after
-                if delay is None:
-                    delay = self.backoff.next_delay(trio.current_time())
-                log.warning("%s: %s; retrying in %.1fs", self._what(state), exc, delay)
-                await trio.sleep(delay)
-            except FATAL_BEFORE_SYNC as exc:
-                if self.fail_fast_before_sync and not self.synced.is_set():
-                    waited = trio.current_time() - self._started_at
-                    if not isinstance(exc, AUTH_ERRORS) or waited >= self.auth_grace:
-                        raise
-                    log.warning(
-                        "%s: %s; retrying in %.1fs (RBAC of a starting server may still load)",
-                        self._what(state),
-                        exc,
-                        AUTH_RETRY,
-                    )
-                    await trio.sleep(AUTH_RETRY)
-                    continue
-                if isinstance(exc, errors.ConnectionFailed) and self._dropped_after_events():
-                    state = self._resume(state, exc)
-                    continue
-                state = await self._back_off(state, exc)
+                outcome = await self._step(state)
             except (errors.TrioControllerError, DecodeError) as exc:
-                state = await self._back_off(state, exc)
+                outcome = self._failed(exc)
+            step = next_state(state, outcome)
+            if isinstance(step, GiveUp):
+                raise self._final(state, step.error)
+            if step.streaming_list is False:
+                self.streaming_list = False
+            await self._wait(state, outcome, step)
+            state = step.state
 
-    def _dropped_after_events(self) -> bool:
-        """The stream that just broke had delivered events: client-go treats that as a
-        normal end of the watch and re-watches at once (no backoff)."""
-        return self._listed and self._stream_events > 0
+    def _failed(self, exc: Exception) -> Failed:
+        return Failed(
+            exc,
+            self.store.resource_version or "",
+            listed=self._listed,
+            delivered=self._stream_events > 0,
+            synced=self.synced.is_set(),
+            waited=trio.current_time() - self._started_at,
+            fail_fast=self.fail_fast_before_sync,
+            auth_grace=self.auth_grace,
+            permanent_grace=self.permanent_grace,
+        )
 
-    def _resume(self, state: State, exc: Exception) -> State:
-        log.info("%s: %s; resuming from the last resourceVersion", self._what(state), exc)
-        return self._after_failure(state)
+    def _final(self, state: State, exc: Exception) -> Exception:
+        """What `run` raises: the error itself, or `ListFailed` naming the resource."""
+        if isinstance(exc, errors.ApiError) and exc.status in PERMANENT_STATUSES:
+            failure = ListFailed(f"cannot list {self.kind} at {self.path}: {exc}")
+            failure.__cause__ = exc
+            return failure
+        return exc
 
-    def _after_failure(self, state: State) -> State:
-        """The state to retry: a watch resumes where it was."""
-        if isinstance(state, Watch):
-            return Watch(self.store.resource_version or state.resource_version)
-        if self._listed:
-            # A streaming list that failed after its initial events: just watch again.
-            return Watch(self.store.resource_version or "")
-        return state
-
-    async def _back_off(self, state: State, exc: Exception) -> State:
-        """Log `exc` and sleep before retrying `state` (a watch resumes where it was)."""
-        delay = self.backoff.next_delay(trio.current_time())
-        log.warning("%s: %s; retrying in %.1fs", self._what(state), exc, delay)
-        await trio.sleep(delay)
-        return self._after_failure(state)
+    async def _wait(self, state: State, outcome: Outcome, step: Next) -> None:
+        """Log a failure or fallback, then sleep as `step` says."""
+        wait = step.wait
+        delay = 0.0
+        if wait == "backoff":
+            delay = self.backoff.next_delay(trio.current_time())
+        elif not isinstance(wait, str):
+            delay = wait
+        if isinstance(outcome, StreamListUnsupported):
+            log.info("Streaming list is not supported here (%s); %s", outcome.why, step.note)
+        elif isinstance(outcome, Failed) or (isinstance(outcome, WatchEnded) and wait != "now"):
+            cause = outcome.error if isinstance(outcome, Failed) else step.note
+            note = step.note if isinstance(outcome, Failed) else ""
+            if wait == "now":
+                log.log(step.level, "%s: %s; %s", self._what(state), cause, note)
+            else:
+                log.log(
+                    step.level,
+                    "%s: %s; retrying in %.1fs%s",
+                    self._what(state),
+                    cause,
+                    delay,
+                    f" {note}" if note else "",
+                )
+        if delay > 0:
+            await trio.sleep(delay)
 
     def _what(self, state: State) -> str:
         # A streaming list whose initial events are in is a watch from then on.
         verb = "watch" if isinstance(state, Watch) or self._listed else "list"
         return f"Failed to {verb} {self.kind} at {self.path}"
 
-    async def _step(self, state: State) -> State:
+    async def _step(self, state: State) -> Outcome:
         if isinstance(state, Watch):
             return await self._watch(state.resource_version)
         self._listed = False
+        self._stream_events = 0
         if isinstance(state, StreamList):
             try:
                 return await self._stream_list()
             except errors.ApiError as exc:
-                if exc.status not in (400, 422):
+                if not streaming_list_unsupported(exc):
                     raise
-                log.info("Streaming list is not supported here (%s); using list+watch", exc)
-                self.streaming_list = False
-                return Relist()
+                return StreamListUnsupported(str(exc))
         return await self._list()
 
     # -- listing -----------------------------------------------------------------------
 
-    async def _list(self) -> State:
+    async def _list(self) -> Outcome:
         acc = self._acc = self._accumulator()
         params = {**self.params, "limit": str(self.page_size)}
+        accept = METADATA_LIST_ACCEPT if self.metadata_only else None
         continue_token: str | None = None
+        pages = 0
         while True:
             page_params = dict(params)
             if continue_token:
                 page_params["continue"] = continue_token
             try:
-                body = await self.client.list_page(self.path, page_params)
+                body = await self.client.list_page(self.path, page_params, accept=accept)
             except errors.Gone:
                 if continue_token is None:
                     raise
@@ -249,12 +427,23 @@ class Reflector:
                 continue_token = None
                 continue
             page = acc.feed_page(body)
+            pages += 1
             continue_token = page.continue_token
+            log.log(
+                v(4),
+                "List page %d of %s at %s: %d items at resourceVersion %s%s",
+                pages,
+                self.kind,
+                self.path,
+                page.items,
+                page.resource_version,
+                ", more to come" if continue_token else "",
+            )
             if not continue_token:
                 break
         resource_version = page.resource_version or ""
         self._replace(acc, resource_version)
-        return Watch(resource_version)
+        return Listed(resource_version)
 
     def _accumulator(self) -> ListAccumulator:
         """A side buffer for a (re)list that stores objects the way `store` keeps them."""
@@ -264,13 +453,24 @@ class Reflector:
 
     def _replace(self, acc: ListAccumulator, resource_version: str | None) -> None:
         self._acc = None
-        result = self.store.replace(acc, resource_version)
+        n = len(acc)
+        result: ReplaceResult = self.sink.replace(acc, resource_version)
         self.relists += 1
         self._listed = True
-        if self.queue is not None:
-            self.queue.add_many(result.added + result.updated + result.deleted)
-        if self.handlers is not None:
-            self._replaced(result.added, result.updated, result.tombstones)
+        log.log(
+            v(2),
+            "Listed %s at %s: %d objects at resourceVersion %s (%d new, %d updated, "
+            "%d deleted; list %d)",
+            self.kind,
+            self.path,
+            n,
+            resource_version,
+            len(result.added),
+            len(result.updated),
+            len(result.deleted),
+            self.relists,
+            extra={"objects": n, "relists": self.relists},
+        )
         if result.deleted:
             log.info("Relist removed %d objects that no longer exist", len(result.deleted))
         if not self.synced.is_set():
@@ -288,63 +488,90 @@ class Reflector:
         }
         return params, timeout + IDLE_MARGIN
 
-    async def _watch(self, resource_version: str) -> State:
+    async def _watch(self, resource_version: str) -> Outcome:
         if self._watches:
             self.watch_restarts += 1
+            log.log(
+                v(2),
+                "Restarting the watch of %s at %s from resourceVersion %s (restart %d; the "
+                "last stream delivered %d events)",
+                self.kind,
+                self.path,
+                resource_version,
+                self.watch_restarts,
+                self._stream_events,
+                extra={"watch_restarts": self.watch_restarts, "events": self._stream_events},
+            )
         self._watches += 1
         params, idle = self._watch_params()
         params["resourceVersion"] = resource_version
+        log.log(
+            v(4),
+            "Watching %s at %s from resourceVersion %s (timeoutSeconds %s)",
+            self.kind,
+            self.path,
+            resource_version,
+            params["timeoutSeconds"],
+        )
         started = trio.current_time()
         events = await self._consume(params, idle, initial=None)
-        if events == 0 and trio.current_time() - started < SHORT_WATCH:
-            # Something (a proxy, a dying server) closes watches at once: back off
-            # instead of reconnecting in a tight loop, as client-go does.
-            raise errors.TransportError(
-                "very short watch: the stream ended within a second with no events"
-            )
-        return Watch(self.store.resource_version or resource_version)
+        rv = self.store.resource_version or resource_version
+        return WatchEnded(rv, events, trio.current_time() - started)
 
-    async def _stream_list(self) -> State:
+    async def _stream_list(self) -> Outcome:
         params, idle = self._watch_params()
         params.update({"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"})
         params["resourceVersion"] = ""
+        log.log(v(4), "Streaming the list of %s at %s", self.kind, self.path)
         initial = self._acc = self._accumulator()
         await self._consume(params, idle, initial=initial)
         if not self._listed:
             # The stream ended without the initial-events-end bookmark: a server too old
             # to know sendInitialEvents treats it as a plain watch. List instead.
-            log.info("Streaming list ended before its initial events did; using list+watch")
-            self.streaming_list = False
-            return Relist()
-        return Watch(self.store.resource_version or "")
+            self._acc = None
+            return StreamListUnsupported("the stream ended before its initial events did")
+        return Listed(self.store.resource_version or "")
 
     async def _consume(
         self, params: dict[str, str], idle: float, initial: ListAccumulator | None
     ) -> int:
-        """Feed one watch stream into the store; returns how many events it carried.
+        """Feed one watch stream to the sink; returns how many events it carried.
 
         With `initial` (a streaming list), events up to the initial-events-end bookmark
         go into it, and it replaces the store's content when that bookmark arrives.
         """
         self._stream_events = 0
-        async with self.client.watch(self.path, params, idle_timeout=idle) as body:
-            self.decoder.reset(chunked=body.chunked, content_length=body.content_length)
-            while not self.decoder.body_done:
-                data = await body.receive()
-                if not data:
-                    self._end_of_connection(body)
-                    break
-                now = trio.current_time()
-                self.last_activity_at = now
-                if self.handlers is not None:
-                    n = self._apply_with_handlers(data)
-                else:
+        self._stream_bookmarks = 0
+        accept = METADATA_WATCH_ACCEPT if self.metadata_only else None
+        try:
+            async with self.client.watch(
+                self.path, params, idle_timeout=idle, accept=accept
+            ) as body:
+                self.decoder.reset(chunked=body.chunked, content_length=body.content_length)
+                while not self.decoder.body_done:
+                    data = await body.receive()
+                    if not data:
+                        self._end_of_connection(body)
+                        break
+                    now = trio.current_time()
+                    self.last_activity_at = now
                     n = self._apply(data, now, initial)
                     if self._listed:
                         initial = None
-                if n:
-                    self._stream_events += n
-                    self.last_event_at = now
+                    if n:
+                        self._stream_events += n
+                        self.last_event_at = now
+        finally:
+            if self._stream_events:
+                log.log(
+                    v(4),
+                    "Watch stream of %s ended after %d events (%d bookmarks), at "
+                    "resourceVersion %s",
+                    self.kind,
+                    self._stream_events,
+                    self._stream_bookmarks,
+                    self.store.resource_version,
+                )
         return self._stream_events
 
     def _end_of_connection(self, body: WatchBody) -> None:
@@ -355,78 +582,23 @@ class Reflector:
             )
 
     def _apply(self, data: bytes, now: float, initial: ListAccumulator | None) -> int:
-        """One socket read's bytes through the Rust decoder into the store and queue."""
-        queue = self.queue
+        """One socket read's bytes through the sink; returns the events it held."""
         events = 0
         while True:
-            try:
-                result = self.decoder.feed_into(
-                    data, self.store, queue.native if queue is not None else None, now, initial
+            fed = self.sink.apply(self.decoder, data, now, initial)
+            events += fed.applied + fed.bookmarks
+            self._stream_bookmarks += fed.bookmarks
+            if fed.error is not None:
+                raise errors.from_watch_error(fed.error)
+            if fed.initial_events_end and initial is not None:
+                log.log(
+                    v(4),
+                    "Initial events of %s end at resourceVersion %s (bookmark)",
+                    self.kind,
+                    fed.resource_version,
                 )
-            except DecodeError:
-                if queue is not None:
-                    queue.wake()
-                raise
-            events += result.applied + result.bookmarks
-            if result.applied and queue is not None:
-                queue.wake()
-            if result.error is not None:
-                raise errors.from_watch_error(result.error)
-            if result.initial_events_end and initial is not None:
-                self._replace(initial, result.resource_version)
+                self._replace(initial, fed.resource_version)
                 initial = None
                 data = b""
                 continue
             return events
-
-    # -- the Python-handler path ---------------------------------------------------------
-
-    def _apply_with_handlers(self, data: bytes) -> int:
-        """Apply a read's events one by one, calling the handlers with dicts.
-
-        A malformed line applies nothing of its read: the store's resourceVersion stays
-        before it, so the resumed watch delivers those events again.
-        """
-        events = self.decoder.feed(data)
-        for event in events:
-            self._apply_event(event)
-        if self.queue is not None:
-            self.queue.wake()
-        return len(events)
-
-    def _apply_event(self, event: WatchEvent) -> None:
-        assert self.handlers is not None
-        store, h = self.store, self.handlers
-        if event.type == "ERROR":
-            raise errors.from_watch_error(event)
-        if event.type != "BOOKMARK":
-            key = event.key or ""
-            old = store.get(key)
-            if event.type == "DELETED":
-                store.delete(key)
-                if h.on_delete is not None:
-                    h.on_delete(old if old is not None else event.object())
-            else:
-                store.upsert(event.raw)
-                new = store.get(key)
-                assert new is not None
-                if old is None:
-                    if h.on_add is not None:
-                        h.on_add(new)
-                elif h.on_update is not None:
-                    h.on_update(old, new)
-        store.resource_version = event.resource_version
-
-    def _replaced(self, added: list[str], updated: list[str], tombstones: dict[str, bytes]) -> None:
-        """Handlers after a (re)list: adds, updates (old unknown: None), tombstone deletes."""
-        assert self.handlers is not None
-        h, store = self.handlers, self.store
-        for key in added:
-            if h.on_add is not None and (obj := store.get(key)) is not None:
-                h.on_add(obj)
-        for key in updated:
-            if h.on_update is not None and (obj := store.get(key)) is not None:
-                h.on_update(None, obj)
-        if h.on_delete is not None:
-            for raw in tombstones.values():
-                h.on_delete(orjson.loads(raw))

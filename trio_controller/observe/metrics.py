@@ -170,8 +170,12 @@ class ReconcileCollector(Collector):
             labels=["controller"],
         )
         for name, stats, n in self._controllers:
-            # Reconcile returns nothing yet: a requeue is always the error path.
-            counts = {"success": stats.successes, "error": stats.errors}
+            counts = {
+                "success": stats.successes,
+                "error": stats.errors,
+                "requeue": stats.requeues,
+                "requeue_after": stats.requeues_after,
+            }
             for result in RECONCILE_RESULTS:
                 total.add_metric([name, result], counts.get(result, 0))
             errors.add_metric([name], stats.errors)

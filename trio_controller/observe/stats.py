@@ -6,6 +6,8 @@ No Prometheus here and no locks (Trio runs one task at a time): a reconcile cost
     stats = ReconcileStats()
     stats.observe(0.002)          # one reconcile finished (success unless counted below)
     stats.errors += 1             # ...that one failed
+    stats.requeues += 1           # ...or asked to be requeued (rate limited)
+    stats.requeues_after += 1     # ...or to be looked at again after some seconds
 """
 
 from __future__ import annotations
@@ -56,16 +58,19 @@ class Histogram:
 
 
 class ReconcileStats:
-    """One controller's reconciles: every finished one is observed, failures counted.
+    """One controller's reconciles: every finished one is observed, failures and
+    requeues counted (controller-runtime's results: error, requeue, requeue_after).
 
-    Successes are `observed - errors`, so the common path adds one observation only.
+    Successes are the rest, so the common path adds one observation only.
     """
 
-    __slots__ = ("errors", "time")
+    __slots__ = ("errors", "requeues", "requeues_after", "time")
 
     def __init__(self) -> None:
         self.time = Histogram(RECONCILE_TIME_BUCKETS)
         self.errors = 0
+        self.requeues = 0
+        self.requeues_after = 0
 
     def observe(self, seconds: float) -> None:
         self.time.counts[bisect_left(self.time.bounds, seconds)] += 1
@@ -73,4 +78,4 @@ class ReconcileStats:
 
     @property
     def successes(self) -> int:
-        return max(0, self.time.count - self.errors)
+        return max(0, self.time.count - self.errors - self.requeues - self.requeues_after)
