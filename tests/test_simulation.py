@@ -8,11 +8,13 @@ the middle of a page sequence or a streaming list, 429 storms, stalls), in virtu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 
 import pytest
 import trio
 import trio.testing
+from sim import run as sim
 
 from trio_controller.config import ClusterConfig
 from trio_controller.transport.client import Client
@@ -67,3 +69,51 @@ async def test_a_watch_runs_over_any_trio_stream_given_by_the_watch_connector(
                 data += chunk
     assert data.endswith(line + b"\r\n0\r\n\r\n")
     assert heads[0].startswith(b"GET /api/v1/namespaces/default/pods?watch=true HTTP/1.1\r\n")
+
+
+CI_SEEDS = range(0, 200)  # about 10 s; `python -m tests.sim.run --seeds N` for more
+
+
+@pytest.fixture
+def quiet() -> Iterator[None]:
+    """The reflector logs every fault it survives; thousands per run are noise here."""
+    logger = logging.getLogger("trio_controller")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def test_every_ci_seed_keeps_the_store_the_queue_and_the_reconciles_right(quiet: None) -> None:
+    failed = [r for r in map(sim.run_seed, CI_SEEDS) if not r.ok]
+    assert not failed, "\n".join(
+        f"seed {r.seed}: {r.failures}: {sim.reproducer(r.seed)}" for r in failed
+    )
+
+
+def test_the_ci_seeds_inject_every_kind_of_fault(quiet: None) -> None:
+    """The schedule is not silently empty: over a few seeds every fault happens."""
+    seen: dict[str, int] = {}
+    for seed in range(40):
+        for kind, n in sim.run_seed(seed).stats["faults"].items():
+            seen[kind] = seen.get(kind, 0) + n
+    for kind in ("drop", "status", "error_event", "stall", "end"):
+        assert seen.get(f"watch_{kind}"), (kind, seen)
+    for kind in ("410", "429", "500", "refused", "torn", "stall"):
+        assert seen.get(f"list_{kind}"), (kind, seen)
+    assert seen.get("compaction") and seen.get("restart"), seen
+
+
+def test_the_checker_catches_a_reflector_whose_relists_forget_deletes(quiet: None) -> None:
+    for seed in (14, 22, 24):
+        assert sim.run_seed(seed).ok
+        broken = sim.run_seed(seed, patch=sim.relists_forget_deletes)
+        assert any("!= model None" in f for f in broken.failures), broken.failures
+
+
+def test_a_seed_replays_exactly(quiet: None) -> None:
+    first, second = sim.run_seed(7), sim.run_seed(7)
+    assert first.stats == second.stats
+    assert first.stats["writes"] and first.stats["reconciles"]

@@ -140,3 +140,22 @@ class Faults:
             if self.active:
                 self.count("compaction")
                 model.compact(model.rv - self.rng.randint(0, 5))
+
+
+class ScriptedFaults(Faults):
+    """Faults named one request at a time (regression tests): the next watch gets the
+    next of `watches`, the next list page the next of `lists`, then none."""
+
+    def __init__(self, watches: list[WatchPlan] = (), lists: list[ListPlan] = ()) -> None:  # type: ignore[assignment]
+        super().__init__(random.Random(0), 0.0)
+        self.watches = list(watches)
+        self.lists = list(lists)
+
+    def latency(self) -> float:
+        return 0.0
+
+    def watch_plan(self) -> WatchPlan:
+        return self.watches.pop(0) if self.watches else WatchPlan()
+
+    def list_plan(self, continuing: bool) -> ListPlan:
+        return self.lists.pop(0) if self.lists else ListPlan()

@@ -17,6 +17,7 @@ the one-line command that reproduces it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import logging
 import multiprocessing
@@ -25,7 +26,7 @@ import random
 import ssl
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +146,23 @@ class Recorder:
             self.in_flight.discard(key)
 
 
+def relists_forget_deletes(reflector: Reflector) -> None:
+    """A deliberately broken reflector, to show the checker catches it: a relist's
+    replace keeps the objects that vanished in the gap (no tombstones), the classic way
+    a controller loses deletes."""
+    original = reflector._replace  # internal, on purpose: this breaks it
+    store: Store = reflector.store
+
+    def replace(acc: Any, resource_version: str | None) -> None:
+        before = {k: store.get_raw(k) for k in store.list_keys()}
+        original(acc, resource_version)
+        for key, raw in before.items():
+            if key not in store and raw is not None:
+                store.upsert(raw)
+
+    reflector._replace = replace  # type: ignore[method-assign]
+
+
 def make_reflector(client: Client, store: Store, queue: WorkQueue, **kw: Any) -> Reflector:
     """`Reflector(client, path, store, queue, ...)`, or, once it takes a sink, with the
     native sink over `store` and `queue` (cache/ is being refactored to that)."""
@@ -262,13 +280,21 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
     return result
 
 
-def deterministic_scheduling(seed: int) -> None:
+@contextlib.contextmanager
+def deterministic_scheduling(seed: int) -> Iterator[None]:
     """Trio shuffles each batch of runnable tasks with a module-level Random (pytest-trio
-    seeds it the same way under Hypothesis): seeded, a seed replays exactly."""
+    seeds it the same way under Hypothesis): seeded, a seed replays exactly. Restored
+    afterwards, so tests run after a seed keep Trio's usual scheduling."""
     import trio._core._run as trio_run
 
+    allowed, state = trio_run._ALLOW_DETERMINISTIC_SCHEDULING, trio_run._r.getstate()
     trio_run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
     trio_run._r.seed(seed)
+    try:
+        yield
+    finally:
+        trio_run._ALLOW_DETERMINISTIC_SCHEDULING = allowed  # type: ignore[misc]
+        trio_run._r.setstate(state)
 
 
 _CONTEXTS: list[ssl.SSLContext] = []
@@ -283,15 +309,18 @@ def _cached_ssl_context(tls: object) -> ssl.SSLContext:
 
 
 def run_seed(seed: int, patch: Callable[[Reflector], None] | None = None) -> Result:
+    build = client_module.build_ssl_context
     client_module.build_ssl_context = _cached_ssl_context  # type: ignore[assignment]
-    deterministic_scheduling(seed)
     clock = trio.testing.MockClock(autojump_threshold=0)
     try:
-        return trio.run(lambda: simulate(seed, patch=patch), clock=clock)
+        with deterministic_scheduling(seed):
+            return trio.run(lambda: simulate(seed, patch=patch), clock=clock)
     except BaseException as exc:  # any escape is a finding
         if isinstance(exc, KeyboardInterrupt):
             raise
         return Result(seed, failures=[f"raised {_describe(exc)}"])
+    finally:
+        client_module.build_ssl_context = build
 
 
 def _describe(exc: BaseException) -> str:
