@@ -311,6 +311,26 @@ async def test_an_occurrence_after_six_quiet_minutes_creates_a_new_event(
     assert recorder.statistics()["series"] == 1
 
 
+async def test_the_window_is_measured_when_event_was_called_not_when_it_was_sent(
+    fake: FakeEvents, clock: trio.testing.MockClock
+) -> None:
+    async with (
+        open_stream_server(handler=fake) as server,
+        Client(ClusterConfig(server=server.url), timeout=10_000.0) as client,
+    ):
+        recorder = EventRecorder(client, "example.com/c", wall_clock=WallClock())
+        # Both wait in the channel (the recorder is busy, or not started): 400 s apart.
+        recorder.event(configmap(), NORMAL, "Synced", "ok", action="Sync")
+        await trio.sleep(400)
+        recorder.event(configmap(), NORMAL, "Synced", "ok", action="Sync")
+        requests = arrivals(server)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(recorder.run)
+            await requests.wait_for(2)
+            nursery.cancel_scope.cancel()
+    assert [method for method, _, _ in bodies(server)] == ["POST", "POST"]
+
+
 async def test_a_quiet_series_writes_its_final_count_when_it_finishes(
     fake: FakeEvents, clock: trio.testing.MockClock
 ) -> None:

@@ -309,10 +309,9 @@ class EventRecorder:
             del self._series[key]
 
     async def _record(self, occurrence: _Occurrence) -> None:
+        # A quiet series has been finished by now: `run` maintains before the next
+        # occurrence whenever a deadline has passed, and occurrences come in call order.
         series = self._series.get(occurrence.key)
-        if series is not None and occurrence.seen_at >= series.seen_at + self.finish_after:
-            await self._finish(occurrence.key, series)
-            series = None
         if series is None:
             series = _Series(self._new_event(occurrence), occurrence.seen_at)
             self._series[occurrence.key] = series
