@@ -32,6 +32,8 @@ from soak.controller import ControllerRun
 from soak.faults import Fault, lane, schedule
 from soak.proxy import FaultProxy
 from soak.writers import Model, Writer, cluster_drift
+from trio_controller._native import Store
+from trio_controller.cache.snapshot import load_snapshot
 from trio_controller.testing import open_envtest
 from trio_controller.testing.envtest import EnvTest
 from trio_controller.testing.info import kubeconfig
@@ -74,6 +76,7 @@ class Soak:
     apiserver_kills: int = 0
     controller_restarts: int = 0
     storms: int = 0
+    cache_diffs: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     _nursery: trio.Nursery | None = None
@@ -233,6 +236,8 @@ class Soak:
                     await trio.sleep(0.5)
             await self.stop_controller()
             nursery.cancel_scope.cancel()
+        self.cache_diffs = cache_diffs(self.work / "pods.snapshot", self.model)
+        self.problems += [f"cache != cluster: {d}" for d in self.cache_diffs[:20]]
         return check_lines([r.stdout for r in self.runs], final)
 
 
@@ -275,6 +280,26 @@ async def setup_identity(admin: httpx.AsyncClient) -> str:
     r.raise_for_status()
     token: str = r.json()["status"]["token"]
     return token
+
+
+def cache_diffs(snapshot: Path, model: Model) -> list[str]:
+    """Where the last run's cache, as its --cache-snapshot saved it on exit, differs from
+    the final state (keys and labels)."""
+    store = Store()
+    load_snapshot(store, snapshot)
+    want = {key: labels for key, labels in model.labels.items() if labels is not None}
+    have = {}
+    for key in store.list_keys():
+        obj = store.get(key) or {}
+        have[key] = (obj.get("metadata") or {}).get("labels") or {}
+    diffs = [f"{key} missing from the cache" for key in sorted(want.keys() - have.keys())]
+    diffs += [f"{key} in the cache, deleted" for key in sorted(have.keys() - want.keys())]
+    diffs += [
+        f"{key} cached with labels {have[key]}, final {want[key]}"
+        for key in sorted(want.keys() & have.keys())
+        if have[key] != want[key]
+    ]
+    return diffs
 
 
 def _count(runs: Sequence[ControllerRun], pattern: re.Pattern[str]) -> int:
@@ -335,6 +360,7 @@ def verdict_line(soak: Soak, verdict: Verdict) -> tuple[bool, str]:
         f"soak: {'PASS' if ok else 'FAIL'} {_duration(soak.seconds)} "
         f"{soak.model.writes:,} writes {verdict.lines:,} lines {verdict.keys:,} keys "
         f"{len(verdict.mismatches)} mismatches {len(verdict.missed_deletes)} missed deletes "
+        f"{len(soak.cache_diffs)} cache diffs "
         f"{stats.resets} resets {stats.half_closes} half-closes {stats.stalls} stalls "
         f"{stats.slows} slow reads {soak.apiserver_kills} apiserver kills "
         f"{_count(runs, GONE_LINE)} 410s {_count(runs, THROTTLED_LINE)} 429s "
