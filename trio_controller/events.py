@@ -202,7 +202,8 @@ class EventRecorder:
         CamelCase word, `note` for humans, cut to 1 KB). Returns at once; the Event is
         written by `run`. `related` is a second object involved; `resource` supplies
         apiVersion and kind to objects without them. Raises ValueError only for
-        arguments the apiserver would refuse."""
+        arguments the apiserver would refuse. Call it in the Trio thread; a reconcile
+        running in a worker thread uses `trio.from_thread.run_sync(recorder.event, ...)`."""
         if type not in (NORMAL, WARNING):
             raise ValueError(f"event type must be {NORMAL!r} or {WARNING!r}, not {type!r}")
         if not reason or not action:
@@ -266,7 +267,8 @@ class EventRecorder:
     # -- the sending task -------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Send events until cancelled; then write changed series' counts (2 s at most)."""
+        """Send events until cancelled; then write changed series' counts (2 s at most).
+        Occurrences still waiting in the channel then are not sent."""
         task_status.started()
         try:
             while True:
