@@ -2,7 +2,7 @@
 replayed on the model apiserver with the faults named request by request.
 
 Fault injection the real apiserver cannot do on cue (a connection lost in the middle of
-a list page or a streaming list). Each test is xfail (strict) until the owner fixes it.
+a list page or a streaming list). Each test failed before its fix.
 """
 
 from __future__ import annotations
@@ -58,16 +58,12 @@ async def sync_with_product_defaults(
     return model, store
 
 
-LOST_BEFORE_SYNC = (
-    "the reflector treats every ConnectionFailed before the first sync as fatal "
-    "(FATAL_BEFORE_SYNC in cache/reflector.py), including a connection that was "
-    "established and then lost mid-response (an apiserver restart), so the pod "
-    "program exits instead of retrying as client-go does (sim seeds 33, 42, 44 with "
-    "fail_fast_before_sync=True)"
-)
+# Found by sim seeds 33, 42 and 44 with fail_fast_before_sync=True: every ConnectionFailed
+# before the first sync was fatal, also a connection established and then lost
+# mid-response (an apiserver restart), so the pod program exited where client-go
+# retries. Fixed by ConnectionLost (errors.py), which the reflector retries.
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_BEFORE_SYNC)
 async def test_a_list_page_cut_short_before_the_first_sync_is_retried() -> None:
     model, store = await sync_with_product_defaults(
         3, streaming_list=False, lists=[ListPlan(), ListPlan(torn_at=0.5)]
@@ -75,7 +71,6 @@ async def test_a_list_page_cut_short_before_the_first_sync_is_retried() -> None:
     assert sorted(store.list_keys()) == sorted(model.objects)
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_BEFORE_SYNC)
 async def test_a_streaming_list_dropped_mid_chunk_before_the_first_sync_is_retried() -> None:
     model, store = await sync_with_product_defaults(
         5, streaming_list=True, watches=[WatchPlan(drop=Drop(3, "data", 0.5))]
@@ -83,7 +78,6 @@ async def test_a_streaming_list_dropped_mid_chunk_before_the_first_sync_is_retri
     assert sorted(store.list_keys()) == sorted(model.objects)
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_BEFORE_SYNC)
 async def test_a_watch_closed_mid_head_before_the_first_sync_is_retried() -> None:
     model, store = await sync_with_product_defaults(
         2, streaming_list=True, watches=[WatchPlan(drop=Drop(0, "head", 0.4))]

@@ -73,6 +73,13 @@ class ConnectionFailed(TransportError):
     """The server is unreachable: DNS, refused, reset or closed mid-response."""
 
 
+class ConnectionLost(ConnectionFailed):
+    """The connection broke after the server answered or accepted it: reset, closed
+    mid-response, mid-chunk or before the response head. Unlike an unreachable server,
+    this heals by reconnecting (a restarting apiserver, a proxy dropping idle streams),
+    so it is retried even before the first sync."""
+
+
 class TLSError(TransportError):
     """The TLS handshake failed, usually certificate verification."""
 

@@ -183,6 +183,9 @@ class GiveUp:
     error: Exception
 
 
+# Unreachable (refused, unresolvable), TLS and auth failures are raised before the first
+# sync; a connection lost after the server answered (ConnectionLost: a torn list page, a
+# streaming list dropped mid-chunk, an apiserver restarting) is retried like any drop.
 FATAL_BEFORE_SYNC = (
     errors.Unauthorized,
     errors.Forbidden,
@@ -221,7 +224,9 @@ def next_state(state: State, outcome: Outcome) -> Next | GiveUp:
         case Failed(error=errors.TooManyRequests() as exc):
             wait: Wait = exc.retry_after if exc.retry_after is not None else "backoff"
             return Next(_retry_state(state, outcome), wait)
-        case Failed(error=exc, synced=False, fail_fast=True) if isinstance(exc, FATAL_BEFORE_SYNC):
+        case Failed(error=exc, synced=False, fail_fast=True) if isinstance(
+            exc, FATAL_BEFORE_SYNC
+        ) and not isinstance(exc, errors.ConnectionLost):
             if isinstance(exc, AUTH_ERRORS) and outcome.waited < outcome.auth_grace:
                 note = "(RBAC of a starting server may still load)"
                 return Next(_retry_state(state, outcome), AUTH_RETRY, note)
@@ -577,7 +582,7 @@ class Reflector:
     def _end_of_connection(self, body: WatchBody) -> None:
         """The server closed the connection: the end of an unframed body, else a drop."""
         if body.chunked or body.content_length is not None:
-            raise errors.ConnectionFailed(
+            raise errors.ConnectionLost(
                 f"connection to {self.client.server} lost in the middle of the watch"
             )
 

@@ -17,6 +17,7 @@ import trio
 
 from trio_controller.errors import (
     ConnectionFailed,
+    ConnectionLost,
     Timeout,
     TLSError,
     TransportError,
@@ -60,7 +61,12 @@ def transport_error(exc: BaseException, server: str) -> TransportError:
         if isinstance(cause, httpx.ProxyError):
             return ConnectionFailed(f"proxy error reaching {server}: {cause}")
         if "ConnectionTerminated" in str(cause):
-            return ConnectionFailed(f"{server} closed the HTTP/2 connection (GOAWAY)")
+            return ConnectionLost(f"{server} closed the HTTP/2 connection (GOAWAY)")
+        if isinstance(cause, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            return ConnectionLost(f"connection to {server} lost: {cause.strerror or 'reset'}")
+        if isinstance(cause, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+            detail = _os_reason(cause) or str(cause) or "closed mid-response"
+            return ConnectionLost(f"connection to {server} lost: {detail}")
     if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
         what = {
             httpx.ConnectTimeout: "connecting to",
@@ -110,7 +116,7 @@ class map_exceptions:
         if isinstance(exc, httpx.TransportError | ssl.SSLError | OSError | trio.TooSlowError):
             raise transport_error(exc, server) from exc
         if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
-            raise ConnectionFailed(f"connection to {server} lost") from exc
+            raise ConnectionLost(f"connection to {server} lost") from exc
         if isinstance(exc, httpx.DecodingError):
             raise ConnectionFailed(f"invalid response encoding from {server}: {exc}") from exc
         return False

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from trio_controller._native import BodyDecoder, DecodeError, ResponseHead, parse_response_head
-from trio_controller.errors import ConnectionFailed, Timeout, from_response
+from trio_controller.errors import ConnectionFailed, ConnectionLost, Timeout, from_response
 from trio_controller.transport.connection import (
     ByteConnection,
     StreamConnection,
@@ -164,7 +164,7 @@ async def _read_head(conn: ByteConnection, server: str) -> tuple[ResponseHead, b
         with map_exceptions(server):
             data = await conn.receive()
         if not data:
-            raise ConnectionFailed(f"{server} closed the watch before answering")
+            raise ConnectionLost(f"{server} closed the watch before answering")
         buf = buf + data if buf else data
         try:
             head = parse_response_head(buf)
