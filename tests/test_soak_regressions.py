@@ -8,14 +8,18 @@ apiserver.
 from __future__ import annotations
 
 import io
+from functools import partial
 
+import pytest
 import trio
 import trio.testing
-from helpers.watch import event, pod, pod_list
+from helpers.watch import bookmark, event, pod, pod_list
 from streamserver import Close, Reply, Stall, open_stream_server
 
+from soak.proxy import set_linger_zero
 from trio_controller.config import ClusterConfig
 from trio_controller.controller import pod_controller
+from trio_controller.errors import ConnectionFailed, TLSError
 from trio_controller.transport.client import Client
 
 
@@ -65,7 +69,10 @@ async def _run_until_printed(replies: list[Reply], line: str, *, streaming_list:
         return out.getvalue()
 
 
-# Found by the soak: a connection dropped during the first list is FATAL_BEFORE_SYNC (ConnectionFailed), so the CLI exits 1; client-go retries the list; fixed by ConnectionLost.
+# Found by the soak: a connection dropped during the first list was fatal before the
+# first sync (ConnectionFailed), so the CLI exited 1 where client-go retries the list.
+# (Being fixed: a connection lost after the server answered becomes ConnectionLost.)
+@pytest.mark.xfail(strict=True, raises=ConnectionFailed, reason="soak bug, fix uncommitted")
 def test_a_connection_dropped_in_the_middle_of_the_first_list_is_retried() -> None:
     head = b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"10"},"items":['
     replies = [
@@ -76,11 +83,52 @@ def test_a_connection_dropped_in_the_middle_of_the_first_list_is_retried() -> No
     run_until_printed(replies, "Sync/Add/Update for Pod a", streaming_list=False)
 
 
-# Found by the soak: a streaming list dropped before its initial-events-end bookmark is FATAL_BEFORE_SYNC (ConnectionFailed), so the CLI exits 1; client-go retries; fixed by ConnectionLost.
+# Found by the soak: a streaming list dropped before its initial-events-end bookmark
+# was fatal (ConnectionFailed), so the CLI exited 1 where client-go retries. Fixed by
+# ConnectionLost, as above (being fixed).
+@pytest.mark.xfail(strict=True, raises=ConnectionFailed, reason="soak bug, fix uncommitted")
 def test_a_streaming_list_dropped_before_its_initial_events_end_is_retried() -> None:
     replies = [
         Reply.chunks([event("ADDED", pod("a", 5)), Close()]),  # reset before the bookmark
-        pod_list(10, pod("a", 5)),
-        Reply.chunks([Stall()]),
+        # client-go retries the streaming list itself (a server that dropped one still
+        # supports it): the initial events again, then the bookmark.
+        Reply.chunks([event("ADDED", pod("a", 5)), bookmark(10, initial_end=True), Stall()]),
     ]
     run_until_printed(replies, "Sync/Add/Update for Pod a", streaming_list=True)
+
+
+async def _watch_a_server_that_resets_during_the_handshake() -> None:
+    async def reset_at_once(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)  # the ClientHello
+        set_linger_zero(stream)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), reset_at_once, 0)
+        port = listeners[0].socket.getsockname()[1]
+        async with Client(ClusterConfig(f"https://127.0.0.1:{port}")) as client:
+            try:
+                async with client.watch("/api/v1/pods", {"watch": "true"}):
+                    pass
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TLSError,
+    reason="soak bug: a RST during a watch's TLS handshake (a proxy or load balancer whose "
+    "backend is down, as in the soak's apiserver kills) is a TLSError 'TLS handshake ... "
+    "failed: The operation did not complete (read)': the ConnectionResetError raised "
+    "inside `except SSLWantReadError` in Connection.start_tls has that SSLError as its "
+    "context, and transport_error names the first SSLError in the chain",
+)
+def test_a_reset_during_the_tls_handshake_of_a_watch_is_a_connection_failure() -> None:
+    with pytest.raises(ConnectionFailed):
+        try:
+            trio.run(_watch_a_server_that_resets_during_the_handshake)
+        except BaseExceptionGroup as group:
+            leaf: BaseException = group
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise leaf from group
