@@ -97,8 +97,12 @@ def test_the_ci_seeds_inject_every_kind_of_fault(quiet: None) -> None:
     """The schedule is not silently empty: over a few seeds every fault happens."""
     seen: dict[str, int] = {}
     for seed in range(40):
-        for kind, n in sim.run_seed(seed).stats["faults"].items():
+        stats = sim.run_seed(seed).stats
+        for kind, n in [*stats["faults"].items(), *stats["answered"].items()]:
             seen[kind] = seen.get(kind, 0) + n
+    # what the model answered: continued pages, watches from a compacted rv, bookmarks
+    for kind in ("continued_page", "watch_too_old", "bookmark", "streaming_list"):
+        assert seen.get(kind), (kind, seen)
     for kind in ("drop", "status", "error_event", "stall", "end"):
         assert seen.get(f"watch_{kind}"), (kind, seen)
     for kind in ("410", "429", "500", "refused", "torn", "stall"):

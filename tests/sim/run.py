@@ -12,6 +12,10 @@ every key's last reconcile saw its final state (so every delete after a sync was
 observed, and a key changed while processing was processed again); no two workers held
 one key at once; the queue is empty; the reflector never raised. A failing seed prints
 the one-line command that reproduces it.
+
+The reflector runs with `fail_fast_before_sync=False`: with the pod program's default a
+connection lost mid-response before the first sync is fatal (the regression tests in
+tests/test_simulation_regressions.py), and that would end most seeds right there.
 """
 
 from __future__ import annotations
@@ -275,6 +279,7 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
         lists=server.lists,
         relists=getattr(reflector, "relists", None),
         faults=dict(faults.injected),
+        answered=dict(server.seen),
         virtual=trio.current_time(),
     )
     return result

@@ -120,6 +120,10 @@ class ModelServer:
         self.watches = 0
         self.lists = 0
         self.live: dict[Framer, None] = {}  # watches being answered now
+        self.seen: dict[str, int] = {}  # what the model answered: 410s, bookmarks ...
+
+    def saw(self, what: str) -> None:
+        self.seen[what] = self.seen.get(what, 0) + 1
 
     def transport(self) -> ModelTransport:
         return ModelTransport(self)
@@ -204,12 +208,14 @@ class ModelServer:
             initial = [watch_line("ADDED", e.obj) for e in model.initial_events()]
             cursor = model.rv
             if streaming:
+                self.saw("streaming_list")
                 initial.append(watch_line("BOOKMARK", bookmark(cursor, initial_events_end=True)))
         else:
             cursor = int(rv)
             try:
                 model.events_after(cursor)
             except TooOld as exc:
+                self.saw("watch_too_old")
                 if plan.gone_as_status:
                     await self._error(out, 410, exc.status, 0)
                     return
@@ -232,6 +238,7 @@ class ModelServer:
                         if plan.error_code == 410
                         else internal_error("etcdserver: request timed out")
                     )
+                    self.saw("error_event_mid_initial" if sent < len(initial) else "error_event")
                     await out.send(chunk(watch_line("ERROR", status)) + LAST_CHUNK)
                     return False
                 n = 2 if i + 1 < len(lines) and self.faults.rng.random() < plan.coalesce else 1
@@ -250,6 +257,7 @@ class ModelServer:
             try:
                 events = model.events_after(cursor)
             except TooOld as exc:  # compaction overtook this watch
+                self.saw("watch_overtaken")
                 await send_lines([watch_line("ERROR", exc.status)])
                 await out.send(LAST_CHUNK)
                 return
@@ -263,6 +271,7 @@ class ModelServer:
                 return
             if bookmarks and now >= next_bookmark:
                 cursor = model.rv
+                self.saw("bookmark")
                 if not await send_lines([watch_line("BOOKMARK", bookmark(cursor))]):
                     return
                 next_bookmark = now + plan.bookmark_every
@@ -337,7 +346,10 @@ class ModelTransport(httpx.AsyncBaseTransport):
         try:
             page = server.model.list_page(limit, token)
         except TooOld as exc:
+            server.saw("continue_expired")
             return _response(request, 410, exc.status, 0)
+        if token:
+            server.saw("continued_page")
         await trio.sleep(faults.latency())
         headers = [*COMMON_HEADERS]
         if plan.torn_at is not None:
