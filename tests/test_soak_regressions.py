@@ -19,7 +19,7 @@ from streamserver import Close, Reply, Stall, open_stream_server
 from soak.proxy import set_linger_zero
 from trio_controller.config import ClusterConfig
 from trio_controller.controller import pod_controller
-from trio_controller.errors import ConnectionFailed, TLSError
+from trio_controller.errors import ConnectionFailed
 from trio_controller.transport.client import Client
 
 
@@ -37,7 +37,7 @@ def run_until_printed(replies: list[Reply], line: str, *, streaming_list: bool) 
     """Run the pod controller against `replies` until it prints `line`; its output.
     The controller's error is raised as itself, out of the nurseries around it (a plain
     `trio.run`, so pytest-trio's nursery does not wrap it either, and `xfail(raises=)`
-    sees the type)."""
+    sees the type if one is marked)."""
     clock = trio.testing.MockClock(autojump_threshold=0.02)
     try:
         return trio.run(
@@ -71,8 +71,7 @@ async def _run_until_printed(replies: list[Reply], line: str, *, streaming_list:
 
 # Found by the soak: a connection dropped during the first list was fatal before the
 # first sync (ConnectionFailed), so the CLI exited 1 where client-go retries the list.
-# (Being fixed: a connection lost after the server answered becomes ConnectionLost.)
-@pytest.mark.xfail(strict=True, raises=ConnectionFailed, reason="soak bug, fix uncommitted")
+# Fixed: a connection lost after the server answered is ConnectionLost, retried.
 def test_a_connection_dropped_in_the_middle_of_the_first_list_is_retried() -> None:
     head = b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"10"},"items":['
     replies = [
@@ -85,8 +84,7 @@ def test_a_connection_dropped_in_the_middle_of_the_first_list_is_retried() -> No
 
 # Found by the soak: a streaming list dropped before its initial-events-end bookmark
 # was fatal (ConnectionFailed), so the CLI exited 1 where client-go retries. Fixed by
-# ConnectionLost, as above (being fixed).
-@pytest.mark.xfail(strict=True, raises=ConnectionFailed, reason="soak bug, fix uncommitted")
+# ConnectionLost, as above.
 def test_a_streaming_list_dropped_before_its_initial_events_end_is_retried() -> None:
     replies = [
         Reply.chunks([event("ADDED", pod("a", 5)), Close()]),  # reset before the bookmark
@@ -114,15 +112,10 @@ async def _watch_a_server_that_resets_during_the_handshake() -> None:
                 nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TLSError,
-    reason="soak bug: a RST during a watch's TLS handshake (a proxy or load balancer whose "
-    "backend is down, as in the soak's apiserver kills) is a TLSError 'TLS handshake ... "
-    "failed: The operation did not complete (read)': the ConnectionResetError raised "
-    "inside `except SSLWantReadError` in Connection.start_tls has that SSLError as its "
-    "context, and transport_error names the first SSLError in the chain",
-)
+# Found by the soak (its apiserver kills, behind the proxy): a RST during a watch's TLS
+# handshake was a TLSError "TLS handshake ... failed: The operation did not complete
+# (read)", since the ConnectionResetError raised inside `except SSLWantReadError` in
+# Connection.start_tls has that SSLError as its context. Fixed by ConnectionLost.
 def test_a_reset_during_the_tls_handshake_of_a_watch_is_a_connection_failure() -> None:
     with pytest.raises(ConnectionFailed):
         try:
