@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
+import time
+import traceback
 from typing import Any
 
 import orjson
@@ -13,7 +16,7 @@ import trio
 import trio.testing
 
 from trio_controller._native import Store
-from trio_controller.controller import Controller
+from trio_controller.controller import Controller, Requeue
 from trio_controller.pods import PodSyncPrinter
 from trio_controller.workqueue import WorkQueue
 
@@ -63,6 +66,7 @@ async def test_a_failing_key_is_retried_five_times_with_backoff_then_dropped(
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("Error syncing pod default/broken") for m in messages) == 5
     assert any(m.startswith("Dropping pod 'default/broken' out of the queue") for m in messages)
+    assert all("RuntimeError: cannot handle" in m for m in messages if "default/broken" in m)
 
 
 async def test_a_key_that_recovers_is_forgotten(autojump_clock: trio.testing.MockClock) -> None:
@@ -215,3 +219,126 @@ async def test_the_lines_of_a_batch_of_ready_keys_leave_in_one_write(
         await trio.sleep(0.001)
         assert out.writes[1:] == ["Sync/Add/Update for Pod p3\n"]
         controller.stop()
+
+
+async def test_when_retries_run_out_one_error_line_carries_the_exception_and_traceback(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    def reconcile(key: str) -> None:
+        {}["spec"]  # a KeyError from inside the reconcile
+
+    queue = WorkQueue()
+    controller = Controller(FilledReflector(), queue, reconcile, name="Widget")  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="trio_controller")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add("default/w")
+        await trio.sleep(60)
+        controller.stop()
+    retries = [r for r in caplog.records if r.getMessage().startswith("Error syncing")]
+    assert [r.getMessage() for r in retries] == [
+        "Error syncing widget default/w: KeyError: 'spec'"
+    ] * 5
+    assert all(r.levelno == logging.INFO for r in retries)
+    (dropped,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert dropped.getMessage() == (
+        "Dropping widget 'default/w' out of the queue after 5 retries: KeyError: 'spec'"
+    )
+    assert dropped.exc_info is not None and dropped.exc_info[0] is KeyError
+    assert dropped.exc_info[2] is not None  # the traceback, down to the reconcile
+    assert "reconcile" in "".join(traceback.format_tb(dropped.exc_info[2]))
+    assert controller.stats.errors == 6
+
+
+async def test_a_reconcile_returning_seconds_is_looked_at_again_that_much_later(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls: list[float] = []
+
+    async def reconcile(key: str) -> float | None:
+        calls.append(trio.current_time())
+        return 30.0 if len(calls) < 3 else None
+
+    queue = WorkQueue()
+    controller = Controller(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        start = trio.current_time()
+        queue.add("default/a")
+        await trio.sleep(200)
+        controller.stop()
+    assert [round(t - start, 3) for t in calls] == [0.0, 30.0, 60.0]
+    assert controller.stats.requeues_after == 2
+    assert controller.stats.successes == 1
+    assert queue.num_requeues("default/a") == 0
+
+
+async def test_requeue_after_and_requeue_with_the_rate_limiter_from_a_plain_function(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls: list[tuple[str, float]] = []
+    answers = {"default/later": [Requeue(after=5.0)], "default/again": [Requeue(), Requeue()]}
+
+    def reconcile(key: str) -> Requeue | None:
+        calls.append((key, trio.current_time()))
+        left = answers[key]
+        return left.pop(0) if left else None
+
+    queue = WorkQueue()
+    controller = Controller(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        start = trio.current_time()
+        queue.add_many(["default/later", "default/again"])
+        await trio.sleep(60)
+        controller.stop()
+    times = {key: [round(t - start, 3) for k, t in calls if k == key] for key in answers}
+    assert times == {"default/later": [0.0, 5.0], "default/again": [0.0, 0.005, 0.015]}
+    assert (controller.stats.requeues, controller.stats.requeues_after) == (2, 1)
+    assert controller.stats.errors == 0
+
+
+async def test_a_reconcile_returning_something_else_is_an_error(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = WorkQueue()
+    controller = Controller(FilledReflector(), queue, lambda key: True, max_retries=0)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add("default/a")
+        await trio.sleep(1)
+        controller.stop()
+    assert controller.stats.errors == 1
+    assert any("TypeError: reconcile returned True" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_threaded_reconcile_blocks_in_a_worker_thread_while_trio_runs_on() -> None:
+    """Real time: a thread's sleep is not Trio's to skip."""
+    threads: list[int] = []
+    ticks = 0
+
+    def reconcile(key: str) -> None:
+        threads.append(threading.get_ident())
+        time.sleep(0.2)  # a blocking call
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.01)
+            ticks += 1
+
+    queue = WorkQueue()
+    controller = Controller(FilledReflector(), queue, reconcile, threaded=True)  # type: ignore[arg-type]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(controller.run)
+            nursery.start_soon(tick)
+            queue.add_many(["default/a", "default/b"])
+            while controller.stats.time.count < 2:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            controller.stop()
+            nursery.cancel_scope.cancel()
+    assert len(threads) == 2 and threading.get_ident() not in threads
+    assert ticks >= 20  # the loop went on while the reconcile slept (0.4 s)
+    assert controller.stats.successes == 2
+    assert 0.35 < controller.stats.time.sum < 2

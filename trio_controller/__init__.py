@@ -1,46 +1,139 @@
-"""trio-controller: a Kubernetes controller runtime for Python on Trio, with a Rust core."""
+"""trio-controller: a Kubernetes controller runtime for Python on Trio, with a Rust core.
 
-from trio_controller._native import (
-    BucketRateLimiter,
-    DecodeError,
-    ExponentialFailureRateLimiter,
-    ListAccumulator,
-    MaxOfRateLimiter,
-    RateLimiter,
-    ShutDown,
-    Store,
-    WatchDecoder,
-    WatchEvent,
-    __version__,
-    default_controller_rate_limiter,
+    from trio_controller import CONFIGMAPS, Client, Controller, Resource, load_config
+
+The names here are what a controller needs: the client and its configuration, resources
+and their verbs (`Api`, `Discovery`), informers (`Informer`, `SharedInformerFactory`,
+`EventHandlers`), `Controller` and `Requeue`, `LeaderElector`, events and finalizers,
+and the error classes. The Rust building blocks (store, decoders, the native queue and
+rate limiters) live in `trio_controller.native`.
+"""
+
+from typing import Any
+
+from trio_controller._native import __version__
+from trio_controller.api import (
+    CONFIGMAPS,
+    CUSTOM_RESOURCE_DEFINITIONS,
+    DEPLOYMENTS,
+    EVENTS,
+    LEASES,
+    NAMESPACES,
+    PODS,
+    SECRETS,
+    SERVICES,
+    Api,
+    Discovery,
+    PatchType,
+    PropagationPolicy,
+    Resource,
+    ResourceNotFound,
 )
-from trio_controller.cache.reflector import Reflector
+from trio_controller.cache.factory import SharedInformerFactory
+from trio_controller.cache.informer import Informer
+from trio_controller.cache.mappers import controller_owner
+from trio_controller.cache.reflector import ListFailed
+from trio_controller.cache.sink import EventHandlers
 from trio_controller.config import ClusterConfig, load_config
-from trio_controller.controller import Controller
-from trio_controller.errors import ApiError, KubeconfigError, TrioControllerError
+from trio_controller.controller import CacheSyncTimeout, Controller, Requeue
+from trio_controller.errors import (
+    ApiError,
+    Conflict,
+    ConnectionFailed,
+    ExecPluginError,
+    Forbidden,
+    Gone,
+    KubeconfigError,
+    NotFound,
+    ServerError,
+    Timeout,
+    TLSError,
+    TooManyRequests,
+    TransportError,
+    TrioControllerError,
+    Unauthorized,
+)
+from trio_controller.events import EventRecorder
+from trio_controller.finalizers import finalizer, is_deleting
+from trio_controller.leaderelection import LeaderElector, LeadershipLost
 from trio_controller.transport.client import Client
 from trio_controller.workqueue import WorkQueue
 
 __all__ = [
+    "CONFIGMAPS",
+    "CUSTOM_RESOURCE_DEFINITIONS",
+    "DEPLOYMENTS",
+    "EVENTS",
+    "LEASES",
+    "NAMESPACES",
+    "PODS",
+    "SECRETS",
+    "SERVICES",
+    "Api",
     "ApiError",
-    "BucketRateLimiter",
+    "CacheSyncTimeout",
     "Client",
     "ClusterConfig",
+    "Conflict",
+    "ConnectionFailed",
     "Controller",
+    "Discovery",
+    "EventHandlers",
+    "EventRecorder",
+    "ExecPluginError",
+    "Forbidden",
+    "Gone",
+    "Informer",
+    "KubeconfigError",
+    "LeaderElector",
+    "LeadershipLost",
+    "ListFailed",
+    "NotFound",
+    "PatchType",
+    "PropagationPolicy",
+    "Requeue",
+    "Resource",
+    "ResourceNotFound",
+    "ServerError",
+    "SharedInformerFactory",
+    "TLSError",
+    "Timeout",
+    "TooManyRequests",
+    "TransportError",
+    "TrioControllerError",
+    "Unauthorized",
+    "WorkQueue",
+    "__version__",
+    "controller_owner",
+    "finalizer",
+    "is_deleting",
+    "load_config",
+]
+
+# Names this package exported before the native building blocks moved to
+# `trio_controller.native`; still importable from here, not part of `__all__`.
+_MOVED = {
+    "BucketRateLimiter",
     "DecodeError",
     "ExponentialFailureRateLimiter",
-    "KubeconfigError",
     "ListAccumulator",
     "MaxOfRateLimiter",
     "RateLimiter",
-    "Reflector",
     "ShutDown",
     "Store",
-    "TrioControllerError",
     "WatchDecoder",
     "WatchEvent",
-    "WorkQueue",
-    "__version__",
     "default_controller_rate_limiter",
-    "load_config",
-]
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from trio_controller import native
+
+        return getattr(native, name)
+    if name == "Reflector":
+        from trio_controller.cache.reflector import Reflector
+
+        return Reflector
+    raise AttributeError(f"module 'trio_controller' has no attribute {name!r}")

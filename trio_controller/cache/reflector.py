@@ -6,6 +6,9 @@ go, waits as told and logs.
 
     StreamList ──(initial-events-end bookmark: replace the store)──▶ Watch(rv), same stream
     StreamList ──(server lacks it: 400/422 naming sendInitialEvents, or no bookmark)──▶ Relist
+    StreamList ──(dropped before its initial events end)──▶ StreamList (client-go's watchList
+           loop), at once if the stream delivered events, else after backoff
+    StreamList ──(any other error before its initial events end)──▶ Relist, at once
     Relist ──(pages into a side buffer, replace the store)──▶ Watch(rv)
     Watch(rv) ──(stream ends normally)──▶ Watch(last rv), at once
     Watch(rv) ──(connection dropped after it delivered events)──▶ Watch(last rv), at once
@@ -222,8 +225,8 @@ def next_state(state: State, outcome: Outcome) -> Next | GiveUp:
         case Failed(error=errors.Gone()):
             return Next(Relist(), note="relisting", level=logging.INFO)
         case Failed(error=errors.TooManyRequests() as exc):
-            wait: Wait = exc.retry_after if exc.retry_after is not None else "backoff"
-            return Next(_retry_state(state, outcome), wait)
+            after: Wait = exc.retry_after if exc.retry_after is not None else "backoff"
+            return Next(_retry_state(state, outcome), after)
         case Failed(error=exc, synced=False, fail_fast=True) if isinstance(
             exc, FATAL_BEFORE_SYNC
         ) and not isinstance(exc, errors.ConnectionLost):
@@ -243,6 +246,15 @@ def next_state(state: State, outcome: Outcome) -> Next | GiveUp:
             # client-go, which re-watches at once (issue 11: no backoff).
             note = "resuming from the last resourceVersion"
             return Next(_retry_state(state, outcome), note=note, level=logging.INFO)
+        case Failed(error=errors.ConnectionFailed(), listed=False) if isinstance(state, StreamList):
+            # A dropped stream is a closed watch to client-go's watchList, which asks for
+            # the streaming list again (at once if it was making progress).
+            wait: Wait = "now" if outcome.delivered else "backoff"
+            return Next(StreamList(), wait, "retrying the streaming list", logging.INFO)
+        case Failed(listed=False) if isinstance(state, StreamList):
+            # client-go: "falling back to the standard LIST/WATCH semantics because
+            # making progress is better than deadlocking"; the list backs off if it fails.
+            return Next(Relist(), note="falling back to list+watch")
         case Failed():
             return Next(_retry_state(state, outcome), "backoff")
     raise AssertionError(f"unhandled outcome {outcome!r}")  # pragma: no cover
