@@ -324,3 +324,17 @@ async def test_get_batch_raises_shutdown_once_drained() -> None:
     assert await q.get_batch(5) == ["a"]
     with pytest.raises(ShutDown):
         await q.get_batch(5)
+
+
+async def test_statistics_carry_the_per_bucket_histograms(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    q.add("a")
+    await trio.sleep(0.05)
+    key = await q.get()
+    await trio.sleep(20)
+    q.done(key)
+    stats = q.statistics()
+    assert stats["queue_latency_buckets"] == [0] * 7 + [1] + [0] * 5
+    assert stats["work_duration_buckets"] == [0] * 10 + [1] + [0] * 2

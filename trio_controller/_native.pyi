@@ -10,6 +10,7 @@ from typing import Any, Final, Literal, final
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "WORKQUEUE_BUCKETS",
     "BodyDecoder",
     "BucketRateLimiter",
     "DecodeError",
@@ -17,6 +18,7 @@ __all__ = [
     "FeedResult",
     "ListAccumulator",
     "MaxOfRateLimiter",
+    "OwnerMapping",
     "PageInfo",
     "RateLimiter",
     "ReplaceResult",
@@ -32,6 +34,11 @@ __all__ = [
 ]
 
 __version__: Final[str]
+
+WORKQUEUE_BUCKETS: Final[tuple[float, ...]]
+"""The 12 bucket bounds (seconds) of the work queue's duration histograms:
+controller-runtime's ``ExponentialBuckets(10e-9, 10, 12)`` as Go computes them
+(1e-08 ... 1000.0, with ``9.999999999999999e-06`` and ``9.999999999999999e-05``)."""
 
 class DecodeError(ValueError):
     """A malformed watch line, list body, object, response head or body framing.
@@ -151,12 +158,45 @@ class WorkQueue:
         """Reset ``key``'s failures in the rate limiter."""
     def num_requeues(self, key: str) -> int:
         """``key``'s failures counted by the rate limiter."""
-    def metrics(self, now: float) -> dict[str, float]:
+    def metrics(self, now: float) -> dict[str, Any]:
         """client-go's workqueue metrics.
 
         Keys: depth, adds, retries, queue_latency_sum, queue_latency_count,
         work_duration_sum, work_duration_count, unfinished_work_seconds,
-        longest_running_processor_seconds.
+        longest_running_processor_seconds (floats), and queue_latency_buckets,
+        work_duration_buckets: lists of 13 ints, the observations per bucket of
+        ``WORKQUEUE_BUCKETS`` (the first bound ``>=`` the value) then above the last
+        bound (+Inf), not cumulative.
+        """
+
+# --- owner mapping --------------------------------------------------------------------
+
+@final
+class OwnerMapping:
+    """Owned objects map to the key of their controller owner of one kind, as
+    controller-runtime's ``EnqueueRequestForOwner(..., OnlyControllerOwner())``.
+
+    An object maps to ``<its namespace>/<name>`` (just ``<name>`` when the owner is not
+    ``namespaced`` or the object is cluster-scoped) of its ``metadata.ownerReferences``
+    entry with ``controller: true`` whose ``apiVersion`` has the group of
+    ``api_version`` (any version) and whose ``kind`` is ``kind``; other owners are
+    ignored and an object without such an owner maps to nothing.
+    """
+
+    def __new__(cls, api_version: str, kind: str, namespaced: bool = True) -> OwnerMapping: ...
+    @property
+    def api_version(self) -> str:
+        """The primary's apiVersion (only its group is compared)."""
+    @property
+    def kind(self) -> str:
+        """The primary's kind."""
+    @property
+    def namespaced(self) -> bool:
+        """Whether the primary is namespaced (its key carries the owned object's namespace)."""
+    def owner_key(self, raw: bytes) -> str | None:
+        """The owner key of one object's JSON bytes, or None if it has no such owner.
+
+        Only the object's ``metadata`` is read. Raises ``DecodeError`` if it is malformed.
         """
 
 # --- store ----------------------------------------------------------------------------
@@ -177,6 +217,10 @@ class ReplaceResult:
     @property
     def tombstones(self) -> dict[str, bytes]:
         """The last known object bytes of each deleted key."""
+    @property
+    def owner_keys(self) -> list[str] | None:
+        """With an ``owner`` mapping: the owner keys of the added objects, of the updated
+        ones (new and old object) and of the deleted ones, each once; else None."""
 
 @final
 class Store:
@@ -244,10 +288,19 @@ class Store:
         """
     def delete(self, key: str) -> bool:
         """Remove ``key``; returns whether it was held."""
-    def replace(self, acc: ListAccumulator, resource_version: str | None) -> ReplaceResult:
+    def replace(
+        self,
+        acc: ListAccumulator,
+        resource_version: str | None,
+        queue: WorkQueue | None = None,
+        now: float = 0.0,
+        owner: OwnerMapping | None = None,
+    ) -> ReplaceResult:
         """Replace the whole content with ``acc``'s objects (a relist); empties ``acc``.
 
-        Later objects win over earlier ones with the same key.
+        Later objects win over earlier ones with the same key. With ``queue``, the keys
+        of the added, updated and deleted objects are added to it at ``now`` (in Rust);
+        with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
         """
     def snapshot(self) -> bytes:
         """Every object and the resource version, for ``restore``."""
@@ -394,6 +447,7 @@ class WatchDecoder:
         queue: WorkQueue | None,
         now: float,
         initial: ListAccumulator | None = None,
+        owner: OwnerMapping | None = None,
     ) -> FeedResult:
         """Apply the events ``data`` completes to ``store`` and add their keys to ``queue``.
 
@@ -404,6 +458,11 @@ class WatchDecoder:
         after applying the events before it; the buffered bytes are dropped. Malformed
         framing raises ``DecodeError`` (``chunked encoding: ...``) after applying the
         events before it; the decoder then needs ``reset``.
+
+        With ``owner``, each object still goes into ``store`` but ``queue`` gets its
+        controller owner's key instead of its own (nothing if it has none): for ADDED and
+        MODIFIED the owners of the new object and of the stored one it replaces, for
+        DELETED the owner of the deleted object.
         """
     def reset(self, *, chunked: bool = False, content_length: int | None = None) -> None:
         """Start a new stream (position 0, line 1), dropping anything buffered.

@@ -6,9 +6,11 @@
 //!         and applying events to a store and queue
 //! store/  the object cache: entries, indexes, compression, list accumulator, snapshots
 //! queue   the rate-limited work queue;  ratelimit  client-go's rate limiters
+//! owner   owned objects mapped to their controller owner's key (ownerReferences)
 //! py/     thin `#[pyclass]` wrappers over the above, no logic of their own
 //! ```
 pub mod json;
+pub mod owner;
 mod py;
 pub mod queue;
 pub mod ratelimit;

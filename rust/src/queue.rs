@@ -18,6 +18,49 @@ pub type Key = Arc<str>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutDown;
 
+/// How many finite bucket bounds the duration histograms have.
+pub const BUCKETS: usize = 12;
+
+/// controller-runtime's workqueue histogram bounds, in seconds:
+/// `prometheus.ExponentialBuckets(10e-9, 10, 12)`, which multiplies 10e-9 by 10 eleven
+/// times in float64, so these are Go's exact values (`9.999999999999999e-06`, not 1e-05:
+/// the `le` labels a Go controller exports).
+pub const BUCKET_BOUNDS: [f64; BUCKETS] = [
+    1e-08,
+    1e-07,
+    1e-06,
+    9.999999999999999e-06,
+    9.999999999999999e-05,
+    0.001,
+    0.01,
+    0.1,
+    1.0,
+    10.0,
+    100.0,
+    1000.0,
+];
+
+/// A duration histogram: sum, count and per-bucket counts, not cumulative. Bucket `i`
+/// counts the observations `v` with `BUCKET_BOUNDS[i - 1] < v <= BUCKET_BOUNDS[i]` (the
+/// first bound `>= v`, as Prometheus' `le`); bucket `BUCKETS` counts those above every
+/// bound (+Inf).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub sum: f64,
+    pub count: u64,
+    pub buckets: [u64; BUCKETS + 1],
+}
+
+impl Histogram {
+    pub fn observe(&mut self, seconds: f64) {
+        self.sum += seconds;
+        self.count += 1;
+        // NaN compares false: it lands in the first bucket (callers pass max(0.0) values).
+        let at = BUCKET_BOUNDS.partition_point(|&bound| bound < seconds);
+        self.buckets[at] += 1;
+    }
+}
+
 /// Counters named as client-go's workqueue metrics name them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
@@ -26,8 +69,12 @@ pub struct Metrics {
     pub retries: u64,
     pub queue_latency_sum: f64,
     pub queue_latency_count: u64,
+    /// Per bucket of `BUCKET_BOUNDS`, then +Inf; not cumulative.
+    pub queue_latency_buckets: [u64; BUCKETS + 1],
     pub work_duration_sum: f64,
     pub work_duration_count: u64,
+    /// Per bucket of `BUCKET_BOUNDS`, then +Inf; not cumulative.
+    pub work_duration_buckets: [u64; BUCKETS + 1],
     pub unfinished_work_seconds: f64,
     pub longest_running_processor_seconds: f64,
 }
@@ -82,10 +129,10 @@ pub struct WorkQueue {
     limiter: Box<dyn RateLimiter>,
     adds: u64,
     retries: u64,
-    latency_sum: f64,
-    latency_count: u64,
-    work_sum: f64,
-    work_count: u64,
+    /// From becoming dirty to being handed out.
+    latency: Histogram,
+    /// From being handed out to `done`.
+    work: Histogram,
 }
 
 impl WorkQueue {
@@ -102,10 +149,8 @@ impl WorkQueue {
             limiter,
             adds: 0,
             retries: 0,
-            latency_sum: 0.0,
-            latency_count: 0,
-            work_sum: 0.0,
-            work_count: 0,
+            latency: Histogram::default(),
+            work: Histogram::default(),
         }
     }
 
@@ -160,8 +205,7 @@ impl WorkQueue {
         };
         if let Some(state) = self.items.get_mut(&key) {
             if let Some(added) = state.dirty_since.take() {
-                self.latency_sum += (now - added).max(0.0);
-                self.latency_count += 1;
+                self.latency.observe((now - added).max(0.0));
                 self.dirty -= 1;
             }
             state.processing_since = Some(now);
@@ -181,8 +225,7 @@ impl WorkQueue {
         let Some(started) = state.processing_since.take() else {
             return false;
         };
-        self.work_sum += (now - started).max(0.0);
-        self.work_count += 1;
+        self.work.observe((now - started).max(0.0));
         self.processing -= 1;
         if state.dirty_since.is_some() {
             self.queue.push_back(e.key().clone());
@@ -316,10 +359,12 @@ impl WorkQueue {
             depth: self.dirty as u64,
             adds: self.adds,
             retries: self.retries,
-            queue_latency_sum: self.latency_sum,
-            queue_latency_count: self.latency_count,
-            work_duration_sum: self.work_sum,
-            work_duration_count: self.work_count,
+            queue_latency_sum: self.latency.sum,
+            queue_latency_count: self.latency.count,
+            queue_latency_buckets: self.latency.buckets,
+            work_duration_sum: self.work.sum,
+            work_duration_count: self.work.count,
+            work_duration_buckets: self.work.buckets,
             unfinished_work_seconds: unfinished,
             longest_running_processor_seconds: longest,
         }
@@ -502,5 +547,62 @@ mod tests {
         assert_eq!((m.work_duration_sum, m.work_duration_count), (5.0, 1));
         assert_eq!(m.unfinished_work_seconds, 0.0);
         assert_eq!(m.retries, 1);
+    }
+
+    #[test]
+    fn the_bucket_bounds_are_go_exponential_buckets_from_10e_minus_9_by_10() {
+        let mut x = 10e-9f64;
+        for bound in BUCKET_BOUNDS {
+            assert_eq!(bound.to_bits(), x.to_bits(), "{bound} vs {x}");
+            x *= 10.0;
+        }
+    }
+
+    #[test]
+    fn an_observation_counts_in_the_first_bucket_whose_bound_is_at_least_it() {
+        let mut h = Histogram::default();
+        for v in [
+            0.0,
+            1e-08,
+            1.1e-08,
+            1e-05,
+            0.5,
+            1.0,
+            1000.0,
+            1000.5,
+            f64::INFINITY,
+        ] {
+            h.observe(v);
+        }
+        let mut want = [0u64; BUCKETS + 1];
+        want[0] = 2; // 0 and exactly 1e-08
+        want[1] = 1; // 1.1e-08
+        want[4] = 1; // 1e-05 is above Go's 9.999999999999999e-06
+        want[8] = 2; // 0.5 and exactly 1
+        want[11] = 1; // exactly 1000
+        want[12] = 2; // above 1000: +Inf
+        assert_eq!(h.buckets, want);
+        assert_eq!(h.count, 9);
+    }
+
+    #[test]
+    fn metrics_count_queue_latency_and_work_duration_per_bucket() {
+        let mut q = queue();
+        q.add("a", 0.0);
+        q.add("b", 0.0);
+        q.get(0.05).unwrap(); // a waited 0.05 s
+        q.get(20.0).unwrap(); // b waited 20 s
+        q.done("a", 0.05 + 2e-6); // a worked 2 µs
+        q.done("b", 5000.0); // b worked 4980 s
+        let m = q.metrics(5000.0);
+        let mut latency = [0u64; BUCKETS + 1];
+        latency[7] = 1; // 0.05 <= 0.1
+        latency[10] = 1; // 20 <= 100
+        assert_eq!(m.queue_latency_buckets, latency);
+        let mut work = [0u64; BUCKETS + 1];
+        work[3] = 1; // 1e-06 < 2e-06 <= 9.999999999999999e-06
+        work[12] = 1; // 4980 > 1000: +Inf
+        assert_eq!(m.work_duration_buckets, work);
+        assert_eq!((m.queue_latency_count, m.work_duration_count), (2, 2));
     }
 }

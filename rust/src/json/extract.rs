@@ -106,6 +106,8 @@ pub struct Meta {
     pub initial_events_end: bool,
     /// The value of `metadata.managedFields`, if present.
     pub managed_fields: Option<Range<usize>>,
+    /// The value of `metadata.ownerReferences`, if present and the schema captures it.
+    pub owner_references: Option<Range<usize>>,
     /// One list of values per user index of the schema this was decoded with.
     pub index_values: Vec<Vec<String>>,
     pub schema_id: u64,
@@ -150,6 +152,7 @@ pub(crate) fn meta_from_spans(
         deleting: rel(SLOT_DELETION).is_some_and(|r| obj[r] != *b"null"),
         initial_events_end: string_at(obj, &rel(SLOT_INITIAL_END))?.as_deref() == Some("true"),
         managed_fields: rel(SLOT_MANAGED),
+        owner_references: rel(SLOT_OWNERS),
         index_values,
         schema_id: schema.id,
         code,

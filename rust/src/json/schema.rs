@@ -5,6 +5,9 @@
 //!                                                code/reason/message, index paths
 //! list root ─ metadata.{resourceVersion, continue, remainingItemCount}
 //! ```
+//!
+//! `metadata.ownerReferences` is captured only by a schema made `with_owner_references`
+//! (an owner mapping is asked for), so other scans skip it as any other field.
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
@@ -29,7 +32,8 @@ pub(crate) const SLOT_MESSAGE: usize = 12;
 pub(crate) const SLOT_LIST_RV: usize = 13;
 pub(crate) const SLOT_LIST_CONTINUE: usize = 14;
 pub(crate) const SLOT_LIST_REMAINING: usize = 15;
-pub(crate) const FIXED_SLOTS: usize = 16;
+pub(crate) const SLOT_OWNERS: usize = 16;
+pub(crate) const FIXED_SLOTS: usize = 17;
 
 /// The annotation that marks the end of a streaming list's initial events.
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -65,6 +69,16 @@ pub struct Schema {
 impl Schema {
     /// `index_paths`: one list of object keys per user index (e.g. `["spec", "nodeName"]`).
     pub fn new(index_paths: &[Vec<String>]) -> Self {
+        Self::build(index_paths, false)
+    }
+
+    /// `new`, also capturing `metadata.ownerReferences` (for an owner mapping). It has
+    /// the same id as `new(index_paths)`: the index values it yields are the same.
+    pub fn with_owner_references(index_paths: &[Vec<String>]) -> Self {
+        Self::build(index_paths, true)
+    }
+
+    fn build(index_paths: &[Vec<String>], owners: bool) -> Self {
         let mut s = Schema {
             nodes: Vec::new(),
             event_root: 0,
@@ -101,6 +115,10 @@ impl Schema {
         for (path, slot) in fixed {
             let n = s.path(s.object_root, path.iter().copied());
             s.nodes[n].slot = Some(*slot);
+        }
+        if owners {
+            let n = s.path(s.object_root, ["metadata", "ownerReferences"].into_iter());
+            s.nodes[n].slot = Some(SLOT_OWNERS);
         }
         let list_fixed: &[(&[&str], usize)] = &[
             (&["metadata", "resourceVersion"], SLOT_LIST_RV),
@@ -185,5 +203,7 @@ mod tests {
         assert_eq!(a.id(), b.id());
         assert_ne!(a.id(), Schema::new(&[]).id());
         assert_eq!(Schema::new(&[]).id(), Schema::new(&[]).id());
+        let owners = Schema::with_owner_references(&[vec!["spec".into(), "x".into()]]);
+        assert_eq!(owners.id(), a.id());
     }
 }

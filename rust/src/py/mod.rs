@@ -1,5 +1,6 @@
 //! Thin `#[pyclass]` wrappers over the plain-Rust core; no logic of their own.
 pub mod errors;
+pub mod owner;
 pub mod queue;
 pub mod store;
 pub mod watch;
@@ -38,6 +39,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::MaxOfRateLimiter>()?;
     m.add_function(wrap_pyfunction!(queue::default_controller_rate_limiter, m)?)?;
     m.add_class::<queue::PyWorkQueue>()?;
+    m.add(
+        "WORKQUEUE_BUCKETS",
+        pyo3::types::PyTuple::new(py, crate::queue::BUCKET_BOUNDS)?,
+    )?;
+    m.add_class::<owner::PyOwnerMapping>()?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;

@@ -283,7 +283,10 @@ impl PyWorkQueue {
     ///
     /// Keys: depth, adds, retries, queue_latency_sum, queue_latency_count,
     /// work_duration_sum, work_duration_count, unfinished_work_seconds,
-    /// longest_running_processor_seconds.
+    /// longest_running_processor_seconds (floats), and queue_latency_buckets,
+    /// work_duration_buckets: lists of 13 ints, the observations per bucket of
+    /// ``WORKQUEUE_BUCKETS`` (the first bound ``>=`` the value) then above the last
+    /// bound (+Inf), not cumulative.
     fn metrics<'py>(&self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyDict>> {
         let m = self.inner.metrics(now);
         let d = PyDict::new(py);
@@ -292,8 +295,10 @@ impl PyWorkQueue {
         d.set_item("retries", m.retries as f64)?;
         d.set_item("queue_latency_sum", m.queue_latency_sum)?;
         d.set_item("queue_latency_count", m.queue_latency_count as f64)?;
+        d.set_item("queue_latency_buckets", m.queue_latency_buckets.to_vec())?;
         d.set_item("work_duration_sum", m.work_duration_sum)?;
         d.set_item("work_duration_count", m.work_duration_count as f64)?;
+        d.set_item("work_duration_buckets", m.work_duration_buckets.to_vec())?;
         d.set_item("unfinished_work_seconds", m.unfinished_work_seconds)?;
         d.set_item(
             "longest_running_processor_seconds",

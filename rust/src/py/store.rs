@@ -1,6 +1,8 @@
 //! `Store`, `ReplaceResult`, `ListAccumulator`, `PageInfo` and the orjson bridge.
 use super::errors::decode_error;
 use super::guard;
+use super::owner::PyOwnerMapping;
+use super::queue::PyWorkQueue;
 use super::watch::{plain_schema, repr};
 use crate::store::{ListAccumulator, Store, StoreError};
 use crate::watch::page::decode_page;
@@ -63,6 +65,9 @@ pub struct PyReplaceResult {
     deleted: Vec<String>,
     /// The last known object bytes of each deleted key.
     tombstones: Py<PyDict>,
+    /// With an ``owner`` mapping: the owner keys of the added objects, of the updated
+    /// ones (new and old object) and of the deleted ones, each once; else None.
+    owner_keys: Option<Vec<String>>,
 }
 
 #[pymethods]
@@ -232,18 +237,30 @@ impl PyStore {
 
     /// Replace the whole content with ``acc``'s objects (a relist); empties ``acc``.
     ///
-    /// Later objects win over earlier ones with the same key.
+    /// Later objects win over earlier ones with the same key. With ``queue``, the keys
+    /// of the added, updated and deleted objects are added to it at ``now`` (in Rust);
+    /// with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
+    #[pyo3(signature = (acc, resource_version, queue = None, now = 0.0, owner = None))]
     fn replace(
         &mut self,
         py: Python<'_>,
         acc: &Bound<'_, PyListAccumulator>,
         resource_version: Option<String>,
+        mut queue: Option<PyRefMut<'_, PyWorkQueue>>,
+        now: f64,
+        owner: Option<Bound<'_, PyOwnerMapping>>,
     ) -> PyResult<PyReplaceResult> {
         let items = acc.borrow_mut().inner.take();
+        let mapping = owner.as_ref().map(|m| &m.get().inner);
         let out = guard(|| {
-            self.inner
-                .replace(items, resource_version)
-                .map_err(|e| store_error(py, e))
+            let out = self
+                .inner
+                .replace_mapped(items, resource_version, mapping)
+                .map_err(|e| store_error(py, e))?;
+            if let Some(q) = queue.as_deref_mut() {
+                out.queue_keys().for_each(|k| q.inner.add(k, now));
+            }
+            Ok(out)
         })?;
         let tombstones = PyDict::new(py);
         let mut deleted = Vec::with_capacity(out.deleted.len());
@@ -256,6 +273,7 @@ impl PyStore {
             updated: out.updated.iter().map(|k| k.to_string()).collect(),
             deleted,
             tombstones: tombstones.unbind(),
+            owner_keys: out.owner_keys,
         })
     }
 

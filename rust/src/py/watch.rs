@@ -2,6 +2,7 @@
 //! `parse_response_head` for the owned HTTP/1.1 watch transport.
 use super::errors::decode_error;
 use super::guard;
+use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::store::{loads, PyListAccumulator, PyStore};
 use crate::json::{Meta, Schema};
@@ -219,7 +220,13 @@ impl PyWatchDecoder {
     /// after applying the events before it; the buffered bytes are dropped. Malformed
     /// framing raises ``DecodeError`` (``chunked encoding: ...``) after applying the
     /// events before it; the decoder then needs ``reset``.
-    #[pyo3(signature = (data, store, queue, now, initial = None))]
+    ///
+    /// With ``owner``, each object still goes into ``store`` but ``queue`` gets its
+    /// controller owner's key instead of its own (nothing if it has none): for ADDED and
+    /// MODIFIED the owners of the new object and of the stored one it replaces, for
+    /// DELETED the owner of the deleted object.
+    #[pyo3(signature = (data, store, queue, now, initial = None, owner = None))]
+    #[allow(clippy::too_many_arguments)]
     fn feed_into(
         &mut self,
         py: Python<'_>,
@@ -228,6 +235,7 @@ impl PyWatchDecoder {
         mut queue: Option<PyRefMut<'_, PyWorkQueue>>,
         now: f64,
         mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
+        owner: Option<Bound<'_, PyOwnerMapping>>,
     ) -> PyResult<PyFeedResult> {
         guard(|| {
             let mut to = Target {
@@ -235,6 +243,7 @@ impl PyWatchDecoder {
                 queue: queue.as_deref_mut().map(|q| &mut q.inner),
                 now,
                 initial: initial.as_deref_mut().map(|acc| &mut acc.inner),
+                owner: owner.as_ref().map(|m| &m.get().inner),
             };
             let out = match self.inner.feed_into(data, &mut to) {
                 Ok(out) => out,

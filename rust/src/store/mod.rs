@@ -28,6 +28,7 @@ pub use compress::{Compressor, Dict, DICT_MAX};
 pub use entry::{Entry, Labels};
 
 use crate::json::{decode_object, Meta, Schema, SyntaxError};
+use crate::owner::OwnerMapping;
 use hashbrown::{HashMap, HashSet};
 use index::{index_add, parse_index_path, Index};
 use std::sync::Arc;
@@ -74,6 +75,26 @@ pub struct ReplaceResult {
     pub updated: Vec<Key>,
     /// Keys that vanished, with their last known object (tombstones).
     pub deleted: Vec<(Key, Box<[u8]>)>,
+    /// With an owner mapping: the owner keys of the added objects, of the updated ones
+    /// (new and old object) and of the tombstones, each once, in that order.
+    pub owner_keys: Option<Vec<String>>,
+}
+
+impl ReplaceResult {
+    /// The keys a relist enqueues: the owner keys with a mapping, else every added,
+    /// updated and deleted key.
+    pub fn queue_keys(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.owner_keys {
+            Some(owners) => Box::new(owners.iter().map(String::as_str)),
+            None => Box::new(
+                self.added
+                    .iter()
+                    .chain(&self.updated)
+                    .chain(self.deleted.iter().map(|(k, _)| k))
+                    .map(|k| &**k),
+            ),
+        }
+    }
 }
 
 pub struct Store {
@@ -81,6 +102,8 @@ pub struct Store {
     /// Index 0 is the namespace index; user indexes follow in `add_index` order.
     indexes: Vec<Index>,
     schema: Schema,
+    /// `schema` capturing `metadata.ownerReferences` too (same id), for owner mappings.
+    owner_schema: Schema,
     strip_managed_fields: bool,
     compress: bool,
     compressor: Compressor,
@@ -102,6 +125,7 @@ impl Store {
                 values: HashMap::new(),
             }],
             schema: Schema::new(&[]),
+            owner_schema: Schema::with_owner_references(&[]),
             strip_managed_fields,
             compress,
             compressor: Compressor::default(),
@@ -112,6 +136,12 @@ impl Store {
     /// The schema objects must be decoded with to carry this store's index values.
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// `schema`, also capturing `metadata.ownerReferences` (for an owner mapping); the
+    /// metadata it decodes is stored without a second decode.
+    pub fn owner_schema(&self) -> &Schema {
+        &self.owner_schema
     }
 
     pub fn strip_managed_fields(&self) -> bool {
@@ -158,6 +188,7 @@ impl Store {
         }
         self.indexes.push(index);
         self.schema = schema;
+        self.owner_schema = Schema::with_owner_references(&user_paths);
         Ok(())
     }
 
@@ -283,6 +314,18 @@ impl Store {
         items: Vec<ListItem>,
         resource_version: Option<String>,
     ) -> Result<ReplaceResult, StoreError> {
+        self.replace_mapped(items, resource_version, None)
+    }
+
+    /// `replace`, also collecting the owner keys of what changed under `owner`
+    /// (`ReplaceResult::owner_keys`): those of each new object, of the object it
+    /// replaces, and of each tombstone.
+    pub fn replace_mapped(
+        &mut self,
+        items: Vec<ListItem>,
+        resource_version: Option<String>,
+        owner: Option<&OwnerMapping>,
+    ) -> Result<ReplaceResult, StoreError> {
         // Re-index (if needed) everything first, so a bad item changes nothing.
         let mut items = items;
         for p in &mut items {
@@ -300,7 +343,15 @@ impl Store {
             .cloned()
             .collect();
         drop(fresh);
-        let mut out = ReplaceResult::default();
+        // Owners too are read before anything changes.
+        let owner_keys = match owner {
+            Some(m) => Some(self.owners_of_change(m, &items, &gone)?),
+            None => None,
+        };
+        let mut out = ReplaceResult {
+            owner_keys,
+            ..ReplaceResult::default()
+        };
         for key in gone {
             if let Some(entry) = self.delete(&key) {
                 out.deleted.push((key, entry.into_raw()?));
@@ -333,5 +384,37 @@ impl Store {
         }
         self.resource_version = resource_version;
         Ok(out)
+    }
+
+    /// The owner keys of a relist's change, each once: new objects and the objects they
+    /// replace, then the tombstones.
+    fn owners_of_change(
+        &self,
+        owner: &OwnerMapping,
+        items: &[ListItem],
+        gone: &[Key],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut keys = Vec::new();
+        let mut push = |k: Option<String>| {
+            if let Some(k) = k {
+                if !seen.contains(&k) {
+                    seen.insert(k.clone());
+                    keys.push(k);
+                }
+            }
+        };
+        for p in items {
+            push(owner.of_entry(&p.key, &p.entry)?);
+            if let Some(old) = self.objects.get(&p.key) {
+                push(owner.of_entry(&p.key, old)?);
+            }
+        }
+        for key in gone {
+            if let Some(old) = self.objects.get(key) {
+                push(owner.of_entry(key, old)?);
+            }
+        }
+        Ok(keys)
     }
 }

@@ -421,3 +421,72 @@ fn compressed_snapshots_restore_and_odd_objects_survive() {
         }
     }
 }
+
+fn owned_item(name: &str, owner: &str) -> String {
+    format!(
+        r#"{{"metadata":{{"name":"{name}","namespace":"ns","ownerReferences":[{{"apiVersion":"example.com/v1","kind":"Widget","name":"{owner}","controller":true}}]}}}}"#
+    )
+}
+
+#[test]
+fn a_relist_maps_added_updated_old_and_deleted_objects_to_their_owners() {
+    use crate::owner::OwnerMapping;
+    let mapping = OwnerMapping::new("example.com/v1", "Widget", true);
+    let mut s = Store::new(true);
+    for (name, owner) in [("kept", "w-old"), ("gone", "w-gone"), ("same", "w-same")] {
+        s.upsert_raw(owned_item(name, owner).as_bytes()).unwrap();
+    }
+    s.upsert_raw(br#"{"metadata":{"name":"orphan","namespace":"ns"}}"#)
+        .unwrap();
+    let mut acc = ListAccumulator::new(true);
+    for (name, owner) in [("new", "w-new"), ("kept", "w-moved"), ("same", "w-same")] {
+        let raw = owned_item(name, owner);
+        acc.push(
+            raw.as_bytes(),
+            decode_object(raw.as_bytes(), s.schema()).unwrap(),
+        )
+        .unwrap();
+    }
+    let out = s.replace_mapped(acc.take(), None, Some(&mapping)).unwrap();
+    assert_eq!(
+        out.owner_keys.as_deref().unwrap(),
+        [
+            "ns/w-new",
+            "ns/w-moved",
+            "ns/w-old",
+            "ns/w-same",
+            "ns/w-gone"
+        ]
+    );
+    let queued: Vec<&str> = out.queue_keys().collect();
+    assert_eq!(
+        queued,
+        [
+            "ns/w-new",
+            "ns/w-moved",
+            "ns/w-old",
+            "ns/w-same",
+            "ns/w-gone"
+        ]
+    );
+    assert_eq!(s.len(), 3);
+}
+
+#[test]
+fn a_relist_without_a_mapping_queues_every_changed_key() {
+    let mut s = Store::new(true);
+    s.upsert_raw(br#"{"metadata":{"name":"gone"}}"#).unwrap();
+    s.upsert_raw(br#"{"metadata":{"name":"kept"}}"#).unwrap();
+    let mut acc = ListAccumulator::new(true);
+    for raw in [
+        &br#"{"metadata":{"name":"new"}}"#[..],
+        br#"{"metadata":{"name":"kept"}}"#,
+    ] {
+        acc.push(raw, decode_object(raw, s.schema()).unwrap())
+            .unwrap();
+    }
+    let out = s.replace(acc.take(), None).unwrap();
+    assert_eq!(out.owner_keys, None);
+    let queued: Vec<&str> = out.queue_keys().collect();
+    assert_eq!(queued, ["new", "kept", "gone"]);
+}

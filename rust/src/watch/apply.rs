@@ -6,12 +6,18 @@
 //!                                        DELETED: delete;  each key ─▶ WorkQueue
 //!                                        BOOKMARK: resourceVersion;  ERROR: stop
 //! ```
+//!
+//! With an owner mapping the queue gets the controller owner's key instead of the
+//! object's: the scan also captures `metadata.ownerReferences`, and an update enqueues
+//! the owners of the new and the stored (old) object, as controller-runtime's
+//! `EnqueueRequestForOwner` does for Update(old, new).
 use super::decoder::Stop;
 use super::event::{decode_event, EventCounts, EventType};
 use super::lines::Chunk;
 use crate::json::Meta;
+use crate::owner::OwnerMapping;
 use crate::queue::WorkQueue;
-use crate::store::{ListAccumulator, Store};
+use crate::store::{ListAccumulator, Store, StoreError};
 
 /// What one `feed_into` call did (summed over the `apply` calls it made).
 #[derive(Debug, Default, PartialEq)]
@@ -36,6 +42,8 @@ pub struct Target<'a> {
     pub now: f64,
     /// A streaming list's initial events go here instead of the store.
     pub initial: Option<&'a mut ListAccumulator>,
+    /// Enqueue each object's controller owner (of this kind) instead of its own key.
+    pub owner: Option<&'a OwnerMapping>,
 }
 
 /// A malformed line; the events before it were applied, the buffer was dropped.
@@ -49,8 +57,9 @@ pub struct LineError {
 }
 
 /// Applies every complete line `lines` reads, adding to `out` and `counts`:
-/// - ADDED/MODIFIED upsert into `store`, DELETED deletes; each key is added to `queue`;
-///   `store.resource_version` follows every event and bookmark.
+/// - ADDED/MODIFIED upsert into `store`, DELETED deletes; each key is added to `queue`
+///   (with `owner`: the owner keys of the new and the replaced object, or of the deleted
+///   one); `store.resource_version` follows every event and bookmark.
 /// - With `initial` (a streaming list), ADDED/MODIFIED go into `initial` instead and the
 ///   store's resource version stays put; the initial-events-end bookmark returns
 ///   `Stop::Hold` at once, leaving the following lines buffered.
@@ -67,15 +76,21 @@ pub fn apply(
         queue,
         now,
         initial,
+        owner,
     } = to;
     let now = *now;
+    let owner = *owner;
     while let Some((line, bytes)) = lines.next_line() {
         let fail = |message: String| LineError {
             message: format!("line {}: {message}", line.number),
             position: line.position,
             line: line.number,
         };
-        let ev = match decode_event(bytes, store.schema()) {
+        let schema = match owner {
+            Some(_) => store.owner_schema(),
+            None => store.schema(),
+        };
+        let ev = match decode_event(bytes, schema) {
             Ok(ev) => {
                 counts.count(ev.kind);
                 ev
@@ -103,7 +118,17 @@ pub fn apply(
                     }
                 } else {
                     let rv = ev.meta.resource_version.clone();
-                    let key = match store.upsert(&bytes[ev.object], ev.meta) {
+                    let obj = &bytes[ev.object];
+                    let owners = match owner.map(|m| owners_of_update(m, store, obj, &ev.meta)) {
+                        Some(Err(e)) => {
+                            let err = fail(e.to_string());
+                            lines.drop_pending();
+                            return Err(err);
+                        }
+                        Some(Ok(owners)) => Some(owners),
+                        None => None,
+                    };
+                    let key = match store.upsert(obj, ev.meta) {
                         Ok((key, _)) => key,
                         Err(e) => {
                             let err = fail(e.to_string());
@@ -112,7 +137,10 @@ pub fn apply(
                         }
                     };
                     if let Some(q) = queue.as_deref_mut() {
-                        q.add_shared(&key, now);
+                        match owners {
+                            Some(owners) => owners.iter().flatten().for_each(|k| q.add(k, now)),
+                            None => q.add_shared(&key, now),
+                        }
                     }
                     if moves_rv {
                         store.resource_version = rv;
@@ -121,10 +149,23 @@ pub fn apply(
                 out.applied += 1;
             }
             EventType::Deleted => {
+                let owned_by = match owner.map(|m| m.of_meta(&bytes[ev.object.clone()], &ev.meta)) {
+                    Some(Err(e)) => {
+                        let err = fail(e.to_string());
+                        lines.drop_pending();
+                        return Err(err);
+                    }
+                    Some(Ok(k)) => Some(k),
+                    None => None,
+                };
                 if let Some(key) = ev.meta.key() {
                     store.delete(&key);
                     if let Some(q) = queue.as_deref_mut() {
-                        q.add(&key, now);
+                        match &owned_by {
+                            Some(Some(k)) => q.add(k, now),
+                            Some(None) => {}
+                            None => q.add(&key, now),
+                        }
                     }
                 }
                 if moves_rv {
@@ -155,9 +196,26 @@ pub fn apply(
     Ok(Stop::More)
 }
 
+/// The owner keys an ADDED/MODIFIED enqueues: the new object's controller owner, then
+/// the stored object's if it differs (the owner changed: both must look again).
+fn owners_of_update(
+    owner: &OwnerMapping,
+    store: &Store,
+    obj: &[u8],
+    meta: &Meta,
+) -> Result<[Option<String>; 2], StoreError> {
+    let new = owner.of_meta(obj, meta)?;
+    let old = match meta.key().and_then(|key| Some((store.get(&key)?, key))) {
+        Some((entry, key)) => owner.of_entry(&key, entry)?,
+        None => None,
+    };
+    Ok(if old == new { [new, None] } else { [new, old] })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::owner::OwnerMapping;
     use crate::ratelimit::default_controller;
     use crate::watch::lines::Lines;
 
@@ -207,6 +265,7 @@ mod tests {
             queue,
             now: 0.0,
             initial,
+            owner: None,
         };
         apply(chunk, &mut to, &mut out, &mut EventCounts::default()).map(|_| out)
     }
@@ -306,5 +365,87 @@ mod tests {
         assert_eq!(out.applied, 1);
         assert_eq!(store.resource_version.as_deref(), Some("10"));
         assert_eq!(drain(&mut queue), ["ns/a"]);
+    }
+
+    fn owned(name: &str, rv: &str, owners: &str) -> String {
+        format!(
+            r#"{{"kind":"ConfigMap","metadata":{{"name":"{name}","namespace":"ns","resourceVersion":"{rv}","ownerReferences":[{owners}]}},"data":{{}}}}"#
+        )
+    }
+
+    fn widget_ref(name: &str, controller: bool) -> String {
+        format!(
+            r#"{{"apiVersion":"example.com/v1","kind":"Widget","name":"{name}","uid":"u","controller":{controller}}}"#
+        )
+    }
+
+    fn feed_owned(stream: &str, store: &mut Store, queue: &mut WorkQueue) -> FeedResult {
+        let mapping = OwnerMapping::new("example.com/v1", "Widget", true);
+        let mut lines = Lines::default();
+        let mut out = FeedResult::default();
+        let mut to = Target {
+            store,
+            queue: Some(queue),
+            now: 0.0,
+            initial: None,
+            owner: Some(&mapping),
+        };
+        let mut chunk = lines.feed(stream.as_bytes());
+        apply(&mut chunk, &mut to, &mut out, &mut EventCounts::default()).unwrap();
+        out
+    }
+
+    #[test]
+    fn with_an_owner_mapping_the_owner_key_is_queued_and_the_object_stored() {
+        let stream = [
+            event("ADDED", &owned("a", "1", &widget_ref("w1", true))),
+            event("ADDED", &owned("plain", "2", &widget_ref("w2", false))),
+            event("ADDED", &owned("orphan", "3", "")),
+        ]
+        .concat();
+        let (_, mut store, mut queue) = setup();
+        let out = feed_owned(&stream, &mut store, &mut queue);
+        assert_eq!(out.applied, 3);
+        assert_eq!(store.len(), 3);
+        assert!(store.contains("ns/a") && store.contains("ns/orphan"));
+        assert_eq!(drain(&mut queue), ["ns/w1"]);
+    }
+
+    #[test]
+    fn an_update_that_changes_the_owner_queues_the_new_and_the_old_owner() {
+        let (_, mut store, mut queue) = setup();
+        let stream = [
+            event("ADDED", &owned("a", "1", &widget_ref("old", true))),
+            event("MODIFIED", &owned("a", "2", &widget_ref("old", true))),
+        ]
+        .concat();
+        feed_owned(&stream, &mut store, &mut queue);
+        assert_eq!(drain(&mut queue), ["ns/old"]);
+        queue.done("ns/old", 0.0);
+        let moved = event("MODIFIED", &owned("a", "3", &widget_ref("new", true)));
+        feed_owned(&moved, &mut store, &mut queue);
+        assert_eq!(drain(&mut queue), ["ns/new", "ns/old"]);
+    }
+
+    #[test]
+    fn a_delete_maps_through_the_deleted_objects_owner_references() {
+        let (_, mut store, mut queue) = setup();
+        feed_owned(
+            &event("ADDED", &owned("a", "1", &widget_ref("w", true))),
+            &mut store,
+            &mut queue,
+        );
+        assert_eq!(drain(&mut queue), ["ns/w"]);
+        queue.done("ns/w", 0.0);
+        let gone = [
+            event("DELETED", &owned("a", "2", &widget_ref("w", true))),
+            event("DELETED", &owned("orphan", "3", "")),
+        ]
+        .concat();
+        let out = feed_owned(&gone, &mut store, &mut queue);
+        assert_eq!(out.applied, 2);
+        assert_eq!(store.len(), 0);
+        assert_eq!(drain(&mut queue), ["ns/w"]);
+        assert_eq!(store.resource_version.as_deref(), Some("3"));
     }
 }

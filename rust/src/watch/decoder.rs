@@ -290,6 +290,7 @@ mod tests {
                 queue: Some(&mut queue),
                 now: 0.0,
                 initial: if listing { Some(&mut acc) } else { None },
+                owner: None,
             };
             match d.feed_into(data, &mut to) {
                 Ok(r) => {
@@ -393,6 +394,7 @@ mod tests {
             queue: None,
             now: 0.0,
             initial: Some(&mut acc),
+            owner: None,
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert!(r.initial_events_end && !r.body_done);
@@ -402,6 +404,7 @@ mod tests {
             queue: None,
             now: 0.0,
             initial: None,
+            owner: None,
         };
         let r = d.feed_into(b"", &mut to).unwrap();
         assert_eq!((r.applied, r.bookmarks, r.body_done), (2, 1, true));
@@ -420,6 +423,7 @@ mod tests {
             queue: None,
             now: 0.0,
             initial: Some(&mut acc),
+            owner: None,
         };
         let data = [body.as_bytes(), b"after the body"].concat();
         let r = d.feed_into(&data, &mut to).unwrap();
@@ -440,6 +444,7 @@ mod tests {
             queue: None,
             now: 0.0,
             initial: None,
+            owner: None,
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert_eq!(r.applied, 1);
@@ -461,6 +466,7 @@ mod tests {
             queue: None,
             now: 0.0,
             initial: None,
+            owner: None,
         };
         let Err(FeedError::Framing(e)) = d.feed_into(&s, &mut to) else {
             panic!("expected a framing error")
@@ -508,5 +514,52 @@ mod tests {
         let framing = Framing::ContentLength(body.len() as u64);
         let o = feed_all(framing, &[body.as_bytes(), b"junk after the body"], false);
         assert_eq!((o.applied, o.body_done, o.error), (1, true, None));
+    }
+
+    #[test]
+    fn every_split_of_a_stream_maps_to_the_same_owner_keys() {
+        use crate::owner::OwnerMapping;
+        let owned = |kind: &str, name: &str, owner: &str, rv: &str| {
+            format!(
+                "{{\"type\":\"{kind}\",\"object\":{{\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"ns\",\"resourceVersion\":\"{rv}\",\"ownerReferences\":[{{\"apiVersion\":\"example.com/v1\",\"kind\":\"Widget\",\"name\":\"{owner}\",\"controller\":true}}]}}}}}}\n"
+            )
+        };
+        let s = frame(&[
+            owned("ADDED", "a", "w1", "1"),
+            owned("ADDED", "b", "w2", "2"),
+            owned("MODIFIED", "a", "w3", "3"),
+            owned("DELETED", "b", "w2", "4"),
+        ]);
+        let mapping = OwnerMapping::new("example.com/v1", "Widget", true);
+        let run = |parts: &[&[u8]]| {
+            let mut d = Decoder::default();
+            d.reset(Framing::Chunked);
+            let mut store = Store::new(true);
+            let mut queue = WorkQueue::new(Box::new(default_controller()));
+            for part in parts {
+                let mut to = Target {
+                    store: &mut store,
+                    queue: Some(&mut queue),
+                    now: 0.0,
+                    initial: None,
+                    owner: Some(&mapping),
+                };
+                d.feed_into(part, &mut to).unwrap();
+            }
+            let mut keys = Vec::new();
+            while let Ok(Some(k)) = queue.get(0.0) {
+                keys.push(k.to_string());
+            }
+            (
+                keys,
+                store.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let whole = run(&[&s]);
+        assert_eq!(whole.0, ["ns/w1", "ns/w2", "ns/w3"]);
+        assert_eq!(whole.1, ["ns/a"]);
+        for a in 0..=s.len() {
+            assert_eq!(run(&[&s[..a], &s[a..]]), whole, "split at {a}");
+        }
     }
 }
