@@ -102,8 +102,16 @@ async def test_workqueue_metrics_come_from_the_rust_queue_with_client_gos_names(
         nursery.cancel_scope.cancel()
     assert value(last, "workqueue_work_duration_seconds_count", name="pod") == 1
     assert value(last, "workqueue_work_duration_seconds_sum", name="pod") == pytest.approx(3)
-    # Sum and count only, until the Rust queue counts per bucket: one +Inf bucket.
-    assert value(last, "workqueue_work_duration_seconds_bucket", name="pod", le="+Inf") == 1
+    # controller-runtime's buckets, cumulative: the 3 s of work is in le=10 and above.
+    work = "workqueue_work_duration_seconds_bucket"
+    assert value(last, work, name="pod", le="1.0") == 0
+    assert value(last, work, name="pod", le="10.0") == 1
+    assert value(last, work, name="pod", le="1000.0") == 1
+    assert value(last, work, name="pod", le="+Inf") == 1
+    queued = "workqueue_queue_duration_seconds_bucket"
+    assert value(last, queued, name="pod", le="1e-08") == 0
+    assert value(last, queued, name="pod", le="1.0") == 0  # the 2 s wait of default/a
+    assert value(last, queued, name="pod", le="10.0") == 1
     assert value(last, "workqueue_retries_total", name="pod") == 1
     assert value(last, "workqueue_unfinished_work_seconds", name="pod") == 0
 

@@ -20,9 +20,9 @@ reconciles' from `Controller.stats` (observe/stats.py): each collector reads the
     trio_controller_reflector_events_total{name,type}, trio_controller_cache_objects{name},
     trio_controller_reflector_last_event_age_seconds{name}
 
-The Rust queue keeps only the sum and count of its two durations, so the workqueue
-histograms have the single bucket `+Inf`; per-bucket counts need the queue to count
-observations per bucket (controller-runtime's `ExponentialBuckets(10e-9, 10, 12)`).
+The Rust queue counts its two durations per bucket of controller-runtime's
+`ExponentialBuckets(10e-9, 10, 12)` (`WORKQUEUE_BUCKETS`); the collector makes them
+cumulative at scrape time.
 
 Collectors call `trio.current_time()`: scrape from the Trio thread (observe/server.py).
 """
@@ -50,6 +50,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from trio_controller._native import WORKQUEUE_BUCKETS
 from trio_controller.observe.stats import REQUEST_DURATION_BUCKETS, Histogram, ReconcileStats
 
 if TYPE_CHECKING:
@@ -85,6 +86,20 @@ def new_registry(*, process: bool = True) -> CollectorRegistry:
 
 def _histogram(h: Histogram) -> list[tuple[str, float]]:
     return [(floatToGoString(le), float(n)) for le, n in h.cumulative()]
+
+
+_BUCKET_LABELS = [floatToGoString(bound) for bound in WORKQUEUE_BUCKETS] + ["+Inf"]
+
+
+def _cumulative(per_bucket: list[int]) -> list[tuple[str, float]]:
+    """The queue's per-bucket counts (the last one above every bound) as Prometheus
+    cumulative buckets ending in +Inf."""
+    out: list[tuple[str, float]] = []
+    total = 0
+    for label, count in zip(_BUCKET_LABELS, per_bucket, strict=True):
+        total += count
+        out.append((label, float(total)))
+    return out
 
 
 class WorkQueueCollector(Collector):
@@ -132,8 +147,9 @@ class WorkQueueCollector(Collector):
             depth.add_metric([name], m["depth"])
             adds.add_metric([name], m["adds"])
             retries.add_metric([name], m["retries"])
-            queued.add_metric([name], [("+Inf", m["queue_latency_count"])], m["queue_latency_sum"])
-            work.add_metric([name], [("+Inf", m["work_duration_count"])], m["work_duration_sum"])
+            queued_buckets = _cumulative(m["queue_latency_buckets"])
+            queued.add_metric([name], queued_buckets, m["queue_latency_sum"])
+            work.add_metric([name], _cumulative(m["work_duration_buckets"]), m["work_duration_sum"])
             unfinished.add_metric([name], m["unfinished_work_seconds"])
             longest.add_metric([name], m["longest_running_processor_seconds"])
         yield from (depth, adds, retries, queued, work, unfinished, longest)
