@@ -229,6 +229,8 @@ def test_a_relist_mapping_without_a_queue_only_reports_the_owner_keys() -> None:
 def test_owner_key_reads_one_objects_bytes_for_the_python_handler_path() -> None:
     assert WIDGETS.owner_key(orjson.dumps(config_map("cm", ref("w")))) == "default/w"
     assert WIDGETS.owner_key(orjson.dumps(config_map("cm"))) is None
+    # As the Python mapper (cache/mappers.py): a reference without a name maps to nothing.
+    assert WIDGETS.owner_key(orjson.dumps(config_map("cm", ref("")))) is None
     with pytest.raises(DecodeError):
         WIDGETS.owner_key(b'{"metadata": {"ownerReferences": [{"name": }]}}')
     assert (

@@ -135,7 +135,8 @@ impl OwnerMapping {
         let (Some(api_version), Some(kind), Some(name)) = (api_version, kind, name) else {
             return Ok(None);
         };
-        Ok((controller && self.matches(&api_version, &kind)).then(|| name.into_owned()))
+        let mapped = controller && !name.is_empty() && self.matches(&api_version, &kind);
+        Ok(mapped.then(|| name.into_owned()))
     }
 
     /// The owner key of a decoded object (`meta` from a schema `with_owner_references`;
@@ -338,6 +339,11 @@ mod tests {
         assert_eq!(owner_of(&widgets(), &empty), None);
         let null = r#"{"metadata":{"name":"cm","ownerReferences":null}}"#;
         assert_eq!(owner_of(&widgets(), null), None);
+        let unnamed = config_map(
+            Some("ns"),
+            &[reference("example.com/v1", "Widget", "", Some(true))],
+        );
+        assert_eq!(owner_of(&widgets(), &unnamed), None);
     }
 
     #[test]
