@@ -15,6 +15,7 @@ carries only the name.
 
 from __future__ import annotations
 
+import bisect
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -89,6 +90,46 @@ def check_lines(runs: Sequence[Sequence[str]], final: Mapping[str, bool]) -> Ver
 
 def converged(runs: Sequence[Sequence[str]], final: Mapping[str, bool]) -> bool:
     return check_lines(runs, final).ok
+
+
+# -- lag: from a write to the controller's next line about that key -----------------------
+
+
+@dataclass(frozen=True)
+class Lag:
+    p50: float
+    p99: float
+    max: float
+    unseen: int  # writes with no line about their key after them
+
+
+def lag(writes: Iterable[tuple[float, str]], lines: Iterable[tuple[float, str]]) -> Lag | None:
+    """`writes`: (time, key) when each write was acknowledged; `lines`: (time, line) of
+    every controller line, in time order. A write's lag is the time to the first line
+    about its key after it (the line may stand for a later write too: keys are
+    de-duplicated). None when no write was seen."""
+    times: dict[str, list[float]] = {}
+    for at, line in lines:
+        if (m := SYNC.match(line)) or (m := GONE.match(line)):
+            name = m["name"]
+        else:
+            continue
+        times.setdefault(name, []).append(at)
+    lags: list[float] = []
+    unseen = 0
+    for at, key in writes:
+        seen = times.get(key.split("/", 1)[1], [])
+        i = bisect.bisect_left(seen, at)
+        if i == len(seen):
+            unseen += 1
+        else:
+            lags.append(seen[i] - at)
+    if not lags:
+        return None
+    lags.sort()
+    return Lag(
+        lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))], lags[-1], unseen
+    )
 
 
 # -- resources: "flat" -------------------------------------------------------------------

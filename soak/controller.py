@@ -39,6 +39,7 @@ class ControllerRun:
     index: int
     argv: Sequence[str]
     stdout: list[str] = field(default_factory=list)
+    stdout_times: list[float] = field(default_factory=list)  # Trio time each line came
     stderr: list[str] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)  # KiB, one a second
     fds: list[int] = field(default_factory=list)
@@ -89,6 +90,8 @@ class ControllerRun:
             for raw in complete:
                 line = raw.decode("utf-8", "replace")
                 lines.append(line)
+                if not err:
+                    self.stdout_times.append(trio.current_time())
                 if err and "Caches are synced" in line:
                     self.synced.set()
         if buffer:
@@ -109,5 +112,8 @@ class ControllerRun:
 
     def _dump(self, log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / f"controller-{self.index}.stdout").write_text("\n".join(self.stdout) + "\n")
+        timed = [
+            f"{at:.3f} {line}" for at, line in zip(self.stdout_times, self.stdout, strict=False)
+        ]
+        (log_dir / f"controller-{self.index}.stdout").write_text("\n".join(timed) + "\n")
         (log_dir / f"controller-{self.index}.stderr").write_text("\n".join(self.stderr) + "\n")

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from soak.checker import Flatness, Verdict, check_lines, flatness
+from soak.checker import Flatness, Verdict, check_lines, flatness, lag
 from soak.controller import ControllerRun
 from soak.faults import Fault, lane, schedule
 from soak.proxy import FaultProxy
@@ -236,6 +236,9 @@ class Soak:
                     await trio.sleep(0.5)
             await self.stop_controller()
             nursery.cancel_scope.cancel()
+        writes = "".join(f"{at:.3f} {key}\n" for at, key in self.model.done)
+        (self.work / "logs" / "writes").write_text(writes)
+        self.note(f"lines and writes with their Trio times in {self.work / 'logs'}")
         self.cache_diffs = cache_diffs(self.work / "pods.snapshot", self.model)
         self.problems += [f"cache != cluster: {d}" for d in self.cache_diffs[:20]]
         return check_lines([r.stdout for r in self.runs], final)
@@ -354,6 +357,15 @@ def verdict_line(soak: Soak, verdict: Verdict) -> tuple[bool, str]:
         problems.append(f"missed delete: {key}")
     for line in verdict.unexpected[:20]:
         problems.append(f"unexpected line: {line!r}")
+    lines = [
+        (at, line) for run in runs for at, line in zip(run.stdout_times, run.stdout, strict=False)
+    ]
+    delay = lag(soak.model.done, lines)
+    lag_text = (
+        f"lag p50 {delay.p50:.2f}s p99 {delay.p99:.1f}s max {delay.max:.1f}s"
+        if delay
+        else "lag n/a"
+    )
     ok = verdict.ok and not problems
     stats = soak.proxy.stats
     line = (
@@ -364,7 +376,7 @@ def verdict_line(soak: Soak, verdict: Verdict) -> tuple[bool, str]:
         f"{stats.resets} resets {stats.half_closes} half-closes {stats.stalls} stalls "
         f"{stats.slows} slow reads {soak.apiserver_kills} apiserver kills "
         f"{_count(runs, GONE_LINE)} 410s {_count(runs, THROTTLED_LINE)} 429s "
-        f"{soak.controller_restarts} controller restarts {resources}"
+        f"{soak.controller_restarts} controller restarts {resources} {lag_text}"
     )
     for problem in problems:
         print(f"soak: {problem}", file=sys.stderr)

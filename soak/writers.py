@@ -35,6 +35,7 @@ class Model:
     patches: int = 0
     deletes: int = 0
     retries: int = 0
+    done: list[tuple[float, str]] = field(default_factory=list)  # (sent at, key) per write
 
     def final(self) -> dict[str, bool]:
         """Every key ever created, and whether it exists now."""
@@ -42,9 +43,19 @@ class Model:
 
 
 async def _request(
-    client: httpx.AsyncClient, model: Model, method: str, url: str, **kw: Any
+    client: httpx.AsyncClient,
+    model: Model,
+    method: str,
+    url: str,
+    sent: list[float] | None = None,
+    **kw: Any,
 ) -> httpx.Response:
+    """Retried until a definite answer; `sent[0]` is when the answered attempt was sent
+    (its watch event may reach the controller before its answer reaches us, so lag is
+    measured from then)."""
     while True:
+        if sent is not None:
+            sent[:] = [trio.current_time()]
         try:
             response = await client.request(method, url, **kw)
         except httpx.TransportError:
@@ -76,6 +87,7 @@ class Writer:
         self.rate = rate
         self.rng = rng
         self._generation = 0
+        self._sent = [0.0]
 
     def _path(self, name: str | None = None) -> str:
         path = f"/api/v1/namespaces/{self.namespace}/pods"
@@ -108,7 +120,7 @@ class Writer:
         name = f"{self.namespace}-{n}"
         key, labels, model = f"{self.namespace}/{name}", self._labels(), self.model
         body = pod_manifest(name, labels=labels)
-        r = await _request(self.client, model, "POST", self._path(), json=body)
+        r = await _request(self.client, model, "POST", self._path(), self._sent, json=body)
         if r.status_code == 409:  # an earlier attempt made it, or a patch makes it so
             await self.patch(n, labels)
             return
@@ -116,6 +128,7 @@ class Writer:
             raise WriteFailed(f"create {key}: {r.status_code} {r.text[:200]}")
         model.creates += 1
         model.writes += 1
+        model.done.append((self._sent[0], key))
         model.labels[key] = labels
 
     async def patch(self, n: int, labels: dict[str, str] | None = None) -> None:
@@ -123,24 +136,37 @@ class Writer:
         key, labels, model = f"{self.namespace}/{name}", labels or self._labels(), self.model
         patch = json.dumps({"metadata": {"labels": labels}})
         r = await _request(
-            self.client, model, "PATCH", self._path(name), content=patch, headers=MERGE_PATCH
+            self.client,
+            model,
+            "PATCH",
+            self._path(name),
+            self._sent,
+            content=patch,
+            headers=MERGE_PATCH,
         )
         if r.status_code != 200:
             raise WriteFailed(f"patch {key}: {r.status_code} {r.text[:200]}")
         model.patches += 1
         model.writes += 1
+        model.done.append((self._sent[0], key))
         model.labels[key] = labels
 
     async def delete(self, n: int) -> None:
         name = f"{self.namespace}-{n}"
         key, model = f"{self.namespace}/{name}", self.model
         r = await _request(
-            self.client, model, "DELETE", self._path(name), params={"gracePeriodSeconds": "0"}
+            self.client,
+            model,
+            "DELETE",
+            self._path(name),
+            self._sent,
+            params={"gracePeriodSeconds": "0"},
         )
         if r.status_code not in (200, 202, 404):  # 404: an earlier attempt deleted it
             raise WriteFailed(f"delete {key}: {r.status_code} {r.text[:200]}")
         model.deletes += 1
         model.writes += 1
+        model.done.append((self._sent[0], key))
         model.labels[key] = None
 
 

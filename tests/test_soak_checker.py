@@ -8,7 +8,7 @@ import errno
 import pytest
 import trio
 
-from soak.checker import check_lines, flatness
+from soak.checker import check_lines, flatness, lag
 from soak.faults import PROXY_KINDS, schedule
 from soak.proxy import FaultProxy
 from trio_controller.testing._process import free_port
@@ -83,6 +83,17 @@ def test_flatness_judges_the_last_quarter_against_the_first() -> None:
     assert judged is not None and not judged.flat
     assert (judged.first, judged.last) == (69.5, 129.5)
     assert flatness([1.0] * 25, warmup=10, ratio=1.0, slack=0) is None  # too few to judge
+
+
+def test_lag_is_the_time_from_a_write_to_the_next_line_about_its_key() -> None:
+    writes = [(1.0, "ns/a-1"), (2.0, "ns/a-2"), (3.0, "ns/a-1"), (9.0, "ns/a-2")]
+    lines = [(1.5, sync("a-1")), (2.25, "noise"), (7.0, gone("ns/a-2")), (3.5, sync("a-1"))]
+    lines.sort()
+    measured = lag(writes, lines)
+    assert measured is not None
+    # a-1: 0.5 and 0.5; a-2: 5.0; the last write to a-2 was never followed by a line.
+    assert (measured.p50, measured.max, measured.unseen) == (0.5, 5.0, 1)
+    assert lag([], lines) is None
 
 
 # -- the schedule ------------------------------------------------------------------------
