@@ -8,12 +8,14 @@ import logging
 import pytest
 
 from trio_controller import errors
+from trio_controller._native import Store
 from trio_controller.cache.reflector import (
     AUTH_RETRY,
     Failed,
     GiveUp,
     Listed,
     Next,
+    Reflector,
     Relist,
     StreamList,
     StreamListUnsupported,
@@ -22,6 +24,10 @@ from trio_controller.cache.reflector import (
     next_state,
     streaming_list_unsupported,
 )
+from trio_controller.cache.sink import HandlerSink, NativeSink
+from trio_controller.config import ClusterConfig
+from trio_controller.transport.client import Client
+from trio_controller.workqueue import WorkQueue
 
 
 def step(state: object, outcome: object) -> Next:
@@ -151,3 +157,13 @@ def test_only_a_status_about_the_streaming_list_means_it_is_unsupported() -> Non
         errors.ApiError(400, "BadRequest", "unable to parse requirement: bad label")
     )
     assert not streaming_list_unsupported(errors.NotFound(404, "NotFound", "sendInitialEvents"))
+
+
+def test_a_reflector_given_a_store_and_a_queue_feeds_them_through_the_native_sink() -> None:
+    client = Client(ClusterConfig("http://127.0.0.1:1"))
+    store, queue = Store(), WorkQueue()
+    reflector = Reflector(client, "/api/v1/pods", store, queue)
+    assert isinstance(reflector.sink, NativeSink)
+    assert reflector.sink.store is store and reflector.sink.queue is queue
+    with pytest.raises(TypeError):
+        Reflector(client, "/api/v1/pods", HandlerSink(store, []), queue)

@@ -47,10 +47,11 @@ import trio
 from trio_controller import errors
 from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult, Store, WatchDecoder
 from trio_controller.cache.backoff import Backoff
-from trio_controller.cache.sink import Sink
+from trio_controller.cache.sink import NativeSink, Sink
 from trio_controller.observe.log import v
 from trio_controller.transport.client import Client
 from trio_controller.transport.watch import WatchBody
+from trio_controller.workqueue import WorkQueue
 
 __all__ = [
     "AUTH_GRACE",
@@ -275,6 +276,7 @@ def streaming_list_unsupported(exc: errors.ApiError) -> bool:
 class Reflector:
     """Keeps `sink.store` equal to the server's view of `path`, feeding every change to
     the sink's consumers (the native sink enqueues each changed key).
+    `Reflector(client, path, store, queue)` is short for the native sink over both.
 
     Start it with `await nursery.start(reflector.run)`; `synced` is set once the first
     list (or the initial events of a streaming list) is in the store. `kind` names the
@@ -285,7 +287,8 @@ class Reflector:
         self,
         client: Client,
         path: str,
-        sink: Sink,
+        sink: Sink | Store,
+        queue: WorkQueue | None = None,
         *,
         params: Mapping[str, str] | None = None,
         streaming_list: bool = False,
@@ -300,8 +303,12 @@ class Reflector:
     ) -> None:
         self.client = client
         self.path = path
+        if isinstance(sink, Store):  # Reflector(client, path, store, queue): the native sink
+            sink = NativeSink(sink, queue)
+        elif queue is not None:
+            raise TypeError("a queue goes with a Store, not with a sink")
         #: Where events go; may be swapped between reads (an informer gaining consumers).
-        self.sink = sink
+        self.sink: Sink = sink
         self.params = dict(params or {})
         self.streaming_list = streaming_list
         self.metadata_only = metadata_only
