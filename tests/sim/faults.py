@@ -74,6 +74,9 @@ class Faults:
         self.rng = rng
         self.rate = rate
         self.active = True
+        # Refused connections before the first sync end the pod program by design (an
+        # unreachable server is one error line): the runner sets this once synced.
+        self.synced = False
         self.injected: dict[str, int] = {}  # fault kind -> count, for the verdict line
 
     def quiesce(self) -> None:
@@ -124,6 +127,8 @@ class Faults:
         kind = rng.choice(("410", "429", "500", "refused", "torn", "torn", "stall"))
         if kind == "410" and not continuing and rng.random() < 0.8:
             kind = "429"  # a first page is a consistent read: 410 is rare there
+        if kind == "refused" and not self.synced:
+            kind = "torn"
         self.count(f"list_{kind}")
         if kind == "refused":
             return ListPlan(refused=True)

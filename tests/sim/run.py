@@ -13,9 +13,10 @@ observed, and a key changed while processing was processed again); no two worker
 one key at once; the queue is empty; the reflector never raised. A failing seed prints
 the one-line command that reproduces it.
 
-The reflector runs with `fail_fast_before_sync=False`: with the pod program's default a
-connection lost mid-response before the first sync is fatal (the regression tests in
-tests/test_simulation_regressions.py), and that would end most seeds right there.
+The reflector runs with the pod program's settings (fail fast before the first sync):
+the schedule refuses connections only once synced, since an unreachable server at start
+is meant to end the program with one line. A connection lost mid-response before the
+first sync is retried (it was fatal: tests/test_simulation_regressions.py).
 """
 
 from __future__ import annotations
@@ -234,7 +235,6 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
                 page_size=cfg.page_size,
                 rng=reflector_rng,
                 backoff=Backoff(rng=backoff_rng),
-                fail_fast_before_sync=False,
             )
             if patch is not None:
                 patch(reflector)
@@ -249,6 +249,11 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
                 finally:
                     stopped.set()
 
+            async def note_sync() -> None:
+                await reflector.synced.wait()
+                faults.synced = True
+
+            nursery.start_soon(note_sync)
             nursery.start_soon(run_controller)
             nursery.start_soon(writers.run, trio.current_time() + cfg.duration)
             nursery.start_soon(faults.compactor, model, cfg.compact_every)
@@ -258,8 +263,9 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
             writers.finish()
             faults.quiesce()
             diffs: list[str] = []
+            synced = reflector.synced.is_set
             with trio.move_on_after(CONVERGE_WITHIN):
-                while diffs := differences(model, store, queue, rec):  # noqa: ASYNC110
+                while (diffs := differences(model, store, queue, rec)) or not synced():  # noqa: ASYNC110
                     await trio.sleep(1.0)
             result.failures += diffs
             result.failures += rec.violations

@@ -269,13 +269,15 @@ class ModelServer:
             if now >= deadline:
                 await out.send(LAST_CHUNK)
                 return
+            if model.rv > cursor:  # written while the events above went out: send first
+                continue
             if bookmarks and now >= next_bookmark:
-                cursor = model.rv
-                self.saw("bookmark")
+                self.saw("bookmark")  # every event up to `cursor` was sent
                 if not await send_lines([watch_line("BOOKMARK", bookmark(cursor))]):
                     return
                 next_bookmark = now + plan.bookmark_every
-            changed = model.changed
+                continue
+            changed = model.changed  # no await since the check above: no write missed
             with trio.move_on_at(min(deadline, next_bookmark) if bookmarks else deadline):
                 await changed.wait()
 
