@@ -196,6 +196,7 @@ class Controller:
         self.reflector_error: BaseException | None = None
         self._failure: TrioControllerError | None = None
         self._stop = trio.Event()
+        self._fed = trio.Event()  # the feeders of the current run have exited
 
     # -- secondary resources -----------------------------------------------------------
 
@@ -274,6 +275,7 @@ class Controller:
         log.info("Starting %s controller", self.name)
         timed_out: CacheSyncTimeout | None = None
         self._failure = None
+        self._fed = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.queue.run)
             feeders = trio.CancelScope()
@@ -305,6 +307,9 @@ class Controller:
             await self._stop.wait()
             log.info("Stopping %s controller", self.name)
             feeders.cancel()
+            # A reflector woken with a read as it was cancelled still applies it: its keys
+            # must reach the queue before the queue refuses keys (found by the soak).
+            await self._fed.wait()
             await self.queue.shut_down_with_drain()
 
     async def _wait_for_sync(self) -> bool:
@@ -341,15 +346,18 @@ class Controller:
     async def _feed(self, scope: trio.CancelScope, outer: trio.CancelScope) -> None:
         """The producers: the informers (unless their factory runs elsewhere) and, if
         asked, the periodic resync."""
-        with scope:
-            async with trio.open_nursery() as nursery:
-                factory = self.factory
-                if factory is None or not factory.running:
-                    nursery.start_soon(self._run_informers, outer)
-                else:
-                    self.reflector_running = True
-                if self.resync:
-                    nursery.start_soon(self._resync_loop, self.resync)
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    factory = self.factory
+                    if factory is None or not factory.running:
+                        nursery.start_soon(self._run_informers, outer)
+                    else:
+                        self.reflector_running = True
+                    if self.resync:
+                        nursery.start_soon(self._resync_loop, self.resync)
+        finally:
+            self._fed.set()
 
     async def _run_informers(self, outer: trio.CancelScope) -> None:
         self.reflector_running = True
