@@ -1,0 +1,405 @@
+"""A Widget operator: a custom resource, an owned ConfigMap, status, a finalizer, events.
+
+    python examples/widget_operator.py --kubeconfig KC [--namespace NS | --all-namespaces]
+                                       [--workers N] [-v N]
+
+On start it creates the CRD `widgets.example.com` from widget-crd.yaml (next to this
+file) when the cluster lacks it, and waits until it is Established. Then, for every
+Widget (`spec.message`, `spec.replicas`):
+
+- it keeps a ConfigMap `<widget>-config` in the Widget's namespace whose `data.message`
+  is the Widget's `spec.message`, controlled by the Widget (an ownerReference with
+  `controller: true`, so the garbage collector deletes it with its Widget). A deleted
+  ConfigMap is created again and an edited one restored: the controller watches the
+  ConfigMaps it owns (`owns(CONFIGMAPS)`);
+- it writes `status.observedGeneration` and a `Ready` condition (`"True"` once the
+  ConfigMap matches) with server-side apply (field manager `widget-operator`, force);
+- it holds the finalizer `example.com/cleanup`: a deleted Widget gets a `Normal`
+  `Cleanup` event, then the finalizer is removed and the delete completes;
+- it records a `Normal` `Reconciled` event whenever a reconcile changed something (the
+  ConfigMap or the status), and none when there was nothing to do.
+
+Output: stdout gets exactly one line per reconcile of a Widget that exists (deleting
+ones included), `Reconciled Widget <namespace>/<name>`, printed once that reconcile has
+finished, so when the line appears the cluster shows what it did. A key whose Widget is
+already gone from the cache (after its delete completed) has nothing to reconcile and
+prints nothing. Logs go to stderr in klog's format. SIGINT/SIGTERM stops the watches,
+lets workers finish the keys they hold, sends the events still waiting, and exits 0. A
+broken set-up (kubeconfig, TLS, 401/403, a CRD that never gets established) prints one
+`error: ...` line and exits 1.
+
+Namespaces: `--namespace NS` limits the informers and every write to NS;
+`--all-namespaces` watches them all; with neither, the kubeconfig context's namespace is
+used, else `default` (the same rule as the `trio-controller` pod program). The CRD is
+cluster-scoped and is created either way.
+
+Writes never clobber a newer object: the ConfigMap update and the status apply carry
+the resourceVersion that was read from the cache, so a cache that has not caught up with
+the server yet gets a 409 and the key is simply looked at again (`Requeue()`), instead of
+writing from stale data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import trio
+import yaml
+
+from trio_controller import (
+    CONFIGMAPS,
+    CUSTOM_RESOURCE_DEFINITIONS,
+    Api,
+    Client,
+    Conflict,
+    Controller,
+    EventRecorder,
+    NotFound,
+    Requeue,
+    Resource,
+    SharedInformerFactory,
+    TrioControllerError,
+    finalizer,
+    load_config,
+)
+
+# Logging set-up and the final error line, as the `trio-controller` CLI does them.
+# (Not exported from the package top level: see the report in examples/README.md.)
+from trio_controller.observe import log as klog
+
+log = logging.getLogger("trio_controller.examples.widget_operator")
+
+# -- what this operator is ---------------------------------------------------------------
+
+WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
+CRD_FILE = Path(__file__).with_name("widget-crd.yaml")
+CRD_NAME = "widgets.example.com"
+FIELD_MANAGER = "widget-operator"  # our name in managedFields (server-side apply)
+REPORTING_CONTROLLER = "example.com/widget-operator"  # our name on Events
+FINALIZER = "example.com/cleanup"
+ESTABLISH_TIMEOUT = 60.0  # seconds to wait for the CRD to be Established
+
+
+def configmap_name(widget: dict[str, Any]) -> str:
+    return f"{widget['metadata']['name']}-config"
+
+
+def owner_reference(widget: dict[str, Any]) -> dict[str, Any]:
+    """The ownerReference that makes the Widget the ConfigMap's controller."""
+    return {
+        "apiVersion": WIDGETS.api_version,
+        "kind": WIDGETS.kind,
+        "name": widget["metadata"]["name"],
+        "uid": widget["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def same_widget_name(ref: dict[str, Any], ours: dict[str, Any]) -> bool:
+    """An ownerReference to a Widget of our name (another uid: a Widget deleted before)."""
+    same_group = str(ref.get("apiVersion", "")).startswith(f"{WIDGETS.group}/")
+    return same_group and ref.get("kind") == ours["kind"] and ref.get("name") == ours["name"]
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- start-up: the CRD -------------------------------------------------------------------
+
+
+async def ensure_crd(client: Client) -> None:
+    """Create the CRD unless the cluster has it, then wait until it is Established."""
+    crds = Api(client, CUSTOM_RESOURCE_DEFINITIONS)
+    try:
+        await crds.get(CRD_NAME)
+    except NotFound:
+        crd = yaml.safe_load(CRD_FILE.read_text())
+        try:
+            await crds.create(crd, field_manager=FIELD_MANAGER)
+            log.info("Created CustomResourceDefinition %s", CRD_NAME)
+        except Conflict:
+            pass  # someone else created it meanwhile: fine
+    with trio.move_on_after(ESTABLISH_TIMEOUT):
+        while True:
+            crd = await crds.get(CRD_NAME)
+            conditions = {c.get("type"): c for c in crd.get("status", {}).get("conditions", ())}
+            if conditions.get("Established", {}).get("status") == "True":
+                log.info("CustomResourceDefinition %s is established", CRD_NAME)
+                return
+            await trio.sleep(0.2)
+    why = "; ".join(
+        f"{c.get('type')}: {c.get('message')}"
+        for c in conditions.values()
+        if c.get("status") == "False"
+    )
+    raise TrioControllerError(
+        f"CustomResourceDefinition {CRD_NAME} not established after {ESTABLISH_TIMEOUT:g}s"
+        + (f" ({why})" if why else "")
+    )
+
+
+# -- the reconcile -----------------------------------------------------------------------
+
+
+class WidgetReconciler:
+    """`reconcile(key)` for Widgets, reading Widgets and ConfigMaps from the caches.
+
+    Hand the controller the bound method `reconciler.reconcile`: it tells async from
+    plain reconciles by the function, so an object with an async `__call__` would be
+    run as a plain one."""
+
+    def __init__(
+        self,
+        client: Client,
+        widgets: Any,  # the Widget informer's store
+        configmaps: Any,  # the ConfigMap informer's store
+        recorder: EventRecorder,
+    ) -> None:
+        self.client = client
+        self.widgets = widgets
+        self.configmaps = configmaps
+        self.recorder = recorder
+
+    async def reconcile(self, key: str) -> Requeue | None:
+        """One key, `namespace/name`: what the Widget's finalizer state asks for."""
+        widget = self.widgets.get(key)  # a dict, parsed now; None once the Widget is gone
+        if widget is None:
+            return None  # deleted (and its finalizer removed): nothing left to do
+        # finalizer() adds example.com/cleanup before the first apply, and on deletion
+        # runs cleanup and then removes it; a conflicting write is re-read and retried.
+        result = await finalizer(
+            self.client, WIDGETS, widget, FINALIZER, apply=self.apply, cleanup=self.cleanup
+        )
+        print(f"Reconciled Widget {key}", flush=True)
+        return result
+
+    async def apply(self, widget: dict[str, Any]) -> Requeue | None:
+        """Bring the ConfigMap and the status in line with the Widget."""
+        namespace = widget["metadata"]["namespace"]
+        changes: list[str] = []
+        try:
+            ready, reason, message = await self.sync_configmap(widget, changes)
+            await self.sync_status(widget, ready, reason, message, changes)
+        except Conflict as exc:
+            # A cache behind the server (ours just wrote, the watch has not brought it
+            # yet), or a concurrent writer: look again with fresh data.
+            log.info("Widget %s/%s: %s; requeued", namespace, widget["metadata"]["name"], exc)
+            return Requeue()
+        finally:
+            if changes:  # whatever was written, even if a later step conflicted
+                self.recorder.event(
+                    widget, "Normal", "Reconciled", "; ".join(changes),
+                    action="Reconcile", resource=WIDGETS,
+                )  # fmt: skip
+        return None
+
+    async def sync_configmap(
+        self, widget: dict[str, Any], changes: list[str]
+    ) -> tuple[bool, str, str]:
+        """Create or fix `<widget>-config`; (ready, reason, message) for the condition."""
+        namespace, name = widget["metadata"]["namespace"], configmap_name(widget)
+        message = str((widget.get("spec") or {}).get("message") or "")
+        ours = owner_reference(widget)
+        api = Api(self.client, CONFIGMAPS, namespace)
+        cached = self.configmaps.get(f"{namespace}/{name}")
+        if cached is None:
+            body = {
+                "metadata": {"name": name, "namespace": namespace, "ownerReferences": [ours]},
+                "data": {"message": message},
+            }
+            await api.create(body, field_manager=FIELD_MANAGER)  # exists: Conflict (stale)
+            changes.append(f"created ConfigMap {name}")
+            return True, "ConfigMapReady", f"ConfigMap {name} holds spec.message"
+        refs = list(cached["metadata"].get("ownerReferences") or ())
+        controller = next((r for r in refs if r.get("controller")), None)
+        if controller is not None and controller.get("uid") != ours["uid"]:
+            if not same_widget_name(controller, ours):  # someone else's: leave it, say so
+                text = f"ConfigMap {name} is controlled by {controller.get('kind')} "
+                text += f"{controller.get('name')}"
+                return False, "ConfigMapNotOwned", text
+            # A Widget of this name that was deleted (and whose ConfigMap no garbage
+            # collector removed): the new Widget takes the ConfigMap over.
+            refs.remove(controller)
+            controller = None
+        data = cached.get("data") or {}
+        if controller is not None and data.get("message") == message:
+            return True, "ConfigMapReady", f"ConfigMap {name} holds spec.message"
+        if controller is None:
+            refs.append(ours)
+        # A merge patch guarded by the resourceVersion read: a newer ConfigMap is a 409.
+        patch = {
+            "metadata": {
+                "resourceVersion": cached["metadata"]["resourceVersion"],
+                "ownerReferences": refs,
+            },
+            "data": {"message": message},
+        }
+        await api.patch(name, patch, type="merge", field_manager=FIELD_MANAGER)
+        changes.append(f"updated ConfigMap {name}")
+        return True, "ConfigMapReady", f"ConfigMap {name} holds spec.message"
+
+    async def sync_status(
+        self,
+        widget: dict[str, Any],
+        ready: bool,
+        reason: str,
+        message: str,
+        changes: list[str],
+    ) -> None:
+        """Server-side apply of status.observedGeneration and the Ready condition, only
+        when they differ from what the Widget shows."""
+        metadata = widget["metadata"]
+        generation = metadata.get("generation", 0)
+        status = widget.get("status") or {}
+        old = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), {})
+        condition = {
+            "type": "Ready",
+            "status": "True" if ready else "False",
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+        }
+        if status.get("observedGeneration") == generation and all(
+            old.get(k) == v for k, v in condition.items()
+        ):
+            return  # nothing to change
+        # The transition time moves only when the condition's status does.
+        same = old.get("status") == condition["status"] and old.get("lastTransitionTime")
+        condition["lastTransitionTime"] = old["lastTransitionTime"] if same else now()
+        body = {
+            "metadata": {
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                # A precondition: a Widget newer than the one read is a 409, not clobbered.
+                "resourceVersion": metadata["resourceVersion"],
+            },
+            "status": {"observedGeneration": generation, "conditions": [condition]},
+        }
+        api = Api(self.client, WIDGETS, metadata["namespace"])
+        await api.apply_status(body, field_manager=FIELD_MANAGER, force=True)
+        changes.append(f"status: observedGeneration {generation}, Ready={condition['status']}")
+
+    async def cleanup(self, widget: dict[str, Any]) -> None:
+        """The Widget is being deleted. Its ConfigMap goes with it (the garbage collector
+        follows the ownerReference); an operator with external state releases it here."""
+        self.recorder.event(
+            widget, "Normal", "Cleanup", f"Widget {widget['metadata']['name']} deleted",
+            action="Cleanup", resource=WIDGETS,
+        )  # fmt: skip
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> None:
+    config = load_config(kubeconfig=args.kubeconfig)
+    # The pod program's rule: --namespace, else the context's namespace, else default.
+    namespace = None if args.all_namespaces else (args.namespace or config.namespace)
+    async with Client(config) as client:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                controller: Controller | None = None
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        if controller is None or controller.stopping:
+                            nursery.cancel_scope.cancel()  # before start-up, or a 2nd signal
+                        else:
+                            controller.stop()  # stop watching, drain the workers
+
+                nursery.start_soon(on_signal)
+                await ensure_crd(client)
+
+                recorder = EventRecorder(client, REPORTING_CONTROLLER)
+                await nursery.start(recorder.run)
+                # One factory: the controller's informers and our store lookups share it.
+                factory = SharedInformerFactory(client)
+                widgets = factory.informer(WIDGETS, namespace=namespace).store
+                configmaps = factory.informer(CONFIGMAPS, namespace=namespace).store
+                reconciler = WidgetReconciler(client, widgets, configmaps, recorder)
+                controller = Controller(
+                    client,
+                    WIDGETS,
+                    reconciler.reconcile,
+                    namespace=namespace,
+                    factory=factory,
+                    workers=args.workers,
+                )
+                controller.owns(CONFIGMAPS)  # a ConfigMap change reconciles its Widget
+                where = f"namespace {namespace}" if namespace else "every namespace"
+                log.info("Watching Widgets and their ConfigMaps in %s", where)
+                await controller.run()
+                await drain_events(recorder)
+                nursery.cancel_scope.cancel()
+
+
+async def drain_events(recorder: EventRecorder, within: float = 5.0) -> None:
+    """Let the recorder send the events still waiting before it is cancelled (it has no
+    drain of its own: cancelled, it drops what is waiting)."""
+    with trio.move_on_after(within):
+        while True:
+            if not recorder.statistics()["waiting"]:
+                break
+            await trio.sleep(0.05)
+        await trio.sleep(0.5)  # the last one taken may still be on its way
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="widget_operator.py",
+        description="Keep a ConfigMap, status and finalizer for every Widget (example.com/v1).",
+    )
+    p.add_argument("--kubeconfig", metavar="PATH", help="path to a kubeconfig file (must exist)")
+    ns = p.add_mutually_exclusive_group()
+    ns.add_argument("-n", "--namespace", metavar="NS", help="only Widgets in this namespace")
+    ns.add_argument("-A", "--all-namespaces", action="store_true", help="Widgets everywhere")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="default 1")
+    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, metavar="N")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group, preferring trio-controller's errors."""
+    while isinstance(exc, BaseExceptionGroup):
+        ours, _ = exc.split(TrioControllerError)
+        exc = (ours or exc).exceptions[0]
+    return exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    klog.setup(args.verbosity)
+    try:
+        trio.run(run, args)
+    except BaseException as exc:  # the one place errors become exit codes
+        leaf = _first_error(exc)
+        if isinstance(leaf, KeyboardInterrupt):
+            return 130
+        if isinstance(leaf, SystemExit):
+            raise
+        if isinstance(leaf, TrioControllerError):
+            message = str(leaf)
+        else:
+            message = f"unexpected {type(leaf).__name__}: {leaf}"
+        print(klog.error_line(message, exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
