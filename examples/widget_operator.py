@@ -127,10 +127,12 @@ async def ensure_crd(client: Client) -> None:
             log.info("Created CustomResourceDefinition %s", CRD_NAME)
         except Conflict:
             pass  # someone else created it meanwhile: fine
+    conditions: dict[str, dict[str, Any]] = {}
     with trio.move_on_after(ESTABLISH_TIMEOUT):
         while True:
             crd = await crds.get(CRD_NAME)
-            conditions = {c.get("type"): c for c in crd.get("status", {}).get("conditions", ())}
+            listed = (crd.get("status") or {}).get("conditions") or ()
+            conditions = {c.get("type"): c for c in listed}
             if conditions.get("Established", {}).get("status") == "True":
                 log.info("CustomResourceDefinition %s is established", CRD_NAME)
                 return

@@ -1,0 +1,379 @@
+"""examples/widget_operator.py end to end, run as a child process against a real
+kube-apiserver and etcd (testenv): the CRD made when absent, each Widget's ConfigMap,
+status, finalizer and events, repairs, deletion, --namespace, SIGTERM, error exits.
+
+testenv runs no kube-controller-manager, so no garbage collector: a deleted Widget's
+ConfigMap stays, and a Widget with our finalizer stays until the operator removes it.
+The module deletes the CRD at the end (finalizers stripped first), so other tests that
+bring their own widgets.example.com find none of ours."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import yaml
+from controller_process import ControllerProcess
+
+from trio_controller import (
+    CONFIGMAPS,
+    CUSTOM_RESOURCE_DEFINITIONS,
+    EVENTS,
+    Api,
+    Client,
+    Conflict,
+    NotFound,
+    Resource,
+    load_config,
+)
+from trio_controller.testing import EnvInfo
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "widget_operator.py"
+CRD_FILE = EXAMPLE.with_name("widget-crd.yaml")
+WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
+CRD = "widgets.example.com"
+FINALIZER = "example.com/cleanup"
+LINE = re.compile(r"Reconciled Widget [a-z0-9-]+/[a-z0-9-]+")
+
+
+def line(namespace: str, name: str) -> str:
+    return f"Reconciled Widget {namespace}/{name}"
+
+
+# -- the CRD, synchronously (module set-up and tear-down) ---------------------------------
+
+
+def _http(envtest: EnvInfo) -> httpx.Client:
+    return httpx.Client(
+        base_url=envtest.server, verify=envtest.ssl_context(client_cert=True), timeout=10
+    )
+
+
+def delete_widget_crd(envtest: EnvInfo) -> None:
+    """Delete widgets.example.com and wait until it is gone. Widgets still holding a
+    finalizer would block the CRD's deletion: their finalizers are stripped first."""
+    path = f"/apis/{CUSTOM_RESOURCE_DEFINITIONS.group}/v1/customresourcedefinitions/{CRD}"
+    with _http(envtest) as http:
+        listed = http.get("/apis/example.com/v1/widgets")
+        for item in listed.json().get("items", []) if listed.status_code == 200 else []:
+            meta = item["metadata"]
+            if meta.get("finalizers"):
+                http.patch(
+                    f"/apis/example.com/v1/namespaces/{meta['namespace']}/widgets/{meta['name']}",
+                    json={"metadata": {"finalizers": None}},
+                    headers={"Content-Type": "application/merge-patch+json"},
+                )
+        http.delete(path)
+        deadline = time.monotonic() + 60
+        while http.get(path).status_code != 404:
+            assert time.monotonic() < deadline, f"{CRD} was not deleted"
+            time.sleep(0.1)
+
+
+async def install_widget_crd(client: Client) -> None:
+    """The example's CRD, created unless present, Established."""
+    crds = Api(client, CUSTOM_RESOURCE_DEFINITIONS)
+    with suppress(Conflict):
+        await crds.create(yaml.safe_load(CRD_FILE.read_text()))
+
+    async def established() -> bool:
+        conditions = ((await crds.get(CRD)).get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    await eventually(established, f"{CRD} to be established")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_widget_crd_afterwards(envtest: EnvInfo) -> Iterator[None]:
+    yield
+    delete_widget_crd(envtest)
+
+
+# -- running the example -----------------------------------------------------------------
+
+
+@asynccontextmanager
+async def run_operator(*args: str | Path) -> AsyncIterator[ControllerProcess]:
+    """`python examples/widget_operator.py *args` in the background; killed if still
+    running at the end."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(EXAMPLE), *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    proc = ControllerProcess(process)
+    async with trio.open_nursery() as nursery:
+        assert process.stdout is not None and process.stderr is not None
+        nursery.start_soon(proc._read, process.stdout, proc.stdout)
+        nursery.start_soon(proc._read, process.stderr, proc.stderr)
+        nursery.start_soon(proc._wait_exit)
+        try:
+            yield proc
+        finally:
+            if process.returncode is None:
+                process.kill()
+            with trio.move_on_after(10):
+                await process.wait()
+
+
+def check_output(proc: ControllerProcess) -> None:
+    """stdout carries `Reconciled Widget <ns>/<name>` lines and nothing else; no
+    traceback on stderr."""
+    assert proc.stdout, proc
+    assert all(LINE.fullmatch(text) for text in proc.stdout), proc
+    assert "Traceback" not in "\n".join(proc.stderr), proc
+
+
+@pytest.fixture
+async def client(envtest: EnvInfo) -> AsyncIterator[Client]:
+    async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
+        yield client
+
+
+async def eventually(
+    check: Callable[[], Any], what: str, within: float = 20.0, every: float = 0.1
+) -> Any:
+    """Poll the async `check()` until it returns something truthy; that value."""
+    with trio.move_on_after(within):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await trio.sleep(every)
+    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+
+
+async def get_or_none(api: Api, name: str) -> dict[str, Any] | None:
+    try:
+        return await api.get(name)
+    except NotFound:
+        return None
+
+
+async def reasons(client: Client, namespace: str, name: str) -> list[dict[str, Any]]:
+    """Events about the Widget `name`."""
+    listed = await Api(client, EVENTS, namespace).list()
+    return [
+        e
+        for e in listed
+        if e["regarding"].get("kind") == "Widget" and e["regarding"]["name"] == name
+    ]
+
+
+def widget(name: str, message: str = "hello", replicas: int = 1) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"message": message, "replicas": replicas}}
+
+
+def ready(obj: dict[str, Any]) -> dict[str, Any]:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    (condition,) = [c for c in conditions if c["type"] == "Ready"]
+    return condition
+
+
+# -- the tests ---------------------------------------------------------------------------
+
+
+async def test_the_crd_is_created_and_a_widget_gets_configmap_status_finalizer_event(
+    envtest: EnvInfo, client: Client, namespace: str
+) -> None:
+    await trio.to_thread.run_sync(delete_widget_crd, envtest)
+    kc = envtest.admin_kubeconfig
+    async with run_operator("--kubeconfig", kc, "--namespace", namespace) as op:
+        await op.wait_stderr("Caches are synced", within=60)
+        crd = await Api(client, CUSTOM_RESOURCE_DEFINITIONS).get(CRD)
+        version = crd["spec"]["versions"][0]
+        assert crd["spec"]["names"]["kind"] == "Widget" and crd["spec"]["scope"] == "Namespaced"
+        assert version["subresources"] == {"status": {}}
+
+        widgets = Api(client, WIDGETS, namespace)
+        created = await widgets.create(widget("w1", "hello"))
+        await op.wait_stdout(line(namespace, "w1"))
+        # When the line is out, that reconcile's writes are done.
+        cm = await Api(client, CONFIGMAPS, namespace).get("w1-config")
+        assert cm["data"] == {"message": "hello"}
+        assert cm["metadata"]["ownerReferences"] == [
+            {
+                "apiVersion": "example.com/v1",
+                "kind": "Widget",
+                "name": "w1",
+                "uid": created["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        got = await widgets.get("w1")
+        assert got["metadata"]["finalizers"] == [FINALIZER]
+        assert got["status"]["observedGeneration"] == 1
+        condition = ready(got)
+        assert condition["status"] == "True" and condition["observedGeneration"] == 1
+        managers = {
+            (m["manager"], m["operation"], m.get("subresource"))
+            for m in got["metadata"]["managedFields"]
+        }
+        assert ("widget-operator", "Apply", "status") in managers
+
+        events = await eventually(
+            lambda: reasons(client, namespace, "w1"), "a Reconciled event", within=15
+        )
+        (event,) = events
+        assert event["reason"] == "Reconciled" and event["type"] == "Normal"
+        assert event["regarding"]["uid"] == created["metadata"]["uid"]
+        assert event["reportingController"] == "example.com/widget-operator"
+
+        # A reconcile with nothing to do (a label: generation unchanged) prints its line
+        # but records no event and writes no status.
+        before = (await widgets.get("w1"))["status"]
+        count = op.stdout.count(line(namespace, "w1"))
+        await widgets.patch("w1", {"metadata": {"labels": {"touched": "yes"}}})
+        await op.wait_stdout(line(namespace, "w1"), count=count + 1)
+        await trio.sleep(1.0)  # an event would have been sent by now
+        assert (await widgets.get("w1"))["status"] == before
+        (again,) = await reasons(client, namespace, "w1")
+        assert again["metadata"]["name"] == event["metadata"]["name"]
+        assert "series" not in again
+
+        await widgets.delete("w1")
+        await eventually(lambda: _gone(widgets, "w1"), "w1 to go")
+        assert await op.terminate() == 0
+    check_output(op)
+    assert "Created CustomResourceDefinition widgets.example.com" in "\n".join(op.stderr)
+
+
+async def _gone(api: Api, name: str) -> bool:
+    return await get_or_none(api, name) is None
+
+
+async def test_a_present_crd_is_used_and_the_configmap_is_repaired_and_follows_the_spec(
+    envtest: EnvInfo, client: Client, namespace: str
+) -> None:
+    await install_widget_crd(client)  # present before the operator starts
+    kc = envtest.admin_kubeconfig
+    async with run_operator("--kubeconfig", kc, "--namespace", namespace, "--workers", "2") as op:
+        await op.wait_stderr("Caches are synced", within=60)
+        assert "Created CustomResourceDefinition" not in "\n".join(op.stderr)
+        widgets = Api(client, WIDGETS, namespace)
+        configmaps = Api(client, CONFIGMAPS, namespace)
+        await widgets.create(widget("w2", "first"))
+        await op.wait_stdout(line(namespace, "w2"))
+
+        async def message() -> str | None:
+            cm = await get_or_none(configmaps, "w2-config")
+            return None if cm is None else (cm.get("data") or {}).get("message")
+
+        # Deleted: made again.
+        old_uid = (await configmaps.get("w2-config"))["metadata"]["uid"]
+        await configmaps.delete("w2-config")
+
+        async def recreated() -> bool:
+            cm = await get_or_none(configmaps, "w2-config")
+            return cm is not None and cm["metadata"]["uid"] != old_uid
+
+        await eventually(recreated, "the ConfigMap to be made again")
+        assert await message() == "first"
+
+        # Edited: restored.
+        edited = await configmaps.patch("w2-config", {"data": {"message": "vandalised"}})
+        rv = edited["metadata"]["resourceVersion"]
+
+        async def restored() -> bool:
+            cm = await configmaps.get("w2-config")
+            return cm["data"] == {"message": "first"} and cm["metadata"]["resourceVersion"] != rv
+
+        await eventually(restored, "data.message to be restored")
+
+        # spec.message changed: followed, with observedGeneration 2.
+        await widgets.patch("w2", {"spec": {"message": "second"}})
+
+        async def followed() -> bool:
+            got = await widgets.get("w2")
+            status = got.get("status") or {}
+            return await message() == "second" and status.get("observedGeneration") == 2
+
+        await eventually(followed, "the ConfigMap to follow spec.message")
+        assert ready(await widgets.get("w2"))["status"] == "True"
+        events = await reasons(client, namespace, "w2")
+        assert events and {e["reason"] for e in events} == {"Reconciled"}
+
+        await widgets.delete("w2")
+        await eventually(lambda: _gone(widgets, "w2"), "w2 to go")
+        assert await op.terminate() == 0
+    check_output(op)
+
+
+async def test_deleting_a_widget_emits_cleanup_and_the_finalizer_lets_it_go(
+    envtest: EnvInfo, client: Client, namespace: str
+) -> None:
+    async with run_operator("--kubeconfig", envtest.admin_kubeconfig, "-n", namespace) as op:
+        widgets = Api(client, WIDGETS, namespace)
+        await op.wait_stderr("Caches are synced", within=60)
+        await widgets.create(widget("w3"))
+        await op.wait_stdout(line(namespace, "w3"))
+        assert (await widgets.get("w3"))["metadata"]["finalizers"] == [FINALIZER]
+        count = op.stdout.count(line(namespace, "w3"))
+        await widgets.delete("w3")
+        await eventually(lambda: _gone(widgets, "w3"), "the Widget to be deleted")
+        # The reconcile that ran the cleanup printed its line too.
+        assert op.stdout.count(line(namespace, "w3")) > count
+
+        async def cleanup_event() -> list[dict[str, Any]]:
+            return [e for e in await reasons(client, namespace, "w3") if e["reason"] == "Cleanup"]
+
+        (event,) = await eventually(cleanup_event, "a Cleanup event")
+        assert event["type"] == "Normal"
+        # No garbage collector in testenv: the ConfigMap is still there, not recreated.
+        assert await get_or_none(Api(client, CONFIGMAPS, namespace), "w3-config") is not None
+        assert await op.terminate() == 0
+    check_output(op)
+
+
+async def test_namespace_limits_everything_and_all_namespaces_sees_both(
+    envtest: EnvInfo, client: Client, namespace: str
+) -> None:
+    other = f"test-{uuid.uuid4().hex[:10]}"
+    await Api(client, Resource("", "v1", "namespaces", "Namespace", namespaced=False)).create(
+        {"metadata": {"name": other}}
+    )
+    kc = envtest.admin_kubeconfig
+    async with run_operator("--kubeconfig", kc, "--namespace", namespace) as op:
+        await op.wait_stderr("Caches are synced", within=60)
+        await Api(client, WIDGETS, other).create(widget("elsewhere"))
+        await Api(client, WIDGETS, namespace).create(widget("here"))
+        await op.wait_stdout(line(namespace, "here"))
+        await trio.sleep(1.0)  # time enough to have touched the other one, if it would
+        assert line(other, "elsewhere") not in op.stdout
+        assert await get_or_none(Api(client, CONFIGMAPS, other), "elsewhere-config") is None
+        untouched = await Api(client, WIDGETS, other).get("elsewhere")
+        assert "finalizers" not in untouched["metadata"] and "status" not in untouched
+        assert await op.terminate() == 0
+    check_output(op)
+
+    async with run_operator("--kubeconfig", kc, "--all-namespaces") as op:
+        await op.wait_stdout(line(other, "elsewhere"), within=60)
+        await op.wait_stdout(line(namespace, "here"))
+        assert await get_or_none(Api(client, CONFIGMAPS, other), "elsewhere-config") is not None
+        for ns, name in ((other, "elsewhere"), (namespace, "here")):
+            await Api(client, WIDGETS, ns).delete(name)
+            await eventually(lambda ns=ns, name=name: _gone(Api(client, WIDGETS, ns), name), name)
+        assert await op.terminate() == 0
+    check_output(op)
+
+
+async def test_a_broken_set_up_prints_one_error_line_and_exits_1(tmp_path: Path) -> None:
+    async with run_operator("--kubeconfig", tmp_path / "missing.yaml") as op:
+        assert await op.wait(within=30) == 1
+    assert op.stdout == []
+    assert len(op.stderr) == 1 and op.stderr[0].startswith("error: "), op
+    assert "missing.yaml" in op.stderr[0]
