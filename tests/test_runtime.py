@@ -17,11 +17,11 @@ import trio.testing
 from helpers.watch import bookmark, event, pod, pod_list
 from streamserver import Reply, Request, Stall, open_stream_server
 
-from trio_controller.api.resource import CONFIGMAPS, PODS, Resource
+from trio_controller.api.resource import CONFIGMAPS, DEPLOYMENTS, PODS, Resource
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
 from trio_controller.cache.reflector import METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT, ListFailed
-from trio_controller.cache.sink import EventHandlers
+from trio_controller.cache.sink import EventHandlers, NativeSink
 from trio_controller.config import ClusterConfig
 from trio_controller.controller import Controller
 from trio_controller.observe.log import v
@@ -118,6 +118,16 @@ async def test_a_controller_alone_keeps_the_native_fast_path() -> None:
         assert controller.informer is not None and controller.informer.fast_path
         controller.owns(CONFIGMAPS)
         assert controller.informer.fast_path  # the owned informer is another one
+        owned = controller.factory.informer(CONFIGMAPS)  # type: ignore[union-attr]
+        sink = owned.reflector.sink
+        # Owner keys are mapped in Rust: the owned informer's only consumer.
+        assert isinstance(sink, NativeSink) and sink.queue is controller.queue
+        assert sink.owner is not None
+        assert (sink.owner.api_version, sink.owner.kind) == ("v1", "Pod")
+        # Shared with a second controller, the same mapping runs on the Python path.
+        other = Controller(client, DEPLOYMENTS, lambda key: None, factory=controller.factory)
+        other.watches(CONFIGMAPS, lambda obj: [])
+        assert not owned.fast_path
 
 
 async def test_owned_objects_enqueue_their_controller_owner_and_nothing_else(

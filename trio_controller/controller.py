@@ -38,11 +38,10 @@ from typing import Any, Protocol
 
 import trio
 
-from trio_controller._native import Store
+from trio_controller._native import OwnerMapping, Store
 from trio_controller.api.resource import Resource
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
-from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.sink import Mapper
 from trio_controller.errors import TrioControllerError
 from trio_controller.observe.stats import ReconcileStats
@@ -212,14 +211,20 @@ class Controller:
         ownerReference with `controller: true` whose group and kind are the primary's
         (controller-runtime's `Owns`). `namespace` defaults to the controller's."""
         primary = self._primary("owns")
-        mapper = controller_owner(primary.api_version, primary.kind, primary.namespaced)
-        return self.watches(
+        assert self.factory is not None
+        informer = self.factory.informer(
             resource,
-            mapper,
-            namespace=namespace,
+            namespace=namespace if namespace is not None else self.namespace,
             label_selector=label_selector,
             metadata_only=metadata_only,
         )
+        # Mapped in Rust on the fast path (the owned informer's only consumer), by the
+        # same rules in Python when the informer is shared.
+        owner = OwnerMapping(primary.api_version, primary.kind, primary.namespaced)
+        informer.add_queue(self.queue, owner=owner)
+        if informer not in self._informers:
+            self._informers.append(informer)
+        return self
 
     def watches(
         self,

@@ -25,8 +25,9 @@ from typing import Any
 
 import trio
 
-from trio_controller._native import Store
+from trio_controller._native import OwnerMapping, Store
 from trio_controller.api.resource import Resource
+from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.reflector import Reflector
 from trio_controller.cache.sink import (
     Consumer,
@@ -101,6 +102,7 @@ class Informer:
         if field_selector:
             all_params["fieldSelector"] = field_selector
         self._queues: list[WorkQueue] = []
+        self._owners: dict[int, OwnerMapping] = {}  # by id(queue): owner-mapped queues
         self._consumers: list[Consumer] = []
         self.reflector = Reflector(
             client,
@@ -131,9 +133,17 @@ class Informer:
 
     # -- consumers ---------------------------------------------------------------------
 
-    def add_queue(self, queue: WorkQueue, mapper: Mapper | None = None) -> None:
-        """Enqueue into `queue` each changed object's key, or with `mapper` the keys it
-        derives from the object (old and new versions)."""
+    def add_queue(
+        self, queue: WorkQueue, mapper: Mapper | None = None, *, owner: OwnerMapping | None = None
+    ) -> None:
+        """Enqueue into `queue` each changed object's key; with `mapper`, the keys it
+        derives from the object (old and new versions); with `owner`, the key of its
+        controller owner (mapped in Rust while `queue` is the informer's only consumer)."""
+        if mapper is not None and owner is not None:
+            raise ValueError("a mapper or an owner mapping, not both")
+        if owner is not None:
+            self._owners[id(queue)] = owner
+            mapper = _owner_mapper(owner)
         if mapper is None:
             self._queues.append(queue)
             self._consumers.append(QueueKeys(queue))
@@ -150,9 +160,16 @@ class Informer:
         self.reflector.sink = self._sink()
 
     def _sink(self) -> Sink:
-        if len(self._consumers) == len(self._queues) <= 1:
-            return NativeSink(self.store, self._queues[0] if self._queues else None)
-        return HandlerSink(self.store, self._consumers)
+        consumers = self._consumers
+        if not consumers:
+            return NativeSink(self.store)
+        if len(consumers) == 1:
+            (only,) = consumers
+            if isinstance(only, QueueKeys):
+                return NativeSink(self.store, only.queue)
+            if isinstance(only, QueueMapped) and id(only.queue) in self._owners:
+                return NativeSink(self.store, only.queue, self._owners[id(only.queue)])
+        return HandlerSink(self.store, consumers)
 
     @property
     def fast_path(self) -> bool:
@@ -181,3 +198,8 @@ class Informer:
             await self.reflector.run(task_status=task_status)
         finally:
             self._running = False
+
+
+def _owner_mapper(owner: OwnerMapping) -> Mapper:
+    """The Python path's twin of the Rust owner mapping (same rules, on the dict)."""
+    return controller_owner(owner.api_version, owner.kind, owner.namespaced)

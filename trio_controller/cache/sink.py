@@ -5,8 +5,10 @@
 
 Two implementations, with the same semantics and the same sync modes:
 
-- `NativeSink(store, queue)`: Rust applies each read to the store and enqueues the keys
-  in the same call (`WatchDecoder.feed_into`), no Python per event: the default.
+- `NativeSink(store, queue, owner=None)`: Rust applies each read to the store and
+  enqueues the keys (or, with an `OwnerMapping`, the controller owners' keys) in the same
+  call (`WatchDecoder.feed_into`; a relist's `Store.replace` too), no Python per event:
+  the default.
 - `HandlerSink(store, consumers)`: Python per event, for consumers that look at objects
   (`EventHandlers`, key mappers) or for more than one queue. The initial events of a
   streaming list still go to the side buffer in Rust; consumers see them after the
@@ -25,10 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+import trio
 
 from trio_controller._native import (
     DecodeError,
     ListAccumulator,
+    OwnerMapping,
     ReplaceResult,
     Store,
     WatchDecoder,
@@ -104,13 +108,20 @@ class Sink(Protocol):
 
 
 class NativeSink:
-    """The store and one queue, both fed in Rust: one FFI call per read, none per event."""
+    """The store and one queue, both fed in Rust: one FFI call per read, none per event.
 
-    __slots__ = ("queue", "store")
+    With `owner` (an owned resource of a controller), the queue gets each changed
+    object's controller owner key instead of its own key, mapped in Rust too.
+    """
 
-    def __init__(self, store: Store, queue: WorkQueue | None = None) -> None:
+    __slots__ = ("owner", "queue", "store")
+
+    def __init__(
+        self, store: Store, queue: WorkQueue | None = None, owner: OwnerMapping | None = None
+    ) -> None:
         self.store = store
         self.queue = queue
+        self.owner = owner
 
     def apply(
         self, decoder: WatchDecoder, data: bytes, now: float, initial: ListAccumulator | None
@@ -118,7 +129,12 @@ class NativeSink:
         queue = self.queue
         try:
             result = decoder.feed_into(
-                data, self.store, queue.native if queue is not None else None, now, initial
+                data,
+                self.store,
+                queue.native if queue is not None else None,
+                now,
+                initial,
+                owner=self.owner,
             )
         except DecodeError:
             if queue is not None:
@@ -129,11 +145,14 @@ class NativeSink:
         return result
 
     def replace(self, acc: ListAccumulator, resource_version: str | None) -> ReplaceResult:
-        result = self.store.replace(acc, resource_version)
-        if self.queue is not None:
-            # Rust has no replace-and-enqueue yet: the key lists cross into Python once
-            # per relist (not per event) and go back in one add_many call.
-            self.queue.add_many(result.added + result.updated + result.deleted)
+        queue = self.queue
+        if queue is None:
+            return self.store.replace(acc, resource_version)
+        # The keys (or owner keys) are enqueued in the same Rust call.
+        result = self.store.replace(
+            acc, resource_version, queue.native, trio.current_time(), owner=self.owner
+        )
+        queue.wake()
         return result
 
 
