@@ -94,8 +94,33 @@ def test_json_lines_parse_with_ts_level_v_msg_fields_and_err(
     assert v2["v"] == 2 and v2["level"] == "info"
     assert error["level"] == "error" and "v" not in error
     assert error["err"] == "bad value" and error["key"] == "default/a"
-    assert "ValueError: bad value" in error["stacktrace"]  # -v 4 and above
+    assert "ValueError: bad value" in error["stacktrace"]
     assert warning["level"] == "warning" and warning["when"].startswith("<object")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_an_error_with_an_exception_carries_its_traceback_at_the_default_verbosity(
+    capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """A key dropped after its retries is logged at ERROR with its traceback (issue 9):
+    the user's bug must be findable without -v 4. Warnings keep one line."""
+    klog.setup(0, fmt)
+    log = logging.getLogger("trio_controller.test")
+    try:
+        raise KeyError("missing")
+    except KeyError as exc:
+        log.warning("Error syncing widget default/a: KeyError: %s", exc, exc_info=True)
+        log.error("Dropping widget 'default/a' out of the queue", exc_info=True)
+    err = capsys.readouterr().err
+    if fmt == "json":
+        warning, error = (orjson.loads(line) for line in lines(err))
+        assert "stacktrace" not in warning
+        assert 'raise KeyError("missing")' in error["stacktrace"]
+    else:
+        warning_line, rest = err.split("\n", 1)
+        assert warning_line.startswith("W") and "Traceback" not in warning_line
+        assert rest.startswith("E") and "Traceback (most recent call last)" in rest
+        assert 'raise KeyError("missing")' in rest
 
 
 async def test_requests_are_logged_at_v6_with_method_path_and_status_never_credentials(

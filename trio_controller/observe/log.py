@@ -22,8 +22,9 @@ format shows only the message (say the value in the message too):
 
     log.info("Caches are synced (%d objects)", n, extra={"objects": n})
 
-An exception logged with `exc_info` lands under `err` (its message) and, from `-v 4`
-on, `stacktrace`. `error_line(message)` is the CLI's last word in the chosen format.
+An exception logged with `exc_info` at ERROR (a key dropped after its retries) carries
+its traceback at every verbosity, under `stacktrace` in JSON, after the line in text;
+below ERROR only from `-v 4`. The exception's message is under `err`. `error_line(message)` is the CLI's last word in the chosen format.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class KlogFormatter(logging.Formatter):
             f"{os.getpid():>7} {record.filename}:{record.lineno}] "
         )
         text = head + record.getMessage()
-        if record.exc_info and record.levelno >= logging.ERROR and _state.tracebacks:
+        if record.exc_info and (record.levelno >= logging.ERROR or _state.tracebacks):
             text += "\n" + self.formatException(record.exc_info)
         return text
 
@@ -117,7 +118,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             entry["err"] = str(exc) or type(exc).__name__
-            if _state.tracebacks:
+            if record.levelno >= logging.ERROR or _state.tracebacks:
                 entry["stacktrace"] = "".join(traceback.format_exception(exc))
         return orjson.dumps(entry, default=str).decode()
 
