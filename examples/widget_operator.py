@@ -70,7 +70,7 @@ from trio_controller import (
 )
 
 # Logging set-up and the final error line, as the `trio-controller` CLI does them.
-# (Not exported from the package top level: see the report in examples/README.md.)
+# (trio_controller.observe.log is not re-exported from the package top level.)
 from trio_controller.observe import log as klog
 
 log = logging.getLogger("trio_controller.examples.widget_operator")
