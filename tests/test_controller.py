@@ -342,3 +342,29 @@ async def test_a_threaded_reconcile_blocks_in_a_worker_thread_while_trio_runs_on
     assert ticks >= 20  # the loop went on while the reconcile slept (0.4 s)
     assert controller.stats.successes == 2
     assert 0.35 < controller.stats.time.sum < 2
+
+
+async def test_an_object_with_an_async_call_method_is_an_async_reconcile(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A reconciler class (`async def __call__`) is awaited, not taken for a plain
+    function whose result is a coroutine (found writing the widget operator)."""
+
+    class Reconciler:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def __call__(self, key: str) -> None:
+            await trio.lowlevel.checkpoint()
+            self.seen.append(key)
+
+    reconciler = Reconciler()
+    queue = WorkQueue()
+    controller = Controller(FilledReflector("a"), queue, reconciler)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add("default/a")
+        await trio.sleep(1)
+        controller.stop()
+    assert reconciler.seen == ["default/a"]
+    assert queue.num_requeues("default/a") == 0

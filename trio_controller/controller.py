@@ -186,7 +186,10 @@ class Controller:
         self.max_retries = max_retries
         self.batch = max(1, batch)
         self.threaded = threaded
-        self._async = inspect.iscoroutinefunction(reconcile)
+        # A coroutine function, or an object whose __call__ is one (a reconciler class).
+        self._async = inspect.iscoroutinefunction(reconcile) or inspect.iscoroutinefunction(
+            getattr(reconcile, "__call__", None)  # noqa: B004 (the method, not callable())
+        )
         self.cache_sync_timeout = cache_sync_timeout
         self.stats = ReconcileStats()
         #: The reflector task is running (False before `run`, after `stop`, on standby).
