@@ -24,7 +24,8 @@ format shows only the message (say the value in the message too):
 
 An exception logged with `exc_info` at ERROR (a key dropped after its retries) carries
 its traceback at every verbosity, under `stacktrace` in JSON, after the line in text;
-below ERROR only from `-v 4`. The exception's message is under `err`. `error_line(message)` is the CLI's last word in the chosen format.
+below ERROR only from `-v 4`. The exception's message is under `err`.
+`error_line(message)` is the CLI's last word in the chosen format.
 """
 
 from __future__ import annotations
