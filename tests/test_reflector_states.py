@@ -81,6 +81,18 @@ def test_a_dropped_watch_that_delivered_events_resumes_at_once() -> None:
     assert (nxt.state, nxt.wait) == (Watch("10"), "backoff")
 
 
+def test_a_quiet_watch_lost_after_a_second_or_more_resumes_at_once() -> None:
+    """client-go's very-short-watch rule: only a stream under a second with no event
+    backs off; one that was open longer and was reset is a normal watch end."""
+    lost = errors.ConnectionLost("reset")
+    quiet = Failed(lost, "10", listed=True, synced=True, lasted=10.0)
+    assert step(Watch("10"), quiet).wait == "now"
+    short = Failed(lost, "10", listed=True, synced=True, lasted=0.3)
+    assert step(Watch("10"), short).wait == "backoff"
+    never_opened = Failed(lost, "10", listed=True, synced=True)
+    assert step(Watch("10"), never_opened).wait == "backoff"
+
+
 def test_a_streaming_list_failing_after_its_initial_events_becomes_a_watch() -> None:
     bad = errors.ServerError(500, "InternalError", "boom")
     nxt = step(StreamList(), Failed(bad, "10", listed=True, synced=True))

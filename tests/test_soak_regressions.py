@@ -260,14 +260,10 @@ async def _time_to_print_after_quiet_watches_are_reset(watches: int) -> float:
         return trio.current_time() - started
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="soak finding (30-min run on 118a08b: blind 133 s and 156 s, lag p99 142 s, max "
-    "397 s): a watch that was established and ran 10 s without events, then was reset, "
-    "counts as a failure and is backed off (0.8 s doubling to 30 s, jitter up to 2x, reset "
-    "only after 2 quiet minutes), so under repeated faults the controller sleeps 30-51 s "
-    "between watches; an established watch could end like one that delivered events",
-)
+# Soak finding (30-min run on 118a08b: blind 133 s and 156 s, lag p99 142 s): a watch
+# that was established and ran 10 s without events, then was reset, counted as a failure
+# and was backed off (up to 30-51 s under repeated faults). client-go's "very short watch"
+# rule backs off only under a second with no event; fixed so, as here.
 def test_established_watches_that_are_reset_without_events_are_restarted_at_once() -> None:
     seconds = trio.run(
         _time_to_print_after_quiet_watches_are_reset,
