@@ -28,10 +28,17 @@ import urllib.parse
 
 import trio
 
-from trio_controller._native import DecodeError, parse_response_head
-from trio_controller.errors import ConnectionFailed
+from trio_controller._native import DecodeError, ResponseHead, parse_response_head
+from trio_controller.errors import ConnectionFailed, ConnectionLost
 
-__all__ = ["READ_SIZE", "ByteConnection", "Connection", "StreamConnection", "open_connection"]
+__all__ = [
+    "READ_SIZE",
+    "ByteConnection",
+    "Connection",
+    "StreamConnection",
+    "open_connection",
+    "read_head",
+]
 
 READ_SIZE = 256 * 1024
 MAX_HEAD = 64 * 1024
@@ -227,13 +234,18 @@ def authority(url: urllib.parse.SplitResult) -> str:
     return f"{host}:{port}"
 
 
-async def _read_head(conn: Connection, what: str) -> tuple[object, bytes]:
+async def read_head(
+    conn: ByteConnection, what: str, exchange: str = "connection"
+) -> tuple[ResponseHead, bytes]:
+    """The response head from `conn` (a watch's, or a proxy's CONNECT answer) and the
+    bytes after it. The peer closing first is ConnectionLost (it had accepted us);
+    a head that does not parse is ConnectionFailed."""
     buf = b""
     while True:
         data = await conn.receive()
         if not data:
-            raise ConnectionFailed(f"{what} closed the connection before answering")
-        buf += data
+            raise ConnectionLost(f"{what} closed the {exchange} before answering")
+        buf = buf + data if buf else data
         try:
             head = parse_response_head(buf)
         except DecodeError as exc:
@@ -253,10 +265,10 @@ async def _tunnel(conn: Connection, proxy: urllib.parse.SplitResult, target: str
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         lines.append(f"Proxy-Authorization: Basic {token}")
     await conn.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
-    head, rest = await _read_head(conn, f"proxy {proxy.hostname}")
-    status = head.status  # type: ignore[attr-defined]
+    head, rest = await read_head(conn, f"proxy {proxy.hostname}")
+    status = head.status
     if status != 200:
-        reason = head.reason  # type: ignore[attr-defined]
+        reason = head.reason
         raise ConnectionFailed(
             f"proxy {proxy.hostname} refused the tunnel to {target}: {status} {reason}"
         )

@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from trio_controller._native import BodyDecoder, DecodeError, ResponseHead, parse_response_head
-from trio_controller.errors import ConnectionFailed, ConnectionLost, Timeout, from_response
+from trio_controller._native import BodyDecoder, DecodeError, ResponseHead
+from trio_controller.errors import Timeout, from_response
 from trio_controller.transport.connection import (
     ByteConnection,
     StreamConnection,
     authority,
     open_connection,
+    read_head,
 )
 from trio_controller.transport.errors import map_exceptions
 
@@ -158,22 +159,6 @@ class _Request:
         return (self._head + auth + "\r\n").encode("latin-1")
 
 
-async def _read_head(conn: ByteConnection, server: str) -> tuple[ResponseHead, bytes]:
-    buf = b""
-    while True:
-        with map_exceptions(server):
-            data = await conn.receive()
-        if not data:
-            raise ConnectionLost(f"{server} closed the watch before answering")
-        buf = buf + data if buf else data
-        try:
-            head = parse_response_head(buf)
-        except DecodeError as exc:
-            raise ConnectionFailed(f"invalid HTTP response from {server}: {exc}") from None
-        if head is not None:
-            return head, buf[head.length :]
-
-
 async def _read_error(conn: ByteConnection, head: ResponseHead, first: bytes, server: str) -> bytes:
     """The (small) Status body of an error response, as much of it as arrives."""
     body = BodyDecoder(head.chunked, head.content_length)
@@ -242,7 +227,7 @@ async def open_watch(
                     await conn.send_all(
                         request.encode(credentials.authorization if credentials else None)
                     )
-                    head, first = await _read_head(conn, server)
+                    head, first = await read_head(conn, server, "watch")
                     seen.status = head.status
                 if head.status == 200:
                     break
