@@ -120,7 +120,7 @@ def rust_batched(keys: list[str], batch: int) -> int:
 def trio_wrapper(keys: list[str]) -> int:
     import trio
 
-    from trio_controller.workqueue import WorkQueue
+    from trio_controller.runtime.workqueue import WorkQueue
 
     async def run() -> int:
         q = WorkQueue()

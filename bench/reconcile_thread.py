@@ -18,8 +18,8 @@ import orjson
 import trio
 
 from trio_controller._native import Store
-from trio_controller.controller import Controller
-from trio_controller.workqueue import WorkQueue
+from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.workqueue import WorkQueue
 
 
 class Filled:

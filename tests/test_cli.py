@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trio_controller.cli import main
+from trio_controller.programs.pods.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,9 @@ import trio
 import trio.testing
 
 from trio_controller._native import Store
-from trio_controller.controller import Controller, Requeue
-from trio_controller.pods import PodSyncPrinter
-from trio_controller.workqueue import WorkQueue
+from trio_controller.programs.pods.printer import PodSyncPrinter
+from trio_controller.runtime.controller import Controller, Requeue
+from trio_controller.runtime.workqueue import WorkQueue
 
 
 def pod(name: str) -> bytes:

@@ -22,7 +22,13 @@ from streamserver import Reply, Request, StreamServer, open_stream_server
 
 from trio_controller.api.resource import CONFIGMAPS, NAMESPACES
 from trio_controller.config import ClusterConfig
-from trio_controller.events import NORMAL, WARNING, EventRecorder, micro_time, object_reference
+from trio_controller.runtime.events import (
+    NORMAL,
+    WARNING,
+    EventRecorder,
+    micro_time,
+    object_reference,
+)
 from trio_controller.transport.client import Client
 
 EVENTS_PATH = "/apis/events.k8s.io/v1/namespaces/shop/events"
@@ -141,7 +147,7 @@ def bodies(server: StreamServer) -> list[tuple[str, str, Any]]:
 
 @pytest.fixture
 def caplog_events(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    with caplog.at_level(logging.DEBUG, logger="trio_controller.events"):
+    with caplog.at_level(logging.DEBUG, logger="trio_controller.runtime.events"):
         yield caplog
 
 

@@ -19,7 +19,7 @@ from streamserver import Reply, Request, StreamServer, open_stream_server
 from trio_controller import errors
 from trio_controller.api.resource import CONFIGMAPS
 from trio_controller.config import ClusterConfig
-from trio_controller.finalizers import finalizer, is_deleting
+from trio_controller.runtime.finalizers import finalizer, is_deleting
 from trio_controller.transport.client import Client
 
 OURS = "example.com/cleanup"

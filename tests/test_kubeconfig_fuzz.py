@@ -21,9 +21,9 @@ from helpers.certs import CA
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from trio_controller.cli import main
 from trio_controller.config import load_config
 from trio_controller.errors import KubeconfigError, TrioControllerError
+from trio_controller.programs.pods.cli import main
 from trio_controller.transport.client import Client
 
 MARK = "s3cr3t-fuzz"  # every credential value carries it; no message may

@@ -16,12 +16,12 @@ from streamserver import Reply, open_stream_server
 from trio_controller import __version__
 from trio_controller._native import Store
 from trio_controller.auth import BearerTokenAuth
-from trio_controller.cli import main
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import CacheSyncTimeout, Controller
 from trio_controller.observe import log as klog
+from trio_controller.programs.pods.cli import main
+from trio_controller.runtime.controller import CacheSyncTimeout, Controller
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 SECRET = "s3cr3t-token-value"
 
@@ -262,7 +262,7 @@ def test_bad_observability_flags_are_argument_errors(
 
 
 def test_the_servers_are_off_by_default_and_0_means_off() -> None:
-    from trio_controller.cli import _parser
+    from trio_controller.programs.pods.cli import _parser
 
     assert _parser().parse_args(["--metrics-bind-address", "0"]).metrics_bind_address is None
     defaults = _parser().parse_args([])

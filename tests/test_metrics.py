@@ -16,13 +16,13 @@ from streamserver import Reply, open_stream_server
 
 from trio_controller._native import Store, WatchDecoder
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import Controller
 from trio_controller.errors import ConnectionFailed, ServerError, TrioControllerError
 from trio_controller.observe.metrics import Metrics, new_registry
 from trio_controller.observe.server import Response, parse_bind_address, serve_http
 from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram
+from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

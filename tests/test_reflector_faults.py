@@ -22,11 +22,11 @@ from trio_controller._native import Store
 from trio_controller.cache.reflector import Reflector
 from trio_controller.cache.sink import NativeSink
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import Controller
 from trio_controller.errors import Forbidden
-from trio_controller.pods import PodSyncPrinter
+from trio_controller.programs.pods.printer import PodSyncPrinter
+from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 PODS = "/api/v1/namespaces/default/pods"
 

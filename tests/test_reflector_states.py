@@ -26,8 +26,8 @@ from trio_controller.cache.reflector import (
 )
 from trio_controller.cache.sink import HandlerSink, NativeSink
 from trio_controller.config import ClusterConfig
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 
 def step(state: object, outcome: object) -> Next:

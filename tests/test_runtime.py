@@ -23,8 +23,8 @@ from trio_controller.cache.informer import Informer
 from trio_controller.cache.reflector import METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT, ListFailed
 from trio_controller.cache.sink import EventHandlers, NativeSink
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import Controller
 from trio_controller.observe.log import v
+from trio_controller.runtime.controller import Controller
 from trio_controller.transport.client import Client
 
 WIDGETS = Resource("example.com", "v1", "widgets", "Widget")

@@ -19,8 +19,8 @@ from sim.wire import ModelServer
 
 from trio_controller._native import Store
 from trio_controller.config import ClusterConfig
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 
 @pytest.fixture

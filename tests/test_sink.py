@@ -14,7 +14,7 @@ from helpers.watch import bookmark, event
 from trio_controller._native import ListAccumulator, OwnerMapping, Store, WatchDecoder
 from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.sink import HandlerSink, NativeSink, QueueKeys, QueueMapped
-from trio_controller.workqueue import WorkQueue
+from trio_controller.runtime.workqueue import WorkQueue
 
 
 def cm(name: str, rv: int, owner: str | None = None) -> dict[str, Any]:

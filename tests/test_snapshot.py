@@ -19,8 +19,8 @@ import pytest
 from trio_controller._native import Store
 from trio_controller.cache import snapshot as snapshot_module
 from trio_controller.cache.snapshot import check_snapshot_path, load_snapshot, save_snapshot
-from trio_controller.cli import main
 from trio_controller.errors import TrioControllerError
+from trio_controller.programs.pods.cli import main
 
 SECRET_ENV = "hunter2-env-value"
 NOBODY = 65534

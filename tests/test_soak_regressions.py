@@ -20,8 +20,8 @@ from streamserver import Close, Pause, Reply, Stall, open_stream_server
 
 from soak.proxy import set_linger_zero
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import pod_controller
 from trio_controller.errors import ConnectionFailed
+from trio_controller.programs.pods.printer import pod_controller
 from trio_controller.transport.client import Client
 
 

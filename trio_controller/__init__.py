@@ -35,7 +35,6 @@ from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.reflector import ListFailed
 from trio_controller.cache.sink import EventHandlers
 from trio_controller.config import ClusterConfig, load_config
-from trio_controller.controller import CacheSyncTimeout, Controller, Requeue
 from trio_controller.errors import (
     ApiError,
     Conflict,
@@ -53,11 +52,12 @@ from trio_controller.errors import (
     TrioControllerError,
     Unauthorized,
 )
-from trio_controller.events import EventRecorder
-from trio_controller.finalizers import finalizer, is_deleting
-from trio_controller.leaderelection import LeaderElector, LeadershipLost
+from trio_controller.runtime.controller import CacheSyncTimeout, Controller, Requeue
+from trio_controller.runtime.events import EventRecorder
+from trio_controller.runtime.finalizers import finalizer, is_deleting
+from trio_controller.runtime.leaderelection import LeaderElector, LeadershipLost
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 __all__ = [
     "CONFIGMAPS",

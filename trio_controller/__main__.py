@@ -1,5 +1,5 @@
 import sys
 
-from trio_controller.cli import main
+from trio_controller.programs.pods.cli import main
 
 sys.exit(main())

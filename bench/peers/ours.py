@@ -16,8 +16,8 @@ import sys
 import trio
 
 from trio_controller import config as kubeconfig
-from trio_controller.controller import pod_controller
 from trio_controller.observe import log as klog
+from trio_controller.programs.pods.printer import pod_controller
 from trio_controller.transport.client import Client
 
 

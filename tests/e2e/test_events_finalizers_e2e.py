@@ -17,8 +17,8 @@ import trio
 from trio_controller import errors, load_config
 from trio_controller.api.resource import CONFIGMAPS, EVENTS
 from trio_controller.api.verbs import Api
-from trio_controller.events import NORMAL, WARNING, EventRecorder
-from trio_controller.finalizers import finalizer
+from trio_controller.runtime.events import NORMAL, WARNING, EventRecorder
+from trio_controller.runtime.finalizers import finalizer
 from trio_controller.testing import EnvInfo
 from trio_controller.transport.client import Client
 
@@ -104,7 +104,7 @@ async def test_an_event_the_apiserver_refuses_is_logged_and_later_ones_still_go_
     cm = await new_configmap(client, namespace)
     elsewhere = {**cm, "metadata": {**cm["metadata"], "namespace": f"gone-{uuid.uuid4().hex[:6]}"}}
     recorder = EventRecorder(client, "example.com/e2e-controller")
-    with caplog.at_level(logging.WARNING, logger="trio_controller.events"):
+    with caplog.at_level(logging.WARNING, logger="trio_controller.runtime.events"):
         async with trio.open_nursery() as nursery:
             await nursery.start(recorder.run)
             recorder.event(elsewhere, NORMAL, "Synced", "nowhere", action="Sync")
@@ -147,7 +147,7 @@ async def test_a_configmap_is_held_by_the_finalizer_until_cleanup_ran(
 async def test_only_our_finalizer_is_removed_and_stale_reads_conflict_instead_of_clobbering(
     client: Client, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="trio_controller.finalizers")
+    caplog.set_level(logging.DEBUG, logger="trio_controller.runtime.finalizers")
     api = Api(client, CONFIGMAPS, namespace)
     cm = await new_configmap(client, namespace)
     name = cm["metadata"]["name"]

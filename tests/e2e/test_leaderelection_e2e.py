@@ -11,7 +11,7 @@ import trio
 from controller_process import run_controller
 
 from trio_controller import Client, load_config
-from trio_controller.leaderelection import LeaderElector, LeadershipLost
+from trio_controller.runtime.leaderelection import LeaderElector, LeadershipLost
 from trio_controller.testing import EnvInfo, PodHelper
 
 FAST = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.5}

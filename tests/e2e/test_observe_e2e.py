@@ -20,13 +20,13 @@ from controller_process import ControllerProcess, run_controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_controller.config import load_config
-from trio_controller.controller import Controller
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
 from trio_controller.observe.server import Response, serve_http
+from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.testing import EnvInfo, PodHelper
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 LOCAL = "127.0.0.1:0"

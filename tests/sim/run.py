@@ -42,10 +42,10 @@ from trio_controller._native import Store
 from trio_controller.cache.backoff import Backoff
 from trio_controller.cache.reflector import Reflector
 from trio_controller.config import ClusterConfig
-from trio_controller.controller import Controller
+from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport import client as client_module
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 from .faults import Faults
 from .model import Model

@@ -40,8 +40,8 @@ from trio_controller.cache.sink import (
     QueueMapped,
     Sink,
 )
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import WorkQueue
 
 __all__ = ["EventHandlers", "Informer", "InformerKey"]
 

@@ -50,9 +50,9 @@ from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult,
 from trio_controller.cache.backoff import Backoff
 from trio_controller.cache.sink import NativeSink, Sink
 from trio_controller.observe.log import v
+from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 from trio_controller.transport.watch import WatchBody
-from trio_controller.workqueue import WorkQueue
 
 __all__ = [
     "AUTH_GRACE",

@@ -38,7 +38,7 @@ from trio_controller._native import (
     WatchDecoder,
     WatchEvent,
 )
-from trio_controller.workqueue import WorkQueue
+from trio_controller.runtime.workqueue import WorkQueue
 
 __all__ = [
     "Applied",

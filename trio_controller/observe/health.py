@@ -31,7 +31,7 @@ from trio_controller.cache.reflector import IDLE_MARGIN, WATCH_TIMEOUT_RANGE
 from trio_controller.observe.server import Response, Route
 
 if TYPE_CHECKING:
-    from trio_controller.controller import Controller
+    from trio_controller.runtime.controller import Controller
 
 __all__ = ["STALL_AFTER", "Check", "Health"]
 

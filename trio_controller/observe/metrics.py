@@ -55,9 +55,9 @@ from trio_controller.observe.stats import REQUEST_DURATION_BUCKETS, Histogram, R
 
 if TYPE_CHECKING:
     from trio_controller.cache.reflector import Reflector
-    from trio_controller.controller import Controller
+    from trio_controller.runtime.controller import Controller
+    from trio_controller.runtime.workqueue import WorkQueue
     from trio_controller.transport.client import Client
-    from trio_controller.workqueue import WorkQueue
 
 __all__ = [
     "CONTENT_TYPE_LATEST",

@@ -25,8 +25,6 @@ import trio
 from trio_controller import __version__, errors
 from trio_controller import config as kubeconfig
 from trio_controller.cache.snapshot import check_snapshot_path, load_snapshot, save_snapshot
-from trio_controller.controller import CACHE_SYNC_TIMEOUT, Controller
-from trio_controller.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.observe import log as klog
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -37,10 +35,12 @@ from trio_controller.observe.server import (
     parse_bind_address,
     serve_http,
 )
-from trio_controller.pods import pod_controller
+from trio_controller.programs.pods.printer import pod_controller
+from trio_controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
+from trio_controller.runtime.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.transport.client import Client
 
-log = logging.getLogger("trio_controller.cli")
+log = logging.getLogger("trio_controller.programs.pods.cli")
 
 
 def _parser() -> argparse.ArgumentParser:

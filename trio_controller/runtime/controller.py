@@ -45,8 +45,8 @@ from trio_controller.cache.informer import Informer
 from trio_controller.cache.sink import Mapper
 from trio_controller.errors import TrioControllerError
 from trio_controller.observe.stats import ReconcileStats
+from trio_controller.runtime.workqueue import ShutDown, WorkQueue
 from trio_controller.transport.client import Client
-from trio_controller.workqueue import ShutDown, WorkQueue
 
 __all__ = [
     "CACHE_SYNC_TIMEOUT",
@@ -505,12 +505,3 @@ class Controller:
             exc,
             exc_info=exc,
         )
-
-
-def __getattr__(name: str) -> Any:
-    # The pod example moved to trio_controller/pods.py; old imports keep working.
-    if name in ("PodSyncPrinter", "pod_controller"):
-        from trio_controller import pods
-
-        return getattr(pods, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

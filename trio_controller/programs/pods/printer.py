@@ -13,7 +13,7 @@ from typing import TextIO
 from trio_controller._native import Store
 from trio_controller.api.resource import PODS
 from trio_controller.cache.factory import SharedInformerFactory
-from trio_controller.controller import CACHE_SYNC_TIMEOUT, Controller
+from trio_controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
 from trio_controller.transport.client import Client
 
 __all__ = ["PodSyncPrinter", "pod_controller"]

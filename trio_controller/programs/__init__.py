@@ -1,0 +1,1 @@
+"""Programs built on the library, outside its core: the pod program (`trio-controller`)."""
