@@ -112,6 +112,26 @@ struct State {
     processing_since: Option<f64>,
 }
 
+/// What changed, as the informer core saw it, when it enqueues a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Updated,
+    Deleted,
+}
+
+/// Where a key the informer core enqueues comes from: the seam between the core's
+/// fan-out and the queue's priorities and reconcile causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub change: Change,
+    /// From an initial list, a relist or a snapshot rather than a live watch event.
+    pub listed: bool,
+    /// Through a related object (an owned or watched resource): its resource's name as
+    /// the controller shows it (e.g. `ConfigMap`) and its key. None: the object itself.
+    pub via: Option<(&'a str, &'a str)>,
+}
+
 pub struct WorkQueue {
     /// Keys ready to hand out, in order. Every key here is dirty and not processing.
     queue: VecDeque<Key>,
@@ -161,6 +181,12 @@ impl WorkQueue {
 
     /// `add` for a key already shared elsewhere (e.g. by the store): no copy is made.
     pub fn add_shared(&mut self, key: &Key, now: f64) {
+        self.add_inner(key, Some(key), now)
+    }
+
+    /// `add_shared` for a key the informer core enqueues, saying where it came from.
+    pub fn add_from(&mut self, key: &Key, now: f64, origin: Origin<'_>) {
+        let _ = origin;
         self.add_inner(key, Some(key), now)
     }
 
