@@ -52,10 +52,17 @@ from trio_controller.errors import (
     TrioControllerError,
     Unauthorized,
 )
+from trio_controller.runtime.conditions import (
+    ConditionTimeout,
+    find_condition,
+    set_condition,
+    wait_for,
+)
 from trio_controller.runtime.controller import CacheSyncTimeout, Controller, Requeue
 from trio_controller.runtime.events import EventRecorder
 from trio_controller.runtime.finalizers import finalizer, is_deleting
 from trio_controller.runtime.leaderelection import LeaderElector, LeadershipLost
+from trio_controller.runtime.manager import LeaderElection, Manager
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
@@ -74,6 +81,7 @@ __all__ = [
     "CacheSyncTimeout",
     "Client",
     "ClusterConfig",
+    "ConditionTimeout",
     "Conflict",
     "ConnectionFailed",
     "Controller",
@@ -85,9 +93,11 @@ __all__ = [
     "Gone",
     "Informer",
     "KubeconfigError",
+    "LeaderElection",
     "LeaderElector",
     "LeadershipLost",
     "ListFailed",
+    "Manager",
     "NotFound",
     "PatchType",
     "PropagationPolicy",
@@ -106,8 +116,11 @@ __all__ = [
     "__version__",
     "controller_owner",
     "finalizer",
+    "find_condition",
     "is_deleting",
     "load_config",
+    "set_condition",
+    "wait_for",
 ]
 
 # Names this package exported before the native building blocks moved to
