@@ -14,15 +14,18 @@ do):
     --version
 
 `add_flags(parser)` adds them to a program's own `argparse` parser; the parsed
-`Namespace` is what `Manager.from_args` reads. Nothing heavy is imported here, so a
-program's `--version` and `--help` stay fast.
+`Namespace` is what `Manager.from_args` reads. Nothing is imported here that a program's
+`--version` does not need (not even argparse, which the program imports itself).
 """
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from trio_controller._native import __version__
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "CACHE_SYNC_TIMEOUT",
@@ -39,6 +42,8 @@ GRACEFUL_SHUTDOWN_TIMEOUT = 30.0  # controller-runtime's default GracefulShutdow
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer of 1 or more."""
+    import argparse
+
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -47,6 +52,8 @@ def positive_int(text: str) -> int:
 
 def non_negative_float(text: str) -> float:
     """An argparse type: a number of seconds, 0 or more."""
+    import argparse
+
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
@@ -55,6 +62,8 @@ def non_negative_float(text: str) -> float:
 
 def bind_address(text: str) -> tuple[str | None, int] | None:
     """An argparse type: `HOST:PORT`, `:PORT` (every interface) or `0` (off: None)."""
+    import argparse
+
     from trio_controller.observe.server import parse_bind_address
 
     try:

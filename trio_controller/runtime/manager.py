@@ -42,7 +42,6 @@ has synced (a warm follower too).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import signal
@@ -67,6 +66,8 @@ from trio_controller.runtime.flags import (
 from trio_controller.runtime.leaderelection import LeaderElector, lease_identity_from_env
 
 if TYPE_CHECKING:
+    import argparse
+
     from trio_controller.config.cluster import ClusterConfig
     from trio_controller.transport.client import Client
 
@@ -458,6 +459,8 @@ class Manager:
         `parser` is the program's own (its flags are in `manager.args`; the standard
         ones are added unless it has `--kubeconfig` already); `informer_args(args)` gives
         the factory's informer settings from the parsed flags."""
+        import argparse
+
         if parser is None:
             parser = argparse.ArgumentParser(prog=prog, description=description)
         if not any("--kubeconfig" in a.option_strings for a in parser._actions):
