@@ -447,6 +447,7 @@ class Manager:
         *,
         argv: list[str] | None = None,
         parser: argparse.ArgumentParser | None = None,
+        args: argparse.Namespace | None = None,
         prog: str | None = None,
         description: str | None = None,
         leader_elect_resource_name: str = "trio-controller",
@@ -458,14 +459,17 @@ class Manager:
 
         `parser` is the program's own (its flags are in `manager.args`; the standard
         ones are added unless it has `--kubeconfig` already); `informer_args(args)` gives
-        the factory's informer settings from the parsed flags."""
-        import argparse
+        the factory's informer settings from the parsed flags. A program that parsed
+        its flags already (so `--version` and `--help` import nothing more) passes
+        `args`."""
+        if args is None:
+            import argparse
 
-        if parser is None:
-            parser = argparse.ArgumentParser(prog=prog, description=description)
-        if not any("--kubeconfig" in a.option_strings for a in parser._actions):
-            add_flags(parser, leader_elect_resource_name=leader_elect_resource_name)
-        args = parser.parse_args(argv)
+            if parser is None:
+                parser = argparse.ArgumentParser(prog=prog, description=description)
+            if not any("--kubeconfig" in a.option_strings for a in parser._actions):
+                add_flags(parser, leader_elect_resource_name=leader_elect_resource_name)
+            args = parser.parse_args(argv)
         setup_logging(args.verbosity, args.logging_format)
         extra = dict(informer_args(args)) if informer_args is not None else {}
         try:

@@ -90,12 +90,12 @@ async def _setup(manager: Manager) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # --version and --help need nothing more
     from trio_controller.runtime.manager import Manager
 
     return Manager.main(
         _setup,
-        argv=argv,
-        parser=_parser(),
+        args=args,
         informer_args=lambda args: {
             "compress": args.compress_cache,
             "streaming_list": args.streaming_list,
