@@ -10,8 +10,9 @@ rate limiters) live in `trio_controller.native`.
 
 `Manager` is the runner: flags, signals, logging, leader election, metrics and probes
 around any number of controllers (see docs/guide.md). Every built-in kind of the pinned
-Kubernetes version has a `Resource` constant in `trio_controller.api.builtin`
-(`from trio_controller.api.builtin import RESOURCE_QUOTAS`); the common ones are here.
+Kubernetes version has a `Resource` constant, generated from its discovery into
+`trio_controller.api.builtin` and importable from here too
+(`from trio_controller import RESOURCE_QUOTAS, STATEFUL_SETS`).
 
 Names are imported when first used (PEP 562), so `import trio_controller` and a
 program's `--version` load only what they need.
@@ -220,6 +221,13 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # once: later lookups do not come here
         return value
+    if name.isupper():  # a built-in kind's Resource (generated: api/builtin.py)
+        from trio_controller.api import builtin
+
+        if name in builtin.__all__:
+            value = getattr(builtin, name)
+            globals()[name] = value
+            return value
     if name in _MOVED:
         from trio_controller import native
 

@@ -223,3 +223,25 @@ async def test_wait_for_a_condition_type_on_a_status(client: Client, namespace: 
             obj = await wait_for(namespaces, name, "NamespaceDeletionDiscoveryFailure", 10)
     (condition,) = obj["status"]["conditions"]
     assert condition["reason"] == "Test" and condition["lastTransitionTime"].endswith("Z")
+
+
+async def test_the_generated_builtin_resources_are_what_the_apiserver_serves(
+    client: Client,
+) -> None:
+    from trio_controller.api import builtin
+    from trio_controller.api.resource import Resource
+
+    served = set()
+    lists = [("", "v1", await client.request_json("GET", "/api/v1"))]
+    for group in (await client.request_json("GET", "/apis"))["groups"]:
+        version = group["preferredVersion"]["version"]
+        path = f"/apis/{group['name']}/{version}"
+        lists.append((group["name"], version, await client.request_json("GET", path)))
+    for group_name, version, listed in lists:
+        for r in listed["resources"]:
+            if "/" not in r["name"]:
+                served.add(Resource(group_name, version, r["name"], r["kind"], r["namespaced"]))
+    generated = {getattr(builtin, n) for n in builtin.__all__ if n != "KUBERNETES_VERSION"}
+    assert generated == served
+    info = await client.request_json("GET", "/version")
+    assert info["gitVersion"] == builtin.KUBERNETES_VERSION
