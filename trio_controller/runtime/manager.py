@@ -195,6 +195,13 @@ class Manager:
         """Add the standard flags to a program's own parser (runtime/flags.py)."""
         return add_flags(parser, leader_elect_resource_name=leader_elect_resource_name)
 
+    @staticmethod
+    def setup_logging(verbosity: int = 0, fmt: klog.Format = "text") -> None:
+        """klog's text lines (or JSON) on stderr at `-v verbosity`, as `main` sets them
+        up; for a program that runs the manager itself (module function
+        `setup_logging`)."""
+        setup_logging(verbosity, fmt)
+
     @classmethod
     def from_args(
         cls,
