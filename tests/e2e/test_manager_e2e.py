@@ -245,3 +245,32 @@ async def test_the_generated_builtin_resources_are_what_the_apiserver_serves(
     assert generated == served
     info = await client.request_json("GET", "/version")
     assert info["gitVersion"] == builtin.KUBERNETES_VERSION
+
+
+@pytest.mark.parametrize("how", ["graceful timeout", "second stop"])
+async def test_a_stuck_reconcile_is_cancelled_by_the_graceful_timeout_or_a_second_stop(
+    client: Client, namespace: str, how: str
+) -> None:
+    await configmap(client, namespace, "stuck")
+    started, cancelled = trio.Event(), trio.Event()
+
+    async def reconcile(key: str) -> None:
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    graceful = 0.5 if how == "graceful timeout" else None  # None: wait forever
+    manager = Manager(client, namespace=namespace, graceful_shutdown_timeout=graceful)
+    manager.controller(CONFIGMAPS, reconcile)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(manager.run)
+            await started.wait()
+            manager.stop()  # the worker holds its key: the drain waits for it
+            await trio.sleep(0.2)
+            assert manager.stopping and not cancelled.is_set()
+            if how == "second stop":
+                manager.stop()
+            await cancelled.wait()
