@@ -4,17 +4,23 @@ the Lease, leader-only runnables, events drained on stop, probes, and conditions
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from controller_process import ControllerProcess
 
 from trio_controller import (
     CONFIGMAPS,
     EVENTS,
+    NAMESPACES,
+    RESOURCE_QUOTAS,
     Api,
     Client,
     ConditionTimeout,
@@ -28,6 +34,7 @@ from trio_controller import (
 )
 from trio_controller.testing import EnvInfo
 
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
 FAST = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.5}
 
 
@@ -274,3 +281,40 @@ async def test_a_stuck_reconcile_is_cancelled_by_the_graceful_timeout_or_a_secon
             if how == "second stop":
                 manager.stop()
             await cancelled.wait()
+
+
+async def test_the_guides_whole_program_runs_as_written(
+    envtest: EnvInfo, client: Client, tmp_path: Path
+) -> None:
+    guide = await trio.Path(GUIDE).read_text()
+    block = guide.split("## The whole program", 1)[1].split("```python\n", 1)[1]
+    program = tmp_path / "quota.py"
+    await trio.Path(program).write_text(block.split("```", 1)[0])
+    name = f"team-{uuid.uuid4().hex[:6]}"
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(program), "--kubeconfig", str(envtest.admin_kubeconfig)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc = ControllerProcess(process)
+    quotas = Api(client, RESOURCE_QUOTAS, name)
+    async with trio.open_nursery() as nursery:
+        assert process.stdout is not None and process.stderr is not None
+        nursery.start_soon(proc._read, process.stdout, proc.stdout)
+        nursery.start_soon(proc._read, process.stderr, proc.stderr)
+        nursery.start_soon(proc._wait_exit)
+        try:
+            await proc.wait_stderr("Caches are synced", within=60)
+            labels = {"quota.example.com/tier": "small"}
+            await Api(client, NAMESPACES).create({"metadata": {"name": name, "labels": labels}})
+            await proc.wait_stdout(f"Set quota of {name}")
+            quota = await quotas.get("tier-quota")
+            assert quota["spec"]["hard"] == {"pods": "10"}
+            assert quota["metadata"]["ownerReferences"][0]["name"] == name
+            await quotas.delete("tier-quota")  # owned: restored
+            await proc.wait_stdout(f"Set quota of {name}", count=2)
+            assert (await quotas.get("tier-quota"))["spec"]["hard"] == {"pods": "10"}
+            assert await proc.terminate() == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert "Traceback" not in "\n".join(proc.stderr), proc

@@ -244,9 +244,10 @@ class Manager:
     def controller(self, resource: Resource, reconcile: Reconcile, **options: Any) -> Controller:
         """A `Controller` for `resource` on the manager's factory, added to the manager.
 
-        Defaults: the manager's namespace, workers and cache-sync timeout; `options`
-        are `Controller`'s (`name=`, `label_selector=`, `threaded=`, ...)."""
-        options.setdefault("namespace", self.namespace)
+        Defaults: the manager's namespace (none for a cluster-scoped resource), workers
+        and cache-sync timeout; `options` are `Controller`'s (`name=`,
+        `label_selector=`, `threaded=`, ...)."""
+        options.setdefault("namespace", self.namespace if resource.namespaced else None)
         options.setdefault("workers", self.workers)
         options.setdefault("cache_sync_timeout", self.cache_sync_timeout)
         controller = Controller(self.client, resource, reconcile, factory=self.factory, **options)
