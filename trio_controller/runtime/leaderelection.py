@@ -102,6 +102,7 @@ class LeaderElector:
 
     @property
     def is_leader(self) -> bool:
+        """This replica held the Lease when it last read or wrote it."""
         spec = (self._observed.lease or {}).get("spec", {})
         return bool(spec.get("holderIdentity") == self.identity)
 

@@ -292,6 +292,7 @@ class Manager:
 
     @property
     def stopping(self) -> bool:
+        """`stop()` was called: the manager is shutting down."""
         return self._stop_requested.is_set()
 
     @property
