@@ -482,7 +482,7 @@ class Manager:
         setup_logging(args.verbosity, args.logging_format)
         extra = dict(informer_args(args)) if informer_args is not None else {}
         try:
-            trio.run(cls._main, setup, args, extra)
+            trio.run(cls._program, setup, args, extra)
         except BaseException as exc:  # the one place errors become exit codes
             leaf = _first_error(exc)
             if isinstance(leaf, KeyboardInterrupt):
@@ -502,7 +502,7 @@ class Manager:
         return 0
 
     @classmethod
-    async def _main(cls, setup: Setup, args: argparse.Namespace, extra: dict[str, Any]) -> None:
+    async def _program(cls, setup: Setup, args: argparse.Namespace, extra: dict[str, Any]) -> None:
         from trio_controller.config import load_config
         from trio_controller.transport.client import Client
 
