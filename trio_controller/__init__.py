@@ -134,12 +134,9 @@ _LAZY = {
     "Manager": "trio_controller.runtime.manager",
     "WorkQueue": "trio_controller.runtime.workqueue",
     "Client": "trio_controller.transport.client",
-    "native": "trio_controller",
-    "Reflector": "trio_controller.cache.reflector",
 }
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from trio_controller import native as native
     from trio_controller.api import CONFIGMAPS as CONFIGMAPS
     from trio_controller.api import CUSTOM_RESOURCE_DEFINITIONS as CUSTOM_RESOURCE_DEFINITIONS
     from trio_controller.api import DEPLOYMENTS as DEPLOYMENTS
@@ -159,7 +156,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from trio_controller.cache.informer import Informer as Informer
     from trio_controller.cache.mappers import controller_owner as controller_owner
     from trio_controller.cache.reflector import ListFailed as ListFailed
-    from trio_controller.cache.reflector import Reflector as Reflector
     from trio_controller.cache.sink import EventHandlers as EventHandlers
     from trio_controller.config import ClusterConfig as ClusterConfig
     from trio_controller.config import load_config as load_config
