@@ -154,3 +154,21 @@ def test_httpx_request_lines_show_only_from_v6() -> None:
     httpx_log = logging.getLogger("httpx")
     assert httpx_log.isEnabledFor(logging.INFO) and not httpx_log.propagate
     assert httpx_log.handlers == logging.getLogger("trio_controller").handlers
+
+
+def test_the_widget_example_takes_the_managers_flags() -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "widget_operator.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    for flag in ("--kubeconfig", "--context", "--master", "--namespace", "--all-namespaces",
+                 "--workers", "--logging-format", "--metrics-bind-address",
+                 "--health-probe-bind-address", "--leader-elect-resource-namespace",
+                 "--leader-elect-retry-period", "--cache-sync-timeout",
+                 "--graceful-shutdown-timeout", "--version", "--ledger"):  # fmt: skip
+        assert flag in done.stdout, flag
+    assert "(default widget-operator)" in done.stdout  # the Lease's default name

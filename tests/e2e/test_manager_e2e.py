@@ -60,7 +60,12 @@ async def test_a_follower_syncs_its_caches_and_reconciles_only_after_winning_the
     other = LeaderElector(client, namespace=namespace, name=lease, identity="other", **FAST)
     await other.acquire()
     seen: list[str] = []
-    leader_started, both_seen = trio.Event(), trio.Event()
+    leader_started, both_seen, always_started = trio.Event(), trio.Event(), trio.Event()
+
+    async def always(*, task_status: trio.TaskStatus[None]) -> None:
+        always_started.set()
+        task_status.started()
+        await trio.sleep_forever()
 
     def reconcile(key: str) -> None:
         seen.append(key)
@@ -75,6 +80,7 @@ async def test_a_follower_syncs_its_caches_and_reconciles_only_after_winning_the
     manager = Manager(client, namespace=namespace, leader_election=election(namespace, lease, "me"))
     manager.controller(CONFIGMAPS, reconcile)
     manager.add_runnable(leader_only, needs_leader=True)
+    manager.add_runnable(always)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.run)
@@ -83,6 +89,7 @@ async def test_a_follower_syncs_its_caches_and_reconciles_only_after_winning_the
             await configmap(client, namespace, "meanwhile")
             await trio.sleep(4 * FAST["retry_period"])
             assert seen == [] and not manager.is_leader and not leader_started.is_set()
+            assert always_started.is_set()  # a runnable that needs no leader runs anyway
             await other.release()  # the Lease is free: the follower takes it at once
             with trio.fail_after(3 * FAST["retry_period"] + 2):
                 await both_seen.wait()
