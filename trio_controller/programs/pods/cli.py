@@ -4,7 +4,13 @@
                     [--namespace NS | --all-namespaces] [--workers N]
                     [--resync SECONDS] [--cache-snapshot PATH] [-v N]
                     [--metrics-bind-address HOST:PORT] [--health-probe-bind-address HOST:PORT]
-                    [--logging-format text|json] [--cache-sync-timeout SECONDS] [--version]
+                    [--logging-format text|json] [--cache-sync-timeout SECONDS]
+                    [--graceful-shutdown-timeout SECONDS] [--leader-elect ...] [--version]
+
+It is a `Manager` program (runtime/manager.py) with one controller (printer.py): the
+standard flags, signals, logging, leader election with warm standby, metrics, probes and
+exit codes are the Manager's; `--resync`, `--cache-snapshot`, `--compress-cache` and
+`--streaming-list` are its own.
 
 stdout carries one line per processed key; stderr carries klog-style (or JSON) logs.
 Failures print one line naming the cause and exit 1; no traceback unless `-v 4` or more.
