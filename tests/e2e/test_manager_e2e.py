@@ -331,3 +331,25 @@ async def test_the_guides_whole_program_runs_as_written(
             if process.returncode is None:
                 process.kill()
     assert "Traceback" not in "\n".join(proc.stderr), proc
+
+
+async def test_without_election_a_manager_from_the_flags_reports_itself_leader(
+    client: Client, namespace: str
+) -> None:
+    import argparse
+
+    from trio_controller.runtime.flags import add_flags
+
+    parser = add_flags(argparse.ArgumentParser(), leader_elect_resource_name="solo")
+    args = parser.parse_args(["-n", namespace, "--metrics-bind-address", "127.0.0.1:0"])
+    manager = Manager.from_args(client, args)
+    manager.controller(CONFIGMAPS, lambda key: None)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:
+            await nursery.start(manager.run)
+            (listener,) = manager.listeners
+            url = f"http://127.0.0.1:{listener.socket.getsockname()[1]}/metrics"
+            await manager.factory.wait_for_cache_sync()
+            text = (await http.get(url)).text
+            assert 'leader_election_master_status{name="solo"} 1.0' in text
+            manager.stop()

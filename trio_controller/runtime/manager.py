@@ -35,9 +35,10 @@ lookup, event recorders, extra runnables (`add_runnable`, started with
 Metrics (`--metrics-bind-address`): every controller's `workqueue_*{name}` and
 `controller_runtime_*{controller}` series (its name in lower case: `widget`), client-go's
 `rest_client_*`, and `leader_election_master_status{name=<lease name>}` (1 leading, 0
-following). Probes (`--health-probe-bind-address`): `/healthz` fails when a watch loop
-died or has been silent for longer than a watch may be; `/readyz` passes once every cache
-has synced (a warm follower too).
+following; a manager from the flags without `--leader-elect` runs its workers alone and
+reports 1 under `--leader-elect-resource-name`). Probes (`--health-probe-bind-address`):
+`/healthz` fails when a watch loop died or has been silent for longer than a watch may
+be; `/readyz` passes once every cache has synced (a warm follower too).
 """
 
 from __future__ import annotations
@@ -432,8 +433,13 @@ class Manager:
         for controller in self.controllers:
             metrics.add_controller(controller)
         metrics.add_client(self.client)
-        if self.leader_election is not None:
-            metrics.add_leader_election(self.leader_election.name, lambda: self.is_leader)
+        # The Lease's name: elected, or (from the flags) the one it would use; without
+        # election a running manager leads by itself, so it reports 1.
+        lease = self.leader_election.name if self.leader_election is not None else None
+        if lease is None and self.args is not None:
+            lease = getattr(self.args, "leader_elect_resource_name", None)
+        if lease:
+            metrics.add_leader_election(lease, lambda: self.is_leader)
 
         def scrape(query: Mapping[str, list[str]]) -> Response:
             return Response(200, metrics.exposition(), CONTENT_TYPE_LATEST)
