@@ -1,7 +1,12 @@
 """A Widget operator: a custom resource, an owned ConfigMap, status, a finalizer, events.
 
     python examples/widget_operator.py --kubeconfig KC [--namespace NS | --all-namespaces]
-                                       [--workers N] [-v N]
+                                       [--workers N] [-v N] [--leader-elect ...]
+                                       [--metrics-bind-address HOST:PORT] [--ledger PATH]
+
+It is a `Manager` program: the flags (the `trio-controller` CLI's: kubeconfig, namespace,
+workers, logging, metrics and probes, leader election, timeouts), signals, logging and
+exit codes are the Manager's; this file is only what the operator does.
 
 On start it creates the CRD `widgets.example.com` from widget-crd.yaml (next to this
 file) when the cluster lacks it, and waits until it is Established. Then, for every
@@ -24,9 +29,16 @@ ones included), `Reconciled Widget <namespace>/<name>`, printed once that reconc
 finished, so when the line appears the cluster shows what it did. A key whose Widget is
 already gone from the cache (after its delete completed) has nothing to reconcile and
 prints nothing. Logs go to stderr in klog's format. SIGINT/SIGTERM stops the watches,
-lets workers finish the keys they hold, sends the events still waiting, and exits 0. A
-broken set-up (kubeconfig, TLS, 401/403, a CRD that never gets established) prints one
-`error: ...` line and exits 1.
+lets workers finish the keys they hold, sends the events still waiting, releases the
+Lease (with `--leader-elect`) and exits 0. A broken set-up (kubeconfig, TLS, 401/403, a
+CRD that never gets established) prints one `error: ...` line and exits 1.
+
+Replicas: with `--leader-elect --leader-elect-resource-name widget-operator` only the
+replica holding the Lease reconciles (and prints); the others keep their caches synced
+and take over when it stops (at once: it releases the Lease) or dies (after the lease
+duration). `--ledger PATH` appends `<pid> <key> <start> <end>` (wall-clock seconds) to
+PATH after every reconcile, so a test can check that no Widget was reconciled by two
+replicas at once.
 
 Namespaces: `--namespace NS` limits the informers and every write to NS;
 `--all-namespaces` watches them all; with neither, the kubeconfig context's namespace is
@@ -43,9 +55,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
+import os
 import sys
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +70,16 @@ from trio_controller import (
     Api,
     Client,
     Conflict,
-    Controller,
     EventRecorder,
+    Manager,
     NotFound,
     Requeue,
     Resource,
-    SharedInformerFactory,
     TrioControllerError,
     finalizer,
-    load_config,
+    find_condition,
+    set_condition,
 )
-
-# Logging set-up and the final error line, as the `trio-controller` CLI does them.
-# (trio_controller.observe.log is not re-exported from the package top level.)
-from trio_controller.observe import log as klog
 
 log = logging.getLogger("trio_controller.examples.widget_operator")
 
@@ -106,10 +114,6 @@ def same_widget_name(ref: dict[str, Any], ours: dict[str, Any]) -> bool:
     """An ownerReference to a Widget of our name (another uid: a Widget deleted before)."""
     same_group = str(ref.get("apiVersion", "")).startswith(f"{WIDGETS.group}/")
     return same_group and ref.get("kind") == ours["kind"] and ref.get("name") == ours["name"]
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- start-up: the CRD -------------------------------------------------------------------
@@ -164,22 +168,28 @@ class WidgetReconciler:
         widgets: Any,  # the Widget informer's store
         configmaps: Any,  # the ConfigMap informer's store
         recorder: EventRecorder,
+        ledger: Path | None = None,
     ) -> None:
         self.client = client
         self.widgets = widgets
         self.configmaps = configmaps
         self.recorder = recorder
+        self.ledger = ledger
 
     async def reconcile(self, key: str) -> Requeue | None:
         """One key, `namespace/name`: what the Widget's finalizer state asks for."""
         widget = self.widgets.get(key)  # a dict, parsed now; None once the Widget is gone
         if widget is None:
             return None  # deleted (and its finalizer removed): nothing left to do
+        started = time.time()
         # finalizer() adds example.com/cleanup before the first apply, and on deletion
         # runs cleanup and then removes it; a conflicting write is re-read and retried.
         result = await finalizer(
             self.client, WIDGETS, widget, FINALIZER, apply=self.apply, cleanup=self.cleanup
         )
+        if self.ledger is not None:
+            with self.ledger.open("a") as ledger:  # one short append per reconcile
+                ledger.write(f"{os.getpid()} {key} {started:.6f} {time.time():.6f}\n")
         print(f"Reconciled Widget {key}", flush=True)
         return result
 
@@ -257,25 +267,20 @@ class WidgetReconciler:
         changes: list[str],
     ) -> None:
         """Server-side apply of status.observedGeneration and the Ready condition, only
-        when they differ from what the Widget shows."""
+        when they differ from what the Widget shows (apimachinery's condition rules: the
+        transition time moves only when the condition's status does)."""
         metadata = widget["metadata"]
         generation = metadata.get("generation", 0)
-        status = widget.get("status") or {}
-        old = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), {})
-        condition = {
-            "type": "Ready",
-            "status": "True" if ready else "False",
-            "reason": reason,
-            "message": message,
-            "observedGeneration": generation,
-        }
-        if status.get("observedGeneration") == generation and all(
-            old.get(k) == v for k, v in condition.items()
-        ):
+        status = {"conditions": [dict(c) for c in (widget.get("status") or {}).get(
+            "conditions") or ()]}  # fmt: skip
+        changed = set_condition(
+            status, "Ready", ready, reason, message, observed_generation=generation
+        )
+        if (widget.get("status") or {}).get("observedGeneration") != generation:
+            changed = True
+        if not changed:
             return  # nothing to change
-        # The transition time moves only when the condition's status does.
-        same = old.get("status") == condition["status"] and old.get("lastTransitionTime")
-        condition["lastTransitionTime"] = old["lastTransitionTime"] if same else now()
+        condition = find_condition(status, "Ready")
         body = {
             "metadata": {
                 "name": metadata["name"],
@@ -287,7 +292,8 @@ class WidgetReconciler:
         }
         api = Api(self.client, WIDGETS, metadata["namespace"])
         await api.apply_status(body, field_manager=FIELD_MANAGER, force=True)
-        changes.append(f"status: observedGeneration {generation}, Ready={condition['status']}")
+        shown = "True" if ready else "False"
+        changes.append(f"status: observedGeneration {generation}, Ready={shown}")
 
     async def cleanup(self, widget: dict[str, Any]) -> None:
         """The Widget is being deleted. Its ConfigMap goes with it (the garbage collector
@@ -298,110 +304,43 @@ class WidgetReconciler:
         )  # fmt: skip
 
 
-# -- running -----------------------------------------------------------------------------
+# -- running ---------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace) -> None:
-    config = load_config(kubeconfig=args.kubeconfig)
-    # The pod program's rule: --namespace, else the context's namespace, else default.
-    namespace = None if args.all_namespaces else (args.namespace or config.namespace)
-    async with Client(config) as client:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                controller: Controller | None = None
-
-                async def on_signal() -> None:
-                    async for _ in signals:
-                        if controller is None or controller.stopping:
-                            nursery.cancel_scope.cancel()  # before start-up, or a 2nd signal
-                        else:
-                            controller.stop()  # stop watching, drain the workers
-
-                nursery.start_soon(on_signal)
-                await ensure_crd(client)
-
-                recorder = EventRecorder(client, REPORTING_CONTROLLER)
-                await nursery.start(recorder.run)
-                # One factory: the controller's informers and our store lookups share it.
-                factory = SharedInformerFactory(client)
-                widgets = factory.informer(WIDGETS, namespace=namespace).store
-                configmaps = factory.informer(CONFIGMAPS, namespace=namespace).store
-                reconciler = WidgetReconciler(client, widgets, configmaps, recorder)
-                controller = Controller(
-                    client,
-                    WIDGETS,
-                    reconciler.reconcile,
-                    namespace=namespace,
-                    factory=factory,
-                    workers=args.workers,
-                )
-                controller.owns(CONFIGMAPS)  # a ConfigMap change reconciles its Widget
-                where = f"namespace {namespace}" if namespace else "every namespace"
-                log.info("Watching Widgets and their ConfigMaps in %s", where)
-                await controller.run()
-                await drain_events(recorder)
-                nursery.cancel_scope.cancel()
+async def setup(manager: Manager) -> None:
+    """What this operator adds to the Manager: the CRD, its caches, one controller."""
+    await ensure_crd(manager.client)
+    args = manager.args
+    ledger: Path | None = args.ledger if args is not None else None
+    # One factory (the manager's): the controller's informers and our lookups share it.
+    namespace = manager.namespace
+    widgets = manager.factory.informer(WIDGETS, namespace=namespace).store
+    configmaps = manager.factory.informer(CONFIGMAPS, namespace=namespace).store
+    recorder = manager.event_recorder(REPORTING_CONTROLLER)
+    reconciler = WidgetReconciler(manager.client, widgets, configmaps, recorder, ledger)
+    controller = manager.controller(
+        WIDGETS,
+        reconciler.reconcile,
+    )
+    controller.owns(CONFIGMAPS)  # a ConfigMap change reconciles its Widget
+    where = f"namespace {namespace}" if namespace else "every namespace"
+    log.info("Watching Widgets and their ConfigMaps in %s", where)
 
 
-async def drain_events(recorder: EventRecorder, within: float = 5.0) -> None:
-    """Let the recorder send the events still waiting before it is cancelled (it has no
-    drain of its own: cancelled, it drops what is waiting)."""
-    with trio.move_on_after(within):
-        while True:
-            if not recorder.statistics()["waiting"]:
-                break
-            await trio.sleep(0.05)
-        await trio.sleep(0.5)  # the last one taken may still be on its way
-
-
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """This program's own flags; the Manager adds the standard ones."""
     p = argparse.ArgumentParser(
         prog="widget_operator.py",
         description="Keep a ConfigMap, status and finalizer for every Widget (example.com/v1).",
     )
-    p.add_argument("--kubeconfig", metavar="PATH", help="path to a kubeconfig file (must exist)")
-    ns = p.add_mutually_exclusive_group()
-    ns.add_argument("-n", "--namespace", metavar="NS", help="only Widgets in this namespace")
-    ns.add_argument("-A", "--all-namespaces", action="store_true", help="Widgets everywhere")
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="default 1")
-    p.add_argument("-v", "--v", dest="verbosity", type=int, default=0, metavar="N")
+    p.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="PATH",
+        help="append `<pid> <key> <start> <end>` to PATH after every reconcile",
+    )
     return p
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _first_error(exc: BaseException) -> BaseException:
-    """The first leaf of an exception group, preferring trio-controller's errors."""
-    while isinstance(exc, BaseExceptionGroup):
-        ours, _ = exc.split(TrioControllerError)
-        exc = (ours or exc).exceptions[0]
-    return exc
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    klog.setup(args.verbosity)
-    try:
-        trio.run(run, args)
-    except BaseException as exc:  # the one place errors become exit codes
-        leaf = _first_error(exc)
-        if isinstance(leaf, KeyboardInterrupt):
-            return 130
-        if isinstance(leaf, SystemExit):
-            raise
-        if isinstance(leaf, TrioControllerError):
-            message = str(leaf)
-        else:
-            message = f"unexpected {type(leaf).__name__}: {leaf}"
-        print(klog.error_line(message, exc), file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Manager.main(setup, parser=parser(), leader_elect_resource_name="widget-operator"))

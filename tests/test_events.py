@@ -500,3 +500,41 @@ async def test_a_series_whose_event_vanished_is_created_again_with_its_count(
     }
     (stored,) = fake.stored.values()
     assert stored["series"]["count"] == 2
+
+
+# -- closing: what is waiting is sent -----------------------------------------------------
+
+
+async def test_closing_sends_every_waiting_event_and_run_returns(
+    fake: FakeEvents, clock: trio.testing.MockClock
+) -> None:
+    async with open_stream_server(handler=fake) as server:
+        requests = arrivals(server)
+        async with Client(ClusterConfig(server=server.url), timeout=10_000.0) as client:
+            recorder = EventRecorder(client, "example.com/shop-controller", wall_clock=WallClock())
+            async with trio.open_nursery() as nursery:
+                await nursery.start(recorder.run)
+                for i in range(5):
+                    recorder.event(configmap(f"cm{i}"), NORMAL, "Made", "made", action="Make")
+                assert recorder.statistics()["waiting"] >= 4  # run may hold the first
+                recorder.close()
+                with trio.fail_after(100):
+                    await recorder.closed()  # run returned by itself: nothing to cancel
+                recorder.event(configmap("late"), NORMAL, "Made", "late", action="Make")
+    assert len(requests) == 5
+    assert {orjson.loads(r.body)["regarding"]["name"] for r in requests} == {
+        f"cm{i}" for i in range(5)
+    }
+
+
+async def test_closed_returns_at_once_for_a_recorder_that_never_ran() -> None:
+    async with Client(ClusterConfig(server="http://127.0.0.1:1")) as client:
+        recorder = EventRecorder(client, "example.com/x")
+        recorder.close()
+        with trio.fail_after(1):
+            await recorder.closed()
+
+
+def test_the_docstring_names_the_event_types_as_strings() -> None:
+    assert '"Normal"' in (EventRecorder.__doc__ or "")
+    assert '"Warning"' in (EventRecorder.event.__doc__ or "")

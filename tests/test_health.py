@@ -173,3 +173,40 @@ async def test_the_probes_are_served_over_http() -> None:
     assert after.status_code == 200
     assert after.text.endswith("readyz check passed\n")
     assert live.status_code == 200 and live.text == "ok"
+
+
+class FakeInformer:
+    def __init__(self) -> None:
+        self.reflector = GatedReflector()
+        self.running = True
+        self.key = type("Key", (), {"path": "/api/v1/pods"})()
+
+
+class FakeFactory:
+    def __init__(self, *informers: FakeInformer) -> None:
+        self.informers = list(informers)
+
+    @property
+    def has_synced(self) -> bool:
+        return all(i.reflector.synced.is_set() for i in self.informers)
+
+
+async def test_a_managers_probes_cover_every_informer_of_its_factory(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    pods, other = FakeInformer(), FakeInformer()
+    health = Health()
+    health.add_factory(FakeFactory(pods, other))  # type: ignore[arg-type]
+    assert probe(health, "/readyz") == (
+        503, "[+]ping ok\n[-]informer-sync failed: cache not synced\nreadyz check failed\n"
+    )  # fmt: skip
+    pods.reflector.synced.set()
+    assert probe(health, "/readyz")[0] == 503  # one cache still syncing
+    other.reflector.synced.set()
+    assert probe(health, "/readyz") == (200, "ok")
+    assert probe(health, "/healthz") == (200, "ok")
+    await trio.sleep(STALL_AFTER + 1)
+    status, body = probe(health, "/healthz")
+    assert status == 503 and "[-]watch failed: no watch activity on /api/v1/pods" in body
+    pods.running = other.running = False  # stopped informers are not wedged
+    assert probe(health, "/healthz") == (200, "ok")

@@ -323,3 +323,43 @@ async def test_a_port_in_use_is_one_clear_error() -> None:
         port = sock.getsockname()[1]
         with pytest.raises(TrioControllerError, match=f"cannot listen on 127.0.0.1:{port}: "):
             await serve_http("127.0.0.1", port, {})
+
+
+def test_leader_election_status_is_1_while_leading_and_0_while_following() -> None:
+    metrics = Metrics(new_registry(process=False))
+    leading = [False]
+    metrics.add_leader_election("widget-operator", lambda: leading[0])
+    assert value(scrape(metrics), "leader_election_master_status", name="widget-operator") == 0
+    leading[0] = True
+    assert value(scrape(metrics), "leader_election_master_status", name="widget-operator") == 1
+
+
+async def test_active_workers_count_the_keys_being_reconciled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    release = trio.Event()
+    inside = 0
+    both_inside = trio.Event()
+
+    async def reconcile(key: str) -> None:
+        nonlocal inside
+        inside += 1
+        if inside == 2:
+            both_inside.set()
+        await release.wait()
+
+    queue = WorkQueue()
+    controller = Controller(FakeReflector(), queue, reconcile, name="Widget", workers=3)  # type: ignore[arg-type]
+    metrics = Metrics(new_registry(process=False))
+    metrics.add_controller(controller)
+    active = "controller_runtime_active_workers"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        assert value(scrape(metrics), active, controller="widget") == 0
+        queue.add_many(["default/a", "default/b"])
+        await both_inside.wait()
+        assert value(scrape(metrics), active, controller="widget") == 2
+        release.set()
+        await trio.sleep(1)
+        assert value(scrape(metrics), active, controller="widget") == 0
+        controller.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -325,8 +326,9 @@ async def test_deleting_a_widget_emits_cleanup_and_the_finalizer_lets_it_go(
         count = op.stdout.count(line(namespace, "w3"))
         await widgets.delete("w3")
         await eventually(lambda: _gone(widgets, "w3"), "the Widget to be deleted")
-        # The reconcile that ran the cleanup printed its line too.
-        assert op.stdout.count(line(namespace, "w3")) > count
+        # The reconcile that ran the cleanup prints its line too (once its finalizer
+        # removal has returned: the Widget may be seen gone a moment before).
+        await op.wait_stdout(line(namespace, "w3"), count=count + 1, within=5)
 
         async def cleanup_event() -> list[dict[str, Any]]:
             return [e for e in await reasons(client, namespace, "w3") if e["reason"] == "Cleanup"]
@@ -377,3 +379,160 @@ async def test_a_broken_set_up_prints_one_error_line_and_exits_1(tmp_path: Path)
     assert op.stdout == []
     assert len(op.stderr) == 1 and op.stderr[0].startswith("error: "), op
     assert "missing.yaml" in op.stderr[0]
+
+
+# -- two replicas with leader election -------------------------------------------------
+
+LEASE = "widget-operator"
+LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4.0, 3.0, 1.0
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def replica_args(envtest: EnvInfo, namespace: str, ledger: Path) -> tuple[str | Path, ...]:
+    return (
+        "--kubeconfig", envtest.admin_kubeconfig, "-n", namespace,
+        "--leader-elect", "--leader-elect-resource-name", LEASE,
+        "--leader-elect-resource-namespace", namespace,
+        "--leader-elect-lease-duration", str(LEASE_DURATION),
+        "--leader-elect-renew-deadline", str(RENEW_DEADLINE),
+        "--leader-elect-retry-period", str(RETRY_PERIOD),
+        "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0",
+        "--ledger", ledger,
+    )  # fmt: skip
+
+
+async def served_at(proc: ControllerProcess, what: str) -> str:
+    """The base URL the operator logged for `what` (`/metrics` or `/healthz`)."""
+    pattern = re.compile(rf"Serving (?:\S+, )*{what}(?:, \S+)* on (http://\S+)")
+    await proc.wait_stderr("Serving ")
+    with trio.fail_after(10):
+        while True:
+            for text in proc.stderr:
+                if match := pattern.search(text):
+                    return match.group(1)
+            await trio.sleep(0.05)
+
+
+async def scrape(http: httpx.AsyncClient, url: str) -> Samples:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = await http.get(url + "/metrics")
+    assert response.status_code == 200
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            samples[s.name, frozenset(s.labels.items())] = s.value
+    return samples
+
+
+def value(samples: Samples, metric: str, /, **labels: str) -> float:
+    return samples[metric, frozenset(labels.items())]
+
+
+def check_ledger(ledger: Path) -> dict[str, list[tuple[int, float, float]]]:
+    """Reconciles per key, as (pid, start, end); fails if two processes reconciled the
+    same key at overlapping times."""
+    per_key: dict[str, list[tuple[int, float, float]]] = {}
+    for text in ledger.read_text().splitlines():
+        pid, key, start, end = text.split()
+        per_key.setdefault(key, []).append((int(pid), float(start), float(end)))
+    for key, runs in per_key.items():
+        for i, (pid_a, start_a, end_a) in enumerate(runs):
+            for pid_b, start_b, end_b in runs[i + 1 :]:
+                apart = end_a <= start_b or end_b <= start_a
+                assert pid_a == pid_b or apart, f"{key} reconciled by two replicas: {runs}"
+    return per_key
+
+
+async def message_is(client: Client, namespace: str, name: str, message: str) -> bool:
+    cm = await get_or_none(Api(client, CONFIGMAPS, namespace), f"{name}-config")
+    return cm is not None and cm.get("data", {}).get("message") == message
+
+
+async def test_two_replicas_only_the_leader_reconciles_and_sigterm_hands_over_at_once(
+    envtest: EnvInfo, client: Client, namespace: str, tmp_path: Path
+) -> None:
+    await install_widget_crd(client)
+    ledger = tmp_path / "ledger"
+    args = replica_args(envtest, namespace, ledger)
+    widgets = Api(client, WIDGETS, namespace)
+    await widgets.create(widget("fa", "one"))
+    async with (
+        run_operator(*args) as first,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        await first.wait_stdout(line(namespace, "fa"), within=60)
+        async with run_operator(*args) as second:
+            # Warm standby: the follower syncs its caches, is ready, and does not lead.
+            await second.wait_stderr("waiting to lead", within=60)
+            probes = await served_at(second, "/readyz")
+            ready_answer = await http.get(probes + "/readyz")
+            assert ready_answer.status_code == 200, ready_answer.text
+            follower = await scrape(http, await served_at(second, "/metrics"))
+            assert value(follower, "leader_election_master_status", name=LEASE) == 0
+            leader = await scrape(http, await served_at(first, "/metrics"))
+            assert value(leader, "leader_election_master_status", name=LEASE) == 1
+            total = "controller_runtime_reconcile_total"
+            assert value(leader, total, controller="widget", result="success") >= 1
+            assert value(leader, "workqueue_adds_total", name="widget") >= 1
+            assert value(leader, "controller_runtime_active_workers", controller="widget") >= 0
+
+            await widgets.create(widget("fb", "two"))
+            await first.wait_stdout(line(namespace, "fb"))
+            await trio.sleep(3 * RETRY_PERIOD)  # several retries: the follower keeps off
+            assert second.stdout == []
+
+            first.process.send_signal(signal.SIGTERM)
+            signalled = trio.current_time()
+            await widgets.patch("fa", {"spec": {"message": "changed"}})
+            await eventually(
+                lambda: message_is(client, namespace, "fa", "changed"),
+                "the follower to take over",
+                within=RETRY_PERIOD + 3,
+            )
+            took_over = trio.current_time() - signalled
+            assert await first.wait() == 0
+            assert line(namespace, "fa") in second.stdout
+            after = await scrape(http, await served_at(second, "/metrics"))
+            assert value(after, "leader_election_master_status", name=LEASE) == 1
+            assert await second.terminate() == 0
+    assert took_over <= RETRY_PERIOD + 3
+    check_output(first)
+    check_output(second)
+    runs = check_ledger(ledger)
+    assert {pid for pid, _, _ in runs[f"{namespace}/fa"]} == {
+        first.process.pid,
+        second.process.pid,
+    }
+
+
+async def test_a_killed_leader_is_replaced_once_its_lease_expires(
+    envtest: EnvInfo, client: Client, namespace: str, tmp_path: Path
+) -> None:
+    await install_widget_crd(client)
+    ledger = tmp_path / "ledger"
+    args = replica_args(envtest, namespace, ledger)
+    widgets = Api(client, WIDGETS, namespace)
+    for name in ("ka", "kb", "kc"):
+        await widgets.create(widget(name, "one"))
+    async with run_operator(*args) as first:
+        for name in ("ka", "kb", "kc"):
+            await first.wait_stdout(line(namespace, name), within=60)
+        async with run_operator(*args) as second:
+            await second.wait_stderr("waiting to lead", within=60)
+            await trio.sleep(2 * RETRY_PERIOD)
+            assert second.stdout == []
+            first.process.kill()
+            killed = trio.current_time()
+            for name in ("ka", "kb", "kc"):
+                await widgets.patch(name, {"spec": {"message": "after the crash"}})
+            for name in ("ka", "kb", "kc"):
+                await eventually(
+                    lambda name=name: message_is(client, namespace, name, "after the crash"),
+                    f"the follower to reconcile {name}",
+                    within=LEASE_DURATION + RETRY_PERIOD + 5,
+                )
+            assert trio.current_time() - killed <= LEASE_DURATION + RETRY_PERIOD + 5
+            assert await second.terminate() == 0
+    check_output(second)
+    check_ledger(ledger)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import idna
-import yaml
 
 from trio_controller.auth import (
     EXEC_API_VERSIONS,
@@ -48,7 +47,19 @@ log = logging.getLogger(__name__)
 
 IN_CLUSTER_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 EXEC_EXTENSION = "client.authentication.k8s.io/exec"
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _yaml_loader() -> Any:
+    """libyaml's safe loader where PyYAML has it; PyYAML is imported on first use."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_Loader":  # the loader, resolved (and PyYAML imported) when asked
+        return _yaml_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- loading rules -------------------------------------------------------------------------
@@ -165,8 +176,10 @@ def _read_file(path: Path, *, required: bool) -> dict[str, Any] | None:
         raise KubeconfigError(f"kubeconfig {path}: cannot read: {exc.strerror or exc}") from None
     except ValueError:  # a NUL byte in the path
         raise KubeconfigError(f"kubeconfig {str(path)!r}: invalid path") from None
+    import yaml  # only a program that reads a kubeconfig pays for it
+
     try:
-        doc = yaml.load(data, Loader=_Loader)
+        doc = yaml.load(data, Loader=_yaml_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -31,9 +31,18 @@ from trio_controller.cache.reflector import IDLE_MARGIN, WATCH_TIMEOUT_RANGE
 from trio_controller.observe.server import Response, Route
 
 if TYPE_CHECKING:
+    from trio_controller.cache.factory import SharedInformerFactory
     from trio_controller.runtime.controller import Controller
 
-__all__ = ["STALL_AFTER", "Check", "Health"]
+__all__ = [
+    "STALL_AFTER",
+    "Check",
+    "Health",
+    "factory_sync_check",
+    "factory_watch_check",
+    "informer_sync_check",
+    "watch_check",
+]
 
 Check = Callable[[], str | None]
 
@@ -52,9 +61,11 @@ class Health:
         self.readiness: list[tuple[str, Check]] = [("ping", _ping)]
 
     def add_liveness_check(self, name: str, check: Check) -> None:
+        """Add a `/healthz` check: `check()` returns None when it passes, else why not."""
         self.liveness.append((name, check))
 
     def add_readiness_check(self, name: str, check: Check) -> None:
+        """Add a `/readyz` check: `check()` returns None when it passes, else why not."""
         self.readiness.append((name, check))
 
     def add_controller(
@@ -70,7 +81,15 @@ class Health:
             f"informer-sync{suffix}", lambda: informer_sync_check(controller, standby)
         )
 
+    def add_factory(self, factory: SharedInformerFactory) -> None:
+        """`watch` and `informer-sync` checks over every informer of `factory` (the
+        Manager's): alive unless a running watch loop has been silent for `STALL_AFTER`;
+        ready once every cache has synced, on a follower too (its caches run warm)."""
+        self.add_liveness_check("watch", lambda: factory_watch_check(factory))
+        self.add_readiness_check("informer-sync", lambda: factory_sync_check(factory))
+
     def routes(self) -> dict[str, Route]:
+        """`/healthz` and `/readyz` for `serve_http`."""
         return {
             "/healthz": lambda query: _report("healthz", self.liveness, query),
             "/readyz": lambda query: _report("readyz", self.readiness, query),
@@ -89,7 +108,25 @@ def watch_check(controller: Controller) -> str | None:
     return None
 
 
+def factory_watch_check(factory: SharedInformerFactory) -> str | None:
+    """None while every running informer's watch loop shows activity, else which not."""
+    now = trio.current_time()
+    for informer in factory.informers:
+        if not informer.running:
+            continue
+        silent = now - informer.reflector.last_activity_at
+        if silent > STALL_AFTER:
+            return f"no watch activity on {informer.key.path} for {silent:.0f}s"
+    return None
+
+
+def factory_sync_check(factory: SharedInformerFactory) -> str | None:
+    """None once every informer of `factory` has synced."""
+    return None if factory.has_synced else "cache not synced"
+
+
 def informer_sync_check(controller: Controller, standby: Callable[[], bool]) -> str | None:
+    """None once `controller`'s cache has synced (or while `standby()`), else why not."""
     if controller.reflector.synced.is_set() or standby():
         return None
     return "cache not synced"

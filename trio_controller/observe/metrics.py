@@ -14,7 +14,9 @@ reconciles' from `Controller.stats` (observe/stats.py): each collector reads the
     workqueue_queue_duration_seconds, workqueue_work_duration_seconds,
     workqueue_unfinished_work_seconds, workqueue_longest_running_processor_seconds  {name}
     controller_runtime_reconcile_total{controller,result}, ..._reconcile_errors_total,
-    controller_runtime_reconcile_time_seconds, ..._max_concurrent_reconciles  {controller}
+    controller_runtime_reconcile_time_seconds, ..._max_concurrent_reconciles,
+    controller_runtime_active_workers  {controller}
+    leader_election_master_status{name}  (1 while leading, 0 while following)
     rest_client_requests_total{code,method,host}, rest_client_request_duration_seconds{verb,host}
     trio_controller_reflector_{relists,watch_restarts}_total{name},
     trio_controller_reflector_events_total{name,type}, trio_controller_cache_objects{name},
@@ -63,6 +65,7 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "EVENT_TYPES",
     "RECONCILE_RESULTS",
+    "LeaderElectionCollector",
     "Metrics",
     "ReconcileCollector",
     "ReflectorCollector",
@@ -159,10 +162,18 @@ class ReconcileCollector(Collector):
     """controller-runtime's reconcile metrics for each controller added, label `controller`."""
 
     def __init__(self) -> None:
-        self._controllers: list[tuple[str, ReconcileStats, int]] = []
+        self._controllers: list[tuple[str, ReconcileStats, int, Callable[[], int]]] = []
 
-    def add(self, name: str, stats: ReconcileStats, workers: int) -> None:
-        self._controllers.append((name, stats, workers))
+    def add(
+        self,
+        name: str,
+        stats: ReconcileStats,
+        workers: int,
+        active: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """Report `stats` as controller `name` with `workers` workers, `active()` of them
+        busy now."""
+        self._controllers.append((name, stats, workers, active))
 
     def collect(self) -> Iterator[Metric]:
         total = CounterMetricFamily(
@@ -185,7 +196,12 @@ class ReconcileCollector(Collector):
             "Maximum number of concurrent reconciles per controller",
             labels=["controller"],
         )
-        for name, stats, n in self._controllers:
+        active_workers = GaugeMetricFamily(
+            "controller_runtime_active_workers",
+            "Number of currently used workers per controller",
+            labels=["controller"],
+        )
+        for name, stats, n, active in self._controllers:
             counts = {
                 "success": stats.successes,
                 "error": stats.errors,
@@ -197,7 +213,8 @@ class ReconcileCollector(Collector):
             errors.add_metric([name], stats.errors)
             time.add_metric([name], _histogram(stats.time), stats.time.sum)
             workers.add_metric([name], n)
-        yield from (total, errors, time, workers)
+            active_workers.add_metric([name], active())
+        yield from (total, errors, time, workers, active_workers)
 
 
 class ReflectorCollector(Collector):
@@ -245,6 +262,28 @@ class ReflectorCollector(Collector):
             if reflector.last_event_at is not None:
                 age.add_metric([name], max(0.0, now - reflector.last_event_at))
         yield from (relists, restarts, events, objects, age)
+
+
+class LeaderElectionCollector(Collector):
+    """client-go's `leader_election_master_status{name}`: 1 while this replica leads the
+    Lease `name`, 0 while it follows."""
+
+    def __init__(self) -> None:
+        self._leases: list[tuple[str, Callable[[], bool]]] = []
+
+    def add(self, name: str, is_leader: Callable[[], bool]) -> None:
+        self._leases.append((name, is_leader))
+
+    def collect(self) -> Iterator[Metric]:
+        status = GaugeMetricFamily(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates "
+            "backup, 1 indicates master. 'name' is the string used to identify the lease.",
+            labels=["name"],
+        )
+        for name, is_leader in self._leases:
+            status.add_metric([name], 1 if is_leader() else 0)
+        yield status
 
 
 class RestClientCollector(Collector):
@@ -296,15 +335,36 @@ class Metrics:
         self.reconciles = ReconcileCollector()
         self.reflectors = ReflectorCollector()
         self.rest_client = RestClientCollector()
-        for collector in (self.workqueues, self.reconciles, self.reflectors, self.rest_client):
+        self.leader_election = LeaderElectionCollector()
+        for collector in (
+            self.workqueues,
+            self.reconciles,
+            self.reflectors,
+            self.rest_client,
+            self.leader_election,
+        ):
             self.registry.register(collector)
 
     def add_controller(self, controller: Controller) -> None:
-        """Its workqueue, reconciles and reflector, labelled with its lower-case name."""
+        """Its workqueue, reconciles and reflector, labelled with its lower-case name.
+
+        Active workers are the keys being reconciled, at most `workers`: exact for an
+        async reconcile (a worker holds one key), for a batched plain one an upper bound
+        (a worker holding a batch counts once per key, up to `workers`)."""
         name = controller.name.lower()
-        self.workqueues.add(name, controller.queue)
-        self.reconciles.add(name, controller.stats, controller.workers)
+        queue, workers = controller.queue, controller.workers
+        self.workqueues.add(name, queue)
+        self.reconciles.add(
+            name,
+            controller.stats,
+            workers,
+            lambda: min(workers, queue.native.processing()),
+        )
         self.reflectors.add(name, controller.reflector)
+
+    def add_leader_election(self, name: str, is_leader: Callable[[], bool]) -> None:
+        """`leader_election_master_status{name}` from `is_leader()`."""
+        self.leader_election.add(name, is_leader)
 
     def add_client(self, client: Client) -> None:
         """Count every request and watch opening of `client`."""

@@ -116,6 +116,11 @@ class Controller:
     must not call Trio or the workqueue: it runs in a worker thread and returns its
     result for the controller to act on.
 
+    `controller.store` is the primary resource's cache (read-only for users: `get(key)`
+    gives a dict parsed then, or None; `list_keys()`); the cache of an owned or watched
+    kind is `factory.informer(resource, namespace=...).store`, the very informer `owns()`
+    and `watches()` use. Keys are `namespace/name`, or `name` for a cluster-scoped kind.
+
     `cache_sync_timeout` (seconds, None: wait forever) bounds the first sync of every
     informer of the controller. `name` (default: the resource's kind) names the
     controller in logs and metrics: `Starting Widget controller`, `Error syncing widget
@@ -264,6 +269,7 @@ class Controller:
 
     @property
     def stopping(self) -> bool:
+        """`stop()` was called: the controller is draining (or has stopped)."""
         return self._stop.is_set()
 
     def stop(self) -> None:

@@ -147,9 +147,14 @@ class _Series:
 class EventRecorder:
     """Records Events for one reporting controller (e.g. `example.com/widgets`).
 
+        recorder.event(widget, "Normal", "Reconciled", "created ConfigMap", action="Sync")
+
+    The type is the string `"Normal"` or `"Warning"` (also `events.NORMAL`/`WARNING`).
     `reporting_instance` defaults to `<controller>-<hostname>` (client-go). `capacity`
     bounds the occurrences waiting to be sent (client-go: 1000). Nothing starts in the
-    constructor: `await nursery.start(recorder.run)`.
+    constructor: a `Manager` runs the recorders it hands out (`manager.event_recorder(
+    name)`) and drains them on stop; by hand, `await nursery.start(recorder.run)`, and
+    `recorder.close()` + `await recorder.closed()` to send what is waiting.
     """
 
     def __init__(
@@ -184,6 +189,8 @@ class EventRecorder:
         self._send, self._receive = trio.open_memory_channel[_Occurrence](capacity)
         self._series: dict[tuple[Any, ...], _Series] = {}
         self._due = math.inf  # Trio time of the earliest refresh or finish
+        self._started = False
+        self._done = trio.Event()
 
     # -- the reconcile side: synchronous, never blocks ---------------------------------
 
@@ -198,7 +205,7 @@ class EventRecorder:
         related: Mapping[str, Any] | None = None,
         resource: Resource | None = None,
     ) -> None:
-        """Record that `action` happened to `obj` (`type` NORMAL or WARNING, `reason` a
+        """Record that `action` happened to `obj` (`type` "Normal" or "Warning", `reason` a
         CamelCase word, `note` for humans, cut to 1 KB). Returns at once; the Event is
         written by `run`. `related` is a second object involved; `resource` supplies
         apiVersion and kind to objects without them. Raises ValueError only for
@@ -256,7 +263,7 @@ class EventRecorder:
                     regarding["name"],
                 )
             self._unreported_drops += 1
-        except trio.BrokenResourceError:
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("event recorder stopped: event %s on %s not sent", reason, regarding)
 
     def statistics(self) -> dict[str, int]:
@@ -266,15 +273,31 @@ class EventRecorder:
 
     # -- the sending task -------------------------------------------------------------
 
+    def close(self) -> None:
+        """Take no more events: `run` sends those still waiting, writes the series'
+        counts and returns (`await recorder.closed()`). Events recorded after this are
+        not sent (a debug line says so)."""
+        self._send.close()
+
+    async def closed(self) -> None:
+        """Until `run` has returned (at once if it never started)."""
+        if self._started:
+            await self._done.wait()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Send events until cancelled; then write changed series' counts (2 s at most).
-        Occurrences still waiting in the channel then are not sent."""
+        """Send events until `close()` (then send what is waiting, and return) or until
+        cancelled (what is waiting is dropped); either way changed series' counts are
+        written last (2 s at most)."""
+        self._started = True
         task_status.started()
         try:
             while True:
                 occurrence = None
                 with trio.move_on_at(self._due):
-                    occurrence = await self._receive.receive()
+                    try:
+                        occurrence = await self._receive.receive()
+                    except trio.EndOfChannel:
+                        break
                 if self._unreported_drops:
                     log.warning("dropped %d events: the channel was full", self._unreported_drops)
                     self._unreported_drops = 0
@@ -287,6 +310,7 @@ class EventRecorder:
                 for series in list(self._series.values()):
                     if series.dirty:
                         await self._write_series(series, retry=False)
+            self._done.set()
 
     def _series_due(self, series: _Series) -> float:
         due = series.seen_at + self.finish_after

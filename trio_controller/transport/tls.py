@@ -10,10 +10,6 @@ import os
 import ssl
 import tempfile
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
 from trio_controller.config.cluster import TLSConfig
 from trio_controller.errors import KubeconfigError
 
@@ -35,17 +31,8 @@ def build_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
             _warned_insecure = True
             log.warning("insecure-skip-tls-verify is set: the server's certificate is not verified")
     elif tls.ca_pem is not None:
-        where = tls.ca_source or "certificate-authority"
-        try:
-            certs = x509.load_pem_x509_certificates(tls.ca_pem)
-        except ValueError:
-            raise KubeconfigError(f"{where}: not a PEM certificate") from None
-        cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        try:
-            ctx.load_verify_locations(cadata=cadata)
-        except ssl.SSLError as exc:
-            raise KubeconfigError(f"{where}: unusable certificate ({exc.reason})") from None
+        _load_ca(ctx, tls.ca_pem, tls.ca_source or "certificate-authority")
     else:
         ctx = ssl.create_default_context()
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -60,6 +47,28 @@ def build_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
     return ctx
 
 
+def _load_ca(ctx: ssl.SSLContext, ca_pem: bytes, where: str) -> None:
+    """Trust the PEM certificates `ca_pem`. OpenSSL reads them directly; only PEM it
+    refuses goes through `cryptography` (imported then), for a readable error."""
+    try:
+        ctx.load_verify_locations(cadata=ca_pem.decode("ascii"))
+        return
+    except (ssl.SSLError, ValueError):
+        pass  # look closer below
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        certs = x509.load_pem_x509_certificates(ca_pem)
+    except ValueError:
+        raise KubeconfigError(f"{where}: not a PEM certificate") from None
+    cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+    try:
+        ctx.load_verify_locations(cadata=cadata)
+    except ssl.SSLError as exc:
+        raise KubeconfigError(f"{where}: unusable certificate ({exc.reason})") from None
+
+
 def load_client_certificate(
     ctx: ssl.SSLContext,
     cert_pem: bytes,
@@ -70,9 +79,20 @@ def load_client_certificate(
 ) -> None:
     """Load a PEM certificate (chain) and key (RSA, EC, Ed25519) into `ctx`.
 
-    The key is checked with `cryptography` first so errors are readable; it is handed to
-    OpenSSL through an in-memory file (or a private temporary file) and never logged.
+    The pair is handed to OpenSSL through an in-memory file (or a private temporary file)
+    and never logged. An encrypted key, or a pair OpenSSL refuses, is checked with
+    `cryptography` (imported only then) so the error says what is wrong.
     """
+    if b"ENCRYPTED" not in key_pem:  # OpenSSL would ask a terminal for the passphrase
+        try:
+            _load_cert_chain(ctx, cert_pem, key_pem)
+            return
+        except ssl.SSLError:
+            pass  # look closer below
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         leaf = x509.load_pem_x509_certificates(cert_pem)[0]
     except ValueError:

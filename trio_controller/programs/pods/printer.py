@@ -58,14 +58,18 @@ def pod_controller(
     compress: bool = False,
     streaming_list: bool = True,
     cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
+    factory: SharedInformerFactory | None = None,
 ) -> Controller:
-    """Watch pods in `namespace` (None: all namespaces) and print a line per key."""
-    factory = SharedInformerFactory(
-        client,
-        strip_managed_fields=strip_managed_fields,
-        compress=compress,
-        streaming_list=streaming_list,
-    )
+    """Watch pods in `namespace` (None: all namespaces) and print a line per key.
+
+    With `factory` (a Manager's), the informer settings are the factory's."""
+    if factory is None:
+        factory = SharedInformerFactory(
+            client,
+            strip_managed_fields=strip_managed_fields,
+            compress=compress,
+            streaming_list=streaming_list,
+        )
     store = factory.informer(PODS, namespace=namespace).store
     printer = PodSyncPrinter(store, out if out is not None else sys.stdout)
     return Controller(

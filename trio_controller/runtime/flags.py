@@ -1,0 +1,166 @@
+"""The standard flags of a trio-controller program, spelled as the `trio-controller` CLI
+spells them (and, where they have one, as controller-runtime and kube-controller-manager
+do):
+
+    --kubeconfig PATH  --context NAME  --master URL
+    -n/--namespace NS | -A/--all-namespaces      --workers N
+    -v/--v N   --logging-format text|json
+    --metrics-bind-address HOST:PORT   --health-probe-bind-address HOST:PORT  (0: off)
+    --leader-elect  --leader-elect-resource-name NAME  --leader-elect-resource-namespace NS
+    --leader-elect-lease-duration S  --leader-elect-renew-deadline S
+    --leader-elect-retry-period S
+    --cache-sync-timeout S (120; 0 waits forever)
+    --graceful-shutdown-timeout S (30; negative waits forever)
+    --version
+
+`add_flags(parser)` adds them to a program's own `argparse` parser; the parsed
+`Namespace` is what `Manager.from_args` reads. Nothing is imported here that a program's
+`--version` does not need (not even argparse, which the program imports itself).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trio_controller._native import __version__
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = [
+    "CACHE_SYNC_TIMEOUT",
+    "GRACEFUL_SHUTDOWN_TIMEOUT",
+    "add_flags",
+    "bind_address",
+    "non_negative_float",
+    "positive_int",
+]
+
+CACHE_SYNC_TIMEOUT = 120.0  # controller-runtime's default CacheSyncTimeout
+GRACEFUL_SHUTDOWN_TIMEOUT = 30.0  # controller-runtime's default GracefulShutdownTimeout
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of 1 or more."""
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    import argparse
+
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
+    return value
+
+
+def bind_address(text: str) -> tuple[str | None, int] | None:
+    """An argparse type: `HOST:PORT`, `:PORT` (every interface) or `0` (off: None)."""
+    import argparse
+
+    from trio_controller.observe.server import parse_bind_address
+
+    try:
+        return parse_bind_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_flags(
+    parser: argparse.ArgumentParser,
+    *,
+    leader_elect_resource_name: str = "trio-controller",
+    version: str | None = None,
+) -> argparse.ArgumentParser:
+    """Add the standard flags to `parser` (and return it).
+
+    `leader_elect_resource_name` is the default name of the Lease; `version` what
+    `--version` prints (default: `<prog> <trio-controller's version>`)."""
+    p = parser
+    p.add_argument("--kubeconfig", metavar="PATH", help="path to a kubeconfig file (must exist)")
+    p.add_argument("--context", metavar="NAME", help="the kubeconfig context to use")
+    p.add_argument("--master", metavar="URL", help="the API server URL (overrides the kubeconfig)")
+    ns = p.add_mutually_exclusive_group()
+    ns.add_argument("-n", "--namespace", metavar="NS", help="the namespace to watch")
+    ns.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N", help="worker tasks (default 1)"
+    )
+    le = p.add_argument_group("leader election (kube-controller-manager's flags)")
+    le.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run only while holding a coordination.k8s.io Lease (one active replica); "
+        "the others keep their caches warm and take over when it is released or expires",
+    )
+    le.add_argument(
+        "--leader-elect-resource-name",
+        default=leader_elect_resource_name,
+        metavar="NAME",
+        help=f"the Lease's name (default {leader_elect_resource_name})",
+    )
+    le.add_argument(
+        "--leader-elect-resource-namespace",
+        metavar="NS",
+        help="where the Lease lives (default: the watched namespace, else default)",
+    )
+    le.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="S")
+    le.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="S")
+    le.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="S")
+    p.add_argument(
+        "--cache-sync-timeout",
+        type=non_negative_float,
+        default=CACHE_SYNC_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up (exit 1) if the cache has not synced by then; 0 waits forever "
+        f"(default {CACHE_SYNC_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--graceful-shutdown-timeout",
+        type=float,
+        default=GRACEFUL_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="after SIGINT/SIGTERM, how long workers may finish their keys and events be "
+        "sent before everything is cancelled; negative waits forever "
+        f"(default {GRACEFUL_SHUTDOWN_TIMEOUT:g})",
+    )
+    ob = p.add_argument_group("observability (controller-runtime's flags)")
+    ob.add_argument(
+        "--metrics-bind-address",
+        type=bind_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (:PORT for every "
+        "interface; default 0: off)",
+    )
+    ob.add_argument(
+        "--health-probe-bind-address",
+        type=bind_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve /healthz and /readyz on HOST:PORT (default 0: off)",
+    )
+    ob.add_argument(
+        "--logging-format",
+        choices=("text", "json"),
+        default="text",
+        help="text: klog's lines (default); json: one JSON object per line",
+    )
+    ob.add_argument(
+        "-v",
+        "--v",
+        dest="verbosity",
+        type=int,
+        default=0,
+        metavar="N",
+        help="klog verbosity: 2 relists and watch restarts, 4 list pages, resourceVersions, "
+        "bookmarks and tracebacks, 6 every request",
+    )
+    p.add_argument("--version", action="version", version=version or f"{p.prog} {__version__}")
+    return p
