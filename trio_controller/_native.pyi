@@ -171,6 +171,9 @@ class WorkQueue:
     def set_hot_loop(self, threshold: int, window: float) -> None:
         """Report keys handed out more than ``threshold`` times within ``window`` seconds
         (``take_hot_loops``); 0 turns it off."""
+    def set_priorities(self, priorities: bool, low_every: int = 10) -> None:
+        """``priorities=False`` queues every key at normal priority (one FIFO); while both
+        priorities have keys, every ``low_every``-th hand-out (>= 2) serves a low key."""
     def len_low(self) -> int:
         """Ready keys at low priority."""
     def get_nowait(self, now: float) -> str | None:

@@ -313,6 +313,17 @@ impl PyWorkQueue {
         Ok(())
     }
 
+    /// ``priorities=False`` queues every key at normal priority (one FIFO); while both
+    /// priorities have keys, every ``low_every``-th hand-out (>= 2) serves a low key.
+    #[pyo3(signature = (priorities, low_every = 10))]
+    fn set_priorities(&mut self, priorities: bool, low_every: u32) -> PyResult<()> {
+        if low_every < 2 {
+            return Err(PyValueError::new_err("low_every must be >= 2"));
+        }
+        self.inner.set_priorities(priorities, low_every);
+        Ok(())
+    }
+
     /// Ready keys at low priority.
     fn len_low(&self) -> usize {
         self.inner.len_low()

@@ -200,8 +200,8 @@ struct Recent {
 
 /// Counts hand-outs per key in fixed windows that start at a key's first hand-out:
 /// a key handed out more than `threshold` times in one window is reported once; it is
-/// reported again only after a window with at most `threshold` hand-outs (it calmed
-/// down). Entries of keys not handed out for a window are swept, amortized.
+/// reported again only after a window with at most `threshold` hand-outs, or none at
+/// all (it calmed down). Entries of keys not handed out for a window are swept, amortized.
 #[derive(Debug)]
 pub struct HotLoops {
     /// 0: off.
@@ -238,7 +238,8 @@ impl HotLoops {
             causes: None,
         });
         if now - r.since >= window {
-            if r.count <= self.threshold {
+            // Calm: the window that ended was not hot, or a whole window went by quiet.
+            if r.count <= self.threshold || now - r.since >= 2.0 * window {
                 r.warned = false;
             }
             r.since = now;
@@ -356,6 +357,10 @@ mod tests {
         h.handed_out(&key, &updated(), 100.0); // a calm window: one hand-out
         for i in 0..5 {
             h.handed_out(&key, &updated(), 200.0 + i as f64);
+        }
+        assert_eq!(h.take().len(), 1);
+        for i in 0..5 {
+            h.handed_out(&key, &updated(), 400.0 + i as f64); // after a quiet window
         }
         assert_eq!(h.take().len(), 1);
     }
