@@ -313,3 +313,29 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format (`CONTENT_TYPE_LATEST`)."""
         return generate_latest(self.registry)
+
+
+class ReconcileCauseCollector(Collector):
+    """`controller_runtime_reconcile_causes_total{controller,cause}`: the causes of every
+    key handed to a reconcile, counted in the Rust queue (`WorkQueue.cause_totals`); a
+    key queued for several causes since its previous reconcile counts each of them.
+
+    Register it with `registry.register(collector)` and `add(name, controller.queue)`.
+    """
+
+    def __init__(self) -> None:
+        self._queues: list[tuple[str, WorkQueue]] = []
+
+    def add(self, name: str, queue: WorkQueue) -> None:
+        self._queues.append((name, queue))
+
+    def collect(self) -> Iterator[Metric]:
+        causes = CounterMetricFamily(
+            "controller_runtime_reconcile_causes",
+            "Total number of causes of reconciliations per controller and cause",
+            labels=["controller", "cause"],
+        )
+        for name, queue in self._queues:
+            for cause, n in queue.native.cause_totals().items():
+                causes.add_metric([name, cause], n)
+        yield causes
