@@ -1,0 +1,91 @@
+"""The worker side against the real apiserver: a reconcile that writes a changing
+annotation on every call is reported as a hot loop (once), and a reconcile that writes
+and is reconciled again at once reads its own write from the cache."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import trio
+
+from trio_controller import CONFIGMAPS, Api, Client, Controller, load_config
+from trio_controller.runtime.causes import reconcile_causes
+from trio_controller.testing import EnvInfo
+
+COUNTER = "example.com/counter"
+
+
+def configmap(name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+
+
+async def test_a_reconcile_writing_a_changing_annotation_gets_one_hot_loop_warning(
+    envtest: EnvInfo, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trio_controller")
+    reconciles = 0
+    causes: list[str] = []
+    async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
+        configmaps = Api(client, CONFIGMAPS, namespace)
+        await configmaps.create(configmap("loop"))
+        await configmaps.create(configmap("quiet"))
+
+        async def reconcile(key: str) -> None:
+            nonlocal reconciles
+            if not key.endswith("/loop"):
+                return
+            reconciles += 1
+            causes.append(str(reconcile_causes()))
+            if reconciles <= 30:  # each write comes back as an update: a hot loop
+                patch = {"metadata": {"annotations": {COUNTER: str(reconciles)}}}
+                await configmaps.patch("loop", patch)
+
+        controller = Controller(client, CONFIGMAPS, reconcile, namespace=namespace)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(controller.run)
+                while reconciles < 31:
+                    await trio.sleep(0.05)
+                controller.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"ConfigMap {namespace}/loop was reconciled 11 times within 60s (a hot loop?); "
+        "top causes: updated x10"
+    ]
+    assert causes[0] == "listed"
+    assert set(causes[1:]) == {"updated"}
+
+
+async def test_the_next_reconcile_after_a_write_reads_that_write_from_the_cache(
+    envtest: EnvInfo, namespace: str
+) -> None:
+    """Each reconcile reads the counter from the cache, writes counter + 1 and asks to be
+    reconciled again at once. Without waiting for its own write (own_writes_timeout=None)
+    the next reconcile reads the old counter from the cache and writes the same value."""
+    seen: list[int] = []
+    async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
+        configmaps = Api(client, CONFIGMAPS, namespace)
+        await configmaps.create(configmap("counter"))
+
+        async def reconcile(key: str) -> float | None:
+            cached = controller.store.get(key)
+            assert cached is not None
+            counter = int((cached["metadata"].get("annotations") or {}).get(COUNTER, "0"))
+            seen.append(counter)
+            if counter >= 20:
+                return None
+            patch = {"metadata": {"annotations": {COUNTER: str(counter + 1)}}}
+            await configmaps.patch("counter", patch)
+            return 0.0  # look again at once
+
+        controller = Controller(client, CONFIGMAPS, reconcile, namespace=namespace)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(controller.run)
+                while not seen or seen[-1] < 20:
+                    await trio.sleep(0.05)
+                await trio.sleep(0.5)  # the last write's own event: one more reconcile
+                controller.stop()
+    assert seen[:21] == list(range(21))
+    assert all(n == 20 for n in seen[21:])
