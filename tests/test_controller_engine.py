@@ -18,7 +18,6 @@ from trio_controller.runtime.controller import Controller, Requeue
 from trio_controller.runtime.workqueue import WorkQueue
 
 
-
 class FilledReflector:
     """Stands in for the reflector: the store is already synced."""
 
@@ -123,8 +122,7 @@ async def test_a_reconcile_that_retriggers_itself_gets_one_hot_loop_warning(
         controller.stop()
     warnings = messages(caplog)
     assert warnings == [
-        "Pod default/loop was reconciled 11 times within 60s (a hot loop?); "
-        "top causes: updated x10"
+        "Pod default/loop was reconciled 11 times within 60s (a hot loop?); top causes: updated x10"
     ]
 
 

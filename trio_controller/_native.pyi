@@ -200,9 +200,7 @@ class WorkQueue:
         """Stop accepting keys and drop delayed ones; getters drain what is queued."""
     def shutting_down(self) -> bool:
         """Whether ``shut_down`` was called."""
-    def add_after(
-        self, key: str, delay: float, now: float, cause: str = "requeue_after"
-    ) -> None:
+    def add_after(self, key: str, delay: float, now: float, cause: str = "requeue_after") -> None:
         """Add ``key`` at ``now + delay`` (at a ``promote``); delay <= 0 adds now.
 
         If ``key`` is already waiting, the earlier deadline wins.

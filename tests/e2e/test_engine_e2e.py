@@ -26,6 +26,7 @@ async def test_a_reconcile_writing_a_changing_annotation_gets_one_hot_loop_warni
     caplog.set_level(logging.WARNING, logger="trio_controller")
     reconciles = 0
     causes: list[str] = []
+    looped = trio.Event()
     async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
         configmaps = Api(client, CONFIGMAPS, namespace)
         await configmaps.create(configmap("loop"))
@@ -37,6 +38,8 @@ async def test_a_reconcile_writing_a_changing_annotation_gets_one_hot_loop_warni
                 return
             reconciles += 1
             causes.append(str(reconcile_causes()))
+            if reconciles == 31:
+                looped.set()
             if reconciles <= 30:  # each write comes back as an update: a hot loop
                 patch = {"metadata": {"annotations": {COUNTER: str(reconciles)}}}
                 await configmaps.patch("loop", patch)
@@ -45,8 +48,7 @@ async def test_a_reconcile_writing_a_changing_annotation_gets_one_hot_loop_warni
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:
                 await nursery.start(controller.run)
-                while reconciles < 31:
-                    await trio.sleep(0.05)
+                await looped.wait()
                 controller.stop()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
@@ -64,6 +66,7 @@ async def test_the_next_reconcile_after_a_write_reads_that_write_from_the_cache(
     reconciled again at once. Without waiting for its own write (own_writes_timeout=None)
     the next reconcile reads the old counter from the cache and writes the same value."""
     seen: list[int] = []
+    reached = trio.Event()
     async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
         configmaps = Api(client, CONFIGMAPS, namespace)
         await configmaps.create(configmap("counter"))
@@ -74,6 +77,7 @@ async def test_the_next_reconcile_after_a_write_reads_that_write_from_the_cache(
             counter = int((cached["metadata"].get("annotations") or {}).get(COUNTER, "0"))
             seen.append(counter)
             if counter >= 20:
+                reached.set()
                 return None
             patch = {"metadata": {"annotations": {COUNTER: str(counter + 1)}}}
             await configmaps.patch("counter", patch)
@@ -83,8 +87,7 @@ async def test_the_next_reconcile_after_a_write_reads_that_write_from_the_cache(
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:
                 await nursery.start(controller.run)
-                while not seen or seen[-1] < 20:
-                    await trio.sleep(0.05)
+                await reached.wait()
                 await trio.sleep(0.5)  # the last write's own event: one more reconcile
                 controller.stop()
     assert seen[:21] == list(range(21))

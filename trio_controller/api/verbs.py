@@ -33,11 +33,11 @@ from trio_controller.transport.client import Client
 __all__ = [
     "BUILTIN_GROUPS",
     "CONTENT_TYPES",
+    "WRITE_HOOK",
     "Api",
     "ObjectList",
     "PatchType",
     "PropagationPolicy",
-    "WRITE_HOOK",
 ]
 
 Object = dict[str, Any]

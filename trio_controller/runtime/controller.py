@@ -40,11 +40,11 @@ import trio
 
 from trio_controller._native import OwnerMapping, Store
 from trio_controller.api.resource import Resource
+from trio_controller.api.verbs import WRITE_HOOK
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
 from trio_controller.cache.sink import Mapper
 from trio_controller.errors import TrioControllerError
-from trio_controller.api.verbs import WRITE_HOOK
 from trio_controller.observe.log import v
 from trio_controller.observe.stats import ReconcileStats
 from trio_controller.runtime.causes import (

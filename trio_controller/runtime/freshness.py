@@ -101,14 +101,14 @@ class OwnWrites:
         if self.fresh(key):
             return
         with trio.move_on_after(self.timeout):
-            while not self.fresh(key):
+            # The store signals no change per key: look again every POLL_INTERVAL.
+            while not self.fresh(key):  # noqa: ASYNC110
                 await trio.sleep(POLL_INTERVAL)
             return
         written = self._pending.pop(key, None)
         log.log(
             v(2),
-            "The cache of %s does not hold %s at resourceVersion %s after %gs; "
-            "reconciling anyway",
+            "The cache of %s does not hold %s at resourceVersion %s after %gs; reconciling anyway",
             self.name.lower(),
             key,
             written,
