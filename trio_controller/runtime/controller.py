@@ -589,7 +589,8 @@ class Controller:
         self.reconcile_timeout = reconcile_timeout
         self.hot_loop_threshold = hot_loop_threshold
         self.queue.native.set_hot_loop(hot_loop_threshold or 0, HOT_LOOP_WINDOW)
-        self.queue.native.set_priorities(priorities)
+        if not priorities:  # (a queue given by hand keeps its own aging setting)
+            self.queue.native.set_priorities(False)
         self._own_writes: OwnWrites | None = None
         if own_writes_timeout and self.resource is not None:
             self._own_writes = OwnWrites(self.resource, self.store, own_writes_timeout, self.name)
