@@ -115,10 +115,21 @@ pub fn default_controller_rate_limiter(py: Python<'_>) -> PyResult<Py<MaxOfRateL
     Py::new(py, init)
 }
 
-/// client-go's rate-limited work queue: fair, stingy, de-duplicating.
+/// client-go's rate-limited work queue: fair, stingy, de-duplicating, with two
+/// priorities and reconcile causes.
 ///
 /// A key added while queued is queued once; a key added while processing is queued
 /// again when it is ``done``; a key is never handed out twice before ``done``.
+///
+/// Keys added for "listed" or "resync" wait at low priority behind the others (FIFO
+/// within each priority); a queued low key added for any other cause moves up. While
+/// both priorities have keys, every ``low_every``-th hand-out serves the oldest low key,
+/// so low keys are never starved. ``priorities=False`` queues every key at normal
+/// priority (one FIFO).
+///
+/// Per key the queue records why it was added since it was last handed out (``causes``);
+/// with ``hot_loop_threshold`` > 0 it reports keys handed out more than that many times
+/// within ``hot_loop_window`` seconds (``take_hot_loops``).
 ///
 /// ``rate_limiter=None`` uses ``default_controller_rate_limiter()``.
 #[pyclass(module = "trio_controller._native", name = "WorkQueue")]
@@ -279,7 +290,8 @@ impl PyWorkQueue {
             .transpose()
     }
 
-    /// The causes of every hand-out so far, summed: a count per ``RECONCILE_CAUSES`` name.
+    /// The causes of every hand-out so far, summed: a count per ``RECONCILE_CAUSES``
+    /// name.
     fn cause_totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         counts_dict(py, &self.inner.cause_totals())
     }
