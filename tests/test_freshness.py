@@ -3,6 +3,8 @@ and a key's next reconcile waits (bounded) until the store holds that write."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import orjson
 import pytest
 import trio
@@ -12,7 +14,9 @@ from trio_controller import CONFIGMAPS, SECRETS
 from trio_controller._native import Store
 from trio_controller.api.verbs import WRITE_HOOK
 from trio_controller.observe.log import v
+from trio_controller.runtime.causes import RECONCILING
 from trio_controller.runtime.freshness import OwnWrites, at_least
+from trio_controller.runtime.workqueue import WorkQueue
 
 
 def cm(name: str, rv: str) -> dict[str, object]:
@@ -63,7 +67,7 @@ async def test_past_the_bound_the_reconcile_runs_anyway_with_a_v2_line(
     assert trio.current_time() == pytest.approx(3.0, abs=0.01)
     assert [r.getMessage() for r in caplog.records] == [
         "The cache of configmap does not hold ns/a at resourceVersion 7 after 3s; "
-        "reconciling anyway"
+        "reconciling ns/a anyway"
     ]
     assert not writes
 
@@ -92,3 +96,36 @@ async def test_the_write_hook_is_called_only_where_it_is_set() -> None:
     finally:
         WRITE_HOOK.reset(token)
     assert seen == ["inside"]
+
+
+def informer(resource: object, store: Store, path: str, selector: str | None = None) -> object:
+    key = SimpleNamespace(path=path, label_selector=selector, field_selector=None)
+    return SimpleNamespace(resource=resource, store=store, key=key)
+
+
+async def test_a_child_created_in_a_reconcile_holds_back_the_parents_next_reconcile() -> None:
+    """The create answers before the owned informer's watch brings the child: without
+    waiting, the parent's next reconcile would find no child and create it again (409)."""
+    parents, children = store_with("parent", "3"), Store()
+    owned = informer(SECRETS, children, SECRETS.path(namespace="ns"))
+    elsewhere = informer(SECRETS, Store(), SECRETS.path(namespace="other"))
+    selected = informer(SECRETS, Store(), SECRETS.path(), selector="app=x")
+    writes = OwnWrites(CONFIGMAPS, parents, 3.0, "ConfigMap", [owned, elsewhere, selected])
+    token = RECONCILING.set((WorkQueue(), "ns/parent"))
+    try:
+        writes.saw_write(SECRETS, cm("child", "9"))
+    finally:
+        RECONCILING.reset(token)
+    assert not writes.fresh("ns/parent")
+    assert writes.fresh("ns/child")  # the child's own key waits for nothing
+    children.upsert(orjson.dumps(cm("child", "9")))
+    assert writes.fresh("ns/parent")
+    assert not writes
+
+
+async def test_a_write_outside_a_reconcile_holds_back_no_parent() -> None:
+    children = Store()
+    owned = informer(SECRETS, children, SECRETS.path())
+    writes = OwnWrites(CONFIGMAPS, Store(), 3.0, "ConfigMap", [owned])
+    writes.saw_write(SECRETS, cm("child", "9"))
+    assert not writes

@@ -147,8 +147,10 @@ class Controller:
       `priorities=False`: one FIFO.
     - Read your own writes: after a write through `Api` inside a reconcile returns
       resourceVersion R for a key of the primary store, that key's next reconcile waits
-      until the store holds it at R or newer, at most `own_writes_timeout` seconds (then
-      it runs anyway, with a V(2) line); None turns it off.
+      until the store holds it at R or newer; a write to an owned or watched object makes
+      the next reconcile of the key being reconciled wait until that object's store holds
+      it. At most `own_writes_timeout` seconds (then it runs anyway, with a V(2) line);
+      None turns it off.
     - `reconcile_timeout` (seconds, None: off): an async reconcile running longer is
       cancelled and fails with `ReconcileTimeout` (an error: rate-limited retry). A plain
       function cannot be cancelled: it runs to the end, its result is used, and a
@@ -593,7 +595,9 @@ class Controller:
             self.queue.native.set_priorities(False)
         self._own_writes: OwnWrites | None = None
         if own_writes_timeout and self.resource is not None:
-            self._own_writes = OwnWrites(self.resource, self.store, own_writes_timeout, self.name)
+            self._own_writes = OwnWrites(
+                self.resource, self.store, own_writes_timeout, self.name, self._informers
+            )
 
     def causes(self, key: str) -> ReconcileCauses | None:
         """Why `key` is being reconciled (while it is; else None): the causes it was
