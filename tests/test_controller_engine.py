@@ -261,3 +261,22 @@ async def test_a_plain_function_over_its_timeout_runs_to_the_end_with_a_warning(
 def test_a_bad_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="reconcile_timeout must be a positive number"):
         Controller(FilledReflector(), WorkQueue(), lambda k: None, reconcile_timeout=0)  # type: ignore[arg-type]
+
+
+async def test_a_threaded_reconcile_reads_its_causes_in_its_worker_thread() -> None:
+    seen: list[str] = []
+    done = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def reconcile(key: str) -> None:
+        seen.append(str(reconcile_causes()))
+        token.run_sync_soon(done.set)
+
+    queue = WorkQueue()
+    controller = Controller(FilledReflector(), queue, reconcile, threaded=True)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(controller.run)
+        queue.add_many_from(["default/t"], "added")
+        await done.wait()
+        controller.stop()
+    assert seen == ["added"]

@@ -14,7 +14,7 @@ from trio_controller import CONFIGMAPS, SECRETS
 from trio_controller._native import Store
 from trio_controller.api.verbs import WRITE_HOOK
 from trio_controller.observe.log import v
-from trio_controller.runtime.causes import RECONCILING
+from trio_controller.runtime.causes import RECONCILING, Reconciling
 from trio_controller.runtime.freshness import OwnWrites, at_least
 from trio_controller.runtime.workqueue import WorkQueue
 
@@ -111,7 +111,7 @@ async def test_a_child_created_in_a_reconcile_holds_back_the_parents_next_reconc
     elsewhere = informer(SECRETS, Store(), SECRETS.path(namespace="other"))
     selected = informer(SECRETS, Store(), SECRETS.path(), selector="app=x")
     writes = OwnWrites(CONFIGMAPS, parents, 3.0, "ConfigMap", [owned, elsewhere, selected])
-    token = RECONCILING.set((WorkQueue(), "ns/parent"))
+    token = RECONCILING.set(Reconciling(WorkQueue(), "ns/parent"))
     try:
         writes.saw_write(SECRETS, cm("child", "9"))
     finally:

@@ -27,8 +27,20 @@ if TYPE_CHECKING:
 
 __all__ = ["ReconcileCauses", "describe_causes", "reconcile_causes"]
 
-#: The queue and key of the reconcile running in this context (set by the controller).
-RECONCILING: ContextVar[tuple[WorkQueue, str] | None] = ContextVar(
+
+class Reconciling:
+    """The queue and key of the reconcile running in a context. A batch of plain-function
+    reconciles sets one and moves `key` along (cheaper than a context variable per key)."""
+
+    __slots__ = ("key", "queue")
+
+    def __init__(self, queue: WorkQueue, key: str = "") -> None:
+        self.queue = queue
+        self.key = key
+
+
+#: The reconcile running in this context (set by the controller around reconciles).
+RECONCILING: ContextVar[Reconciling | None] = ContextVar(
     "trio_controller_reconciling", default=None
 )
 
@@ -90,4 +102,4 @@ def reconcile_causes() -> ReconcileCauses | None:
     current = RECONCILING.get()
     if current is None:
         return None
-    return causes_of(*current)
+    return causes_of(current.queue, current.key)

@@ -50,6 +50,7 @@ from trio_controller.observe.stats import ReconcileStats
 from trio_controller.runtime.causes import (
     RECONCILING,
     ReconcileCauses,
+    Reconciling,
     causes_of,
     describe_causes,
 )
@@ -469,22 +470,25 @@ class Controller:
     ) -> list[tuple[ReconcileResult, Exception | None, float]]:
         """Reconcile each key of a batch (on the Trio thread, or in a worker thread):
         results, exceptions and durations, for `_finish` on the Trio thread."""
-        reconcile, clock, queue = self.reconcile, time.perf_counter, self.queue
+        reconcile, clock = self.reconcile, time.perf_counter
         out: list[tuple[ReconcileResult, Exception | None, float]] = []
-        started = clock()
-        for key in keys:
-            token = RECONCILING.set((queue, key))
-            try:
-                out.append((reconcile(key), None, 0.0))  # type: ignore[arg-type]
-            except Exception as exc:
-                out.append((None, exc, 0.0))
-            finally:
-                RECONCILING.reset(token)
-            # One clock read per key: each key's time runs from the previous one's end.
-            ended = clock()
-            result, exc, _ = out[-1]
-            out[-1] = (result, exc, ended - started)
-            started = ended
+        current = Reconciling(self.queue)
+        token = RECONCILING.set(current)  # one per batch; `key` moves along
+        try:
+            started = clock()
+            for key in keys:
+                current.key = key
+                try:
+                    out.append((reconcile(key), None, 0.0))  # type: ignore[arg-type]
+                except Exception as exc:
+                    out.append((None, exc, 0.0))
+                # One clock read per key: each key's time runs from the previous one's end.
+                ended = clock()
+                result, exc, _ = out[-1]
+                out[-1] = (result, exc, ended - started)
+                started = ended
+        finally:
+            RECONCILING.reset(token)
         return out
 
     async def process_next_item(self) -> bool:
@@ -504,7 +508,7 @@ class Controller:
         result: Any = None
         error: Exception | None = None
         timeout = self.reconcile_timeout
-        reconciling = RECONCILING.set((self.queue, key))
+        reconciling = RECONCILING.set(Reconciling(self.queue, key))
         hook = WRITE_HOOK.set(self._own_writes.saw_write if self._own_writes is not None else None)
         try:
             result = self.reconcile(key)

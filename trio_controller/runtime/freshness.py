@@ -136,7 +136,7 @@ class OwnWrites:
                 continue
             held = store.object_resource_version(key) is not None
             if held or _in_scope(informer, informer.resource, obj):
-                self._remember(current[1], store, key, written, held)
+                self._remember(current.key, store, key, written, held)
 
     def _remember(self, wait: str, store: Store, key: str, written: str, held: bool) -> None:
         entries = self._pending.setdefault(wait, {})

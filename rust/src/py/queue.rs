@@ -181,7 +181,7 @@ fn causes_tuple<'py>(py: Python<'py>, c: &Causes) -> PyResult<Bound<'py, PyAny>>
             counts.set_item(cause.name(), n)?;
         }
     }
-    let related: Vec<(&str, &str)> = c.related.iter().map(|(r, k)| (&**r, &**k)).collect();
+    let related: Vec<(&str, &str)> = c.related().iter().map(|(r, k)| (&**r, &**k)).collect();
     Ok((counts, related, c.retries).into_pyobject(py)?.into_any())
 }
 

@@ -105,15 +105,16 @@ pub enum Priority {
     Normal = 1,
 }
 
-/// The causes of one key, since it was last handed out.
+/// The causes of one key, since it was last handed out. Small (32 bytes): every queued
+/// key holds two (pending and taken); related objects are boxed, as they are rarer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Causes {
     /// Per `Cause` (in `Cause::ALL` order), saturating.
-    pub counts: [u32; CAUSES],
-    /// The most recent related objects (resource name, key), oldest first, each once.
-    pub related: Vec<(Arc<str>, Arc<str>)>,
+    pub counts: [u16; CAUSES],
     /// The latest error-retry number (how many times the rate limiter delayed it).
     pub retries: u32,
+    /// The most recent related objects (resource name, key), oldest first, each once.
+    related: Option<Box<Vec<(Arc<str>, Arc<str>)>>>,
 }
 
 impl Causes {
@@ -124,20 +125,25 @@ impl Causes {
             self.retries = retries;
         }
         if let Some((resource, key)) = via {
-            if let Some(at) = self
-                .related
+            let related = self.related.get_or_insert_with(Default::default);
+            if let Some(at) = related
                 .iter()
                 .position(|(r, k)| &**r == resource && &**k == key)
             {
-                let seen = self.related.remove(at);
-                self.related.push(seen);
+                let seen = related.remove(at);
+                related.push(seen);
             } else {
-                if self.related.len() == RELATED_KEPT {
-                    self.related.remove(0);
+                if related.len() == RELATED_KEPT {
+                    related.remove(0);
                 }
-                self.related.push((Arc::from(resource), Arc::from(key)));
+                related.push((Arc::from(resource), Arc::from(key)));
             }
         }
+    }
+
+    /// The most recent related objects (resource name, key), oldest first, each once.
+    pub fn related(&self) -> &[(Arc<str>, Arc<str>)] {
+        self.related.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Adds `other`'s causes to these (a delayed key promoted onto a queued one).
@@ -148,17 +154,14 @@ impl Causes {
         if other.counts[Cause::Retry as usize] > 0 {
             self.retries = other.retries;
         }
-        for (r, k) in other.related {
-            self.record_related(r, k);
+        for (resource, key) in other.related.map(|r| *r).unwrap_or_default() {
+            let related = self.related.get_or_insert_with(Default::default);
+            related.retain(|(r, k)| !(r == &resource && k == &key));
+            if related.len() == RELATED_KEPT {
+                related.remove(0);
+            }
+            related.push((resource, key));
         }
-    }
-
-    fn record_related(&mut self, resource: Arc<str>, key: Arc<str>) {
-        self.related.retain(|(r, k)| !(r == &resource && k == &key));
-        if self.related.len() == RELATED_KEPT {
-            self.related.remove(0);
-        }
-        self.related.push((resource, key));
     }
 
     /// Normal if any cause is; low if every cause is low (and there is one).
@@ -250,7 +253,7 @@ impl HotLoops {
         if r.count >= 2 {
             let sum = r.causes.get_or_insert_with(Default::default);
             for (s, n) in sum.iter_mut().zip(causes.counts) {
-                *s = s.saturating_add(n);
+                *s = s.saturating_add(u32::from(n));
             }
         }
         if r.count > self.threshold && !r.warned {
@@ -295,9 +298,14 @@ mod tests {
             c.record(Cause::Related, Some(("ConfigMap", &format!("ns/{i}"))), 0);
         }
         c.record(Cause::Related, Some(("ConfigMap", "ns/7")), 0);
-        let keys: Vec<&str> = c.related.iter().map(|(_, k)| &**k).collect();
+        let keys: Vec<&str> = c.related().iter().map(|(_, k)| &**k).collect();
         assert_eq!(keys, ["ns/6", "ns/8", "ns/9", "ns/7"]);
         assert_eq!(c.counts[Cause::Related as usize], 11);
+    }
+
+    #[test]
+    fn causes_stay_small() {
+        assert!(std::mem::size_of::<Causes>() <= 32);
     }
 
     #[test]

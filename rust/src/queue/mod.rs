@@ -333,11 +333,16 @@ impl WorkQueue {
         self.dirty += 1;
     }
 
-    /// Pops the next live entry: normal first, but a low one every `low_every`-th
-    /// hand-out while both levels have keys.
-    fn pop_ready(&mut self) -> Option<Key> {
+    /// The next ready key (now processing), `Ok(None)` if none is ready, or `ShutDown`
+    /// if the queue is shut down and empty. Normal keys first, but while both levels
+    /// have keys every `low_every`-th hand-out serves the oldest low key.
+    pub fn get(&mut self, now: f64) -> Result<Option<Key>, ShutDown> {
         if self.queued == 0 {
-            return None;
+            return if self.shutting_down {
+                Err(ShutDown)
+            } else {
+                Ok(None)
+            };
         }
         let normal = self.ready[Priority::Normal as usize].len();
         let low_waiting = self.queued > normal;
@@ -351,31 +356,15 @@ impl WorkQueue {
             Priority::Normal if low_waiting => self.streak + 1,
             Priority::Normal => 0,
         };
-        let q = &mut self.ready[level as usize];
-        while let Some((key, ticket)) = q.pop_front() {
-            match self.items.get_mut(&key) {
-                Some(state) if state.ticket == ticket => {
-                    state.ticket = 0;
-                    self.queued -= 1;
-                    return Some(key);
-                }
-                _ => continue, // moved up to normal: a stale entry
-            }
-        }
-        None
-    }
-
-    /// The next ready key (now processing), `Ok(None)` if none is ready, or `ShutDown`
-    /// if the queue is shut down and empty.
-    pub fn get(&mut self, now: f64) -> Result<Option<Key>, ShutDown> {
-        let Some(key) = self.pop_ready() else {
-            return if self.shutting_down {
-                Err(ShutDown)
-            } else {
-                Ok(None)
+        while let Some((key, ticket)) = self.ready[level as usize].pop_front() {
+            let Some(state) = self.items.get_mut(&key) else {
+                continue;
             };
-        };
-        if let Some(state) = self.items.get_mut(&key) {
+            if state.ticket != ticket {
+                continue; // moved up to normal: a stale low entry
+            }
+            state.ticket = 0;
+            self.queued -= 1;
             if let Some(added) = state.dirty_since.take() {
                 self.latency.observe((now - added).max(0.0));
                 self.dirty -= 1;
@@ -387,8 +376,12 @@ impl WorkQueue {
             }
             self.hot.handed_out(&key, &state.taken, now);
             self.processing += 1;
+            return Ok(Some(key));
         }
-        Ok(Some(key))
+        // Unreachable: `queued` counts live entries and normal entries are never stale.
+        debug_assert!(false, "no live entry at the chosen level");
+        self.queued = 0;
+        Ok(None)
     }
 
     /// Why `key` was handed out, while it is processing.
@@ -960,8 +953,8 @@ mod tests {
         let c = q.causes("a").unwrap();
         assert_eq!(c.counts[Cause::Updated as usize], 2);
         assert_eq!(c.counts[Cause::Related as usize], 1);
-        assert_eq!(&*c.related[0].0, "ConfigMap");
-        assert_eq!(&*c.related[0].1, "ns/cm");
+        assert_eq!(&*c.related()[0].0, "ConfigMap");
+        assert_eq!(&*c.related()[0].1, "ns/cm");
         q.add_after("a", 1.0, 0.0);
         q.promote(1.0);
         q.done("a", 1.0);
