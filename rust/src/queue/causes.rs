@@ -218,6 +218,7 @@ pub struct HotLoops {
     recent: HashMap<Arc<str>, Recent>,
     found: Vec<HotLoop>,
     sweep_at: usize,
+    swept: f64,
 }
 
 const FIRST_SWEEP: usize = 1024;
@@ -230,6 +231,7 @@ impl HotLoops {
             recent: HashMap::new(),
             found: Vec::new(),
             sweep_at: FIRST_SWEEP,
+            swept: f64::NEG_INFINITY,
         }
     }
 
@@ -269,9 +271,13 @@ impl HotLoops {
                 causes: r.causes.as_deref().copied().unwrap_or_default(),
             });
         }
-        if self.recent.len() >= self.sweep_at {
+        // Amortized: when the map doubled, or a window after the last sweep (so the
+        // entries of a relist's keys go once they are a window old).
+        let due = now - self.swept >= window && self.recent.len() > FIRST_SWEEP;
+        if self.recent.len() >= self.sweep_at || due {
             self.recent.retain(|_, r| now - r.since < window);
             self.sweep_at = (self.recent.len() * 2).max(FIRST_SWEEP);
+            self.swept = now;
         }
     }
 
@@ -387,6 +393,19 @@ mod tests {
         }
         assert!(h.take().is_empty());
         assert!(h.tracked() <= 2 * FIRST_SWEEP.max(600));
+    }
+
+    #[test]
+    fn the_keys_of_a_large_relist_are_forgotten_a_window_later() {
+        let mut h = HotLoops::new(10, 60.0);
+        for i in 0..100_000u32 {
+            h.handed_out(&Arc::from(format!("ns/{i}")), &updated(), 0.0);
+        }
+        let key: Arc<str> = Arc::from("ns/live");
+        for i in 0..70 {
+            h.handed_out(&key, &updated(), 30.0 + f64::from(i));
+        }
+        assert!(h.tracked() < 10, "{} keys tracked", h.tracked());
     }
 
     #[test]
