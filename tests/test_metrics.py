@@ -363,3 +363,25 @@ async def test_active_workers_count_the_keys_being_reconciled(
         await trio.sleep(1)
         assert value(scrape(metrics), active, controller="widget") == 0
         controller.stop()
+
+
+async def test_reconcile_causes_are_counted_per_controller_and_cause() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from trio_controller.observe.metrics import ReconcileCauseCollector
+    from trio_controller.runtime.workqueue import WorkQueue
+
+    queue = WorkQueue()
+    queue.add_many_from(["ns/a"], "updated")
+    queue.add_many_from(["ns/a"], "updated", via=("ConfigMap", "ns/cm"))
+    queue.add_many(["ns/b"], cause="resync")
+    for _ in range(2):
+        queue.done(await queue.get())
+    collector = ReconcileCauseCollector()
+    collector.add("widget", queue)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    for cause, n in [("updated", 1), ("related", 1), ("resync", 1), ("retry", 0)]:
+        line = f'controller_runtime_reconcile_causes_total{{cause="{cause}",controller="widget"}}'
+        assert f"{line} {n}.0" in text

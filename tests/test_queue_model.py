@@ -2,8 +2,11 @@
 
 The model below is client-go's `util/workqueue` (queue.go, delaying_queue.go,
 rate_limiting_queue.go) written out plainly: a FIFO list, a dirty set, a processing set,
-a waiting map of deadlines, and an exponential per-key limiter. Every observable result
-(get, len, processing, next deadline, promote count, requeues, shutdown) must match.
+a waiting map of deadlines, and an exponential per-key limiter; plus our two priorities:
+a FIFO per priority (listed/resync keys low), a queued low key added at normal moves up,
+and every `LOW_EVERY`-th hand-out serves a low key while both levels wait. Every
+observable result (get, len, processing, next deadline, promote count, requeues,
+shutdown) must match.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from hypothesis import strategies as st
 from trio_controller._native import ExponentialFailureRateLimiter, ShutDown, WorkQueue
 
 KEYS = ["a", "b", "c", "d"]
+LOW_EVERY = 3
+LOW_CAUSES = {"listed", "resync"}
 
 
 @dataclass
@@ -24,7 +29,11 @@ class ModelQueue:
 
     base: float
     max_delay: float
-    queue: list[str] = field(default_factory=list)
+    low_every: int = 10
+    queue: list[str] = field(default_factory=list)  # normal priority
+    low: list[str] = field(default_factory=list)
+    priority: dict[str, str] = field(default_factory=dict)  # of dirty keys
+    streak: int = 0
     dirty: set[str] = field(default_factory=set)
     processing: set[str] = field(default_factory=set)
     shutting_down: bool = False
@@ -33,20 +42,34 @@ class ModelQueue:
     seq: int = 0
     failures: dict[str, int] = field(default_factory=dict)
 
-    def add(self, key: str) -> None:
-        if self.shutting_down or key in self.dirty:
+    def add(self, key: str, cause: str = "manual") -> None:
+        if self.shutting_down:
+            return
+        level = "low" if cause in LOW_CAUSES else "normal"
+        if key in self.dirty:
+            if level == "normal" and self.priority[key] == "low":
+                self.priority[key] = "normal"
+                if key in self.low:  # queued: moves up to the back of the normal FIFO
+                    self.low.remove(key)
+                    self.queue.append(key)
             return
         self.dirty.add(key)
+        self.priority[key] = level
         if key in self.processing:
             return
-        self.queue.append(key)
+        (self.low if level == "low" else self.queue).append(key)
 
     def get(self) -> str | None:
-        if not self.queue:
+        if not self.queue and not self.low:
             if self.shutting_down:
                 raise ShutDown
             return None
-        key = self.queue.pop(0)
+        if not self.queue or (self.low and self.streak + 1 >= self.low_every):
+            key = self.low.pop(0)
+            self.streak = 0
+        else:
+            key = self.queue.pop(0)
+            self.streak = self.streak + 1 if self.low else 0
         self.processing.add(key)
         self.dirty.discard(key)
         return key
@@ -57,7 +80,7 @@ class ModelQueue:
             return
         self.processing.discard(key)
         if key in self.dirty:
-            self.queue.append(key)
+            (self.low if self.priority[key] == "low" else self.queue).append(key)
 
     def shut_down(self) -> None:
         self.shutting_down = True
@@ -95,8 +118,9 @@ class ModelQueue:
 
 
 key_st = st.sampled_from(KEYS)
+cause_st = st.sampled_from(["manual", "listed", "resync", "updated"])
 op_st = st.one_of(
-    st.tuples(st.just("add"), key_st),
+    st.tuples(st.just("add"), key_st, cause_st),
     st.tuples(st.just("get")),
     st.tuples(st.just("done"), key_st),
     st.tuples(st.just("add_after"), key_st, st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0])),
@@ -110,14 +134,14 @@ op_st = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(op_st, max_size=60))
 def test_the_rust_queue_behaves_like_client_go(ops: list[tuple]) -> None:
-    real = WorkQueue(ExponentialFailureRateLimiter(base=0.5, max_delay=4.0))
-    model = ModelQueue(base=0.5, max_delay=4.0)
+    real = WorkQueue(ExponentialFailureRateLimiter(base=0.5, max_delay=4.0), low_every=LOW_EVERY)
+    model = ModelQueue(base=0.5, max_delay=4.0, low_every=LOW_EVERY)
     now = 0.0
     for op in ops:
         name = op[0]
         if name == "add":
-            real.add(op[1], now)
-            model.add(op[1])
+            real.add(op[1], now, op[2])
+            model.add(op[1], op[2])
         elif name == "get":
             try:
                 expected: object = model.get()
@@ -146,7 +170,8 @@ def test_the_rust_queue_behaves_like_client_go(ops: list[tuple]) -> None:
         elif name == "shut_down":
             real.shut_down()
             model.shut_down()
-        assert len(real) == len(model.queue)
+        assert len(real) == len(model.queue) + len(model.low)
+        assert real.len_low() == len(model.low)
         assert real.processing() == len(model.processing)
         assert real.delayed() == len(model.waiting)
         assert real.next_ready_at() == model.next_ready_at()

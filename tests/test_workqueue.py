@@ -338,3 +338,61 @@ async def test_statistics_carry_the_per_bucket_histograms(
     stats = q.statistics()
     assert stats["queue_latency_buckets"] == [0] * 7 + [1] + [0] * 5
     assert stats["work_duration_buckets"] == [0] * 10 + [1] + [0] * 2
+
+
+async def test_a_live_change_is_taken_before_a_listed_backlog() -> None:
+    q = WorkQueue()
+    q.add_many([f"ns/old{i}" for i in range(100)], cause="listed")
+    q.add_many_from(["ns/live"], "updated")
+    assert await q.get() == "ns/live"
+    assert await q.get() == "ns/old0"
+
+
+async def test_a_resync_does_not_delay_a_requeued_key(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    q = WorkQueue()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(q.run)
+        q.add_many(["a", "b", "c"], cause="resync")
+        q.add_after("x", 1.0)
+        await trio.sleep(1.0)
+        assert await q.get() == "x"
+        q.shut_down()
+
+
+async def test_low_priority_keys_are_served_while_live_changes_keep_coming(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Aging: a steady stream of live changes never starves the listed backlog."""
+    q = WorkQueue(low_every=4)
+    q.add_many(["low0", "low1"], cause="listed")
+    taken: list[str] = []
+    for i in range(12):
+        q.add_many_from([f"live{i}", f"live{i}b"], "updated")
+        key = await q.get()
+        taken.append(key)
+        q.done(key)
+        await trio.sleep(0.001)
+    assert taken.index("low0") == 3
+    assert taken.index("low1") == 7
+
+
+async def test_the_causes_of_a_key_are_readable_while_it_is_processing() -> None:
+    q = WorkQueue()
+    q.add_many_from(["ns/w"], "updated")
+    q.add_many_from(["ns/w"], "updated", via=("ConfigMap", "ns/w-config"))
+    q.add_many_from(["ns/w"], "updated", via=("ConfigMap", "ns/w-config"))
+    assert q.causes("ns/w") is None
+    key = await q.get()
+    assert q.causes(key) == ({"updated": 1, "related": 2}, [("ConfigMap", "ns/w-config")], 0)
+    q.done(key)
+    assert q.causes(key) is None
+
+
+async def test_an_unknown_cause_is_refused_with_the_known_ones() -> None:
+    q = WorkQueue()
+    with pytest.raises(ValueError, match='unknown cause "bogus": use one of added, '):
+        q.add("a", cause="bogus")
+    with pytest.raises(ValueError, match="use added, updated or deleted"):
+        q.add_many_from(["a"], "changed")

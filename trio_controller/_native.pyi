@@ -10,6 +10,7 @@ from typing import Any, Final, Literal, final
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "RECONCILE_CAUSES",
     "WORKQUEUE_BUCKETS",
     "BodyDecoder",
     "BucketRateLimiter",
@@ -36,6 +37,11 @@ __all__ = [
 __version__: Final[str]
 
 WORKQUEUE_BUCKETS: Final[tuple[float, ...]]
+#: Why a key is queued, as ``WorkQueue`` records it: added, updated, deleted (the object
+#: itself, a live event), related (an owned or watched object), listed (a list, relist
+#: or snapshot; low priority), resync (low priority), requeue_after, requeue, retry (an
+#: error), manual (a plain ``add``).
+RECONCILE_CAUSES: Final[tuple[str, ...]]
 """The 12 bucket bounds (seconds) of the work queue's duration histograms:
 controller-runtime's ``ExponentialBuckets(10e-9, 10, 12)`` as Go computes them
 (1e-08 ... 1000.0, with ``9.999999999999999e-06`` and ``9.999999999999999e-05``)."""
@@ -103,22 +109,73 @@ def default_controller_rate_limiter() -> MaxOfRateLimiter:
 
 @final
 class WorkQueue:
-    """client-go's rate-limited work queue: fair, stingy, de-duplicating.
+    """client-go's rate-limited work queue: fair, stingy, de-duplicating, with two
+    priorities and reconcile causes.
 
     A key added while queued is queued once; a key added while processing is queued
     again when it is ``done``; a key is never handed out twice before ``done``.
 
+    Keys added for "listed" or "resync" wait at low priority behind the others (FIFO
+    within each priority); a queued low key added for any other cause moves up. While
+    both priorities have keys, every ``low_every``-th hand-out serves the oldest low key,
+    so low keys are never starved. ``priorities=False`` queues every key at normal
+    priority (one FIFO).
+
+    Per key the queue records why it was added since it was last handed out (``causes``);
+    with ``hot_loop_threshold`` > 0 it reports keys handed out more than that many times
+    within ``hot_loop_window`` seconds (``take_hot_loops``).
+
     ``rate_limiter=None`` uses ``default_controller_rate_limiter()``.
     """
 
-    def __new__(cls, rate_limiter: RateLimiter | None = None) -> WorkQueue: ...
+    def __new__(
+        cls,
+        rate_limiter: RateLimiter | None = None,
+        *,
+        priorities: bool = True,
+        low_every: int = 10,
+        hot_loop_threshold: int = 0,
+        hot_loop_window: float = 60.0,
+    ) -> WorkQueue: ...
     @property
     def rate_limiter(self) -> RateLimiter:
         """The limiter ``add_rate_limited`` asks."""
-    def add(self, key: str, now: float) -> None:
-        """Mark ``key`` as needing processing. Ignored after ``shut_down``."""
-    def add_many(self, keys: Iterable[str], now: float) -> None:
+    def add(self, key: str, now: float, cause: str = "manual") -> None:
+        """Mark ``key`` as needing processing, for ``cause`` (a ``RECONCILE_CAUSES`` name;
+        "listed" and "resync" queue it at low priority). Ignored after ``shut_down``."""
+    def add_many(self, keys: Iterable[str], now: float, cause: str = "manual") -> None:
         """``add`` for each key, in one call."""
+    def add_many_from(
+        self,
+        keys: Iterable[str],
+        now: float,
+        change: str,
+        listed: bool = False,
+        via: tuple[str, str] | None = None,
+    ) -> None:
+        """Add each of ``keys`` for a change an informer saw: ``change`` is "added",
+        "updated" or "deleted"; ``listed`` (from a list, relist or snapshot) queues them
+        at low priority; ``via`` is the related object (resource name, key) whose change
+        mapped to them, None for the object itself."""
+    def causes(self, key: str) -> tuple[dict[str, int], list[tuple[str, str]], int] | None:
+        """Why ``key`` was handed out, while it is processing: ``(counts, related,
+        retries)``: the count of each cause recorded since it was last handed out (only
+        causes that occurred), the last few related objects ``(resource, key)`` (oldest
+        first) and the latest error-retry number. None when ``key`` is not processing."""
+    def cause_totals(self) -> dict[str, int]:
+        """The causes of every hand-out so far, summed: a count per ``RECONCILE_CAUSES``
+        name."""
+    def take_hot_loops(self) -> list[tuple[str, int, dict[str, int]]]:
+        """Keys found in a hot loop since the last call: ``(key, reconciles in the window,
+        causes summed over it)`` each, every key once until it calms down."""
+    def set_hot_loop(self, threshold: int, window: float) -> None:
+        """Report keys handed out more than ``threshold`` times within ``window`` seconds
+        (``take_hot_loops``); 0 turns it off."""
+    def set_priorities(self, priorities: bool, low_every: int = 10) -> None:
+        """``priorities=False`` queues every key at normal priority (one FIFO); while both
+        priorities have keys, every ``low_every``-th hand-out (>= 2) serves a low key."""
+    def len_low(self) -> int:
+        """Ready keys at low priority."""
     def get_nowait(self, now: float) -> str | None:
         """The next ready key (now processing), or None if none is ready.
 
@@ -143,7 +200,7 @@ class WorkQueue:
         """Stop accepting keys and drop delayed ones; getters drain what is queued."""
     def shutting_down(self) -> bool:
         """Whether ``shut_down`` was called."""
-    def add_after(self, key: str, delay: float, now: float) -> None:
+    def add_after(self, key: str, delay: float, now: float, cause: str = "requeue_after") -> None:
         """Add ``key`` at ``now + delay`` (at a ``promote``); delay <= 0 adds now.
 
         If ``key`` is already waiting, the earlier deadline wins.
@@ -152,8 +209,9 @@ class WorkQueue:
         """The earliest deadline of a delayed key."""
     def promote(self, now: float) -> int:
         """Move the delayed keys due at ``now`` into the queue; returns how many."""
-    def add_rate_limited(self, key: str, now: float) -> None:
-        """``add_after(key, rate_limiter.when(key, now), now)``."""
+    def add_rate_limited(self, key: str, now: float, cause: str = "retry") -> None:
+        """``add_after(key, rate_limiter.when(key, now), now)``; ``cause`` "retry" (an
+        error, recorded with its retry number) or "requeue"."""
     def forget(self, key: str) -> None:
         """Reset ``key``'s failures in the rate limiter."""
     def num_requeues(self, key: str) -> int:

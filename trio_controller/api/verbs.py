@@ -19,7 +19,8 @@ all, and writes take the namespace from the object's metadata.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from trio_controller.transport.client import Client
 __all__ = [
     "BUILTIN_GROUPS",
     "CONTENT_TYPES",
+    "WRITE_HOOK",
     "Api",
     "ObjectList",
     "PatchType",
@@ -79,6 +81,21 @@ BUILTIN_GROUPS = frozenset(
         "storagemigration.k8s.io",
     }
 )
+
+#: Called as `hook(resource, written_object)` after each create, replace, patch and apply
+#: (status ones too) that returns the object, in the context that set it. A controller
+#: sets it around each reconcile to read its own writes (runtime/freshness.py).
+WRITE_HOOK: ContextVar[Callable[[Resource, dict[str, Any]], None] | None] = ContextVar(
+    "trio_controller_write_hook", default=None
+)
+
+
+def _wrote(resource: Resource, obj: Object) -> Object:
+    hook = WRITE_HOOK.get()
+    if hook is not None and isinstance(obj, dict):
+        hook(resource, obj)
+    return obj
+
 
 _PRECONDITIONS = frozenset({"uid", "resourceVersion"})
 _POLICIES = frozenset({"Foreground", "Background", "Orphan"})
@@ -210,7 +227,7 @@ class Api:
             self._typed(obj),
             params=_manager(field_manager),
         )
-        return created
+        return _wrote(self.resource, created)
 
     async def replace(self, obj: Mapping[str, Any], *, field_manager: str | None = None) -> Object:
         """PUT `obj` over the object of its name. With metadata.resourceVersion set, a
@@ -232,7 +249,7 @@ class Api:
             self._typed(obj),
             params=_manager(field_manager),
         )
-        return replaced
+        return _wrote(self.resource, replaced)
 
     async def patch(
         self,
@@ -285,7 +302,7 @@ class Api:
             params=_manager(field_manager),
             content_type=content_type,
         )
-        return patched
+        return _wrote(self.resource, patched)
 
     async def apply(
         self, obj: Mapping[str, Any], *, field_manager: str, force: bool = False
@@ -316,7 +333,7 @@ class Api:
             params=params,
             content_type=APPLY_CONTENT_TYPE,
         )
-        return applied
+        return _wrote(self.resource, applied)
 
     async def delete(
         self,

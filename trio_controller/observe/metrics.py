@@ -336,12 +336,14 @@ class Metrics:
         self.reflectors = ReflectorCollector()
         self.rest_client = RestClientCollector()
         self.leader_election = LeaderElectionCollector()
+        self.reconcile_causes = ReconcileCauseCollector()
         for collector in (
             self.workqueues,
             self.reconciles,
             self.reflectors,
             self.rest_client,
             self.leader_election,
+            self.reconcile_causes,
         ):
             self.registry.register(collector)
 
@@ -361,6 +363,7 @@ class Metrics:
             lambda: min(workers, queue.native.processing()),
         )
         self.reflectors.add(name, controller.reflector)
+        self.reconcile_causes.add(name, queue)
 
     def add_leader_election(self, name: str, is_leader: Callable[[], bool]) -> None:
         """`leader_election_master_status{name}` from `is_leader()`."""
@@ -373,3 +376,29 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format (`CONTENT_TYPE_LATEST`)."""
         return generate_latest(self.registry)
+
+
+class ReconcileCauseCollector(Collector):
+    """`controller_runtime_reconcile_causes_total{controller,cause}`: the causes of every
+    key handed to a reconcile, counted in the Rust queue (`WorkQueue.cause_totals`); a
+    key queued for several causes since its previous reconcile counts each of them.
+
+    Register it with `registry.register(collector)` and `add(name, controller.queue)`.
+    """
+
+    def __init__(self) -> None:
+        self._queues: list[tuple[str, WorkQueue]] = []
+
+    def add(self, name: str, queue: WorkQueue) -> None:
+        self._queues.append((name, queue))
+
+    def collect(self) -> Iterator[Metric]:
+        causes = CounterMetricFamily(
+            "controller_runtime_reconcile_causes",
+            "Total number of causes of reconciliations per controller and cause",
+            labels=["controller", "cause"],
+        )
+        for name, queue in self._queues:
+            for cause, n in queue.native.cause_totals().items():
+                causes.add_metric([name, cause], n)
+        yield causes

@@ -40,11 +40,22 @@ import trio
 
 from trio_controller._native import OwnerMapping, Store
 from trio_controller.api.resource import Resource
+from trio_controller.api.verbs import WRITE_HOOK
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
 from trio_controller.cache.sink import Mapper
 from trio_controller.errors import TrioControllerError
+from trio_controller.observe.log import v
 from trio_controller.observe.stats import ReconcileStats
+from trio_controller.runtime.causes import (
+    RECONCILING,
+    ReconcileCauses,
+    Reconciling,
+    causes_of,
+    describe_causes,
+)
+from trio_controller.runtime.freshness import OWN_WRITES_TIMEOUT, OwnWrites
+from trio_controller.runtime.timeout import ReconcileTimeout
 from trio_controller.runtime.workqueue import ShutDown, WorkQueue
 from trio_controller.transport.client import Client
 
@@ -72,6 +83,9 @@ ReconcileResult = None | float | Requeue
 Reconcile = Callable[[str], ReconcileResult | Awaitable[ReconcileResult]]
 
 MAX_RETRIES = 5
+HOT_LOOP_THRESHOLD = 10  # reconciles of one key within HOT_LOOP_WINDOW: one warning
+HOT_LOOP_WINDOW = 60.0
+V4 = v(4)
 CACHE_SYNC_TIMEOUT = 120.0  # controller-runtime's default CacheSyncTimeout
 SYNC_PROGRESS_EVERY = 5.0
 
@@ -125,6 +139,28 @@ class Controller:
     informer of the controller. `name` (default: the resource's kind) names the
     controller in logs and metrics: `Starting Widget controller`, `Error syncing widget
     ns/name`.
+
+    The worker side (runtime/causes.py, freshness.py, timeout.py):
+    - Causes: `causes(key)` (or `reconcile_causes()` inside a reconcile) says why a key
+      is reconciled: the object added/updated/deleted, a related (owned/watched) object
+      changed (which), requeue_after, requeue, retry N, resync, listed (initial list or
+      relist). At `-v 4` each key handed out is logged with its causes; the metric is
+      `controller_runtime_reconcile_causes_total{controller,cause}`. A key reconciled
+      more than `hot_loop_threshold` times within 60 s gets one WARNING naming it and
+      its top causes (again only after it calmed down); None turns it off.
+    - Priority: keys from the initial list, relists and resyncs wait behind live events
+      and requeues; every 10th hand-out serves a waiting low key (never starved).
+      `priorities=False`: one FIFO.
+    - Read your own writes: after a write through `Api` inside a reconcile returns
+      resourceVersion R for a key of the primary store, that key's next reconcile waits
+      until the store holds it at R or newer; a write to an owned or watched object makes
+      the next reconcile of the key being reconciled wait until that object's store holds
+      it. At most `own_writes_timeout` seconds (then it runs anyway, with a V(2) line);
+      None turns it off.
+    - `reconcile_timeout` (seconds, None: off): an async reconcile running longer is
+      cancelled and fails with `ReconcileTimeout` (an error: rate-limited retry). A plain
+      function cannot be cancelled: it runs to the end, its result is used, and a
+      WARNING says it ran over.
     """
 
     def __init__(
@@ -146,6 +182,10 @@ class Controller:
         batch: int = 64,
         flush: Callable[[], None] | None = None,
         cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
+        reconcile_timeout: float | None = None,
+        hot_loop_threshold: int | None = HOT_LOOP_THRESHOLD,
+        own_writes_timeout: float | None = OWN_WRITES_TIMEOUT,
+        priorities: bool = True,
         **informer_args: Any,
     ) -> None:
         self.informer: Informer | None = None
@@ -204,6 +244,7 @@ class Controller:
         self._failure: TrioControllerError | None = None
         self._stop = trio.Event()
         self._fed = trio.Event()  # the feeders of the current run have exited
+        self._init_engine(reconcile_timeout, hot_loop_threshold, own_writes_timeout, priorities)
 
     # -- secondary resources -----------------------------------------------------------
 
@@ -396,7 +437,7 @@ class Controller:
         await self.reflector.synced.wait()
         while True:
             await trio.sleep(period)
-            self.queue.add_many(self.store.list_keys())
+            self.queue.add_many(self.store.list_keys(), cause="resync")
 
     # -- workers ---------------------------------------------------------------------
 
@@ -411,13 +452,20 @@ class Controller:
                 keys = await queue.get_batch(self.batch)
             except ShutDown:
                 return
+            self._handed_out(keys)
+            if self._own_writes:
+                for key in keys:
+                    await self._own_writes.wait(key)
             if self.threaded:
                 outcomes = await trio.to_thread.run_sync(self._reconcile_all, keys)
             else:
                 outcomes = self._reconcile_all(keys)
             finish, observe = self._finish, self.stats.observe
+            timeout = self.reconcile_timeout
             for key, (result, exc, seconds) in zip(keys, outcomes, strict=True):
                 observe(seconds)
+                if timeout is not None and seconds > timeout:
+                    self._ran_over(key, seconds)
                 finish(key, result, exc)
             if flush is not None:
                 flush()
@@ -430,17 +478,23 @@ class Controller:
         results, exceptions and durations, for `_finish` on the Trio thread."""
         reconcile, clock = self.reconcile, time.perf_counter
         out: list[tuple[ReconcileResult, Exception | None, float]] = []
-        started = clock()
-        for key in keys:
-            try:
-                out.append((reconcile(key), None, 0.0))  # type: ignore[arg-type]
-            except Exception as exc:
-                out.append((None, exc, 0.0))
-            # One clock read per key: each key's time runs from the previous one's end.
-            ended = clock()
-            result, exc, _ = out[-1]
-            out[-1] = (result, exc, ended - started)
-            started = ended
+        current = Reconciling(self.queue)
+        token = RECONCILING.set(current)  # one per batch; `key` moves along
+        try:
+            started = clock()
+            for key in keys:
+                current.key = key
+                try:
+                    out.append((reconcile(key), None, 0.0))  # type: ignore[arg-type]
+                except Exception as exc:
+                    out.append((None, exc, 0.0))
+                # One clock read per key: each key's time runs from the previous one's end.
+                ended = clock()
+                result, exc, _ = out[-1]
+                out[-1] = (result, exc, ended - started)
+                started = ended
+        finally:
+            RECONCILING.reset(token)
         return out
 
     async def process_next_item(self) -> bool:
@@ -449,19 +503,37 @@ class Controller:
             key = await self.queue.get()
         except ShutDown:
             return False
+        self._handed_out((key,))
         await self._process(key)
         return True
 
     async def _process(self, key: str) -> None:
+        if self._own_writes:
+            await self._own_writes.wait(key)
         started = time.perf_counter()
         result: Any = None
         error: Exception | None = None
+        timeout = self.reconcile_timeout
+        reconciling = RECONCILING.set(Reconciling(self.queue, key))
+        hook = WRITE_HOOK.set(self._own_writes.saw_write if self._own_writes is not None else None)
         try:
             result = self.reconcile(key)
             if inspect.isawaitable(result):
-                result = await result
+                with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
+                    result = await result
+                if scope.cancelled_caught:
+                    result = None
+                    error = ReconcileTimeout(
+                        f"reconcile of {self.name.lower()} {key} timed out after {timeout:g}s"
+                        " and was cancelled"
+                    )
+            elif timeout is not None and time.perf_counter() - started > timeout:
+                self._ran_over(key, time.perf_counter() - started)
         except Exception as exc:
             error = exc
+        finally:
+            WRITE_HOOK.reset(hook)
+            RECONCILING.reset(reconciling)
         self.stats.observe(time.perf_counter() - started)
         try:
             self._finish(key, result, error)
@@ -481,7 +553,7 @@ class Controller:
                 )
             elif after is None:
                 self.stats.requeues += 1
-                queue.add_rate_limited(key)
+                queue.add_rate_limited(key, cause="requeue")
                 return
             else:
                 self.stats.requeues_after += 1
@@ -510,4 +582,66 @@ class Controller:
             type(exc).__name__,
             exc,
             exc_info=exc,
+        )
+
+    # -- causes, hot loops, own writes, timeouts ---------------------------------------
+
+    def _init_engine(
+        self,
+        reconcile_timeout: float | None,
+        hot_loop_threshold: int | None,
+        own_writes_timeout: float | None,
+        priorities: bool,
+    ) -> None:
+        """The worker side's options (see `Controller`'s docstring)."""
+        if reconcile_timeout is not None and not reconcile_timeout > 0:
+            raise ValueError("reconcile_timeout must be a positive number of seconds or None")
+        if own_writes_timeout is not None and not own_writes_timeout >= 0:
+            raise ValueError("own_writes_timeout must be >= 0 seconds or None")
+        self.reconcile_timeout = reconcile_timeout
+        self.hot_loop_threshold = hot_loop_threshold
+        self.queue.native.set_hot_loop(hot_loop_threshold or 0, HOT_LOOP_WINDOW)
+        if not priorities:  # (a queue given by hand keeps its own aging setting)
+            self.queue.native.set_priorities(False)
+        self._own_writes: OwnWrites | None = None
+        if own_writes_timeout and self.resource is not None:
+            self._own_writes = OwnWrites(
+                self.resource, self.store, own_writes_timeout, self.name, self._informers
+            )
+
+    def causes(self, key: str) -> ReconcileCauses | None:
+        """Why `key` is being reconciled (while it is; else None): the causes it was
+        queued for since its previous reconcile (`ReconcileCauses`). Inside a reconcile
+        `trio_controller.runtime.causes.reconcile_causes()` gives the same."""
+        return causes_of(self.queue, key)
+
+    def _handed_out(self, keys: list[str] | tuple[str, ...]) -> None:
+        """The V(4) line per key and the hot-loop warnings, once per batch."""
+        native = self.queue.native
+        if log.isEnabledFor(V4):
+            name = self.name.lower()
+            for key in keys:
+                found = native.causes(key)
+                causes = describe_causes(*found) if found is not None else "none"
+                log.log(V4, "Reconciling %s %s (causes: %s)", name, key, causes)
+        if self.hot_loop_threshold:
+            for key, reconciles, counts in native.take_hot_loops():
+                log.warning(
+                    "%s %s was reconciled %d times within %gs (a hot loop?); top causes: %s",
+                    self.name,
+                    key,
+                    reconciles,
+                    HOT_LOOP_WINDOW,
+                    describe_causes(counts, top=3),
+                    extra={"key": key, "reconciles": reconciles},
+                )
+
+    def _ran_over(self, key: str, seconds: float) -> None:
+        log.warning(
+            "Reconcile of %s %s took %.3gs, over reconcile_timeout (%gs); a plain function "
+            "cannot be cancelled (make it async to be)",
+            self.name.lower(),
+            key,
+            seconds,
+            self.reconcile_timeout,
         )

@@ -14,6 +14,12 @@ are ready. Delayed keys (``add_after``, ``add_rate_limited``) become ready only 
             ...
         finally:
             queue.done(key)
+
+Every add names its cause (``RECONCILE_CAUSES``: "manual" unless told): keys added for
+"listed" (an initial list, relist or snapshot) or "resync" wait at low priority behind
+live events and requeues; while both priorities have keys every ``low_every``-th
+hand-out serves the oldest low key (aging: low keys are never starved). While a key is
+processing, ``causes(key)`` says why it was added since it was last handed out.
 """
 
 from __future__ import annotations
@@ -37,9 +43,23 @@ class WorkQueue:
     limiter.
     """
 
-    def __init__(self, rate_limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        rate_limiter: RateLimiter | None = None,
+        *,
+        priorities: bool = True,
+        low_every: int = 10,
+        hot_loop_threshold: int = 0,
+        hot_loop_window: float = 60.0,
+    ) -> None:
         #: The Rust queue. Call ``wake()`` after adding to it directly.
-        self.native = NativeWorkQueue(rate_limiter)
+        self.native = NativeWorkQueue(
+            rate_limiter,
+            priorities=priorities,
+            low_every=low_every,
+            hot_loop_threshold=hot_loop_threshold,
+            hot_loop_window=hot_loop_window,
+        )
         self._getters = trio.lowlevel.ParkingLot()
         self._pump = trio.lowlevel.ParkingLot()
         self._drained = trio.lowlevel.ParkingLot()
@@ -48,27 +68,47 @@ class WorkQueue:
 
     # -- adding ---------------------------------------------------------------------
 
-    def add(self, key: str) -> None:
-        """Mark ``key`` as needing processing. Ignored after ``shut_down``."""
-        self.native.add(key, trio.current_time())
+    def add(self, key: str, *, cause: str = "manual") -> None:
+        """Mark ``key`` as needing processing, for ``cause`` ("listed" and "resync" at
+        low priority). Ignored after ``shut_down``."""
+        self.native.add(key, trio.current_time(), cause)
         self.wake()
 
-    def add_many(self, keys: list[str]) -> None:
+    def add_many(self, keys: list[str], *, cause: str = "manual") -> None:
         """``add`` every key in one call."""
-        self.native.add_many(keys, trio.current_time())
+        self.native.add_many(keys, trio.current_time(), cause)
         self.wake()
 
-    def add_after(self, key: str, seconds: float) -> None:
+    def add_many_from(
+        self,
+        keys: list[str],
+        change: str,
+        *,
+        listed: bool = False,
+        via: tuple[str, str] | None = None,
+    ) -> None:
+        """Add keys for a change an informer saw: ``change`` "added", "updated" or
+        "deleted"; ``listed`` (a list, relist or snapshot: low priority); ``via`` the
+        related object ``(resource name, key)`` that mapped to them."""
+        self.native.add_many_from(keys, trio.current_time(), change, listed, via)
+        self.wake()
+
+    def add_after(self, key: str, seconds: float, *, cause: str = "requeue_after") -> None:
         """Add ``key`` after ``seconds`` (needs ``run``); an earlier deadline wins."""
         if math.isnan(seconds):
             raise ValueError("seconds must be a number")
-        self.native.add_after(key, seconds, trio.current_time())
+        self.native.add_after(key, seconds, trio.current_time(), cause)
         self._after_delay_change()
 
-    def add_rate_limited(self, key: str) -> None:
-        """Add ``key`` when the rate limiter allows (needs ``run``)."""
-        self.native.add_rate_limited(key, trio.current_time())
+    def add_rate_limited(self, key: str, *, cause: str = "retry") -> None:
+        """Add ``key`` when the rate limiter allows (needs ``run``); ``cause`` "retry"
+        (a failure, recorded with its number) or "requeue"."""
+        self.native.add_rate_limited(key, trio.current_time(), cause)
         self._after_delay_change()
+
+    def causes(self, key: str) -> tuple[dict[str, int], list[tuple[str, str]], int] | None:
+        """Why ``key`` was handed out, while it is processing (``native.causes``)."""
+        return self.native.causes(key)
 
     def forget(self, key: str) -> None:
         """Reset ``key``'s failure count in the rate limiter."""

@@ -43,6 +43,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "WORKQUEUE_BUCKETS",
         pyo3::types::PyTuple::new(py, crate::queue::BUCKET_BOUNDS)?,
     )?;
+    m.add(
+        "RECONCILE_CAUSES",
+        pyo3::types::PyTuple::new(py, crate::queue::Cause::ALL.map(|c| c.name()))?,
+    )?;
     m.add_class::<owner::PyOwnerMapping>()?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyReplaceResult>()?;

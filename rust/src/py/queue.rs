@@ -1,6 +1,6 @@
 //! `WorkQueue` and the rate limiters.
 use super::errors::ShutDown;
-use crate::queue::{Key, WorkQueue};
+use crate::queue::{Cause, Causes, Change, Key, Origin, WorkQueue};
 use crate::ratelimit::{self, Bucket, ExponentialFailure, MaxOf, RateLimiter, Shared};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -115,10 +115,21 @@ pub fn default_controller_rate_limiter(py: Python<'_>) -> PyResult<Py<MaxOfRateL
     Py::new(py, init)
 }
 
-/// client-go's rate-limited work queue: fair, stingy, de-duplicating.
+/// client-go's rate-limited work queue: fair, stingy, de-duplicating, with two
+/// priorities and reconcile causes.
 ///
 /// A key added while queued is queued once; a key added while processing is queued
 /// again when it is ``done``; a key is never handed out twice before ``done``.
+///
+/// Keys added for "listed" or "resync" wait at low priority behind the others (FIFO
+/// within each priority); a queued low key added for any other cause moves up. While
+/// both priorities have keys, every ``low_every``-th hand-out serves the oldest low key,
+/// so low keys are never starved. ``priorities=False`` queues every key at normal
+/// priority (one FIFO).
+///
+/// Per key the queue records why it was added since it was last handed out (``causes``);
+/// with ``hot_loop_threshold`` > 0 it reports keys handed out more than that many times
+/// within ``hot_loop_window`` seconds (``take_hot_loops``).
 ///
 /// ``rate_limiter=None`` uses ``default_controller_rate_limiter()``.
 #[pyclass(module = "trio_controller._native", name = "WorkQueue")]
@@ -131,11 +142,76 @@ fn key_str<'py>(py: Python<'py>, key: &Key) -> Bound<'py, PyString> {
     PyString::new(py, key)
 }
 
+fn cause(name: &str) -> PyResult<Cause> {
+    Cause::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Cause::ALL.iter().map(|c| c.name()).collect();
+        PyValueError::new_err(format!(
+            "unknown cause {name:?}: use one of {}",
+            known.join(", ")
+        ))
+    })
+}
+
+fn change(name: &str) -> PyResult<Change> {
+    match name {
+        "added" => Ok(Change::Added),
+        "updated" => Ok(Change::Updated),
+        "deleted" => Ok(Change::Deleted),
+        _ => Err(PyValueError::new_err(format!(
+            "unknown change {name:?}: use added, updated or deleted"
+        ))),
+    }
+}
+
+fn counts_dict<'py, T: IntoPyObject<'py> + Copy>(
+    py: Python<'py>,
+    counts: &[T],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (c, n) in Cause::ALL.iter().zip(counts) {
+        d.set_item(c.name(), *n)?;
+    }
+    Ok(d)
+}
+
+fn causes_tuple<'py>(py: Python<'py>, c: &Causes) -> PyResult<Bound<'py, PyAny>> {
+    let counts = PyDict::new(py);
+    for (cause, n) in Cause::ALL.iter().zip(c.counts) {
+        if n > 0 {
+            counts.set_item(cause.name(), n)?;
+        }
+    }
+    let related: Vec<(&str, &str)> = c.related().iter().map(|(r, k)| (&**r, &**k)).collect();
+    Ok((counts, related, c.retries).into_pyobject(py)?.into_any())
+}
+
 #[pymethods]
 impl PyWorkQueue {
     #[new]
-    #[pyo3(signature = (rate_limiter = None))]
-    fn new(py: Python<'_>, rate_limiter: Option<Bound<'_, PyRateLimiter>>) -> PyResult<Self> {
+    #[pyo3(signature = (
+        rate_limiter = None,
+        *,
+        priorities = true,
+        low_every = 10,
+        hot_loop_threshold = 0,
+        hot_loop_window = 60.0,
+    ))]
+    fn new(
+        py: Python<'_>,
+        rate_limiter: Option<Bound<'_, PyRateLimiter>>,
+        priorities: bool,
+        low_every: u32,
+        hot_loop_threshold: u32,
+        hot_loop_window: f64,
+    ) -> PyResult<Self> {
+        if low_every < 2 {
+            return Err(PyValueError::new_err("low_every must be >= 2"));
+        }
+        if !(hot_loop_window > 0.0 && hot_loop_window.is_finite()) {
+            return Err(PyValueError::new_err(
+                "hot_loop_window must be a positive number of seconds",
+            ));
+        }
         let limiter: Py<PyRateLimiter> = match rate_limiter {
             Some(l) => l.unbind(),
             None => default_controller_rate_limiter(py)?
@@ -144,10 +220,10 @@ impl PyWorkQueue {
                 .unbind(),
         };
         let shared = limiter.get().shared.clone();
-        Ok(PyWorkQueue {
-            inner: WorkQueue::new(Box::new(shared)),
-            limiter,
-        })
+        let mut inner = WorkQueue::new(Box::new(shared));
+        inner.set_priorities(priorities, low_every);
+        inner.set_hot_loop(hot_loop_threshold, hot_loop_window);
+        Ok(PyWorkQueue { inner, limiter })
     }
 
     /// The limiter ``add_rate_limited`` asks.
@@ -156,19 +232,113 @@ impl PyWorkQueue {
         self.limiter.clone_ref(py)
     }
 
-    /// Mark ``key`` as needing processing. Ignored after ``shut_down``.
-    fn add(&mut self, key: &str, now: f64) {
-        self.inner.add(key, now)
+    /// Mark ``key`` as needing processing, for ``cause`` (a ``RECONCILE_CAUSES`` name;
+    /// "listed" and "resync" queue it at low priority). Ignored after ``shut_down``.
+    #[pyo3(signature = (key, now, cause = "manual"))]
+    fn add(&mut self, key: &str, now: f64, cause: &str) -> PyResult<()> {
+        let cause = self::cause(cause)?;
+        self.inner.add_for(key, now, cause);
+        Ok(())
     }
 
     /// ``add`` for each key, in one call.
-    fn add_many(&mut self, keys: &Bound<'_, PyAny>, now: f64) -> PyResult<()> {
+    #[pyo3(signature = (keys, now, cause = "manual"))]
+    fn add_many(&mut self, keys: &Bound<'_, PyAny>, now: f64, cause: &str) -> PyResult<()> {
+        let cause = self::cause(cause)?;
         for item in keys.try_iter()? {
             let item = item?;
             let key = item.cast::<PyString>()?;
-            self.inner.add(key.to_str()?, now);
+            self.inner.add_for(key.to_str()?, now, cause);
         }
         Ok(())
+    }
+
+    /// Add each of ``keys`` for a change an informer saw: ``change`` is "added",
+    /// "updated" or "deleted"; ``listed`` (from a list, relist or snapshot) queues them
+    /// at low priority; ``via`` is the related object (resource name, key) whose change
+    /// mapped to them, None for the object itself.
+    #[pyo3(signature = (keys, now, change, listed = false, via = None))]
+    fn add_many_from(
+        &mut self,
+        keys: &Bound<'_, PyAny>,
+        now: f64,
+        change: &str,
+        listed: bool,
+        via: Option<(String, String)>,
+    ) -> PyResult<()> {
+        let origin = Origin {
+            change: self::change(change)?,
+            listed,
+            via: via.as_ref().map(|(r, k)| (r.as_str(), k.as_str())),
+        };
+        for item in keys.try_iter()? {
+            let item = item?;
+            let key = item.cast::<PyString>()?;
+            self.inner.add_from_str(key.to_str()?, now, origin);
+        }
+        Ok(())
+    }
+
+    /// Why ``key`` was handed out, while it is processing: ``(counts, related,
+    /// retries)``: the count of each cause recorded since it was last handed out (only
+    /// causes that occurred), the last few related objects ``(resource, key)`` (oldest
+    /// first) and the latest error-retry number. None when ``key`` is not processing.
+    fn causes<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .causes(key)
+            .map(|c| causes_tuple(py, c))
+            .transpose()
+    }
+
+    /// The causes of every hand-out so far, summed: a count per ``RECONCILE_CAUSES``
+    /// name.
+    fn cause_totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        counts_dict(py, &self.inner.cause_totals())
+    }
+
+    /// Keys found in a hot loop since the last call: ``(key, reconciles in the window,
+    /// causes summed over it)`` each, every key once until it calms down.
+    fn take_hot_loops<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let found = self.inner.take_hot_loops();
+        let out = PyList::empty(py);
+        for h in found {
+            let counts = PyDict::new(py);
+            for (cause, n) in Cause::ALL.iter().zip(h.causes) {
+                if n > 0 {
+                    counts.set_item(cause.name(), n)?;
+                }
+            }
+            out.append((&*h.key, h.reconciles, counts))?;
+        }
+        Ok(out)
+    }
+
+    /// Report keys handed out more than ``threshold`` times within ``window`` seconds
+    /// (``take_hot_loops``); 0 turns it off.
+    fn set_hot_loop(&mut self, threshold: u32, window: f64) -> PyResult<()> {
+        if !(window > 0.0 && window.is_finite()) {
+            return Err(PyValueError::new_err(
+                "window must be a positive number of seconds",
+            ));
+        }
+        self.inner.set_hot_loop(threshold, window);
+        Ok(())
+    }
+
+    /// ``priorities=False`` queues every key at normal priority (one FIFO); while both
+    /// priorities have keys, every ``low_every``-th hand-out (>= 2) serves a low key.
+    #[pyo3(signature = (priorities, low_every = 10))]
+    fn set_priorities(&mut self, priorities: bool, low_every: u32) -> PyResult<()> {
+        if low_every < 2 {
+            return Err(PyValueError::new_err("low_every must be >= 2"));
+        }
+        self.inner.set_priorities(priorities, low_every);
+        Ok(())
+    }
+
+    /// Ready keys at low priority.
+    fn len_low(&self) -> usize {
+        self.inner.len_low()
     }
 
     /// The next ready key (now processing), or None if none is ready.
@@ -250,8 +420,11 @@ impl PyWorkQueue {
     /// Add ``key`` at ``now + delay`` (at a ``promote``); delay <= 0 adds now.
     ///
     /// If ``key`` is already waiting, the earlier deadline wins.
-    fn add_after(&mut self, key: &str, delay: f64, now: f64) {
-        self.inner.add_after(key, delay, now)
+    #[pyo3(signature = (key, delay, now, cause = "requeue_after"))]
+    fn add_after(&mut self, key: &str, delay: f64, now: f64, cause: &str) -> PyResult<()> {
+        let cause = self::cause(cause)?;
+        self.inner.add_after_for(key, delay, now, cause);
+        Ok(())
     }
 
     /// The earliest deadline of a delayed key.
@@ -264,9 +437,13 @@ impl PyWorkQueue {
         self.inner.promote(now)
     }
 
-    /// ``add_after(key, rate_limiter.when(key, now), now)``.
-    fn add_rate_limited(&mut self, key: &str, now: f64) {
-        self.inner.add_rate_limited(key, now)
+    /// ``add_after(key, rate_limiter.when(key, now), now)``; ``cause`` "retry" (an
+    /// error, recorded with its retry number) or "requeue".
+    #[pyo3(signature = (key, now, cause = "retry"))]
+    fn add_rate_limited(&mut self, key: &str, now: f64, cause: &str) -> PyResult<()> {
+        let cause = self::cause(cause)?;
+        self.inner.add_rate_limited_for(key, now, cause);
+        Ok(())
     }
 
     /// Reset ``key``'s failures in the rate limiter.

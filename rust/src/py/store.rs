@@ -4,6 +4,7 @@ use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::watch::{plain_schema, repr};
+use crate::queue::{Change, Origin};
 use crate::store::{ListAccumulator, Store, StoreError};
 use crate::watch::page::decode_page;
 use pyo3::exceptions::PyValueError;
@@ -258,7 +259,14 @@ impl PyStore {
                 .replace_mapped(items, resource_version, mapping)
                 .map_err(|e| store_error(py, e))?;
             if let Some(q) = queue.as_deref_mut() {
-                out.queue_keys().for_each(|k| q.inner.add(k, now));
+                // A relist's keys wait at low priority behind live events.
+                let listed = Origin {
+                    change: Change::Added,
+                    listed: true,
+                    via: None,
+                };
+                out.queue_keys()
+                    .for_each(|k| q.inner.add_from_str(k, now, listed));
             }
             Ok(out)
         })?;

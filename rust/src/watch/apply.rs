@@ -16,7 +16,7 @@ use super::event::{decode_event, EventCounts, EventType};
 use super::lines::Chunk;
 use crate::json::Meta;
 use crate::owner::OwnerMapping;
-use crate::queue::WorkQueue;
+use crate::queue::{Change, Origin, WorkQueue};
 use crate::store::{ListAccumulator, Store, StoreError};
 
 /// What one `feed_into` call did (summed over the `apply` calls it made).
@@ -128,8 +128,8 @@ pub fn apply(
                         Some(Ok(owners)) => Some(owners),
                         None => None,
                     };
-                    let key = match store.upsert(obj, ev.meta) {
-                        Ok((key, _)) => key,
+                    let (key, existed) = match store.upsert(obj, ev.meta) {
+                        Ok(found) => found,
                         Err(e) => {
                             let err = fail(e.to_string());
                             lines.drop_pending();
@@ -139,7 +139,19 @@ pub fn apply(
                     if let Some(q) = queue.as_deref_mut() {
                         match owners {
                             Some(owners) => owners.iter().flatten().for_each(|k| q.add(k, now)),
-                            None => q.add_shared(&key, now),
+                            None => {
+                                let change = if existed {
+                                    Change::Updated
+                                } else {
+                                    Change::Added
+                                };
+                                let origin = Origin {
+                                    change,
+                                    listed: false,
+                                    via: None,
+                                };
+                                q.add_from(&key, now, origin)
+                            }
                         }
                     }
                     if moves_rv {
@@ -164,7 +176,14 @@ pub fn apply(
                         match &owned_by {
                             Some(Some(k)) => q.add(k, now),
                             Some(None) => {}
-                            None => q.add(&key, now),
+                            None => {
+                                let origin = Origin {
+                                    change: Change::Deleted,
+                                    listed: false,
+                                    via: None,
+                                };
+                                q.add_from_str(&key, now, origin)
+                            }
                         }
                     }
                 }
