@@ -4,7 +4,7 @@
 
 The names here are what a controller needs: the client and its configuration, resources
 and their verbs (`Api`, `Discovery`), informers (`Informer`, `SharedInformerFactory`,
-`EventHandlers`), `Controller` and `Requeue`, `LeaderElector`, events and finalizers,
+`EventHandlers`), `Controller` and `Requeue`, predicates (`generation_changed`, ...), `LeaderElector`, events and finalizers,
 and the error classes. The Rust building blocks (store, decoders, the native queue and
 rate limiters) live in `trio_controller.native`.
 """
@@ -56,6 +56,13 @@ from trio_controller.runtime.controller import CacheSyncTimeout, Controller, Req
 from trio_controller.runtime.events import EventRecorder
 from trio_controller.runtime.finalizers import finalizer, is_deleting
 from trio_controller.runtime.leaderelection import LeaderElector, LeadershipLost
+from trio_controller.runtime.predicates import (
+    Predicate,
+    annotations_changed,
+    generation_changed,
+    labels_changed,
+    resource_version_changed,
+)
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
@@ -90,6 +97,7 @@ __all__ = [
     "ListFailed",
     "NotFound",
     "PatchType",
+    "Predicate",
     "PropagationPolicy",
     "Requeue",
     "Resource",
@@ -104,10 +112,14 @@ __all__ = [
     "Unauthorized",
     "WorkQueue",
     "__version__",
+    "annotations_changed",
     "controller_owner",
     "finalizer",
+    "generation_changed",
     "is_deleting",
+    "labels_changed",
     "load_config",
+    "resource_version_changed",
 ]
 
 # Names this package exported before the native building blocks moved to

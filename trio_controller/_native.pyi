@@ -4,12 +4,16 @@ Time is always an argument: ``now`` is seconds as a float from ``trio.current_ti
 Nothing in this module reads a clock, sleeps, blocks or starts a thread.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, final
 
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "PREDICATE_ANNOTATIONS",
+    "PREDICATE_GENERATION",
+    "PREDICATE_LABELS",
+    "PREDICATE_RESOURCE_VERSION",
     "WORKQUEUE_BUCKETS",
     "BodyDecoder",
     "BucketRateLimiter",
@@ -34,6 +38,15 @@ __all__ = [
 ]
 
 __version__: Final[str]
+
+PREDICATE_GENERATION: Final[int]
+"""Predicate bit: an update passes if ``metadata.generation`` changed."""
+PREDICATE_LABELS: Final[int]
+"""Predicate bit: an update passes if ``metadata.labels`` changed."""
+PREDICATE_ANNOTATIONS: Final[int]
+"""Predicate bit: an update passes if ``metadata.annotations`` changed."""
+PREDICATE_RESOURCE_VERSION: Final[int]
+"""Predicate bit: an update passes if ``metadata.resourceVersion`` changed."""
 
 WORKQUEUE_BUCKETS: Final[tuple[float, ...]]
 """The 12 bucket bounds (seconds) of the work queue's duration histograms:
@@ -295,12 +308,20 @@ class Store:
         queue: WorkQueue | None = None,
         now: float = 0.0,
         owner: OwnerMapping | None = None,
+        *,
+        predicates: int = 0,
+        check: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None,
+        source: str = "",
     ) -> ReplaceResult:
         """Replace the whole content with ``acc``'s objects (a relist); empties ``acc``.
 
         Later objects win over earlier ones with the same key. With ``queue``, the keys
         of the added, updated and deleted objects are added to it at ``now`` (in Rust);
         with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
+
+        ``predicates``, ``check`` and ``source`` as for ``WatchDecoder.feed_into``: an
+        object the relist found again is an update, enqueued only if it passes them
+        (``ReplaceResult.updated`` still lists it).
         """
     def snapshot(self) -> bytes:
         """Every object and the resource version, for ``restore``."""
@@ -448,6 +469,10 @@ class WatchDecoder:
         now: float,
         initial: ListAccumulator | None = None,
         owner: OwnerMapping | None = None,
+        *,
+        predicates: int = 0,
+        check: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None,
+        source: str = "",
     ) -> FeedResult:
         """Apply the events ``data`` completes to ``store`` and add their keys to ``queue``.
 
@@ -463,6 +488,11 @@ class WatchDecoder:
         controller owner's key instead of its own (nothing if it has none): for ADDED and
         MODIFIED the owners of the new object and of the stored one it replaces, for
         DELETED the owner of the deleted object.
+
+        With ``predicates`` (bits of ``PREDICATE_*``) and ``check`` (a callable
+        ``(key, old, new) -> bool`` on dicts), an update (the key was cached) reaches
+        ``queue`` only if every predicate holds and then ``check`` returns true; adds and
+        deletes always do. ``source`` names the watched resource for owner-mapped keys.
         """
     def reset(self, *, chunked: bool = False, content_length: int | None = None) -> None:
         """Start a new stream (position 0, line 1), dropping anything buffered.

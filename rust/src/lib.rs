@@ -9,6 +9,7 @@
 //! owner   owned objects mapped to their controller owner's key (ownerReferences)
 //! py/     thin `#[pyclass]` wrappers over the above, no logic of their own
 //! ```
+pub mod informer;
 pub mod json;
 pub mod owner;
 mod py;

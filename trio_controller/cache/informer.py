@@ -19,7 +19,7 @@ object's apiVersion, kind and metadata (for resources whose bodies are not neede
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from trio_controller.cache.reflector import Reflector
 from trio_controller.cache.sink import (
     Consumer,
     EventHandlers,
+    Filter,
     Handlers,
     HandlerSink,
     Mapper,
@@ -39,6 +40,7 @@ from trio_controller.cache.sink import (
     QueueKeys,
     QueueMapped,
     Sink,
+    UpdatePredicate,
 )
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
@@ -91,6 +93,8 @@ class Informer:
         else:
             path, kind = resource, reflector_args.pop("kind", "*v1.Pod")
         self.resource = resource if isinstance(resource, Resource) else None
+        #: The watched resource's name as controllers show it (`ConfigMap`).
+        self.source = resource.kind if isinstance(resource, Resource) else kind
         self.key = InformerKey(path, label_selector, field_selector, metadata_only)
         self.store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
         self.indexes: dict[str, str] = {}
@@ -103,6 +107,7 @@ class Informer:
             all_params["fieldSelector"] = field_selector
         self._queues: list[WorkQueue] = []
         self._owners: dict[int, OwnerMapping] = {}  # by id(queue): owner-mapped queues
+        self._filters: dict[int, Filter] = {}  # by id(queue)
         self._consumers: list[Consumer] = []
         self.reflector = Reflector(
             client,
@@ -134,21 +139,32 @@ class Informer:
     # -- consumers ---------------------------------------------------------------------
 
     def add_queue(
-        self, queue: WorkQueue, mapper: Mapper | None = None, *, owner: OwnerMapping | None = None
+        self,
+        queue: WorkQueue,
+        mapper: Mapper | None = None,
+        *,
+        owner: OwnerMapping | None = None,
+        predicates: Sequence[UpdatePredicate] = (),
     ) -> None:
         """Enqueue into `queue` each changed object's key; with `mapper`, the keys it
         derives from the object (old and new versions); with `owner`, the key of its
-        controller owner (mapped in Rust while `queue` is the informer's only consumer)."""
+        controller owner (mapped in Rust while `queue` is the informer's only consumer).
+
+        With `predicates` (runtime/predicates.py), an update enters `queue` only if
+        every one holds for (old, new); adds and deletes always do. The built-in ones
+        run in Rust while `queue` is the only consumer."""
         if mapper is not None and owner is not None:
             raise ValueError("a mapper or an owner mapping, not both")
+        filter = Filter.of(predicates)  # noqa: A001 (the predicates' name, as in the core)
+        self._filters[id(queue)] = filter
         if owner is not None:
             self._owners[id(queue)] = owner
             mapper = _owner_mapper(owner)
         if mapper is None:
             self._queues.append(queue)
-            self._consumers.append(QueueKeys(queue))
+            self._consumers.append(QueueKeys(queue, filter))
         else:
-            self._consumers.append(QueueMapped(queue, mapper))
+            self._consumers.append(QueueMapped(queue, mapper, filter))
         self._update_sink()
 
     def add_handlers(self, handlers: EventHandlers) -> None:
@@ -166,9 +182,10 @@ class Informer:
         if len(consumers) == 1:
             (only,) = consumers
             if isinstance(only, QueueKeys):
-                return NativeSink(self.store, only.queue)
+                return NativeSink(self.store, only.queue, None, only.filter, self.source)
             if isinstance(only, QueueMapped) and id(only.queue) in self._owners:
-                return NativeSink(self.store, only.queue, self._owners[id(only.queue)])
+                owner = self._owners[id(only.queue)]
+                return NativeSink(self.store, only.queue, owner, only.filter, self.source)
         return HandlerSink(self.store, consumers)
 
     @property

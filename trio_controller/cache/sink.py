@@ -22,8 +22,9 @@ ResourceEventHandlerFuncs) are the three kinds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -45,6 +46,7 @@ __all__ = [
     "Consumer",
     "EventHandlers",
     "Fed",
+    "Filter",
     "HandlerSink",
     "Handlers",
     "Mapper",
@@ -54,9 +56,67 @@ __all__ = [
     "Sink",
 ]
 
+log = logging.getLogger(__name__)
+
 Obj = dict[str, Any]
 Mapper = Callable[[Obj], Iterable[str]]
 """An object (dict) to the keys of the objects to reconcile (`namespace/name` or `name`)."""
+
+UpdatePredicate = Callable[[Obj | None, Obj | None], bool]
+"""`(old, new) -> bool`: whether an update enters a queue. One with an int `bit`
+attribute (runtime/predicates.py's built-ins) is evaluated in Rust by that bit."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """The predicates in front of one queue (all must hold): the built-in ones as Rust
+    predicate bits, the others as Python callables on `(old, new)` dicts.
+
+    Adds and deletes always pass; an update passes only if every predicate holds."""
+
+    bits: int = 0
+    builtins: tuple[UpdatePredicate, ...] = ()
+    callables: tuple[UpdatePredicate, ...] = field(default=())
+
+    @classmethod
+    def of(cls, predicates: Iterable[UpdatePredicate]) -> Filter:
+        bits, builtins, callables = 0, [], []
+        for p in predicates:
+            bit = getattr(p, "bit", None)
+            if isinstance(bit, int) and bit > 0:
+                bits |= bit
+                builtins.append(p)
+            elif callable(p):
+                callables.append(p)
+            else:
+                raise TypeError(f"a predicate is a callable (old, new) -> bool, not {p!r}")
+        return cls(bits, tuple(builtins), tuple(callables))
+
+    def __bool__(self) -> bool:
+        return bool(self.bits or self.callables)
+
+    @property
+    def check(self) -> Callable[[str, Obj, Obj], bool] | None:
+        """The Python callables as the core's `check(key, old, new)`, or None."""
+        return self._check if self.callables else None
+
+    def _check(self, key: str, old: Obj, new: Obj) -> bool:
+        return all(self._call(p, key, old, new) for p in self.callables)
+
+    def passes(self, key: str, old: Obj | None, new: Obj | None) -> bool:
+        """Every predicate, evaluated in Python (the Python-handler path)."""
+        if old is None or new is None:
+            return True
+        ps = self.builtins + self.callables
+        return all(self._call(p, key, old, new) for p in ps)
+
+    @staticmethod
+    def _call(p: UpdatePredicate, key: str, old: Obj, new: Obj) -> bool:
+        try:
+            return bool(p(old, new))
+        except Exception as exc:  # a user predicate's bug must not drop the event
+            log.error("Predicate %r failed on %s (the update goes through): %r", p, key, exc)
+            return True
 
 
 class Applied(Protocol):
@@ -114,14 +174,21 @@ class NativeSink:
     object's controller owner key instead of its own key, mapped in Rust too.
     """
 
-    __slots__ = ("owner", "queue", "store")
+    __slots__ = ("filter", "owner", "queue", "source", "store")
 
     def __init__(
-        self, store: Store, queue: WorkQueue | None = None, owner: OwnerMapping | None = None
+        self,
+        store: Store,
+        queue: WorkQueue | None = None,
+        owner: OwnerMapping | None = None,
+        filter: Filter = Filter(),  # noqa: A002 (the predicates' name, as in the core)
+        source: str = "",
     ) -> None:
         self.store = store
         self.queue = queue
         self.owner = owner
+        self.filter = filter
+        self.source = source
 
     def apply(
         self, decoder: WatchDecoder, data: bytes, now: float, initial: ListAccumulator | None
@@ -135,6 +202,9 @@ class NativeSink:
                 now,
                 initial,
                 owner=self.owner,
+                predicates=self.filter.bits,
+                check=self.filter.check,
+                source=self.source,
             )
         except DecodeError:
             if queue is not None:
@@ -150,7 +220,14 @@ class NativeSink:
             return self.store.replace(acc, resource_version)
         # The keys (or owner keys) are enqueued in the same Rust call.
         result = self.store.replace(
-            acc, resource_version, queue.native, trio.current_time(), owner=self.owner
+            acc,
+            resource_version,
+            queue.native,
+            trio.current_time(),
+            owner=self.owner,
+            predicates=self.filter.bits,
+            check=self.filter.check,
+            source=self.source,
         )
         queue.wake()
         return result
@@ -176,18 +253,24 @@ class Consumer(Protocol):
 
 
 class QueueKeys:
-    """Enqueue each changed object's own key (the primary resource of a controller)."""
+    """Enqueue each changed object's own key (the primary resource of a controller);
+    updates only if they pass `filter`."""
 
-    wants_objects = False
-
-    def __init__(self, queue: WorkQueue) -> None:
+    def __init__(self, queue: WorkQueue, filter: Filter = Filter()) -> None:  # noqa: A002
         self.queue = queue
+        self.filter = filter
+        self.wants_objects = bool(filter)
+        #: Updated keys of the relist being replaced that `filter` refused.
+        self.held: set[str] = set()
 
     def event(self, kind: str, key: str, old: Obj | None, new: Obj | None) -> None:
-        self.queue.add(key)
+        if kind == "DELETED" or self.filter.passes(key, old, new):
+            self.queue.add(key)
 
     def replaced(self, result: ReplaceResult, store: Store) -> None:
-        self.queue.add_many(result.added + result.updated + result.deleted)
+        held, self.held = self.held, set()
+        updated = [k for k in result.updated if k not in held]
+        self.queue.add_many(result.added + updated + result.deleted)
 
 
 class QueueMapped:
@@ -196,11 +279,21 @@ class QueueMapped:
 
     wants_objects = True
 
-    def __init__(self, queue: WorkQueue, mapper: Mapper) -> None:
+    def __init__(
+        self,
+        queue: WorkQueue,
+        mapper: Mapper,
+        filter: Filter = Filter(),  # noqa: A002
+    ) -> None:
         self.queue = queue
         self.mapper = mapper
+        self.filter = filter
+        #: Updated keys of the relist being replaced that `filter` refused.
+        self.held: set[str] = set()
 
     def event(self, kind: str, key: str, old: Obj | None, new: Obj | None) -> None:
+        if kind != "DELETED" and not self.filter.passes(key, old, new):
+            return
         keys: set[str] = set()
         for obj in (old, new):
             if obj is not None:
@@ -209,8 +302,11 @@ class QueueMapped:
             self.queue.add_many(sorted(keys))
 
     def replaced(self, result: ReplaceResult, store: Store) -> None:
+        held, self.held = self.held, set()
         keys: set[str] = set()
         for key in result.added + result.updated:
+            if key in held:
+                continue
             if (obj := store.get(key)) is not None:
                 keys.update(self.mapper(obj))
         for raw in result.tombstones.values():
@@ -314,7 +410,18 @@ class HandlerSink:
         return Fed(applied, bookmarks, resource_version)
 
     def replace(self, acc: ListAccumulator, resource_version: str | None) -> ReplaceResult:
-        result = self.store.replace(acc, resource_version)
+        filtered = [c for c in self.consumers if getattr(c, "filter", None)]
+        check = None
+        if filtered:
+            # Each update the relist finds is shown to the filtering consumers with
+            # both versions before the store changes; the ones refused are held back.
+            def check(key: str, old: Obj, new: Obj) -> bool:
+                for c in filtered:
+                    if not c.filter.passes(key, old, new):  # type: ignore[attr-defined]
+                        c.held.add(key)  # type: ignore[attr-defined]
+                return True
+
+        result = self.store.replace(acc, resource_version, check=check)
         for consumer in self.consumers:
             consumer.replaced(result, self.store)
         return result

@@ -32,7 +32,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ from trio_controller._native import OwnerMapping, Store
 from trio_controller.api.resource import Resource
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
-from trio_controller.cache.sink import Mapper
+from trio_controller.cache.sink import Mapper, UpdatePredicate
 from trio_controller.errors import TrioControllerError
 from trio_controller.observe.stats import ReconcileStats
 from trio_controller.runtime.workqueue import ShutDown, WorkQueue
@@ -119,7 +119,9 @@ class Controller:
     `cache_sync_timeout` (seconds, None: wait forever) bounds the first sync of every
     informer of the controller. `name` (default: the resource's kind) names the
     controller in logs and metrics: `Starting Widget controller`, `Error syncing widget
-    ns/name`.
+    ns/name`. `predicates` (runtime/predicates.py: `generation_changed`, ... or any
+    `(old, new) -> bool`) filter the primary's updates: all must hold; adds and deletes
+    always enqueue.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class Controller:
         batch: int = 64,
         flush: Callable[[], None] | None = None,
         cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
+        predicates: Sequence[UpdatePredicate] = (),
         **informer_args: Any,
     ) -> None:
         self.informer: Informer | None = None
@@ -164,7 +167,7 @@ class Controller:
                 metadata_only=metadata_only,
                 **informer_args,
             )
-            self.informer.add_queue(self.queue)
+            self.informer.add_queue(self.queue, predicates=predicates)
             self.reflector: Any = self.informer.reflector
             self._informers = [self.informer]
             default_name = resource.kind
@@ -209,10 +212,12 @@ class Controller:
         namespace: str | None = None,
         label_selector: str | None = None,
         metadata_only: bool = False,
+        predicates: Sequence[UpdatePredicate] = (),
     ) -> Controller:
         """Reconcile the controller owner of every changed `resource` object: the
         ownerReference with `controller: true` whose group and kind are the primary's
-        (controller-runtime's `Owns`). `namespace` defaults to the controller's."""
+        (controller-runtime's `Owns`). `namespace` defaults to the controller's.
+        With `predicates`, an update of an owned object counts only if every one holds."""
         primary = self._primary("owns")
         assert self.factory is not None
         informer = self.factory.informer(
@@ -224,7 +229,7 @@ class Controller:
         # Mapped in Rust on the fast path (the owned informer's only consumer), by the
         # same rules in Python when the informer is shared.
         owner = OwnerMapping(primary.api_version, primary.kind, primary.namespaced)
-        informer.add_queue(self.queue, owner=owner)
+        informer.add_queue(self.queue, owner=owner, predicates=predicates)
         if informer not in self._informers:
             self._informers.append(informer)
         return self
@@ -238,9 +243,11 @@ class Controller:
         label_selector: str | None = None,
         field_selector: str | None = None,
         metadata_only: bool = False,
+        predicates: Sequence[UpdatePredicate] = (),
     ) -> Controller:
         """Reconcile the keys `mapper(object)` returns for every changed `resource`
-        object (old and new versions, tombstones included)."""
+        object (old and new versions, tombstones included). With `predicates`, an
+        update of a watched object counts only if every one holds."""
         self._primary("watches")
         assert self.factory is not None
         informer = self.factory.informer(
@@ -250,7 +257,7 @@ class Controller:
             field_selector=field_selector,
             metadata_only=metadata_only,
         )
-        informer.add_queue(self.queue, mapper=mapper)
+        informer.add_queue(self.queue, mapper=mapper, predicates=predicates)
         if informer not in self._informers:
             self._informers.append(informer)
         return self

@@ -43,6 +43,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "WORKQUEUE_BUCKETS",
         pyo3::types::PyTuple::new(py, crate::queue::BUCKET_BOUNDS)?,
     )?;
+    use crate::informer::Predicates;
+    m.add("PREDICATE_GENERATION", Predicates::GENERATION)?;
+    m.add("PREDICATE_LABELS", Predicates::LABELS)?;
+    m.add("PREDICATE_ANNOTATIONS", Predicates::ANNOTATIONS)?;
+    m.add("PREDICATE_RESOURCE_VERSION", Predicates::RESOURCE_VERSION)?;
     m.add_class::<owner::PyOwnerMapping>()?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyReplaceResult>()?;

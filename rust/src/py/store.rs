@@ -3,8 +3,11 @@ use super::errors::decode_error;
 use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
-use super::watch::{plain_schema, repr};
-use crate::store::{ListAccumulator, Store, StoreError};
+use super::watch::{plain_schema, predicate_set, python_check, repr};
+use crate::informer::predicate::update_passes;
+use crate::informer::Check;
+use crate::queue::{Change, Origin, WorkQueue};
+use crate::store::{Entry, Key, ListAccumulator, ReplaceResult, Store, StoreError, UpdateFilter};
 use crate::watch::page::decode_page;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -240,7 +243,12 @@ impl PyStore {
     /// Later objects win over earlier ones with the same key. With ``queue``, the keys
     /// of the added, updated and deleted objects are added to it at ``now`` (in Rust);
     /// with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
-    #[pyo3(signature = (acc, resource_version, queue = None, now = 0.0, owner = None))]
+    ///
+    /// ``predicates``, ``check`` and ``source`` as for ``WatchDecoder.feed_into``: an
+    /// object the relist found again is an update, enqueued only if it passes them
+    /// (``ReplaceResult.updated`` still lists it).
+    #[pyo3(signature = (acc, resource_version, queue = None, now = 0.0, owner = None, *, predicates = 0, check = None, source = ""))]
+    #[allow(clippy::too_many_arguments)]
     fn replace(
         &mut self,
         py: Python<'_>,
@@ -249,16 +257,32 @@ impl PyStore {
         mut queue: Option<PyRefMut<'_, PyWorkQueue>>,
         now: f64,
         owner: Option<Bound<'_, PyOwnerMapping>>,
+        predicates: u8,
+        check: Option<Bound<'_, PyAny>>,
+        source: &str,
     ) -> PyResult<PyReplaceResult> {
+        let predicates = predicate_set(predicates)?;
+        let mut call = check.as_ref().map(python_check);
+        let mut filter = |key: &str, old: &Entry, new: &Entry| {
+            update_passes(
+                predicates,
+                &mut call.as_mut().map(|c| c as &mut Check<'_>),
+                key,
+                old,
+                new,
+            )
+        };
+        let filtering = !predicates.is_empty() || check.is_some();
         let items = acc.borrow_mut().inner.take();
         let mapping = owner.as_ref().map(|m| &m.get().inner);
         let out = guard(|| {
+            let f: Option<&mut UpdateFilter<'_>> = filtering.then_some(&mut filter);
             let out = self
                 .inner
-                .replace_mapped(items, resource_version, mapping)
+                .replace_mapped(items, resource_version, mapping, f)
                 .map_err(|e| store_error(py, e))?;
             if let Some(q) = queue.as_deref_mut() {
-                out.queue_keys().for_each(|k| q.inner.add(k, now));
+                enqueue_replaced(&mut q.inner, &out, now, source);
             }
             Ok(out)
         })?;
@@ -288,6 +312,34 @@ impl PyStore {
     /// Raises ``ValueError`` (nothing changes) if ``data`` is not a valid snapshot.
     fn restore(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
         guard(|| self.inner.restore(data).map_err(|e| store_error(py, e)))
+    }
+}
+
+/// Adds what a relist changed to `queue` (as listed): the owner keys with a mapping
+/// (found via the owned objects), else the added, the passing updated and the deleted keys.
+fn enqueue_replaced(queue: &mut WorkQueue, out: &ReplaceResult, now: f64, source: &str) {
+    let origin = |change, via| Origin {
+        change,
+        listed: true,
+        via,
+    };
+    if let Some(owners) = &out.owner_keys {
+        for (owner, via) in owners.iter().zip(&out.owner_via) {
+            let key = Key::from(owner.as_str());
+            queue.add_from(&key, now, origin(Change::Updated, Some((source, via))));
+        }
+        return;
+    }
+    for key in &out.added {
+        queue.add_from(key, now, origin(Change::Added, None));
+    }
+    for (i, key) in out.updated.iter().enumerate() {
+        if out.updated_passes.get(i) != Some(&false) {
+            queue.add_from(key, now, origin(Change::Updated, None));
+        }
+    }
+    for (key, _) in &out.deleted {
+        queue.add_from(key, now, origin(Change::Deleted, None));
     }
 }
 

@@ -4,8 +4,11 @@ use super::errors::decode_error;
 use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
+use super::store::store_error;
 use super::store::{loads, PyListAccumulator, PyStore};
+use crate::informer::{Check, Predicates};
 use crate::json::{Meta, Schema};
+use crate::store::Entry;
 use crate::watch::apply::{LineError, Target};
 use crate::watch::chunked::{Deframer, Framing, FramingError};
 use crate::watch::decoder::{Decoder, FeedError};
@@ -156,6 +159,29 @@ impl PyFeedResult {
     }
 }
 
+/// The built-in predicates named by `bits` (ValueError for an unknown bit).
+pub fn predicate_set(bits: u8) -> PyResult<Predicates> {
+    Predicates::from_bits(bits)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown predicate bits {bits:#x}")))
+}
+
+/// A Python `(key, old, new) -> bool` as a `Check`: both objects parsed for it, only
+/// for the updates the built-in predicates let through. A check that raises lets the
+/// update pass (the Python side logs its errors before they get here).
+pub fn python_check<'a, 'py>(
+    check: &'a Bound<'py, PyAny>,
+) -> impl FnMut(&str, &Entry, &Entry) -> bool + 'a {
+    move |key, old, new| {
+        let py = check.py();
+        let call = || -> PyResult<bool> {
+            let old = loads(py, &old.raw().map_err(|e| store_error(py, e))?)?;
+            let new = loads(py, &new.raw().map_err(|e| store_error(py, e))?)?;
+            check.call1((key, old, new))?.is_truthy()
+        };
+        call().unwrap_or(true)
+    }
+}
+
 /// The framing `reset` and `BodyDecoder` were asked for.
 fn framing(chunked: bool, content_length: Option<u64>) -> PyResult<Framing> {
     Framing::of(chunked, content_length)
@@ -225,7 +251,12 @@ impl PyWatchDecoder {
     /// controller owner's key instead of its own (nothing if it has none): for ADDED and
     /// MODIFIED the owners of the new object and of the stored one it replaces, for
     /// DELETED the owner of the deleted object.
-    #[pyo3(signature = (data, store, queue, now, initial = None, owner = None))]
+    ///
+    /// With ``predicates`` (bits of ``PREDICATE_*``) and ``check`` (a callable
+    /// ``(key, old, new) -> bool`` on dicts), an update (the key was cached) reaches
+    /// ``queue`` only if every predicate holds and then ``check`` returns true; adds and
+    /// deletes always do. ``source`` names the watched resource for owner-mapped keys.
+    #[pyo3(signature = (data, store, queue, now, initial = None, owner = None, *, predicates = 0, check = None, source = ""))]
     #[allow(clippy::too_many_arguments)]
     fn feed_into(
         &mut self,
@@ -236,7 +267,12 @@ impl PyWatchDecoder {
         now: f64,
         mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
         owner: Option<Bound<'_, PyOwnerMapping>>,
+        predicates: u8,
+        check: Option<Bound<'_, PyAny>>,
+        source: &str,
     ) -> PyResult<PyFeedResult> {
+        let predicates = predicate_set(predicates)?;
+        let mut call = check.as_ref().map(python_check);
         guard(|| {
             let mut to = Target {
                 store: &mut store.inner,
@@ -244,6 +280,9 @@ impl PyWatchDecoder {
                 now,
                 initial: initial.as_deref_mut().map(|acc| &mut acc.inner),
                 owner: owner.as_ref().map(|m| &m.get().inner),
+                predicates,
+                check: call.as_mut().map(|c| c as &mut Check<'_>),
+                source,
             };
             let out = match self.inner.feed_into(data, &mut to) {
                 Ok(out) => out,

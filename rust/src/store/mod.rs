@@ -78,7 +78,14 @@ pub struct ReplaceResult {
     /// With an owner mapping: the owner keys of the added objects, of the updated ones
     /// (new and old object) and of the tombstones, each once, in that order.
     pub owner_keys: Option<Vec<String>>,
+    /// The key of the object each of `owner_keys` was found through.
+    pub owner_via: Vec<Key>,
+    /// With a filter: whether each of `updated` passed it (empty without a filter).
+    pub updated_passes: Vec<bool>,
 }
+
+/// Which updates of a relist go on to the queue: `(key, old, new) -> passes`.
+pub type UpdateFilter<'a> = dyn FnMut(&str, &Entry, &Entry) -> bool + 'a;
 
 impl ReplaceResult {
     /// The keys a relist enqueues: the owner keys with a mapping, else every added,
@@ -89,7 +96,13 @@ impl ReplaceResult {
             None => Box::new(
                 self.added
                     .iter()
-                    .chain(&self.updated)
+                    .chain(
+                        self.updated
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| self.updated_passes.get(*i) != Some(&false))
+                            .map(|(_, k)| k),
+                    )
                     .chain(self.deleted.iter().map(|(k, _)| k))
                     .map(|k| &**k),
             ),
@@ -242,8 +255,9 @@ impl Store {
         self.upsert(raw, meta).map(|(k, _)| k)
     }
 
-    /// Stores an object decoded with any schema; returns its key and whether it existed.
-    pub fn upsert(&mut self, raw: &[u8], meta: Meta) -> Result<(Key, bool), StoreError> {
+    /// Stores an object decoded with any schema; returns its key and the entry it
+    /// replaced (None: it is new).
+    pub fn upsert(&mut self, raw: &[u8], meta: Meta) -> Result<(Key, Option<Entry>), StoreError> {
         let meta = if meta.schema_id == self.schema.id() {
             meta
         } else {
@@ -254,19 +268,17 @@ impl Store {
         Ok(self.insert(&key, None, entry))
     }
 
-    /// Stores `entry` under `key` (reusing the stored key if there is one).
-    fn insert(&mut self, key: &str, fresh: Option<Key>, entry: Entry) -> (Key, bool) {
+    /// Stores `entry` under `key` (reusing the stored key if there is one); returns the
+    /// key and the entry it replaced.
+    fn insert(&mut self, key: &str, fresh: Option<Key>, entry: Entry) -> (Key, Option<Entry>) {
         let key: Key = match self.objects.get_key_value(key) {
             Some((k, _)) => k.clone(),
             None => fresh.unwrap_or_else(|| key.into()),
         };
-        let existed = match self.objects.insert(key.clone(), entry) {
-            Some(old) => {
-                self.unindex(&key, &old);
-                true
-            }
-            None => false,
-        };
+        let old = self.objects.insert(key.clone(), entry);
+        if let Some(old) = &old {
+            self.unindex(&key, old);
+        }
         if let Some(entry) = self.objects.get(&key) {
             let ns = entry.namespace(&key).unwrap_or("");
             index_add(&mut self.indexes[0].values, ns, &key);
@@ -276,7 +288,7 @@ impl Store {
                 }
             }
         }
-        (key, existed)
+        (key, old)
     }
 
     fn unindex(&mut self, key: &str, entry: &Entry) {
@@ -314,17 +326,22 @@ impl Store {
         items: Vec<ListItem>,
         resource_version: Option<String>,
     ) -> Result<ReplaceResult, StoreError> {
-        self.replace_mapped(items, resource_version, None)
+        self.replace_mapped(items, resource_version, None, None)
     }
 
     /// `replace`, also collecting the owner keys of what changed under `owner`
     /// (`ReplaceResult::owner_keys`): those of each new object, of the object it
     /// replaces, and of each tombstone.
+    ///
+    /// With `filter`, each update (an item whose key is cached) is shown to it as
+    /// `(key, old, new)` once, before anything changes; the updates it refuses are
+    /// marked in `ReplaceResult::updated_passes` and their owners are not collected.
     pub fn replace_mapped(
         &mut self,
         items: Vec<ListItem>,
         resource_version: Option<String>,
         owner: Option<&OwnerMapping>,
+        filter: Option<&mut UpdateFilter<'_>>,
     ) -> Result<ReplaceResult, StoreError> {
         // Re-index (if needed) everything first, so a bad item changes nothing.
         let mut items = items;
@@ -343,13 +360,26 @@ impl Store {
             .cloned()
             .collect();
         drop(fresh);
-        // Owners too are read before anything changes.
-        let owner_keys = match owner {
-            Some(m) => Some(self.owners_of_change(m, &items, &gone)?),
-            None => None,
+        // The filter and the owners see the old objects: before anything changes.
+        let passes: Option<Vec<bool>> = filter.map(|f| {
+            items
+                .iter()
+                .map(|p| match self.objects.get(&p.key) {
+                    Some(old) => f(&p.key, old, &p.entry),
+                    None => true,
+                })
+                .collect()
+        });
+        let (owner_keys, owner_via) = match owner {
+            Some(m) => {
+                let (keys, via) = self.owners_of_change(m, &items, passes.as_deref(), &gone)?;
+                (Some(keys), via)
+            }
+            None => (None, Vec::new()),
         };
         let mut out = ReplaceResult {
             owner_keys,
+            owner_via,
             ..ReplaceResult::default()
         };
         for key in gone {
@@ -366,16 +396,19 @@ impl Store {
         self.objects
             .reserve(items.len().saturating_sub(self.objects.len()));
         let mut seen: HashSet<Key> = HashSet::with_capacity(items.len());
-        for p in items {
+        for (i, p) in items.into_iter().enumerate() {
             let cut = match (&p.managed_fields, self.strip_managed_fields) {
                 (Some(cut), true) => cut.clone(),
                 _ => 0..0,
             };
             let comp = self.compress.then_some(&mut self.compressor);
             let entry = p.entry.reshape(cut, comp)?;
-            let (key, existed) = self.insert(&p.key.clone(), Some(p.key), entry);
+            let (key, old) = self.insert(&p.key.clone(), Some(p.key), entry);
             if seen.insert(key.clone()) {
-                if existed {
+                if old.is_some() {
+                    if let Some(passes) = &passes {
+                        out.updated_passes.push(passes[i]);
+                    }
                     out.updated.push(key);
                 } else {
                     out.added.push(key);
@@ -392,29 +425,35 @@ impl Store {
         &self,
         owner: &OwnerMapping,
         items: &[ListItem],
+        passes: Option<&[bool]>,
         gone: &[Key],
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<(Vec<String>, Vec<Key>), StoreError> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut keys = Vec::new();
-        let mut push = |k: Option<String>| {
+        let mut via = Vec::new();
+        let mut push = |k: Option<String>, related: &Key| {
             if let Some(k) = k {
                 if !seen.contains(&k) {
                     seen.insert(k.clone());
                     keys.push(k);
+                    via.push(related.clone());
                 }
             }
         };
-        for p in items {
-            push(owner.of_entry(&p.key, &p.entry)?);
+        for (i, p) in items.iter().enumerate() {
+            if passes.is_some_and(|passes| !passes[i]) {
+                continue;
+            }
+            push(owner.of_entry(&p.key, &p.entry)?, &p.key);
             if let Some(old) = self.objects.get(&p.key) {
-                push(owner.of_entry(&p.key, old)?);
+                push(owner.of_entry(&p.key, old)?, &p.key);
             }
         }
         for key in gone {
             if let Some(old) = self.objects.get(key) {
-                push(owner.of_entry(key, old)?);
+                push(owner.of_entry(key, old)?, key);
             }
         }
-        Ok(keys)
+        Ok((keys, via))
     }
 }

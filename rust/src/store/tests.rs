@@ -447,7 +447,9 @@ fn a_relist_maps_added_updated_old_and_deleted_objects_to_their_owners() {
         )
         .unwrap();
     }
-    let out = s.replace_mapped(acc.take(), None, Some(&mapping)).unwrap();
+    let out = s
+        .replace_mapped(acc.take(), None, Some(&mapping), None)
+        .unwrap();
     assert_eq!(
         out.owner_keys.as_deref().unwrap(),
         [

@@ -14,10 +14,11 @@
 use super::decoder::Stop;
 use super::event::{decode_event, EventCounts, EventType};
 use super::lines::Chunk;
+use crate::informer::predicate::{update_passes, Check, Predicates};
 use crate::json::Meta;
 use crate::owner::OwnerMapping;
-use crate::queue::WorkQueue;
-use crate::store::{ListAccumulator, Store, StoreError};
+use crate::queue::{Change, Origin, WorkQueue};
+use crate::store::{Key, ListAccumulator, Store, StoreError};
 
 /// What one `feed_into` call did (summed over the `apply` calls it made).
 #[derive(Debug, Default, PartialEq)]
@@ -44,6 +45,13 @@ pub struct Target<'a> {
     pub initial: Option<&'a mut ListAccumulator>,
     /// Enqueue each object's controller owner (of this kind) instead of its own key.
     pub owner: Option<&'a OwnerMapping>,
+    /// Updates reach `queue` only if they pass these, then `check`; adds and deletes
+    /// always do.
+    pub predicates: Predicates,
+    pub check: Option<&'a mut Check<'a>>,
+    /// The watched resource's name as the controller shows it (`ConfigMap`): an owner
+    /// key is enqueued as found `via` it and the owned object's key.
+    pub source: &'a str,
 }
 
 /// A malformed line; the events before it were applied, the buffer was dropped.
@@ -77,9 +85,14 @@ pub fn apply(
         now,
         initial,
         owner,
+        predicates,
+        check,
+        source,
     } = to;
     let now = *now;
     let owner = *owner;
+    let predicates = *predicates;
+    let source: &str = source;
     while let Some((line, bytes)) = lines.next_line() {
         let fail = |message: String| LineError {
             message: format!("line {}: {message}", line.number),
@@ -128,8 +141,8 @@ pub fn apply(
                         Some(Ok(owners)) => Some(owners),
                         None => None,
                     };
-                    let key = match store.upsert(obj, ev.meta) {
-                        Ok((key, _)) => key,
+                    let (key, old) = match store.upsert(obj, ev.meta) {
+                        Ok(done) => done,
                         Err(e) => {
                             let err = fail(e.to_string());
                             lines.drop_pending();
@@ -137,9 +150,33 @@ pub fn apply(
                         }
                     };
                     if let Some(q) = queue.as_deref_mut() {
-                        match owners {
-                            Some(owners) => owners.iter().flatten().for_each(|k| q.add(k, now)),
-                            None => q.add_shared(&key, now),
+                        let change = if old.is_some() {
+                            Change::Updated
+                        } else {
+                            Change::Added
+                        };
+                        let passes = match (&old, store.get(&key)) {
+                            (Some(old), Some(new)) if !predicates.is_empty() || check.is_some() => {
+                                update_passes(predicates, check, &key, old, new)
+                            }
+                            _ => true,
+                        };
+                        if passes {
+                            let origin = |via| Origin {
+                                change,
+                                listed: false,
+                                via,
+                            };
+                            match owners {
+                                Some(owners) => owners.iter().flatten().for_each(|k| {
+                                    q.add_from(
+                                        &Key::from(k.as_str()),
+                                        now,
+                                        origin(Some((source, &key))),
+                                    )
+                                }),
+                                None => q.add_from(&key, now, origin(None)),
+                            }
                         }
                     }
                     if moves_rv {
@@ -161,10 +198,20 @@ pub fn apply(
                 if let Some(key) = ev.meta.key() {
                     store.delete(&key);
                     if let Some(q) = queue.as_deref_mut() {
+                        let origin = |via| Origin {
+                            change: Change::Deleted,
+                            listed: false,
+                            via,
+                        };
+                        let key = Key::from(key.as_str());
                         match &owned_by {
-                            Some(Some(k)) => q.add(k, now),
+                            Some(Some(k)) => q.add_from(
+                                &Key::from(k.as_str()),
+                                now,
+                                origin(Some((source, &key))),
+                            ),
                             Some(None) => {}
-                            None => q.add(&key, now),
+                            None => q.add_from(&key, now, origin(None)),
                         }
                     }
                 }
@@ -266,6 +313,9 @@ mod tests {
             now: 0.0,
             initial,
             owner: None,
+            predicates: Predicates::default(),
+            check: None,
+            source: "Pod",
         };
         apply(chunk, &mut to, &mut out, &mut EventCounts::default()).map(|_| out)
     }
@@ -389,6 +439,9 @@ mod tests {
             now: 0.0,
             initial: None,
             owner: Some(&mapping),
+            predicates: Predicates::default(),
+            check: None,
+            source: "ConfigMap",
         };
         let mut chunk = lines.feed(stream.as_bytes());
         apply(&mut chunk, &mut to, &mut out, &mut EventCounts::default()).unwrap();

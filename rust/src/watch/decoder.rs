@@ -291,6 +291,9 @@ mod tests {
                 now: 0.0,
                 initial: if listing { Some(&mut acc) } else { None },
                 owner: None,
+                predicates: Default::default(),
+                check: None,
+                source: "",
             };
             match d.feed_into(data, &mut to) {
                 Ok(r) => {
@@ -395,6 +398,9 @@ mod tests {
             now: 0.0,
             initial: Some(&mut acc),
             owner: None,
+            predicates: Default::default(),
+            check: None,
+            source: "",
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert!(r.initial_events_end && !r.body_done);
@@ -405,6 +411,9 @@ mod tests {
             now: 0.0,
             initial: None,
             owner: None,
+            predicates: Default::default(),
+            check: None,
+            source: "",
         };
         let r = d.feed_into(b"", &mut to).unwrap();
         assert_eq!((r.applied, r.bookmarks, r.body_done), (2, 1, true));
@@ -424,6 +433,9 @@ mod tests {
             now: 0.0,
             initial: Some(&mut acc),
             owner: None,
+            predicates: Default::default(),
+            check: None,
+            source: "",
         };
         let data = [body.as_bytes(), b"after the body"].concat();
         let r = d.feed_into(&data, &mut to).unwrap();
@@ -445,6 +457,9 @@ mod tests {
             now: 0.0,
             initial: None,
             owner: None,
+            predicates: Default::default(),
+            check: None,
+            source: "",
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert_eq!(r.applied, 1);
@@ -467,6 +482,9 @@ mod tests {
             now: 0.0,
             initial: None,
             owner: None,
+            predicates: Default::default(),
+            check: None,
+            source: "",
         };
         let Err(FeedError::Framing(e)) = d.feed_into(&s, &mut to) else {
             panic!("expected a framing error")
@@ -543,6 +561,9 @@ mod tests {
                     now: 0.0,
                     initial: None,
                     owner: Some(&mapping),
+                    predicates: Default::default(),
+                    check: None,
+                    source: "ConfigMap",
                 };
                 d.feed_into(part, &mut to).unwrap();
             }
