@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+import pytest
 import trio
 import trio.testing
 from helpers.watch import error_event, event, pod, pod_list
@@ -13,6 +15,7 @@ from streamserver import Pause, Reply, Stall, open_stream_server
 
 from trio_controller.cache.informer import EventHandlers, Informer
 from trio_controller.config import ClusterConfig
+from trio_controller.native import Store
 from trio_controller.transport.client import Client
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -114,3 +117,21 @@ async def test_a_malformed_chunk_is_applied_by_nobody_and_replayed_by_the_next_w
         _, calls = await run_informer(server.url, recorder, 3)
     assert calls == [("add", "a", None), ("add", "b", None), ("add", "c", None)]
     assert server.requests[2].param("resourceVersion") == "11"
+
+
+def test_the_store_an_informer_gives_refuses_writes_and_shows_what_the_informer_wrote() -> None:
+    client = Client(ClusterConfig(server="http://127.0.0.1:1"))
+    informer = Informer(client, PODS, indexes={"node": "spec.nodeName"})
+    store = informer.store
+    for write in ("upsert", "delete", "replace", "restore", "add_index"):
+        assert not hasattr(store, write), write
+    with pytest.raises(AttributeError):
+        store.resource_version = "9"  # type: ignore[misc]
+    full = Store()
+    full.upsert(orjson.dumps(pod("a", 7)))
+    full.resource_version = "7"
+    assert informer.restore(full.snapshot()) == 1
+    assert "default/a" in store and len(store) == 1
+    assert store.resource_version == "7"
+    assert store.get("default/a")["metadata"]["name"] == "a"  # type: ignore[index]
+    assert store.by_index("namespace", "default") == ["default/a"]

@@ -4,9 +4,9 @@
 
 The names here are what a controller needs: the client and its configuration, resources
 and their verbs (`Api`, `Discovery`), informers (`Informer`, `SharedInformerFactory`,
-`EventHandlers`), `Controller` and `Requeue`, predicates (`generation_changed`, ...), `LeaderElector`, events and finalizers,
-and the error classes. The Rust building blocks (store, decoders, the native queue and
-rate limiters) live in `trio_controller.native`.
+`EventHandlers`), `Controller` and `Requeue`, predicates (`generation_changed`, ...),
+`LeaderElector`, events and finalizers, and the error classes. The Rust building blocks
+(store, decoders, the native queue and rate limiters) live in `trio_controller.native`.
 """
 
 from typing import Any

@@ -29,6 +29,7 @@ __all__ = [
     "ResponseHead",
     "ShutDown",
     "Store",
+    "StoreReader",
     "WatchDecoder",
     "WatchEvent",
     "WorkQueue",
@@ -330,6 +331,52 @@ class Store:
 
         Raises ``ValueError`` (nothing changes) if ``data`` is not a valid snapshot.
         """
+    def reader(self) -> StoreReader:
+        """A read-only view of this store (``StoreReader``), for its users."""
+
+@final
+class StoreReader:
+    """A read-only view of a ``Store``: what ``Informer.store`` and ``Controller.store``
+    give. It has every read of the store it views and always shows its current content;
+    ``upsert``, ``delete``, ``replace``, ``restore``, ``add_index`` and setting
+    ``resource_version`` are not there: the informer that owns the store is its only
+    writer."""
+
+    @property
+    def resource_version(self) -> str | None:
+        """The last resourceVersion applied (event, bookmark or list)."""
+    @property
+    def strip_managed_fields(self) -> bool:
+        """Whether ``metadata.managedFields`` is dropped at insert."""
+    @property
+    def compress(self) -> bool:
+        """Whether objects are kept compressed."""
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The object as a dict (parsed by orjson on each call), or None."""
+    def get_raw(self, key: str) -> bytes | None:
+        """The object's JSON bytes, or None."""
+    def name(self, key: str) -> str | None:
+        """The object's ``metadata.name``, or None if ``key`` is not held."""
+    def namespace(self, key: str) -> str | None:
+        """The object's ``metadata.namespace``, or None (not held, or cluster-scoped)."""
+    def uid(self, key: str) -> str | None:
+        """The object's ``metadata.uid``, or None."""
+    def object_resource_version(self, key: str) -> str | None:
+        """The object's ``metadata.resourceVersion``, or None."""
+    def labels(self, key: str) -> dict[str, str] | None:
+        """The object's labels, or None if ``key`` is not held."""
+    def deleting(self, key: str) -> bool | None:
+        """Whether the object has a deletionTimestamp, or None if ``key`` is not held."""
+    def list_keys(self) -> list[str]:
+        """Every key, in no particular order."""
+    def __len__(self) -> int: ...
+    def __contains__(self, key: str, /) -> bool: ...
+    def by_index(self, name: str, value: str) -> list[str]:
+        """Keys whose index ``name`` holds ``value``, sorted. ValueError: no such index."""
+    def index_values(self, name: str) -> list[str]:
+        """The values index ``name`` holds (no empty sets), sorted."""
+    def snapshot(self) -> bytes:
+        """Every object and the resource version (for ``--cache-snapshot``)."""
 
 # --- decoding -------------------------------------------------------------------------
 

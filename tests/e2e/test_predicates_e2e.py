@@ -59,7 +59,7 @@ class Seen:
 async def settle(store: Any, key: str, rv: str) -> None:
     """Until the cache holds `key` at `rv` (its queue was fed in the same call), then a
     moment for a worker to take anything that was queued."""
-    while (obj := store.get(key)) is None or obj["metadata"]["resourceVersion"] != rv:
+    while (obj := store.get(key)) is None or obj["metadata"]["resourceVersion"] != rv:  # noqa: ASYNC110
         await trio.sleep(0.02)
     await trio.sleep(0.3)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from trio_controller._native import OwnerMapping, Store
+from trio_controller._native import OwnerMapping, Store, StoreReader
 from trio_controller.api.resource import Resource
 from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.reflector import Reflector
@@ -96,7 +96,10 @@ class Informer:
         #: The watched resource's name as controllers show it (`ConfigMap`).
         self.source = resource.kind if isinstance(resource, Resource) else kind
         self.key = InformerKey(path, label_selector, field_selector, metadata_only)
-        self.store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
+        # The writer stays here (the reflector's sink applies to it); users get a reader.
+        self._store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
+        #: The cache, read-only (`StoreReader`): only this informer writes it.
+        self.store: StoreReader = self._store.reader()
         self.indexes: dict[str, str] = {}
         for name, field_path in (indexes or {}).items():
             self.add_index(name, field_path)
@@ -112,7 +115,7 @@ class Informer:
         self.reflector = Reflector(
             client,
             path,
-            NativeSink(self.store),
+            NativeSink(self._store),
             params=all_params,
             streaming_list=streaming_list,
             metadata_only=metadata_only,
@@ -133,7 +136,7 @@ class Informer:
             return
         if known is not None:
             raise ValueError(f"index {name!r} is already on {known!r}, not {field_path!r}")
-        self.store.add_index(name, field_path)
+        self._store.add_index(name, field_path)
         self.indexes[name] = field_path
 
     # -- consumers ---------------------------------------------------------------------
@@ -155,7 +158,7 @@ class Informer:
         run in Rust while `queue` is the only consumer."""
         if mapper is not None and owner is not None:
             raise ValueError("a mapper or an owner mapping, not both")
-        filter = Filter.of(predicates)  # noqa: A001 (the predicates' name, as in the core)
+        filter = Filter.of(predicates)
         self._filters[id(queue)] = filter
         if owner is not None:
             self._owners[id(queue)] = owner
@@ -177,21 +180,30 @@ class Informer:
 
     def _sink(self) -> Sink:
         consumers = self._consumers
+        store = self._store
         if not consumers:
-            return NativeSink(self.store)
+            return NativeSink(store)
         if len(consumers) == 1:
             (only,) = consumers
             if isinstance(only, QueueKeys):
-                return NativeSink(self.store, only.queue, None, only.filter, self.source)
+                return NativeSink(store, only.queue, None, only.filter, self.source)
             if isinstance(only, QueueMapped) and id(only.queue) in self._owners:
                 owner = self._owners[id(only.queue)]
-                return NativeSink(self.store, only.queue, owner, only.filter, self.source)
-        return HandlerSink(self.store, consumers)
+                return NativeSink(store, only.queue, owner, only.filter, self.source)
+        return HandlerSink(store, consumers)
 
     @property
     def fast_path(self) -> bool:
         """Events are applied and enqueued in Rust, without Python per event."""
         return isinstance(self.reflector.sink, NativeSink)
+
+    def restore(self, snapshot: bytes) -> int:
+        """Load a `Store.snapshot()` into the cache before `run` (`--cache-snapshot`): the
+        first list then reconciles it, reporting what vanished meanwhile as deletes.
+        Returns how many objects it held; ValueError (nothing changes) if it is not one."""
+        if self._running:
+            raise RuntimeError("a snapshot is loaded before the informer runs")
+        return self._store.restore(snapshot)
 
     # -- running -----------------------------------------------------------------------
 

@@ -181,7 +181,7 @@ class NativeSink:
         store: Store,
         queue: WorkQueue | None = None,
         owner: OwnerMapping | None = None,
-        filter: Filter = Filter(),  # noqa: A002 (the predicates' name, as in the core)
+        filter: Filter = Filter(),
         source: str = "",
     ) -> None:
         self.store = store
@@ -256,7 +256,7 @@ class QueueKeys:
     """Enqueue each changed object's own key (the primary resource of a controller);
     updates only if they pass `filter`."""
 
-    def __init__(self, queue: WorkQueue, filter: Filter = Filter()) -> None:  # noqa: A002
+    def __init__(self, queue: WorkQueue, filter: Filter = Filter()) -> None:
         self.queue = queue
         self.filter = filter
         self.wants_objects = bool(filter)
@@ -283,7 +283,7 @@ class QueueMapped:
         self,
         queue: WorkQueue,
         mapper: Mapper,
-        filter: Filter = Filter(),  # noqa: A002
+        filter: Filter = Filter(),
     ) -> None:
         self.queue = queue
         self.mapper = mapper

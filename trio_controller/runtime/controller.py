@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import trio
 
-from trio_controller._native import OwnerMapping, Store
+from trio_controller._native import OwnerMapping, Store, StoreReader
 from trio_controller.api.resource import Resource
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
@@ -178,7 +178,10 @@ class Controller:
             self.queue = resource
             self._informers = []
             default_name = "Pod"
-        self.store: Store = self.reflector.store
+        #: The primary resource's cache, read-only (only its informer writes it).
+        self.store: StoreReader | Store = (
+            self.informer.store if self.informer is not None else self.reflector.store
+        )
         self.reconcile = reconcile
         self.name = name or default_name
         self.workers = workers

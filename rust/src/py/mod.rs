@@ -2,6 +2,7 @@
 pub mod errors;
 pub mod owner;
 pub mod queue;
+pub mod reader;
 pub mod store;
 pub mod watch;
 
@@ -50,6 +51,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PREDICATE_RESOURCE_VERSION", Predicates::RESOURCE_VERSION)?;
     m.add_class::<owner::PyOwnerMapping>()?;
     m.add_class::<store::PyStore>()?;
+    m.add_class::<reader::PyStoreReader>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;
     m.add_class::<store::PageInfo>()?;

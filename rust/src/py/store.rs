@@ -3,6 +3,7 @@ use super::errors::decode_error;
 use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
+use super::reader::PyStoreReader;
 use super::watch::{plain_schema, predicate_set, python_check, repr};
 use crate::informer::predicate::update_passes;
 use crate::informer::Check;
@@ -132,7 +133,11 @@ impl PyStore {
     }
 
     /// The object as a dict (parsed by orjson on each call), or None.
-    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    pub(crate) fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self.inner.get(key) {
             Some(e) => loads(py, &e.raw().map_err(|e| store_error(py, e))?).map(Some),
             None => Ok(None),
@@ -140,7 +145,11 @@ impl PyStore {
     }
 
     /// The object's JSON bytes, or None.
-    fn get_raw<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    pub(crate) fn get_raw<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         match self.inner.get(key) {
             Some(e) => {
                 let raw = e.raw().map_err(|e| store_error(py, e))?;
@@ -151,33 +160,37 @@ impl PyStore {
     }
 
     /// The object's ``metadata.name``, or None if ``key`` is not held.
-    fn name(&self, key: &str) -> Option<String> {
+    pub(crate) fn name(&self, key: &str) -> Option<String> {
         self.inner.get(key).map(|e| e.name(key).to_string())
     }
 
     /// The object's ``metadata.namespace``, or None (not held, or cluster-scoped).
-    fn namespace(&self, key: &str) -> Option<String> {
+    pub(crate) fn namespace(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.namespace(key).map(str::to_string))
     }
 
     /// The object's ``metadata.uid``, or None.
-    fn uid(&self, key: &str) -> Option<String> {
+    pub(crate) fn uid(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.uid().map(str::to_string))
     }
 
     /// The object's ``metadata.resourceVersion``, or None.
-    fn object_resource_version(&self, key: &str) -> Option<String> {
+    pub(crate) fn object_resource_version(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.resource_version().map(str::to_string))
     }
 
     /// The object's labels, or None if ``key`` is not held.
-    fn labels<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+    pub(crate) fn labels<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let Some(e) = self.inner.get(key) else {
             return Ok(None);
         };
@@ -189,12 +202,12 @@ impl PyStore {
     }
 
     /// Whether the object has a deletionTimestamp, or None if ``key`` is not held.
-    fn deleting(&self, key: &str) -> Option<bool> {
+    pub(crate) fn deleting(&self, key: &str) -> Option<bool> {
         self.inner.get(key).map(|e| e.deleting())
     }
 
     /// Every key, in no particular order.
-    fn list_keys(&self) -> Vec<String> {
+    pub(crate) fn list_keys(&self) -> Vec<String> {
         self.inner.keys().map(|k| k.to_string()).collect()
     }
 
@@ -207,7 +220,7 @@ impl PyStore {
     }
 
     /// Keys whose index ``name`` holds ``value``, sorted. ValueError: no such index.
-    fn by_index(&self, name: &str, value: &str) -> PyResult<Vec<String>> {
+    pub(crate) fn by_index(&self, name: &str, value: &str) -> PyResult<Vec<String>> {
         self.inner
             .by_index(name, value)
             .map(|keys| keys.iter().map(|k| k.to_string()).collect())
@@ -215,7 +228,7 @@ impl PyStore {
     }
 
     /// The values index ``name`` holds (no empty sets), sorted.
-    fn index_values(&self, name: &str) -> PyResult<Vec<String>> {
+    pub(crate) fn index_values(&self, name: &str) -> PyResult<Vec<String>> {
         self.inner
             .index_values(name)
             .ok_or_else(|| PyValueError::new_err(format!("no index named {name:?}")))
@@ -301,8 +314,13 @@ impl PyStore {
         })
     }
 
+    /// A read-only view of this store (``StoreReader``), for its users.
+    fn reader(slf: Py<Self>) -> PyStoreReader {
+        PyStoreReader::new(slf)
+    }
+
     /// Every object and the resource version, for ``restore``.
-    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    pub(crate) fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let data = self.inner.snapshot().map_err(|e| store_error(py, e))?;
         Ok(PyBytes::new(py, &data))
     }

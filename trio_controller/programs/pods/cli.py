@@ -179,7 +179,7 @@ async def _run(args: argparse.Namespace) -> None:
         log.log(klog.v(2), "Watching pods in %s at %s", where, client.server)
         if args.cache_snapshot is not None:
             check_snapshot_path(args.cache_snapshot)  # fail now, not on exit
-            loaded = load_snapshot(controller.store, args.cache_snapshot)
+            loaded = load_snapshot(controller.informer, args.cache_snapshot)
             log.info("Loaded %d cached objects from %s", loaded, args.cache_snapshot)
         elector = None
         if args.leader_elect:
