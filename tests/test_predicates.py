@@ -1,7 +1,7 @@
 """Predicates in front of a queue, fed by hand (no network): an update enters the queue
 only if every predicate holds; adds and deletes always do; a relist's objects found again
-are updates. The native sink (built-in predicates in Rust, a Python callable called from
-Rust) and the Python-handler sink give the same keys."""
+are updates. A queue fed by the core (built-in predicates in Rust, a Python callable
+called from Rust) and one fed through a Python mapper give the same keys."""
 
 from __future__ import annotations
 
@@ -21,14 +21,7 @@ from trio_controller import (
 )
 from trio_controller._native import ListAccumulator, OwnerMapping, Store, WatchDecoder
 from trio_controller.cache.mappers import controller_owner
-from trio_controller.cache.sink import (
-    Filter,
-    HandlerSink,
-    NativeSink,
-    QueueKeys,
-    QueueMapped,
-    Sink,
-)
+from trio_controller.cache.sink import CoreSink, Filter, QueueMapped, Sink
 from trio_controller.runtime.workqueue import WorkQueue
 
 
@@ -60,18 +53,22 @@ def feed(sink: Sink, data: bytes) -> None:
     sink.apply(decoder, data, trio.current_time(), None)
 
 
+def own_key(obj: dict[str, Any]) -> list[str]:
+    return [f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"]
+
+
 def sinks(predicates: list[Any], owner: bool = False) -> list[tuple[Sink, WorkQueue]]:
-    """The native sink and the Python-handler sink over one queue with `predicates`."""
+    """A core feeding a queue in Rust, and one feeding it through a Python mapper, both
+    behind `predicates`."""
     filter_ = Filter.of(predicates)
     native_queue, py_queue = WorkQueue(), WorkQueue()
     mapping = OwnerMapping("example.com/v1", "Widget", True) if owner else None
-    native = NativeSink(Store(), native_queue, mapping, filter_, "Thing")
-    consumer: Any = (
-        QueueMapped(py_queue, controller_owner("example.com/v1", "Widget"), filter_)
-        if owner
-        else QueueKeys(py_queue, filter_)
-    )
-    return [(native, native_queue), (HandlerSink(Store(), [consumer]), py_queue)]
+    native = CoreSink(Store(), "Thing")
+    native.add_queue(native_queue, mapping, filter_)
+    mapper = controller_owner("example.com/v1", "Widget") if owner else own_key
+    python = CoreSink(Store(), "Thing")
+    python.add_consumer(QueueMapped(py_queue, mapper, filter_))
+    return [(native, native_queue), (python, py_queue)]
 
 
 async def test_only_updates_that_change_the_generation_are_queued(
@@ -136,7 +133,8 @@ async def test_a_python_predicate_sees_both_versions_of_updates_only(
         o["spec"]["replicas"] = replicas
         return o
 
-    for sink, queue in sinks([generation_changed, replicas_grew]):
+    pairs = sinks([generation_changed, replicas_grew])
+    for rust, (sink, queue) in zip((True, False), pairs, strict=True):
         calls.clear()
         sink.replace(list_of(scaled(obj("a", 1, 1), 1), scaled(obj("b", 2, 1), 1)), "2")
         ready(queue)
@@ -147,7 +145,7 @@ async def test_a_python_predicate_sees_both_versions_of_updates_only(
             + event("MODIFIED", scaled(obj("b", 5, 2), 0)),  # replicas_grew refuses
         )
         assert ready(queue) == ["ns/a"], sink
-        if isinstance(sink, NativeSink):  # the Rust built-in goes first
+        if rust:  # the built-in goes first, in Rust: the callable sees what it let by
             assert calls == [("3", "4"), ("2", "5")]
 
 

@@ -21,7 +21,7 @@ from trio_controller.api.resource import CONFIGMAPS, DEPLOYMENTS, PODS, Resource
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
 from trio_controller.cache.reflector import METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT, ListFailed
-from trio_controller.cache.sink import EventHandlers, NativeSink
+from trio_controller.cache.sink import EventHandlers
 from trio_controller.config import ClusterConfig
 from trio_controller.observe.log import v
 from trio_controller.runtime.controller import Controller
@@ -108,26 +108,24 @@ async def test_two_controllers_of_one_resource_share_one_watch_and_each_get_ever
             nursery.cancel_scope.cancel()
     lists = [r for r in server.requests if r.param("watch") != "true"]
     assert len(lists) == 1 and len(watches(server, path)) == 1
-    # Two queues on one informer: the Python sink feeds both.
-    assert one.informer is not None and not one.informer.fast_path
+    # Two queues on one informer: the core feeds both in Rust, no Python consumer.
+    assert one.informer is not None and one.informer.sink.core.queues == 2
+    assert not one.informer.sink.core.changes
 
 
-async def test_a_controller_alone_keeps_the_native_fast_path() -> None:
+async def test_owner_mapped_and_shared_informers_stay_on_the_rust_path() -> None:
     async with Client(ClusterConfig("http://127.0.0.1:1")) as client:
         controller = Controller(client, PODS, lambda key: None)
-        assert controller.informer is not None and controller.informer.fast_path
         controller.owns(CONFIGMAPS)
-        assert controller.informer.fast_path  # the owned informer is another one
         owned = controller.factory.informer(CONFIGMAPS)  # type: ignore[union-attr]
-        sink = owned.reflector.sink
-        # Owner keys are mapped in Rust: the owned informer's only consumer.
-        assert isinstance(sink, NativeSink) and sink.queue is controller.queue
-        assert sink.owner is not None
-        assert (sink.owner.api_version, sink.owner.kind) == ("v1", "Pod")
-        # Shared with a second controller, the same mapping runs on the Python path.
+        assert owned.sink.core.queues == 1 and not owned.sink.core.changes
+        # Shared with a second controller's owner mapping: both mapped in Rust.
         other = Controller(client, DEPLOYMENTS, lambda key: None, factory=controller.factory)
+        other.owns(CONFIGMAPS)
+        assert owned.sink.core.queues == 2 and not owned.sink.core.changes
+        # A Python mapper reads the changes buffer (once per read).
         other.watches(CONFIGMAPS, lambda obj: [])
-        assert not owned.fast_path
+        assert owned.sink.core.changes
 
 
 async def test_owned_objects_enqueue_their_controller_owner_and_nothing_else(

@@ -20,6 +20,7 @@ __all__ = [
     "DecodeError",
     "ExponentialFailureRateLimiter",
     "FeedResult",
+    "InformerCore",
     "ListAccumulator",
     "MaxOfRateLimiter",
     "OwnerMapping",
@@ -217,7 +218,8 @@ class OwnerMapping:
 
 @final
 class ReplaceResult:
-    """What ``Store.replace`` changed."""
+    """What ``Store.replace`` (a relist) changed. The key lists are built when read; the
+    counts cost nothing."""
 
     @property
     def added(self) -> list[str]:
@@ -232,9 +234,66 @@ class ReplaceResult:
     def tombstones(self) -> dict[str, bytes]:
         """The last known object bytes of each deleted key."""
     @property
-    def owner_keys(self) -> list[str] | None:
-        """With an ``owner`` mapping: the owner keys of the added objects, of the updated
-        ones (new and old object) and of the deleted ones, each once; else None."""
+    def counts(self) -> tuple[int, int, int]:
+        """How many keys were added, updated and deleted (no list built)."""
+
+@final
+class InformerCore:
+    """The informer core: applies each read (``feed``) or list (``relist``) to its store and
+    fans every change out in the same call: to each queue (the object's key, or with
+    ``owner`` its controller owner's key; updates only if they pass the queue's
+    predicates), and with ``changes=True`` to a buffer ``take_changes`` hands Python
+    once per read for event handlers. Every key goes in through the queue's
+    ``add_from`` with where it came from (listed or watched, via which object)."""
+
+    def __new__(cls, store: Store, source: str = "", changes: bool = False) -> InformerCore: ...
+    @property
+    def store(self) -> Store:
+        """The store this core writes."""
+    @property
+    def source(self) -> str:
+        """The watched resource's name as controllers show it (``ConfigMap``)."""
+    @property
+    def changes(self) -> bool:
+        """Whether changes are buffered for ``take_changes``."""
+    @changes.setter
+    def changes(self, on: bool) -> None: ...
+    @property
+    def queues(self) -> int:
+        """How many queues this core feeds."""
+    def add_queue(
+        self,
+        queue: WorkQueue,
+        owner: OwnerMapping | None = None,
+        *,
+        predicates: int = 0,
+        check: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Feed ``queue`` from now on: each changed object's key, or with ``owner`` its
+        controller owner's key (old and new owner of an update); with ``predicates``
+        (bits of ``PREDICATE_*``) and ``check`` (``(key, old, new) -> bool`` on dicts) an
+        update only if every predicate holds and ``check`` returns true. ValueError if
+        ``queue`` is already a target or a bit names no predicate.
+        """
+    def feed(
+        self,
+        decoder: WatchDecoder,
+        data: bytes,
+        now: float,
+        initial: ListAccumulator | None = None,
+    ) -> FeedResult:
+        """Apply the events ``data`` completes (``WatchDecoder.feed_into``'s rules) and fan
+        each change out to every target in the same call."""
+    def relist(
+        self, acc: ListAccumulator, resource_version: str | None, now: float
+    ) -> ReplaceResult:
+        """Replace the store's content with ``acc``'s objects (a relist; empties ``acc``) and
+        fan it out as listed changes: adds, updates (against the version each replaced)
+        and deletes with each vanished object's last state."""
+    def take_changes(self) -> list[tuple[str, str, bytes | None, bytes | None, bool]]:
+        """The changes buffered since the last call, in order, as
+        ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the
+        objects' JSON bytes (``old`` None for an add, ``new`` None for a delete)."""
 
 @final
 class Store:
@@ -318,7 +377,7 @@ class Store:
 
         Later objects win over earlier ones with the same key. With ``queue``, the keys
         of the added, updated and deleted objects are added to it at ``now`` (in Rust);
-        with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
+        with ``owner`` too, their controller owners' keys instead.
 
         ``predicates``, ``check`` and ``source`` as for ``WatchDecoder.feed_into``: an
         object the relist found again is an update, enqueued only if it passes them

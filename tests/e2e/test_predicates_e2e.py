@@ -125,4 +125,4 @@ async def test_only_a_spec_change_passes_the_generation_predicate(
                 if shared:
                     other.stop()
     assert controller.informer is not None
-    assert controller.informer.fast_path is not shared
+    assert controller.informer.sink.core.queues == (2 if shared else 1)

@@ -2,17 +2,17 @@
 whoever consumes it (several controllers may share one: cache/factory.py).
 
     informer = Informer(client, PODS, namespace="default", label_selector="app=web")
-    informer.add_queue(queue)                       # each changed key (fast path, Rust)
-    informer.add_queue(other, mapper=owner_of)      # keys derived from objects (Python)
+    informer.add_queue(queue)                       # each changed key (Rust)
+    informer.add_queue(other, owner=OwnerMapping(...))  # controller owners' keys (Rust)
+    informer.add_queue(third, mapper=keys_of)       # keys derived from objects (Python)
     informer.add_handlers(EventHandlers(on_add=...))
     async with trio.open_nursery() as nursery:
         await nursery.start(informer.run)
         await informer.wait_for_cache_sync()
 
-With one queue and nothing else, the reflector's sink is the native one: Rust applies
-each read and enqueues each changed key, no Python per event. Any handler, mapper or a
-second queue switches to the Python-handler sink, one Python step per event, with the
-same semantics and the same sync mode (a streaming list stays a streaming list).
+One write path whatever the consumers (cache/sink.py): the informer core applies each
+read in Rust and enqueues each changed key into every queue in the same call, no Python
+per event; mappers and handlers get the read's changes once per read.
 `metadata_only` asks the server for PartialObjectMetadata: the cache holds only each
 object's apiVersion, kind and metadata (for resources whose bodies are not needed).
 """
@@ -27,22 +27,17 @@ import trio
 
 from trio_controller._native import OwnerMapping, Store, StoreReader
 from trio_controller.api.resource import Resource
-from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.reflector import Reflector
 from trio_controller.cache.sink import (
-    Consumer,
+    CoreSink,
     EventHandlers,
     Filter,
     Handlers,
-    HandlerSink,
     Mapper,
-    NativeSink,
-    QueueKeys,
+    Queue,
     QueueMapped,
-    Sink,
     UpdatePredicate,
 )
-from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
 __all__ = ["EventHandlers", "Informer", "InformerKey"]
@@ -78,7 +73,7 @@ class Informer:
         label_selector: str | None = None,
         field_selector: str | None = None,
         metadata_only: bool = False,
-        queue: WorkQueue | None = None,
+        queue: Queue | None = None,
         handlers: EventHandlers | None = None,
         indexes: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
@@ -91,7 +86,7 @@ class Informer:
             path = resource.path(namespace=namespace)
             kind = resource.display
         else:
-            path, kind = resource, reflector_args.pop("kind", "*v1.Pod")
+            path, kind = resource, reflector_args.pop("kind", resource)
         self.resource = resource if isinstance(resource, Resource) else None
         #: The watched resource's name as controllers show it (`ConfigMap`).
         self.source = resource.kind if isinstance(resource, Resource) else kind
@@ -108,14 +103,12 @@ class Informer:
             all_params["labelSelector"] = label_selector
         if field_selector:
             all_params["fieldSelector"] = field_selector
-        self._queues: list[WorkQueue] = []
-        self._owners: dict[int, OwnerMapping] = {}  # by id(queue): owner-mapped queues
-        self._filters: dict[int, Filter] = {}  # by id(queue)
-        self._consumers: list[Consumer] = []
+        #: The informer core: the one write path, its queues fed in Rust.
+        self.sink = CoreSink(self._store, self.source)
         self.reflector = Reflector(
             client,
             path,
-            NativeSink(self._store),
+            self.sink,
             params=all_params,
             streaming_list=streaming_list,
             metadata_only=metadata_only,
@@ -143,59 +136,29 @@ class Informer:
 
     def add_queue(
         self,
-        queue: WorkQueue,
+        queue: Queue,
         mapper: Mapper | None = None,
         *,
         owner: OwnerMapping | None = None,
         predicates: Sequence[UpdatePredicate] = (),
     ) -> None:
-        """Enqueue into `queue` each changed object's key; with `mapper`, the keys it
-        derives from the object (old and new versions); with `owner`, the key of its
-        controller owner (mapped in Rust while `queue` is the informer's only consumer).
+        """Enqueue into `queue` each changed object's key (in Rust); with `owner`, the key
+        of its controller owner (in Rust); with `mapper`, the keys it derives from the
+        object, old and new versions (in Python, once per read).
 
         With `predicates` (runtime/predicates.py), an update enters `queue` only if
-        every one holds for (old, new); adds and deletes always do. The built-in ones
-        run in Rust while `queue` is the only consumer."""
+        every one holds for (old, new); adds and deletes always do."""
         if mapper is not None and owner is not None:
             raise ValueError("a mapper or an owner mapping, not both")
         filter = Filter.of(predicates)
-        self._filters[id(queue)] = filter
-        if owner is not None:
-            self._owners[id(queue)] = owner
-            mapper = _owner_mapper(owner)
         if mapper is None:
-            self._queues.append(queue)
-            self._consumers.append(QueueKeys(queue, filter))
+            self.sink.add_queue(queue, owner, filter)
         else:
-            self._consumers.append(QueueMapped(queue, mapper, filter))
-        self._update_sink()
+            self.sink.add_consumer(QueueMapped(queue, mapper, filter))
 
     def add_handlers(self, handlers: EventHandlers) -> None:
         """Call `handlers` with each change, as dicts (on the reflector's task)."""
-        self._consumers.append(Handlers(handlers))
-        self._update_sink()
-
-    def _update_sink(self) -> None:
-        self.reflector.sink = self._sink()
-
-    def _sink(self) -> Sink:
-        consumers = self._consumers
-        store = self._store
-        if not consumers:
-            return NativeSink(store)
-        if len(consumers) == 1:
-            (only,) = consumers
-            if isinstance(only, QueueKeys):
-                return NativeSink(store, only.queue, None, only.filter, self.source)
-            if isinstance(only, QueueMapped) and id(only.queue) in self._owners:
-                owner = self._owners[id(only.queue)]
-                return NativeSink(store, only.queue, owner, only.filter, self.source)
-        return HandlerSink(store, consumers)
-
-    @property
-    def fast_path(self) -> bool:
-        """Events are applied and enqueued in Rust, without Python per event."""
-        return isinstance(self.reflector.sink, NativeSink)
+        self.sink.add_consumer(Handlers(handlers))
 
     def restore(self, snapshot: bytes) -> int:
         """Load a `Store.snapshot()` into the cache before `run` (`--cache-snapshot`): the
@@ -227,8 +190,3 @@ class Informer:
             await self.reflector.run(task_status=task_status)
         finally:
             self._running = False
-
-
-def _owner_mapper(owner: OwnerMapping) -> Mapper:
-    """The Python path's twin of the Rust owner mapping (same rules, on the dict)."""
-    return controller_owner(owner.api_version, owner.kind, owner.namespaced)

@@ -1,5 +1,6 @@
 //! Thin `#[pyclass]` wrappers over the plain-Rust core; no logic of their own.
 pub mod errors;
+pub mod informer;
 pub mod owner;
 pub mod queue;
 pub mod reader;
@@ -52,6 +53,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<owner::PyOwnerMapping>()?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<reader::PyStoreReader>()?;
+    m.add_class::<informer::PyInformerCore>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;
     m.add_class::<store::PageInfo>()?;

@@ -5,10 +5,8 @@ use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::reader::PyStoreReader;
 use super::watch::{plain_schema, predicate_set, python_check, repr};
-use crate::informer::predicate::update_passes;
-use crate::informer::Check;
-use crate::queue::{Change, Origin, WorkQueue};
-use crate::store::{Entry, Key, ListAccumulator, ReplaceResult, Store, StoreError, UpdateFilter};
+use crate::informer::{relist, Check, Fanout, QueueTarget};
+use crate::store::{Key, ListAccumulator, ReplaceResult, Store, StoreError};
 use crate::watch::page::decode_page;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -53,29 +51,65 @@ pub struct PyStore {
     pub inner: Store,
 }
 
-/// What ``Store.replace`` changed.
-#[pyclass(
-    frozen,
-    get_all,
-    module = "trio_controller._native",
-    name = "ReplaceResult"
-)]
+/// What ``Store.replace`` (a relist) changed. The key lists are built when read; the
+/// counts cost nothing.
+#[pyclass(frozen, module = "trio_controller._native", name = "ReplaceResult")]
 pub struct PyReplaceResult {
-    /// Keys that were not in the store.
-    added: Vec<String>,
-    /// Keys that were in the store and are in the new list.
-    updated: Vec<String>,
-    /// Keys that vanished (tombstones the controller must still handle).
-    deleted: Vec<String>,
-    /// The last known object bytes of each deleted key.
-    tombstones: Py<PyDict>,
-    /// With an ``owner`` mapping: the owner keys of the added objects, of the updated
-    /// ones (new and old object) and of the deleted ones, each once; else None.
-    owner_keys: Option<Vec<String>>,
+    added: Vec<Key>,
+    updated: Vec<Key>,
+    deleted: Vec<(Key, Box<[u8]>)>,
+}
+
+impl From<ReplaceResult> for PyReplaceResult {
+    fn from(r: ReplaceResult) -> Self {
+        PyReplaceResult {
+            added: r.added,
+            updated: r.updated,
+            deleted: r.deleted,
+        }
+    }
+}
+
+fn strings(keys: &[Key]) -> Vec<String> {
+    keys.iter().map(|k| k.to_string()).collect()
 }
 
 #[pymethods]
 impl PyReplaceResult {
+    /// Keys that were not in the store.
+    #[getter]
+    fn added(&self) -> Vec<String> {
+        strings(&self.added)
+    }
+
+    /// Keys that were in the store and are in the new list.
+    #[getter]
+    fn updated(&self) -> Vec<String> {
+        strings(&self.updated)
+    }
+
+    /// Keys that vanished (tombstones the controller must still handle).
+    #[getter]
+    fn deleted(&self) -> Vec<String> {
+        self.deleted.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    /// The last known object bytes of each deleted key.
+    #[getter]
+    fn tombstones<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, raw) in &self.deleted {
+            d.set_item(&**k, PyBytes::new(py, raw))?;
+        }
+        Ok(d)
+    }
+
+    /// How many keys were added, updated and deleted (no list built).
+    #[getter]
+    fn counts(&self) -> (usize, usize, usize) {
+        (self.added.len(), self.updated.len(), self.deleted.len())
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "ReplaceResult(added={}, updated={}, deleted={})",
@@ -255,7 +289,7 @@ impl PyStore {
     ///
     /// Later objects win over earlier ones with the same key. With ``queue``, the keys
     /// of the added, updated and deleted objects are added to it at ``now`` (in Rust);
-    /// with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
+    /// with ``owner`` too, their controller owners' keys instead.
     ///
     /// ``predicates``, ``check`` and ``source`` as for ``WatchDecoder.feed_into``: an
     /// object the relist found again is an update, enqueued only if it passes them
@@ -276,41 +310,22 @@ impl PyStore {
     ) -> PyResult<PyReplaceResult> {
         let predicates = predicate_set(predicates)?;
         let mut call = check.as_ref().map(python_check);
-        let mut filter = |key: &str, old: &Entry, new: &Entry| {
-            update_passes(
+        let mut fan = Fanout::none(now);
+        fan.source = source;
+        if let Some(q) = queue.as_deref_mut() {
+            fan.queues.push(QueueTarget {
+                owner: owner.as_ref().map(|m| &m.get().inner),
                 predicates,
-                &mut call.as_mut().map(|c| c as &mut Check<'_>),
-                key,
-                old,
-                new,
-            )
-        };
-        let filtering = !predicates.is_empty() || check.is_some();
-        let items = acc.borrow_mut().inner.take();
-        let mapping = owner.as_ref().map(|m| &m.get().inner);
-        let out = guard(|| {
-            let f: Option<&mut UpdateFilter<'_>> = filtering.then_some(&mut filter);
-            let out = self
-                .inner
-                .replace_mapped(items, resource_version, mapping, f)
-                .map_err(|e| store_error(py, e))?;
-            if let Some(q) = queue.as_deref_mut() {
-                enqueue_replaced(&mut q.inner, &out, now, source);
-            }
-            Ok(out)
-        })?;
-        let tombstones = PyDict::new(py);
-        let mut deleted = Vec::with_capacity(out.deleted.len());
-        for (k, raw) in &out.deleted {
-            tombstones.set_item(&**k, PyBytes::new(py, raw))?;
-            deleted.push(k.to_string());
+                check: call.as_mut().map(|c| c as &mut Check<'_>),
+                ..QueueTarget::new(&mut q.inner)
+            });
         }
-        Ok(PyReplaceResult {
-            added: out.added.iter().map(|k| k.to_string()).collect(),
-            updated: out.updated.iter().map(|k| k.to_string()).collect(),
-            deleted,
-            tombstones: tombstones.unbind(),
-            owner_keys: out.owner_keys,
+        let items = acc.borrow_mut().inner.take();
+        let inner = &mut self.inner;
+        guard(|| {
+            relist(inner, items, resource_version, &mut fan)
+                .map(PyReplaceResult::from)
+                .map_err(|e| store_error(py, e))
         })
     }
 
@@ -330,34 +345,6 @@ impl PyStore {
     /// Raises ``ValueError`` (nothing changes) if ``data`` is not a valid snapshot.
     fn restore(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
         guard(|| self.inner.restore(data).map_err(|e| store_error(py, e)))
-    }
-}
-
-/// Adds what a relist changed to `queue` (as listed): the owner keys with a mapping
-/// (found via the owned objects), else the added, the passing updated and the deleted keys.
-fn enqueue_replaced(queue: &mut WorkQueue, out: &ReplaceResult, now: f64, source: &str) {
-    let origin = |change, via| Origin {
-        change,
-        listed: true,
-        via,
-    };
-    if let Some(owners) = &out.owner_keys {
-        for (owner, via) in owners.iter().zip(&out.owner_via) {
-            let key = Key::from(owner.as_str());
-            queue.add_from(&key, now, origin(Change::Updated, Some((source, via))));
-        }
-        return;
-    }
-    for key in &out.added {
-        queue.add_from(key, now, origin(Change::Added, None));
-    }
-    for (i, key) in out.updated.iter().enumerate() {
-        if out.updated_passes.get(i) != Some(&false) {
-            queue.add_from(key, now, origin(Change::Updated, None));
-        }
-    }
-    for (key, _) in &out.deleted {
-        queue.add_from(key, now, origin(Change::Deleted, None));
     }
 }
 

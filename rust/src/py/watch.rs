@@ -6,9 +6,9 @@ use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::store::store_error;
 use super::store::{loads, PyListAccumulator, PyStore};
-use crate::informer::{Check, Predicates};
+use crate::informer::{Check, Fanout, Predicates, QueueTarget};
 use crate::json::{Meta, Schema};
-use crate::store::Entry;
+use crate::store::{Entry, ListAccumulator, Store};
 use crate::watch::apply::{LineError, Target};
 use crate::watch::chunked::{Deframer, Framing, FramingError};
 use crate::watch::decoder::{Decoder, FeedError};
@@ -182,6 +182,49 @@ pub fn python_check<'a, 'py>(
     }
 }
 
+impl PyWatchDecoder {
+    /// Feeds `data` to `store` and `fan` (and `initial`); the Python result.
+    pub fn feed_to(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        store: &mut Store,
+        initial: Option<&mut ListAccumulator>,
+        fan: &mut Fanout<'_>,
+    ) -> PyResult<PyFeedResult> {
+        guard(|| {
+            let mut to = Target {
+                store,
+                initial,
+                fan,
+            };
+            let out = match self.inner.feed_into(data, &mut to) {
+                Ok(out) => out,
+                Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
+                Err(FeedError::Framing(e)) => {
+                    let line = self.inner.line_number();
+                    return Err(framing_error(py, e, line, Vec::new()));
+                }
+            };
+            let error = match out.error {
+                Some((raw, meta)) => Some(Py::new(
+                    py,
+                    WatchEvent::from_parts(py, EventType::Error, &raw, meta),
+                )?),
+                None => None,
+            };
+            Ok(PyFeedResult {
+                applied: out.applied,
+                bookmarks: out.bookmarks,
+                resource_version: out.resource_version,
+                error,
+                initial_events_end: out.initial_events_end,
+                body_done: out.body_done,
+            })
+        })
+    }
+}
+
 /// The framing `reset` and `BodyDecoder` were asked for.
 fn framing(chunked: bool, content_length: Option<u64>) -> PyResult<Framing> {
     Framing::of(chunked, content_length)
@@ -273,41 +316,18 @@ impl PyWatchDecoder {
     ) -> PyResult<PyFeedResult> {
         let predicates = predicate_set(predicates)?;
         let mut call = check.as_ref().map(python_check);
-        guard(|| {
-            let mut to = Target {
-                store: &mut store.inner,
-                queue: queue.as_deref_mut().map(|q| &mut q.inner),
-                now,
-                initial: initial.as_deref_mut().map(|acc| &mut acc.inner),
+        let mut fan = Fanout::none(now);
+        fan.source = source;
+        if let Some(q) = queue.as_deref_mut() {
+            fan.queues.push(QueueTarget {
                 owner: owner.as_ref().map(|m| &m.get().inner),
                 predicates,
                 check: call.as_mut().map(|c| c as &mut Check<'_>),
-                source,
-            };
-            let out = match self.inner.feed_into(data, &mut to) {
-                Ok(out) => out,
-                Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
-                Err(FeedError::Framing(e)) => {
-                    let line = self.inner.line_number();
-                    return Err(framing_error(py, e, line, Vec::new()));
-                }
-            };
-            let error = match out.error {
-                Some((raw, meta)) => Some(Py::new(
-                    py,
-                    WatchEvent::from_parts(py, EventType::Error, &raw, meta),
-                )?),
-                None => None,
-            };
-            Ok(PyFeedResult {
-                applied: out.applied,
-                bookmarks: out.bookmarks,
-                resource_version: out.resource_version,
-                error,
-                initial_events_end: out.initial_events_end,
-                body_done: out.body_done,
-            })
-        })
+                ..QueueTarget::new(&mut q.inner)
+            });
+        }
+        let initial = initial.as_deref_mut().map(|acc| &mut acc.inner);
+        self.feed_to(py, data, &mut store.inner, initial, &mut fan)
     }
 
     /// Start a new stream (position 0, line 1), dropping anything buffered.

@@ -28,7 +28,6 @@ pub use compress::{Compressor, Dict, DICT_MAX};
 pub use entry::{Entry, Labels};
 
 use crate::json::{decode_object, Meta, Schema, SyntaxError};
-use crate::owner::OwnerMapping;
 use hashbrown::{HashMap, HashSet};
 use index::{index_add, parse_index_path, Index};
 use std::sync::Arc;
@@ -69,45 +68,14 @@ impl From<SyntaxError> for StoreError {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct ReplaceResult {
     pub added: Vec<Key>,
     pub updated: Vec<Key>,
+    /// With `replace_keeping(.., true)`: the entry each of `updated` replaced.
+    pub old: Vec<Entry>,
     /// Keys that vanished, with their last known object (tombstones).
     pub deleted: Vec<(Key, Box<[u8]>)>,
-    /// With an owner mapping: the owner keys of the added objects, of the updated ones
-    /// (new and old object) and of the tombstones, each once, in that order.
-    pub owner_keys: Option<Vec<String>>,
-    /// The key of the object each of `owner_keys` was found through.
-    pub owner_via: Vec<Key>,
-    /// With a filter: whether each of `updated` passed it (empty without a filter).
-    pub updated_passes: Vec<bool>,
-}
-
-/// Which updates of a relist go on to the queue: `(key, old, new) -> passes`.
-pub type UpdateFilter<'a> = dyn FnMut(&str, &Entry, &Entry) -> bool + 'a;
-
-impl ReplaceResult {
-    /// The keys a relist enqueues: the owner keys with a mapping, else every added,
-    /// updated and deleted key.
-    pub fn queue_keys(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        match &self.owner_keys {
-            Some(owners) => Box::new(owners.iter().map(String::as_str)),
-            None => Box::new(
-                self.added
-                    .iter()
-                    .chain(
-                        self.updated
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| self.updated_passes.get(*i) != Some(&false))
-                            .map(|(_, k)| k),
-                    )
-                    .chain(self.deleted.iter().map(|(k, _)| k))
-                    .map(|k| &**k),
-            ),
-        }
-    }
 }
 
 pub struct Store {
@@ -326,22 +294,16 @@ impl Store {
         items: Vec<ListItem>,
         resource_version: Option<String>,
     ) -> Result<ReplaceResult, StoreError> {
-        self.replace_mapped(items, resource_version, None, None)
+        self.replace_keeping(items, resource_version, false)
     }
 
-    /// `replace`, also collecting the owner keys of what changed under `owner`
-    /// (`ReplaceResult::owner_keys`): those of each new object, of the object it
-    /// replaces, and of each tombstone.
-    ///
-    /// With `filter`, each update (an item whose key is cached) is shown to it as
-    /// `(key, old, new)` once, before anything changes; the updates it refuses are
-    /// marked in `ReplaceResult::updated_passes` and their owners are not collected.
-    pub fn replace_mapped(
+    /// `replace`; with `keep_old`, the entries the updated keys had are handed back
+    /// (`ReplaceResult::old`), for predicates, owner mappings and event handlers.
+    pub fn replace_keeping(
         &mut self,
         items: Vec<ListItem>,
         resource_version: Option<String>,
-        owner: Option<&OwnerMapping>,
-        filter: Option<&mut UpdateFilter<'_>>,
+        keep_old: bool,
     ) -> Result<ReplaceResult, StoreError> {
         // Re-index (if needed) everything first, so a bad item changes nothing.
         let mut items = items;
@@ -360,28 +322,7 @@ impl Store {
             .cloned()
             .collect();
         drop(fresh);
-        // The filter and the owners see the old objects: before anything changes.
-        let passes: Option<Vec<bool>> = filter.map(|f| {
-            items
-                .iter()
-                .map(|p| match self.objects.get(&p.key) {
-                    Some(old) => f(&p.key, old, &p.entry),
-                    None => true,
-                })
-                .collect()
-        });
-        let (owner_keys, owner_via) = match owner {
-            Some(m) => {
-                let (keys, via) = self.owners_of_change(m, &items, passes.as_deref(), &gone)?;
-                (Some(keys), via)
-            }
-            None => (None, Vec::new()),
-        };
-        let mut out = ReplaceResult {
-            owner_keys,
-            owner_via,
-            ..ReplaceResult::default()
-        };
+        let mut out = ReplaceResult::default();
         for key in gone {
             if let Some(entry) = self.delete(&key) {
                 out.deleted.push((key, entry.into_raw()?));
@@ -396,7 +337,7 @@ impl Store {
         self.objects
             .reserve(items.len().saturating_sub(self.objects.len()));
         let mut seen: HashSet<Key> = HashSet::with_capacity(items.len());
-        for (i, p) in items.into_iter().enumerate() {
+        for p in items {
             let cut = match (&p.managed_fields, self.strip_managed_fields) {
                 (Some(cut), true) => cut.clone(),
                 _ => 0..0,
@@ -405,9 +346,9 @@ impl Store {
             let entry = p.entry.reshape(cut, comp)?;
             let (key, old) = self.insert(&p.key.clone(), Some(p.key), entry);
             if seen.insert(key.clone()) {
-                if old.is_some() {
-                    if let Some(passes) = &passes {
-                        out.updated_passes.push(passes[i]);
+                if let Some(old) = old {
+                    if keep_old {
+                        out.old.push(old);
                     }
                     out.updated.push(key);
                 } else {
@@ -417,43 +358,5 @@ impl Store {
         }
         self.resource_version = resource_version;
         Ok(out)
-    }
-
-    /// The owner keys of a relist's change, each once: new objects and the objects they
-    /// replace, then the tombstones.
-    fn owners_of_change(
-        &self,
-        owner: &OwnerMapping,
-        items: &[ListItem],
-        passes: Option<&[bool]>,
-        gone: &[Key],
-    ) -> Result<(Vec<String>, Vec<Key>), StoreError> {
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut keys = Vec::new();
-        let mut via = Vec::new();
-        let mut push = |k: Option<String>, related: &Key| {
-            if let Some(k) = k {
-                if !seen.contains(&k) {
-                    seen.insert(k.clone());
-                    keys.push(k);
-                    via.push(related.clone());
-                }
-            }
-        };
-        for (i, p) in items.iter().enumerate() {
-            if passes.is_some_and(|passes| !passes[i]) {
-                continue;
-            }
-            push(owner.of_entry(&p.key, &p.entry)?, &p.key);
-            if let Some(old) = self.objects.get(&p.key) {
-                push(owner.of_entry(&p.key, old)?, &p.key);
-            }
-        }
-        for key in gone {
-            if let Some(old) = self.objects.get(key) {
-                push(owner.of_entry(key, old)?, key);
-            }
-        }
-        Ok((keys, via))
     }
 }

@@ -110,7 +110,7 @@ impl Decoder {
     pub fn feed_into(
         &mut self,
         data: &[u8],
-        to: &mut Target<'_>,
+        to: &mut Target<'_, '_>,
     ) -> Result<FeedResult, FeedError<LineError>> {
         let mut out = FeedResult::default();
         let counts = &mut self.counts;
@@ -211,10 +211,22 @@ fn after<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::informer::{Fanout, QueueTarget};
+    use crate::owner::OwnerMapping;
     use crate::queue::WorkQueue;
     use crate::ratelimit::default_controller;
     use crate::store::{ListAccumulator, Store};
     use crate::watch::event::EventType;
+
+    /// A fan-out to at most one queue, maybe through an owner mapping.
+    fn fan_of<'a>(queue: Option<&'a mut WorkQueue>, owner: Option<&'a OwnerMapping>) -> Fanout<'a> {
+        let mut fan = Fanout::none(0.0);
+        fan.queues.extend(queue.map(|q| QueueTarget {
+            owner,
+            ..QueueTarget::new(q)
+        }));
+        fan
+    }
 
     fn event(kind: &str, name: &str, rv: &str) -> String {
         format!(
@@ -285,15 +297,11 @@ mod tests {
         let mut again = false;
         while i < parts.len() {
             let data = if again { &b""[..] } else { parts[i] };
+            let mut fan = fan_of(Some(&mut queue), None);
             let mut to = Target {
                 store: &mut store,
-                queue: Some(&mut queue),
-                now: 0.0,
                 initial: if listing { Some(&mut acc) } else { None },
-                owner: None,
-                predicates: Default::default(),
-                check: None,
-                source: "",
+                fan: &mut fan,
             };
             match d.feed_into(data, &mut to) {
                 Ok(r) => {
@@ -392,28 +400,20 @@ mod tests {
         d.reset(Framing::Chunked);
         let mut store = Store::new(true);
         let mut acc = ListAccumulator::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: Some(&mut acc),
-            owner: None,
-            predicates: Default::default(),
-            check: None,
-            source: "",
+            fan: &mut fan,
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert!(r.initial_events_end && !r.body_done);
         assert!(d.pending() > 0);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: None,
-            owner: None,
-            predicates: Default::default(),
-            check: None,
-            source: "",
+            fan: &mut fan,
         };
         let r = d.feed_into(b"", &mut to).unwrap();
         assert_eq!((r.applied, r.bookmarks, r.body_done), (2, 1, true));
@@ -427,15 +427,11 @@ mod tests {
         d.reset(Framing::ContentLength(body.len() as u64));
         let mut store = Store::new(true);
         let mut acc = ListAccumulator::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: Some(&mut acc),
-            owner: None,
-            predicates: Default::default(),
-            check: None,
-            source: "",
+            fan: &mut fan,
         };
         let data = [body.as_bytes(), b"after the body"].concat();
         let r = d.feed_into(&data, &mut to).unwrap();
@@ -451,15 +447,11 @@ mod tests {
         let mut d = Decoder::default();
         d.reset(Framing::Chunked);
         let mut store = Store::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: None,
-            owner: None,
-            predicates: Default::default(),
-            check: None,
-            source: "",
+            fan: &mut fan,
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert_eq!(r.applied, 1);
@@ -476,15 +468,11 @@ mod tests {
         let mut d = Decoder::default();
         d.reset(Framing::Chunked);
         let mut store = Store::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: None,
-            owner: None,
-            predicates: Default::default(),
-            check: None,
-            source: "",
+            fan: &mut fan,
         };
         let Err(FeedError::Framing(e)) = d.feed_into(&s, &mut to) else {
             panic!("expected a framing error")
@@ -555,15 +543,11 @@ mod tests {
             let mut store = Store::new(true);
             let mut queue = WorkQueue::new(Box::new(default_controller()));
             for part in parts {
+                let mut fan = fan_of(Some(&mut queue), Some(&mapping));
                 let mut to = Target {
                     store: &mut store,
-                    queue: Some(&mut queue),
-                    now: 0.0,
                     initial: None,
-                    owner: Some(&mapping),
-                    predicates: Default::default(),
-                    check: None,
-                    source: "ConfigMap",
+                    fan: &mut fan,
                 };
                 d.feed_into(part, &mut to).unwrap();
             }
