@@ -9,8 +9,6 @@ and their verbs (`Api`, `Discovery`), informers (`Informer`, `SharedInformerFact
 (store, decoders, the native queue and rate limiters) live in `trio_controller.native`.
 """
 
-from typing import Any
-
 from trio_controller._native import __version__
 from trio_controller.api import (
     CONFIGMAPS,
@@ -121,31 +119,3 @@ __all__ = [
     "load_config",
     "resource_version_changed",
 ]
-
-# Names this package exported before the native building blocks moved to
-# `trio_controller.native`; still importable from here, not part of `__all__`.
-_MOVED = {
-    "BucketRateLimiter",
-    "DecodeError",
-    "ExponentialFailureRateLimiter",
-    "ListAccumulator",
-    "MaxOfRateLimiter",
-    "RateLimiter",
-    "ShutDown",
-    "Store",
-    "WatchDecoder",
-    "WatchEvent",
-    "default_controller_rate_limiter",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from trio_controller import native
-
-        return getattr(native, name)
-    if name == "Reflector":
-        from trio_controller.cache.reflector import Reflector
-
-        return Reflector
-    raise AttributeError(f"module 'trio_controller' has no attribute {name!r}")

@@ -27,7 +27,7 @@ import httpx
 import orjson
 import trio
 
-from trio_controller import __version__
+from trio_controller._native import __version__
 from trio_controller.auth import Credentials
 from trio_controller.config.cluster import ClusterConfig
 from trio_controller.errors import (
