@@ -13,7 +13,7 @@ import trio.testing
 from helpers.watch import error_event, event, pod, pod_list
 from streamserver import Pause, Reply, Stall, open_stream_server
 
-from trio_controller.cache.informer import EventHandlers, Informer
+from trio_controller.cache.informer import EventHandlers, Informer, InformerOptions
 from trio_controller.config import ClusterConfig
 from trio_controller.native import Store
 from trio_controller.transport.client import Client
@@ -51,8 +51,9 @@ async def run_informer(
 ) -> tuple[Informer, list[Any]]:
     async with Client(ClusterConfig(url)) as client:
         informer = Informer(
-            client, PODS, handlers=recorder.handlers(), streaming_list=streaming_list
-        )
+            client, PODS, InformerOptions(streaming_list=streaming_list),
+            handlers=recorder.handlers(),
+        )  # fmt: skip
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             calls = await recorder.wait(n)
@@ -124,7 +125,7 @@ async def test_a_malformed_line_is_applied_up_to_the_bad_line_and_the_watch_resu
 
 def test_the_store_an_informer_gives_refuses_writes_and_shows_what_the_informer_wrote() -> None:
     client = Client(ClusterConfig(server="http://127.0.0.1:1"))
-    informer = Informer(client, PODS, indexes={"node": "spec.nodeName"})
+    informer = Informer(client, PODS, InformerOptions(indexes={"node": "spec.nodeName"}))
     store = informer.store
     for write in ("upsert", "delete", "replace", "restore", "add_index"):
         assert not hasattr(store, write), write

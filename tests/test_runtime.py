@@ -19,7 +19,7 @@ from streamserver import Reply, Request, Stall, open_stream_server
 
 from trio_controller.api.resource import CONFIGMAPS, DEPLOYMENTS, PODS, Resource
 from trio_controller.cache.factory import SharedInformerFactory
-from trio_controller.cache.informer import Informer
+from trio_controller.cache.informer import Informer, InformerOptions
 from trio_controller.cache.reflector import METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT, ListFailed
 from trio_controller.cache.sink import EventHandlers
 from trio_controller.config import ClusterConfig
@@ -91,7 +91,7 @@ async def test_two_controllers_of_one_resource_share_one_watch_and_each_get_ever
         open_stream_server(handler=serve) as server,
         Client(ClusterConfig(server.url)) as client,
     ):
-        factory = SharedInformerFactory(client, streaming_list=False)
+        factory = SharedInformerFactory(client, InformerOptions(streaming_list=False))
         first, second = Keys(), Keys()
         one = Controller(client, PODS, first, namespace="default", factory=factory, name="One")
         two = Controller(client, PODS, second, namespace="default", factory=factory, name="Two")
@@ -158,7 +158,9 @@ async def test_owned_objects_enqueue_their_controller_owner_and_nothing_else(
         Client(ClusterConfig(server.url)) as client,
     ):
         keys = Keys()
-        controller = Controller(client, WIDGETS, keys, streaming_list=False).owns(CONFIGMAPS)
+        controller = Controller(
+            client, WIDGETS, keys, options=InformerOptions(streaming_list=False)
+        ).owns(CONFIGMAPS)
         async with trio.open_nursery() as nursery:
             await nursery.start(controller.run)
             await keys.wait_for("default/w1", "default/w2")
@@ -192,7 +194,9 @@ async def test_watches_maps_objects_to_keys_with_any_mapper(
         Client(ClusterConfig(server.url)) as client,
     ):
         keys = Keys()
-        controller = Controller(client, WIDGETS, keys, streaming_list=False)
+        controller = Controller(
+            client, WIDGETS, keys, options=InformerOptions(streaming_list=False)
+        )
         controller.watches(CONFIGMAPS, by_label)
         async with trio.open_nursery() as nursery:
             await nursery.start(controller.run)
@@ -206,7 +210,7 @@ async def test_a_metadata_only_informer_asks_for_partial_object_metadata(
 ) -> None:
     replies = [pod_list(10, pod("a", 5)), Reply.chunks([Stall()])]
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
-        informer = Informer(client, PODS, metadata_only=True, streaming_list=False)
+        informer = Informer(client, PODS, InformerOptions(metadata_only=True, streaming_list=False))
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             await informer.wait_for_cache_sync()
@@ -247,7 +251,7 @@ async def test_handlers_with_a_streaming_list_see_the_initial_events_after_the_r
         ]),
     ]  # fmt: skip
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
-        informer = Informer(client, PODS, handlers=handlers, streaming_list=True)
+        informer = Informer(client, PODS, InformerOptions(streaming_list=True), handlers=handlers)
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             with trio.fail_after(600):
@@ -318,7 +322,7 @@ async def test_relists_and_watch_restarts_are_logged_at_v2_and_pages_at_v4(
     ]
     caplog.set_level(v(4), logger="trio_controller")
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
-        informer = Informer(client, PODS, streaming_list=False, page_size=1)
+        informer = Informer(client, PODS, InformerOptions(streaming_list=False, page_size=1))
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             while len(server.requests) < 4:  # noqa: ASYNC110

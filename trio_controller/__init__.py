@@ -30,6 +30,7 @@ from trio_controller.api import (
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
 from trio_controller.cache.mappers import controller_owner
+from trio_controller.cache.options import InformerOptions
 from trio_controller.cache.reflector import ListFailed
 from trio_controller.cache.sink import EventHandlers
 from trio_controller.config import ClusterConfig, load_config
@@ -89,6 +90,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "Informer",
+    "InformerOptions",
     "KubeconfigError",
     "LeaderElector",
     "LeadershipLost",

@@ -17,6 +17,7 @@ from trio_controller import (
     Client,
     EventHandlers,
     Informer,
+    InformerOptions,
     WorkQueue,
     load_config,
 )
@@ -78,7 +79,9 @@ async def test_one_informer_feeds_two_queues_an_owner_mapped_queue_and_handlers(
         a = await configmaps.create({"metadata": {"name": "a", "ownerReferences": [ref]}})
         b = await configmaps.create({"metadata": {"name": "b"}})
         first, second, owners = WorkQueue(), WorkQueue(), WorkQueue()
-        informer = Informer(client, CONFIGMAPS, namespace=ns, streaming_list=streaming_list)
+        informer = Informer(
+            client, CONFIGMAPS, InformerOptions(streaming_list=streaming_list), namespace=ns
+        )
         informer.add_queue(first)
         informer.add_queue(second)
         informer.add_queue(owners, owner=OwnerMapping("apps/v1", "Deployment"))

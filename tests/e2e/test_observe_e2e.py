@@ -20,6 +20,7 @@ from controller_process import ControllerProcess, run_controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_controller.api import PODS
+from trio_controller.cache.options import InformerOptions
 from trio_controller.config import load_config
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -176,7 +177,7 @@ async def test_workqueue_retries_count_failing_reconciles_on_a_real_apiserver(
     async with Client(config) as client:
         controller = Controller(
             client, PODS, reconcile, namespace=namespace, name="Widget", max_retries=3,
-            streaming_list=True,
+            options=InformerOptions(streaming_list=True),
         )  # fmt: skip
         metrics = Metrics()
         metrics.add_controller(controller)

@@ -15,6 +15,7 @@ from trio_controller import (
     Api,
     Client,
     Controller,
+    InformerOptions,
     SharedInformerFactory,
     generation_changed,
     load_config,
@@ -78,7 +79,7 @@ async def test_only_a_spec_change_passes_the_generation_predicate(
         deployments = Api(client, DEPLOYMENTS, namespace)
         configmaps = Api(client, CONFIGMAPS, namespace)
         web = await deployments.create(deployment("web"))
-        factory = SharedInformerFactory(client, streaming_list=streaming_list)
+        factory = SharedInformerFactory(client, InformerOptions(streaming_list=streaming_list))
         controller = Controller(
             client, DEPLOYMENTS, seen, namespace=namespace, factory=factory,
             predicates=[generation_changed],

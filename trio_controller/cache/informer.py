@@ -27,6 +27,7 @@ import trio
 
 from trio_controller._native import OwnerMapping, Store, StoreReader
 from trio_controller.api.resource import Resource
+from trio_controller.cache.options import InformerOptions
 from trio_controller.cache.reflector import Reflector
 from trio_controller.cache.sink import (
     CoreSink,
@@ -40,7 +41,7 @@ from trio_controller.cache.sink import (
 )
 from trio_controller.transport.client import Client
 
-__all__ = ["EventHandlers", "Informer", "InformerKey"]
+__all__ = ["EventHandlers", "Informer", "InformerKey", "InformerOptions"]
 
 Obj = dict[str, Any]
 
@@ -59,50 +60,53 @@ class Informer:
     """A `Store` plus the `Reflector` that fills it; `has_synced` after the first list.
 
     `resource` is a `Resource` (with `namespace`: None for every namespace) or a raw
-    collection path. `queue` and `handlers` are shorthands for `add_queue` and
-    `add_handlers`. Consumers are added before `run` or while it runs (the next read
-    uses them); a consumer added after the first sync only sees later changes.
+    collection path; `options` (`InformerOptions`) says how it lists, watches and caches.
+    `queue` and `handlers` are shorthands for `add_queue` and `add_handlers`; `params`
+    adds query parameters to its requests. Consumers are added before `run` or while it
+    runs (the next read uses them); a consumer added after the first sync only sees
+    later changes.
     """
 
     def __init__(
         self,
         client: Client,
         resource: Resource | str,
+        options: InformerOptions = InformerOptions(),  # noqa: B008 (frozen: shared safely)
         *,
         namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        metadata_only: bool = False,
         queue: Queue | None = None,
         handlers: EventHandlers | None = None,
-        indexes: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-        strip_managed_fields: bool = True,
-        compress: bool = False,
-        streaming_list: bool = True,
-        **reflector_args: Any,
     ) -> None:
         if isinstance(resource, Resource):
             path = resource.path(namespace=namespace)
-            kind = resource.display
+            kind, source = resource.display, resource.kind
         else:
-            path, kind = resource, reflector_args.pop("kind", resource)
+            path = kind = source = resource
         self.resource = resource if isinstance(resource, Resource) else None
+        self.options = options
         #: The watched resource's name as controllers show it (`ConfigMap`).
-        self.source = resource.kind if isinstance(resource, Resource) else kind
-        self.key = InformerKey(path, label_selector, field_selector, metadata_only)
-        # The writer stays here (the reflector's sink applies to it); users get a reader.
-        self._store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
+        self.source = source
+        self.key = InformerKey(
+            path,
+            options.label_selector or None,
+            options.field_selector or None,
+            options.metadata_only,
+        )
+        # The writer stays here (the core applies to it); users get a reader.
+        self._store = Store(
+            strip_managed_fields=options.strip_managed_fields, compress=options.compress
+        )
         #: The cache, read-only (`StoreReader`): only this informer writes it.
         self.store: StoreReader = self._store.reader()
         self.indexes: dict[str, str] = {}
-        for name, field_path in (indexes or {}).items():
+        for name, field_path in options.indexes:
             self.add_index(name, field_path)
         all_params = dict(params or {})
-        if label_selector:
-            all_params["labelSelector"] = label_selector
-        if field_selector:
-            all_params["fieldSelector"] = field_selector
+        if options.label_selector:
+            all_params["labelSelector"] = options.label_selector
+        if options.field_selector:
+            all_params["fieldSelector"] = options.field_selector
         #: The informer core: the one write path, its queues fed in Rust.
         self.sink = CoreSink(self._store, self.source)
         self.reflector = Reflector(
@@ -110,10 +114,10 @@ class Informer:
             path,
             self.sink,
             params=all_params,
-            streaming_list=streaming_list,
-            metadata_only=metadata_only,
+            streaming_list=options.streaming_list,
+            metadata_only=options.metadata_only,
+            page_size=options.page_size,
             kind=kind,
-            **reflector_args,
         )
         self._running = False
         if queue is not None:

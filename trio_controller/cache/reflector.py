@@ -48,6 +48,7 @@ import trio
 from trio_controller import errors
 from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult, Store, WatchDecoder
 from trio_controller.cache.backoff import Backoff
+from trio_controller.cache.options import PAGE_SIZE
 from trio_controller.cache.sink import Sink
 from trio_controller.observe.log import v
 from trio_controller.transport.client import Client
@@ -73,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 500
 WATCH_TIMEOUT_RANGE = (300.0, 600.0)  # the server ends each watch after 5 to 10 minutes
 IDLE_MARGIN = 30.0  # no byte for this long past the server's timeout: the stream is stuck
 SHORT_WATCH = 1.0  # a watch that ends sooner than this with no event is an error

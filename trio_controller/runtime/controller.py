@@ -42,6 +42,7 @@ from trio_controller._native import OwnerMapping, Store, StoreReader
 from trio_controller.api.resource import Resource
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
+from trio_controller.cache.options import InformerOptions
 from trio_controller.cache.sink import Mapper, UpdatePredicate
 from trio_controller.errors import TrioControllerError
 from trio_controller.observe.stats import ReconcileStats
@@ -144,7 +145,7 @@ class Controller:
         flush: Callable[[], None] | None = None,
         cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
         predicates: Sequence[UpdatePredicate] = (),
-        **informer_args: Any,
+        options: InformerOptions | None = None,
     ) -> None:
         self.informer: Informer | None = None
         self.factory: SharedInformerFactory | None = None
@@ -155,18 +156,16 @@ class Controller:
                 raise TypeError("Controller(client, resource, reconcile): a Client first")
             self.resource = resource
             if factory is None:
-                # A factory of its own: store and sync settings hold for every informer.
-                factory, informer_args = SharedInformerFactory(source, **informer_args), {}
+                # A factory of its own: its defaults hold for every informer (owns too).
+                factory = SharedInformerFactory(source, options or InformerOptions())
             self.factory = factory
             self.queue = WorkQueue()
-            self.informer = self.factory.informer(
-                resource,
-                namespace=namespace,
+            primary = (options or factory.defaults).replace(
                 label_selector=label_selector,
                 field_selector=field_selector,
-                metadata_only=metadata_only,
-                **informer_args,
+                metadata_only=metadata_only or None,
             )
+            self.informer = self.factory.informer(resource, namespace=namespace, options=primary)
             self.informer.add_queue(self.queue, predicates=predicates)
             self.reflector: Any = self.informer.reflector
             self._informers = [self.informer]
@@ -226,8 +225,9 @@ class Controller:
         informer = self.factory.informer(
             resource,
             namespace=namespace if namespace is not None else self.namespace,
-            label_selector=label_selector,
-            metadata_only=metadata_only,
+            options=self.factory.defaults.replace(
+                label_selector=label_selector, metadata_only=metadata_only or None
+            ),
         )
         # Mapped in Rust on the fast path (the owned informer's only consumer), by the
         # same rules in Python when the informer is shared.
@@ -256,9 +256,11 @@ class Controller:
         informer = self.factory.informer(
             resource,
             namespace=namespace if namespace is not None else self.namespace,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            metadata_only=metadata_only,
+            options=self.factory.defaults.replace(
+                label_selector=label_selector,
+                field_selector=field_selector,
+                metadata_only=metadata_only or None,
+            ),
         )
         informer.add_queue(self.queue, mapper=mapper, predicates=predicates)
         if informer not in self._informers:
