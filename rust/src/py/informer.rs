@@ -1,10 +1,11 @@
 //! `InformerCore`: one store, its targets (queues, owner-mapped queues, predicates in
 //! front of either) and a changes buffer for Python event handlers; one call per read.
+use super::convert::{predicate_set, python_check, store_error};
+use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::store::{PyListAccumulator, PyReplaceResult, PyStore};
-use super::watch::{predicate_set, python_check, PyFeedResult, PyWatchDecoder};
-use super::{guard, store::store_error};
+use super::watch::{PyFeedResult, PyWatchDecoder};
 use crate::informer::{relist, Changed, Check, Fanout, QueueTarget};
 use crate::queue::Change;
 use pyo3::exceptions::PyValueError;

@@ -1,9 +1,9 @@
 //! Thin `#[pyclass]` wrappers over the plain-Rust core; no logic of their own.
+pub mod convert;
 pub mod errors;
 pub mod informer;
 pub mod owner;
 pub mod queue;
-pub mod reader;
 pub mod store;
 pub mod watch;
 
@@ -52,7 +52,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PREDICATE_RESOURCE_VERSION", Predicates::RESOURCE_VERSION)?;
     m.add_class::<owner::PyOwnerMapping>()?;
     m.add_class::<store::PyStore>()?;
-    m.add_class::<reader::PyStoreReader>()?;
+    m.add_class::<store::PyStoreReader>()?;
     m.add_class::<informer::PyInformerCore>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;

@@ -1,37 +1,22 @@
 //! `WatchDecoder`, `WatchEvent`, `FeedResult`, and `BodyDecoder`, `ResponseHead`,
 //! `parse_response_head` for the owned HTTP/1.1 watch transport.
+use super::convert::{loads, plain_schema, predicate_set, python_check, repr};
 use super::errors::decode_error;
 use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
-use super::store::store_error;
-use super::store::{loads, PyListAccumulator, PyStore};
-use crate::informer::{Check, Fanout, Predicates, QueueTarget};
-use crate::json::{Meta, Schema};
-use crate::store::{Entry, ListAccumulator, Store};
-use crate::watch::apply::{LineError, Target};
+use super::store::{PyListAccumulator, PyStore};
+use crate::informer::apply::{feed_into, Target};
+use crate::informer::{Check, Fanout, QueueTarget};
+use crate::json::Meta;
+use crate::store::{ListAccumulator, Store};
 use crate::watch::chunked::{Deframer, Framing, FramingError};
-use crate::watch::decoder::{Decoder, FeedError};
+use crate::watch::decoder::{Decoder, FeedError, LineError};
 use crate::watch::event::{Event, EventType};
 use crate::watch::head::{self, ResponseHead};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use std::sync::OnceLock;
-
-/// The schema for decoding without a store: metadata only, no user indexes.
-pub fn plain_schema() -> &'static Schema {
-    static S: OnceLock<Schema> = OnceLock::new();
-    S.get_or_init(|| Schema::new(&[]))
-}
-
-/// A Python-looking repr of an optional string.
-pub fn repr(s: &Option<String>) -> String {
-    match s {
-        None => "None".into(),
-        Some(s) => format!("{s:?}"),
-    }
-}
 
 /// One decoded watch event. ``raw`` is the object's bytes (for ERROR, the Status).
 #[pyclass(frozen, get_all, module = "trio_controller._native")]
@@ -159,29 +144,6 @@ impl PyFeedResult {
     }
 }
 
-/// The built-in predicates named by `bits` (ValueError for an unknown bit).
-pub fn predicate_set(bits: u8) -> PyResult<Predicates> {
-    Predicates::from_bits(bits)
-        .ok_or_else(|| PyValueError::new_err(format!("unknown predicate bits {bits:#x}")))
-}
-
-/// A Python `(key, old, new) -> bool` as a `Check`: both objects parsed for it, only
-/// for the updates the built-in predicates let through. A check that raises lets the
-/// update pass (the Python side logs its errors before they get here).
-pub fn python_check<'a, 'py>(
-    check: &'a Bound<'py, PyAny>,
-) -> impl FnMut(&str, &Entry, &Entry) -> bool + 'a {
-    move |key, old, new| {
-        let py = check.py();
-        let call = || -> PyResult<bool> {
-            let old = loads(py, &old.raw().map_err(|e| store_error(py, e))?)?;
-            let new = loads(py, &new.raw().map_err(|e| store_error(py, e))?)?;
-            check.call1((key, old, new))?.is_truthy()
-        };
-        call().unwrap_or(true)
-    }
-}
-
 impl PyWatchDecoder {
     /// Feeds `data` to `store` and `fan` (and `initial`); the Python result.
     pub fn feed_to(
@@ -198,7 +160,7 @@ impl PyWatchDecoder {
                 initial,
                 fan,
             };
-            let out = match self.inner.feed_into(data, &mut to) {
+            let out = match feed_into(&mut self.inner, data, &mut to) {
                 Ok(out) => out,
                 Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
                 Err(FeedError::Framing(e)) => {

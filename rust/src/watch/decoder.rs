@@ -1,5 +1,5 @@
 //! The watch decoder's state across socket reads: body framing, lines, the bytes an
-//! early stop left over, and the event counters. One `feed` or `feed_into` per read.
+//! early stop left over, and the event counters. One `feed` or `feed_lines` per read.
 //!
 //! ```text
 //! read ─▶ [held bytes] + read ─Deframer─▶ payload slices ─Lines─▶ lines ─▶ read(lines)
@@ -9,7 +9,6 @@
 //! ```
 //! Dropped payload still goes through the de-framer, so the body's end is found and
 //! the next read is framed right.
-use super::apply::{apply, FeedResult, LineError, Target};
 use super::chunked::{Deframer, Framing, FramingError};
 use super::event::{decode_event, Event, EventCounts};
 use super::lines::{Chunk, Lines};
@@ -24,6 +23,16 @@ pub enum Stop {
     Hold,
     /// Stop now and drop the rest of the input (it is still de-framed).
     Drop,
+}
+
+/// A malformed line; the events before it were read, the buffer was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub message: String,
+    /// Stream offset of the start of the bad line.
+    pub position: u64,
+    /// 1-based line number.
+    pub line: u64,
 }
 
 /// Why a feed stopped with an error.
@@ -106,24 +115,22 @@ impl Decoder {
         Ok(first_bad)
     }
 
-    /// Applies every event `data` completes to `to` (see `apply`).
-    pub fn feed_into(
+    /// Hands every payload slice `data` completes, as lines, to `read` (with the event
+    /// counters), honouring what it says (`Stop`); the informer core's `feed_into`
+    /// applies events this way.
+    pub fn feed_lines<E>(
         &mut self,
         data: &[u8],
-        to: &mut Target<'_, '_>,
-    ) -> Result<FeedResult, FeedError<LineError>> {
-        let mut out = FeedResult::default();
+        mut read: impl FnMut(&mut Chunk<'_, '_>, &mut EventCounts) -> Result<Stop, E>,
+    ) -> Result<(), FeedError<E>> {
         let counts = &mut self.counts;
-        let read = |chunk: &mut Chunk<'_, '_>| apply(chunk, to, &mut out, counts);
         drive(
             &mut self.frames,
             &mut self.lines,
             &mut self.held,
             data,
-            read,
-        )?;
-        out.body_done = self.frames.done();
-        Ok(out)
+            |chunk| read(chunk, counts),
+        )
     }
 
     /// The number of the line being read (for errors outside a line).
@@ -211,7 +218,27 @@ fn after<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::informer::apply::{feed_into, FeedResult, Target};
     use crate::informer::{Fanout, QueueTarget};
+
+    /// `feed_into` as a method, as the tests below were written.
+    trait FeedInto {
+        fn feed_into(
+            &mut self,
+            data: &[u8],
+            to: &mut Target<'_, '_>,
+        ) -> Result<FeedResult, FeedError<LineError>>;
+    }
+
+    impl FeedInto for Decoder {
+        fn feed_into(
+            &mut self,
+            data: &[u8],
+            to: &mut Target<'_, '_>,
+        ) -> Result<FeedResult, FeedError<LineError>> {
+            feed_into(self, data, to)
+        }
+    }
     use crate::owner::OwnerMapping;
     use crate::queue::WorkQueue;
     use crate::ratelimit::default_controller;

@@ -11,13 +11,13 @@
 //! With an owner-mapped target the scan also captures `metadata.ownerReferences`; an
 //! update enqueues the owners of the new and the replaced (old) object, as
 //! controller-runtime's `EnqueueRequestForOwner` does for Update(old, new).
-use super::decoder::Stop;
-use super::event::{decode_event, EventCounts, EventType};
-use super::lines::Chunk;
-use crate::informer::Fanout;
+use super::Fanout;
 use crate::json::Meta;
 use crate::queue::Change;
 use crate::store::{Key, ListAccumulator, Store, StoreError};
+use crate::watch::decoder::{Decoder, FeedError, LineError, Stop};
+use crate::watch::event::{decode_event, EventCounts, EventType};
+use crate::watch::lines::Chunk;
 
 /// What one `feed_into` call did (summed over the `apply` calls it made).
 #[derive(Debug, Default, PartialEq)]
@@ -44,14 +44,17 @@ pub struct Target<'a, 'f> {
     pub fan: &'a mut Fanout<'f>,
 }
 
-/// A malformed line; the events before it were applied, the buffer was dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError {
-    pub message: String,
-    /// Stream offset of the start of the bad line.
-    pub position: u64,
-    /// 1-based line number.
-    pub line: u64,
+/// Applies every event `data` completes (through `decoder`'s framing and lines) to
+/// `to` (see `apply`).
+pub fn feed_into(
+    decoder: &mut Decoder,
+    data: &[u8],
+    to: &mut Target<'_, '_>,
+) -> Result<FeedResult, FeedError<LineError>> {
+    let mut out = FeedResult::default();
+    decoder.feed_lines(data, |chunk, counts| apply(chunk, to, &mut out, counts))?;
+    out.body_done = decoder.body_done();
+    Ok(out)
 }
 
 /// Applies every complete line `lines` reads, adding to `out` and `counts`:
