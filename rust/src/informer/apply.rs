@@ -90,7 +90,7 @@ pub fn apply(
         };
         let ev = match decode_event(bytes, schema) {
             Ok(ev) => {
-                counts.count(ev.kind);
+                counts.count(ev.r#type);
                 ev
             }
             Err(e) => {
@@ -99,13 +99,13 @@ pub fn apply(
                 return Err(err);
             }
         };
-        if ev.kind != EventType::Error {
+        if ev.r#type != EventType::Error {
             if let Some(rv) = &ev.meta.resource_version {
                 out.resource_version = Some(rv.clone());
             }
         }
         let moves_rv = initial.is_none() && ev.meta.resource_version.is_some();
-        match ev.kind {
+        match ev.r#type {
             EventType::Added | EventType::Modified => {
                 if let Some(acc) = initial.as_deref_mut() {
                     acc.share_dict(store);
@@ -178,7 +178,7 @@ fn upsert(
     } else {
         Vec::new()
     };
-    let (key, old) = store.upsert(obj, meta)?;
+    let (key, old) = store.upsert_meta(obj, meta)?;
     let change = if old.is_some() {
         Change::Updated
     } else {

@@ -34,7 +34,7 @@ pub fn relist(
     }
     for (key, last) in &out.deleted {
         let owners = if maps {
-            fan.owners(|m| Ok(m.of_object(last)?))?
+            fan.owners(|m| Ok(m.owner_key(last)?))?
         } else {
             Vec::new()
         };
@@ -81,12 +81,10 @@ mod tests {
         let mapping = OwnerMapping::new("example.com/v1", "Widget", true);
         let mut store = Store::new(true);
         for (name, owner) in [("kept", "w-old"), ("gone", "w-gone"), ("same", "w-same")] {
-            store
-                .upsert_raw(owned(name, owner, "1").as_bytes())
-                .unwrap();
+            store.upsert(owned(name, owner, "1").as_bytes()).unwrap();
         }
         store
-            .upsert_raw(br#"{"metadata":{"name":"orphan","namespace":"ns"}}"#)
+            .upsert(br#"{"metadata":{"name":"orphan","namespace":"ns"}}"#)
             .unwrap();
         let list = [
             owned("new", "w-new", "2"),
@@ -155,7 +153,7 @@ mod tests {
         use crate::informer::Predicates;
         let mut store = Store::new(true);
         for name in ["a", "b"] {
-            store.upsert_raw(owned(name, "w", "1").as_bytes()).unwrap();
+            store.upsert(owned(name, "w", "1").as_bytes()).unwrap();
         }
         let list = items(&store, &[owned("a", "w", "1"), owned("b", "w", "2")]);
         let mut q = WorkQueue::new(Box::new(default_controller()));

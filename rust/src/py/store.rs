@@ -223,7 +223,7 @@ impl PyStore {
 
     /// Every key, in no particular order.
     pub(crate) fn list_keys(&self) -> Vec<String> {
-        self.inner.keys().map(|k| k.to_string()).collect()
+        self.inner.list_keys().map(|k| k.to_string()).collect()
     }
 
     fn __len__(&self) -> usize {
@@ -255,7 +255,7 @@ impl PyStore {
     fn upsert(&mut self, py: Python<'_>, raw: &[u8]) -> PyResult<String> {
         guard(|| {
             self.inner
-                .upsert_raw(raw)
+                .upsert(raw)
                 .map(|k| k.to_string())
                 .map_err(|e| store_error(py, e))
         })
@@ -410,7 +410,7 @@ impl PyListAccumulator {
             .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
             let n = page.items.len();
             self.inner
-                .push_page(body, page.items)
+                .feed_page(body, page.items)
                 .map_err(|e| store_error(py, e))?;
             Ok(PageInfo {
                 resource_version: page.resource_version,

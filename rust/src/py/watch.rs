@@ -12,7 +12,7 @@ use crate::json::Meta;
 use crate::store::{ListAccumulator, Store};
 use crate::watch::chunked::{Deframer, Framing, FramingError};
 use crate::watch::decoder::{Decoder, FeedError, LineError};
-use crate::watch::event::{Event, EventType};
+use crate::watch::event::{EventType, WatchEvent as Event};
 use crate::watch::head::{self, ResponseHead};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -23,7 +23,7 @@ use pyo3::types::{PyBytes, PyDict};
 pub struct WatchEvent {
     /// The event type.
     #[pyo3(name = "type")]
-    kind: &'static str,
+    r#type: &'static str,
     /// ``namespace/name`` or ``name``; None for BOOKMARK and ERROR.
     key: Option<String>,
     /// The object's ``metadata.namespace``.
@@ -48,7 +48,7 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     fn new(py: Python<'_>, line: &[u8], ev: Event) -> Self {
-        Self::from_parts(py, ev.kind, &line[ev.object], ev.meta)
+        Self::from_parts(py, ev.r#type, &line[ev.object], ev.meta)
     }
 
     fn from_parts(py: Python<'_>, kind: EventType, raw: &[u8], m: Meta) -> Self {
@@ -57,7 +57,7 @@ impl WatchEvent {
             _ => m.key(),
         };
         WatchEvent {
-            kind: kind.as_str(),
+            r#type: kind.as_str(),
             key,
             namespace: m.namespace,
             name: m.name,
@@ -80,7 +80,7 @@ impl WatchEvent {
     }
 
     fn __repr__(&self) -> String {
-        match self.kind {
+        match self.r#type {
             "ERROR" => format!(
                 "WatchEvent(type='ERROR', code={}, reason={}, message={})",
                 self.code.map_or("None".into(), |c| c.to_string()),

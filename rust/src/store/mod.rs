@@ -193,7 +193,7 @@ impl Store {
         self.objects.contains_key(key)
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+    pub fn list_keys(&self) -> impl Iterator<Item = &Key> {
         self.objects.keys()
     }
 
@@ -218,14 +218,18 @@ impl Store {
     }
 
     /// Decodes and stores one object; returns its key.
-    pub fn upsert_raw(&mut self, raw: &[u8]) -> Result<Key, StoreError> {
+    pub fn upsert(&mut self, raw: &[u8]) -> Result<Key, StoreError> {
         let meta = decode_object(raw, &self.schema)?;
-        self.upsert(raw, meta).map(|(k, _)| k)
+        self.upsert_meta(raw, meta).map(|(k, _)| k)
     }
 
     /// Stores an object decoded with any schema; returns its key and the entry it
     /// replaced (None: it is new).
-    pub fn upsert(&mut self, raw: &[u8], meta: Meta) -> Result<(Key, Option<Entry>), StoreError> {
+    pub fn upsert_meta(
+        &mut self,
+        raw: &[u8],
+        meta: Meta,
+    ) -> Result<(Key, Option<Entry>), StoreError> {
         let meta = if meta.schema_id == self.schema.id() {
             meta
         } else {

@@ -10,7 +10,7 @@
 //! Dropped payload still goes through the de-framer, so the body's end is found and
 //! the next read is framed right.
 use super::chunked::{Deframer, Framing, FramingError};
-use super::event::{decode_event, Event, EventCounts};
+use super::event::{decode_event, EventCounts, WatchEvent};
 use super::lines::{Chunk, Lines};
 use crate::json::Schema;
 
@@ -82,7 +82,7 @@ impl Decoder {
         &mut self,
         data: &[u8],
         schema: &Schema,
-        mut on_event: impl FnMut(&[u8], Event) -> Result<(), E>,
+        mut on_event: impl FnMut(&[u8], WatchEvent) -> Result<(), E>,
     ) -> Result<Option<LineError>, FeedError<E>> {
         let mut first_bad: Option<LineError> = None;
         let counts = &mut self.counts;
@@ -90,7 +90,7 @@ impl Decoder {
             while let Some((line, bytes)) = chunk.next_line() {
                 match decode_event(bytes, schema) {
                     Ok(ev) => {
-                        counts.count(ev.kind);
+                        counts.count(ev.r#type);
                         on_event(bytes, ev)?;
                     }
                     Err(e) if first_bad.is_none() => {
@@ -529,7 +529,7 @@ mod tests {
         let mut seen = Vec::new();
         let bad = d
             .feed(&s, &Schema::new(&[]), |_, ev| {
-                seen.push(ev.kind);
+                seen.push(ev.r#type);
                 Ok::<_, ()>(())
             })
             .unwrap()
@@ -584,7 +584,7 @@ mod tests {
             }
             (
                 keys,
-                store.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+                store.list_keys().map(|k| k.to_string()).collect::<Vec<_>>(),
             )
         };
         let whole = run(&[&s]);
