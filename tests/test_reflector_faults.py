@@ -61,7 +61,7 @@ class Harness:
         sink.add_queue(self.queue)
         self.reflector = Reflector(client, PODS, sink, **reflector_args)
         printer = PodSyncPrinter(self.store, self.out)
-        self.controller = Controller(self.reflector, self.queue, printer, flush=printer.flush)
+        self.controller = Controller.over(self.reflector, self.queue, printer, flush=printer.flush)
 
     def lines(self) -> list[str]:
         return self.out.getvalue().splitlines()

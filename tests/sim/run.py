@@ -236,7 +236,7 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
             if patch is not None:
                 patch(reflector)
             reconcile = rec.reconcile if cfg.async_reconcile else rec.sync
-            controller = Controller(
+            controller = Controller.over(
                 reflector, queue, reconcile, workers=cfg.workers, cache_sync_timeout=None
             )
 

@@ -96,8 +96,8 @@ class Controller:
     `Controller(client, resource, reconcile, namespace=None, label_selector=...)` watches
     `resource` (every namespace when `namespace` is None) through `factory`'s shared
     informer (a factory of its own when none is given); `owns()` and `watches()` add
-    secondary resources. `Controller(reflector, queue, reconcile)` runs over a reflector
-    (or any `Source`) built by hand instead.
+    secondary resources. `Controller.over(reflector, queue, reconcile)` runs over a
+    reflector (or any `Source`) built by hand instead.
 
     `reconcile` may be a coroutine function or a plain function. It returns None (done),
     seconds or `Requeue(after=...)` (look again later), or raises to be retried with the
@@ -127,8 +127,8 @@ class Controller:
 
     def __init__(
         self,
-        source: Client | Source,
-        resource: Resource | WorkQueue,
+        client: Client,
+        resource: Resource,
         reconcile: Reconcile,
         *,
         namespace: str | None = None,
@@ -147,42 +147,105 @@ class Controller:
         predicates: Sequence[UpdatePredicate] = (),
         options: InformerOptions | None = None,
     ) -> None:
-        self.informer: Informer | None = None
-        self.factory: SharedInformerFactory | None = None
-        self.resource: Resource | None = None
-        self.namespace = namespace
-        if isinstance(resource, Resource):
-            if not isinstance(source, Client):
-                raise TypeError("Controller(client, resource, reconcile): a Client first")
-            self.resource = resource
-            if factory is None:
-                # A factory of its own: its defaults hold for every informer (owns too).
-                factory = SharedInformerFactory(source, options or InformerOptions())
-            self.factory = factory
-            self.queue = WorkQueue()
-            primary = (options or factory.defaults).replace(
-                label_selector=label_selector,
-                field_selector=field_selector,
-                metadata_only=metadata_only or None,
+        if not isinstance(client, Client) or not isinstance(resource, Resource):
+            raise TypeError(
+                "Controller(client, resource, reconcile); over a hand-built source: "
+                "Controller.over(source, queue, reconcile)"
             )
-            self.informer = self.factory.informer(resource, namespace=namespace, options=primary)
-            self.informer.add_queue(self.queue, predicates=predicates)
-            self.reflector: Any = self.informer.reflector
-            self._informers = [self.informer]
-            default_name = resource.kind
-        else:
-            if isinstance(source, Client):
-                raise TypeError("Controller(reflector, queue, reconcile): a reflector first")
-            self.reflector = source
-            self.queue = resource
-            self._informers = []
-            default_name = "Pod"
+        self.namespace = namespace
+        self.resource: Resource | None = resource
+        if factory is None:
+            # A factory of its own: its defaults hold for every informer (owns too).
+            factory = SharedInformerFactory(client, options or InformerOptions())
+        self.factory: SharedInformerFactory | None = factory
+        primary = (options or factory.defaults).replace(
+            label_selector=label_selector,
+            field_selector=field_selector,
+            metadata_only=metadata_only or None,
+        )
+        self.informer: Informer | None = factory.informer(
+            resource, namespace=namespace, options=primary
+        )
+        queue = WorkQueue()
+        self.informer.add_queue(queue, predicates=predicates)
+        self._informers = [self.informer]
+        self._setup(
+            self.informer.reflector,
+            queue,
+            reconcile,
+            name or resource.kind,
+            workers=workers,
+            threaded=threaded,
+            resync=resync,
+            max_retries=max_retries,
+            batch=batch,
+            flush=flush,
+            cache_sync_timeout=cache_sync_timeout,
+        )
+
+    @classmethod
+    def over(
+        cls,
+        source: Source,
+        queue: WorkQueue,
+        reconcile: Reconcile,
+        *,
+        name: str = "controller",
+        workers: int = 1,
+        threaded: bool = False,
+        resync: float | None = None,
+        max_retries: int = MAX_RETRIES,
+        batch: int = 64,
+        flush: Callable[[], None] | None = None,
+        cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
+    ) -> Controller:
+        """A controller over a hand-built `source` (a reflector, or anything with `store`,
+        `synced` and `run`) and `queue`, instead of an informer of its own; no `owns` or
+        `watches`. The settings mean what they mean for `Controller(...)`."""
+        self = cls.__new__(cls)
+        self.namespace = None
+        self.resource = None
+        self.factory = None
+        self.informer = None
+        self._informers = []
+        self._setup(
+            source,
+            queue,
+            reconcile,
+            name,
+            workers=workers,
+            threaded=threaded,
+            resync=resync,
+            max_retries=max_retries,
+            batch=batch,
+            flush=flush,
+            cache_sync_timeout=cache_sync_timeout,
+        )
+        return self
+
+    def _setup(
+        self,
+        source: Any,
+        queue: WorkQueue,
+        reconcile: Reconcile,
+        name: str,
+        *,
+        workers: int,
+        threaded: bool,
+        resync: float | None,
+        max_retries: int,
+        batch: int,
+        flush: Callable[[], None] | None,
+        cache_sync_timeout: float | None,
+    ) -> None:
+        self.reflector: Any = source
+        self.queue = queue
         #: The primary resource's cache, read-only (only its informer writes it).
         self.store: StoreReader | Store = (
-            self.informer.store if self.informer is not None else self.reflector.store
+            self.informer.store if self.informer is not None else source.store
         )
         self.reconcile = reconcile
-        self.name = name or default_name
+        self.name = name
         self.workers = workers
         self.resync = resync
         # Called after each batch of keys (and each key of an async reconcile), so a
@@ -269,7 +332,7 @@ class Controller:
 
     def _primary(self, what: str) -> Resource:
         if self.resource is None:
-            raise TypeError(f"{what}() needs Controller(client, resource, reconcile)")
+            raise TypeError(f"{what}() needs Controller(client, resource, reconcile), not .over()")
         return self.resource
 
     # -- running ---------------------------------------------------------------------
