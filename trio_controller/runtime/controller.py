@@ -97,7 +97,9 @@ class Controller:
     `resource` (every namespace when `namespace` is None) through `factory`'s shared
     informer (a factory of its own when none is given); `owns()` and `watches()` add
     secondary resources. `Controller.over(reflector, queue, reconcile)` runs over a
-    reflector (or any `Source`) built by hand instead.
+    reflector (or any `Source`) built by hand instead. `controller.store` is the
+    primary's cache (a read-only `StoreReader`: `get(key)` gives a dict or None); an
+    owned kind's is `controller.factory.informer(KIND, namespace=...).store`.
 
     `reconcile` may be a coroutine function or a plain function. It returns None (done),
     seconds or `Requeue(after=...)` (look again later), or raises to be retried with the
