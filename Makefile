@@ -32,6 +32,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m mypy.stubtest trio_controller._native
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 test-rust:

@@ -17,7 +17,8 @@ import time
 
 import trio
 
-from trio_controller import Client, ListAccumulator, errors, load_config
+from trio_controller import Client, errors, load_config
+from trio_controller.native import ListAccumulator
 
 NS = "h2bench"
 PODS = f"/api/v1/namespaces/{NS}/pods"

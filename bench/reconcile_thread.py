@@ -54,7 +54,7 @@ async def one_run(n: int, *, threaded: bool, batch: int) -> float:
         if not left:
             trio.from_thread.run_sync(done.set) if threaded else done.set()
 
-    controller = Controller(source, queue, reconcile, threaded=threaded, batch=batch)  # type: ignore[arg-type]
+    controller = Controller.over(source, queue, reconcile, threaded=threaded, batch=batch)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         started = time.perf_counter()

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trio_controller import DecodeError, ListAccumulator, Store, WatchDecoder, WorkQueue, _native
+from trio_controller import WorkQueue, _native
+from trio_controller.native import DecodeError, ListAccumulator, Store, WatchDecoder
 
 BodyDecoder = _native.BodyDecoder
 parse_response_head = _native.parse_response_head

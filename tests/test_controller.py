@@ -52,7 +52,7 @@ async def test_a_failing_key_is_retried_five_times_with_backoff_then_dropped(
 
     reflector = FilledReflector()
     queue = WorkQueue()
-    controller = Controller(reflector, queue, reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile, name="Pod")  # type: ignore[arg-type]
     caplog.set_level(logging.INFO, logger="trio_controller")
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
@@ -81,7 +81,7 @@ async def test_a_key_that_recovers_is_forgotten(autojump_clock: trio.testing.Moc
 
     reflector = FilledReflector()
     queue = WorkQueue()
-    controller = Controller(reflector, queue, reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add("default/flaky")
@@ -111,7 +111,7 @@ async def test_async_reconcile_runs_on_several_workers_but_never_twice_at_once(
 
     reflector = FilledReflector()
     queue = WorkQueue()
-    controller = Controller(reflector, queue, reconcile, workers=4)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile, workers=4)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add("default/hot")
@@ -127,7 +127,7 @@ async def test_resync_reenqueues_every_cached_key_each_period(
     seen: list[tuple[float, str]] = []
     reflector = FilledReflector("a", "b")
     queue = WorkQueue()
-    controller = Controller(
+    controller = Controller.over(
         reflector,  # type: ignore[arg-type]
         queue,
         lambda key: seen.append((trio.current_time(), key)),
@@ -156,7 +156,7 @@ async def test_stop_drains_the_keys_already_queued(autojump_clock: trio.testing.
 
     reflector = FilledReflector()
     queue = WorkQueue()
-    controller = Controller(reflector, queue, reconcile, workers=2)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile, workers=2)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add_many([f"default/p{i}" for i in range(6)])
@@ -174,7 +174,7 @@ async def test_stop_before_the_cache_syncs_returns_without_starting_workers(
             await trio.sleep_forever()
 
     handled: list[str] = []
-    controller = Controller(NeverSynced(), WorkQueue(), handled.append)  # type: ignore[arg-type]
+    controller = Controller.over(NeverSynced(), WorkQueue(), handled.append)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(controller.run)
         await trio.sleep(5)
@@ -204,7 +204,7 @@ async def test_the_lines_of_a_batch_of_ready_keys_leave_in_one_write(
     queue = WorkQueue()
     out = CountingOut()
     printer = PodSyncPrinter(reflector.store, out)  # type: ignore[arg-type]
-    controller = Controller(reflector, queue, printer, flush=printer.flush)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, printer, flush=printer.flush)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add_many([f"default/{n}" for n in names] + ["default/gone"])
@@ -228,7 +228,7 @@ async def test_when_retries_run_out_one_error_line_carries_the_exception_and_tra
         {}["spec"]  # a KeyError from inside the reconcile
 
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, reconcile, name="Widget")  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile, name="Widget")  # type: ignore[arg-type]
     caplog.set_level(logging.INFO, logger="trio_controller")
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
@@ -260,7 +260,7 @@ async def test_a_reconcile_returning_seconds_is_looked_at_again_that_much_later(
         return 30.0 if len(calls) < 3 else None
 
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         start = trio.current_time()
@@ -285,7 +285,7 @@ async def test_requeue_after_and_requeue_with_the_rate_limiter_from_a_plain_func
         return left.pop(0) if left else None
 
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         start = trio.current_time()
@@ -302,7 +302,7 @@ async def test_a_reconcile_returning_something_else_is_an_error(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, lambda key: True, max_retries=0)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, lambda key: True, max_retries=0)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add("default/a")
@@ -328,7 +328,7 @@ async def test_a_threaded_reconcile_blocks_in_a_worker_thread_while_trio_runs_on
             ticks += 1
 
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, reconcile, threaded=True)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile, threaded=True)  # type: ignore[arg-type]
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             await nursery.start(controller.run)
@@ -360,7 +360,7 @@ async def test_an_object_with_an_async_call_method_is_an_async_reconcile(
 
     reconciler = Reconciler()
     queue = WorkQueue()
-    controller = Controller(FilledReflector("a"), queue, reconciler)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector("a"), queue, reconciler)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add("default/a")

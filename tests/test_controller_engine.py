@@ -47,7 +47,7 @@ async def test_a_reconcile_reads_why_it_runs(autojump_clock: trio.testing.MockCl
         return 5.0 if len(seen) == 1 else None
 
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile, name="Pod")  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add_many_from(["default/w"], "updated")
@@ -75,7 +75,7 @@ async def test_a_plain_function_reads_its_causes_too_and_errors_say_their_retry(
             raise RuntimeError("not yet")
 
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile, name="Pod")  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add("default/w")
@@ -88,7 +88,7 @@ async def test_each_key_handed_out_names_its_causes_at_v4(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, lambda key: None, name="Pod")  # type: ignore[arg-type]
     caplog.set_level(v(4), logger="trio_controller")
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
@@ -112,7 +112,7 @@ async def test_a_reconcile_that_retriggers_itself_gets_one_hot_loop_warning(
         if key.endswith("loop"):
             queue.add_many_from([key], "updated")
 
-    controller = Controller(FilledReflector(), queue, reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile, name="Pod")  # type: ignore[arg-type]
     caplog.set_level(logging.WARNING, logger="trio_controller")
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
@@ -130,7 +130,7 @@ async def test_a_hot_loop_is_reported_again_after_it_calmed_down(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     queue = WorkQueue()
-    controller = Controller(
+    controller = Controller.over(
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         lambda key: 0.5 if trio.current_time() % 200 < 30 else None,
@@ -151,7 +151,7 @@ async def test_no_hot_loop_warning_when_turned_off(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     queue = WorkQueue()
-    controller = Controller(
+    controller = Controller.over(
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         lambda key: 0.1,
@@ -175,7 +175,7 @@ async def test_a_resync_waits_behind_live_changes(autojump_clock: trio.testing.M
         causes = reconcile_causes()
         order.append((key, str(causes)))
 
-    controller = Controller(reflector, queue, reconcile, resync=10.0, batch=1)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile, resync=10.0, batch=1, name="Pod")  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         await trio.sleep(10)  # the resync adds a, b, c (low) ...
@@ -198,11 +198,12 @@ async def test_an_async_reconcile_over_its_timeout_is_cancelled_and_retried_with
         finished.append(trio.current_time())
 
     queue = WorkQueue()
-    controller = Controller(
+    controller = Controller.over(
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         reconcile,
         reconcile_timeout=2.0,
+        name="Pod",
     )
     caplog.set_level(logging.INFO, logger="trio_controller")
     async with trio.open_nursery() as nursery:
@@ -238,11 +239,12 @@ async def test_a_plain_function_over_its_timeout_runs_to_the_end_with_a_warning(
         return Requeue(after=100.0) if len(results) == 1 else None
 
     queue = WorkQueue()
-    controller = Controller(
+    controller = Controller.over(
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         reconcile,
         reconcile_timeout=1.0,
+        name="Pod",
     )
     caplog.set_level(logging.WARNING, logger="trio_controller")
     async with trio.open_nursery() as nursery:
@@ -260,7 +262,7 @@ async def test_a_plain_function_over_its_timeout_runs_to_the_end_with_a_warning(
 
 def test_a_bad_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="reconcile_timeout must be a positive number"):
-        Controller(FilledReflector(), WorkQueue(), lambda k: None, reconcile_timeout=0)  # type: ignore[arg-type]
+        Controller.over(FilledReflector(), WorkQueue(), lambda k: None, reconcile_timeout=0)  # type: ignore[arg-type]
 
 
 async def test_a_threaded_reconcile_reads_its_causes_in_its_worker_thread() -> None:
@@ -273,7 +275,7 @@ async def test_a_threaded_reconcile_reads_its_causes_in_its_worker_thread() -> N
         token.run_sync_soon(done.set)
 
     queue = WorkQueue()
-    controller = Controller(FilledReflector(), queue, reconcile, threaded=True)  # type: ignore[arg-type]
+    controller = Controller.over(FilledReflector(), queue, reconcile, threaded=True, name="Pod")  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add_many_from(["default/t"], "added")

@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from trio_controller import DecodeError, ListAccumulator, Store, WatchDecoder, WorkQueue, _native
+from trio_controller import WorkQueue, _native
+from trio_controller.native import DecodeError, ListAccumulator, Store, WatchDecoder
 
 
 def pod(name: str, ns: str = "default", rv: str = "1", **spec: object) -> dict:

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trio_controller import DecodeError, ListAccumulator, Store, WatchDecoder
+from trio_controller.native import DecodeError, ListAccumulator, Store, WatchDecoder
 
 json_values = st.recursive(
     st.none()

@@ -53,7 +53,7 @@ async def test_readyz_fails_naming_the_check_until_the_cache_is_synced(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     reflector = GatedReflector()
-    controller = Controller(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
     health = Health()
     health.add_controller(controller)
     async with trio.open_nursery() as nursery:
@@ -83,7 +83,7 @@ async def test_healthz_fails_once_the_watch_loop_is_silent_for_longer_than_a_wat
 ) -> None:
     reflector = GatedReflector()
     reflector.sync.set()
-    controller = Controller(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
     health = Health()
     health.add_controller(controller)
     async with trio.open_nursery() as nursery:
@@ -109,7 +109,7 @@ async def test_healthz_fails_when_the_reflector_task_died(
 ) -> None:
     reflector = GatedReflector()
     reflector.sync.set()
-    controller = Controller(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
     health = Health()
     health.add_controller(controller)
     with pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="broken"), flatten_subgroups=True):
@@ -126,7 +126,7 @@ async def test_a_standby_replica_is_ready_and_alive_before_it_leads(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     reflector = GatedReflector()
-    controller = Controller(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
     leading = False
     health = Health()
     health.add_controller(controller, standby=lambda: not leading)
@@ -152,7 +152,7 @@ def test_a_check_that_raises_fails_its_probe_instead_of_breaking_it() -> None:
 
 async def test_the_probes_are_served_over_http() -> None:
     reflector = GatedReflector()
-    controller = Controller(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, WorkQueue(), lambda key: None)  # type: ignore[arg-type]
     health = Health()
     health.add_controller(controller)
     async with trio.open_nursery() as nursery:

@@ -181,7 +181,7 @@ async def test_a_long_sync_logs_its_progress_every_5_seconds_then_the_object_cou
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="trio_controller")
-    controller = Controller(SlowReflector(12), WorkQueue(), lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(SlowReflector(12), WorkQueue(), lambda key: None)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         controller.stop()
@@ -198,7 +198,7 @@ async def test_a_long_sync_logs_its_progress_every_5_seconds_then_the_object_cou
 async def test_a_sync_that_does_not_finish_in_time_raises_cache_sync_timeout(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    controller = Controller(
+    controller = Controller.over(
         SlowReflector(1000),  # type: ignore[arg-type]
         WorkQueue(),
         lambda key: None,
@@ -212,10 +212,10 @@ async def test_a_sync_that_does_not_finish_in_time_raises_cache_sync_timeout(
 async def test_the_default_cache_sync_timeout_is_controller_runtimes_two_minutes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    controller = Controller(SlowReflector(1000), WorkQueue(), lambda key: None)  # type: ignore[arg-type]
+    controller = Controller.over(SlowReflector(1000), WorkQueue(), lambda key: None)  # type: ignore[arg-type]
     with pytest.raises(CacheSyncTimeout, match="after 120s"):
         await controller.run()
-    slow = Controller(
+    slow = Controller.over(
         SlowReflector(1000),  # type: ignore[arg-type]
         WorkQueue(),
         lambda key: None,

@@ -125,7 +125,7 @@ async def test_reconcile_metrics_count_results_and_time_per_key(
 
     reflector = FakeReflector()
     queue = WorkQueue()
-    controller = Controller(reflector, queue, reconcile, name="Widget")  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile, name="Widget")  # type: ignore[arg-type]
     metrics = Metrics(new_registry(process=False))
     metrics.add_controller(controller)
     async with trio.open_nursery() as nursery:
@@ -160,7 +160,7 @@ async def test_an_async_reconcile_is_timed_across_its_awaits(
     async def reconcile(key: str) -> None:
         await trio.sleep(0.001)
 
-    controller = Controller(FakeReflector(), WorkQueue(), reconcile)  # type: ignore[arg-type]
+    controller = Controller.over(FakeReflector(), WorkQueue(), reconcile)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         controller.queue.add("default/a")
@@ -349,7 +349,7 @@ async def test_active_workers_count_the_keys_being_reconciled(
         await release.wait()
 
     queue = WorkQueue()
-    controller = Controller(FakeReflector(), queue, reconcile, name="Widget", workers=3)  # type: ignore[arg-type]
+    controller = Controller.over(FakeReflector(), queue, reconcile, name="Widget", workers=3)  # type: ignore[arg-type]
     metrics = Metrics(new_registry(process=False))
     metrics.add_controller(controller)
     active = "controller_runtime_active_workers"

@@ -201,7 +201,6 @@ def test_a_relist_enqueues_the_owners_of_added_updated_and_deleted_objects_in_ru
         owner=WIDGETS,
     )
     expected = ["default/w-new", "default/w-moved", "default/w-old", "default/w-gone"]
-    assert result.owner_keys == expected
     assert drain(q) == expected
     # The return value is what it was: the objects' own keys.
     assert (result.added, result.updated) == (["default/new"], ["default/kept"])
@@ -214,16 +213,8 @@ def test_a_relist_with_a_queue_and_no_mapping_enqueues_every_changed_key() -> No
     store = Store()
     store.replace(accumulate(config_map("kept"), config_map("gone")), "1")
     q = WorkQueue()
-    result = store.replace(accumulate(config_map("new"), config_map("kept")), "2", q, 1.0)
-    assert result.owner_keys is None
+    store.replace(accumulate(config_map("new"), config_map("kept")), "2", q, 1.0)
     assert drain(q) == ["default/new", "default/kept", "default/gone"]
-
-
-def test_a_relist_mapping_without_a_queue_only_reports_the_owner_keys() -> None:
-    store = Store()
-    result = store.replace(accumulate(config_map("a", ref("w"))), "1", owner=WIDGETS)
-    assert result.owner_keys == ["default/w"]
-    assert store.replace(accumulate(), "2").owner_keys is None
 
 
 def test_owner_key_reads_one_objects_bytes_for_the_python_handler_path() -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from trio_controller import (
+from trio_controller._native import WorkQueue
+from trio_controller.native import (
     BucketRateLimiter,
     ExponentialFailureRateLimiter,
     MaxOfRateLimiter,
     RateLimiter,
     default_controller_rate_limiter,
 )
-from trio_controller._native import WorkQueue
 
 
 def test_the_default_controller_limiter_matches_client_go() -> None:

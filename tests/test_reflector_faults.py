@@ -20,7 +20,7 @@ from streamserver import Close, Reply, Request, Stall, StreamServer, open_stream
 
 from trio_controller._native import Store
 from trio_controller.cache.reflector import Reflector
-from trio_controller.cache.sink import NativeSink
+from trio_controller.cache.sink import CoreSink
 from trio_controller.config import ClusterConfig
 from trio_controller.errors import Forbidden
 from trio_controller.programs.pods.printer import PodSyncPrinter
@@ -57,11 +57,11 @@ class Harness:
         self.store = Store()
         self.queue = WorkQueue()
         self.out = Lines()
-        self.reflector = Reflector(
-            client, PODS, NativeSink(self.store, self.queue), **reflector_args
-        )
+        sink = CoreSink(self.store)
+        sink.add_queue(self.queue)
+        self.reflector = Reflector(client, PODS, sink, **reflector_args)
         printer = PodSyncPrinter(self.store, self.out)
-        self.controller = Controller(self.reflector, self.queue, printer, flush=printer.flush)
+        self.controller = Controller.over(self.reflector, self.queue, printer, flush=printer.flush)
 
     def lines(self) -> list[str]:
         return self.out.getvalue().splitlines()

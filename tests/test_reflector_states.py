@@ -24,7 +24,7 @@ from trio_controller.cache.reflector import (
     next_state,
     streaming_list_unsupported,
 )
-from trio_controller.cache.sink import HandlerSink, NativeSink
+from trio_controller.cache.sink import CoreSink
 from trio_controller.config import ClusterConfig
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
@@ -171,11 +171,12 @@ def test_only_a_status_about_the_streaming_list_means_it_is_unsupported() -> Non
     assert not streaming_list_unsupported(errors.NotFound(404, "NotFound", "sendInitialEvents"))
 
 
-def test_a_reflector_given_a_store_and_a_queue_feeds_them_through_the_native_sink() -> None:
+def test_a_reflector_writes_through_its_sink_only() -> None:
     client = Client(ClusterConfig("http://127.0.0.1:1"))
     store, queue = Store(), WorkQueue()
-    reflector = Reflector(client, "/api/v1/pods", store, queue)
-    assert isinstance(reflector.sink, NativeSink)
-    assert reflector.sink.store is store and reflector.sink.queue is queue
-    with pytest.raises(TypeError):
-        Reflector(client, "/api/v1/pods", HandlerSink(store, []), queue)
+    sink = CoreSink(store)
+    sink.add_queue(queue)
+    reflector = Reflector(client, "/api/v1/pods", sink)
+    assert reflector.store is store and reflector.kind == "/api/v1/pods"
+    with pytest.raises(ValueError, match="already fed"):
+        sink.add_queue(queue)

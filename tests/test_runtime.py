@@ -19,9 +19,9 @@ from streamserver import Reply, Request, Stall, open_stream_server
 
 from trio_controller.api.resource import CONFIGMAPS, DEPLOYMENTS, PODS, Resource
 from trio_controller.cache.factory import SharedInformerFactory
-from trio_controller.cache.informer import Informer
+from trio_controller.cache.informer import Informer, InformerOptions
 from trio_controller.cache.reflector import METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT, ListFailed
-from trio_controller.cache.sink import EventHandlers, NativeSink
+from trio_controller.cache.sink import EventHandlers
 from trio_controller.config import ClusterConfig
 from trio_controller.observe.log import v
 from trio_controller.runtime.controller import Controller
@@ -91,7 +91,7 @@ async def test_two_controllers_of_one_resource_share_one_watch_and_each_get_ever
         open_stream_server(handler=serve) as server,
         Client(ClusterConfig(server.url)) as client,
     ):
-        factory = SharedInformerFactory(client, streaming_list=False)
+        factory = SharedInformerFactory(client, InformerOptions(streaming_list=False))
         first, second = Keys(), Keys()
         one = Controller(client, PODS, first, namespace="default", factory=factory, name="One")
         two = Controller(client, PODS, second, namespace="default", factory=factory, name="Two")
@@ -108,26 +108,24 @@ async def test_two_controllers_of_one_resource_share_one_watch_and_each_get_ever
             nursery.cancel_scope.cancel()
     lists = [r for r in server.requests if r.param("watch") != "true"]
     assert len(lists) == 1 and len(watches(server, path)) == 1
-    # Two queues on one informer: the Python sink feeds both.
-    assert one.informer is not None and not one.informer.fast_path
+    # Two queues on one informer: the core feeds both in Rust, no Python consumer.
+    assert one.informer is not None and one.informer.sink.core.queues == 2
+    assert not one.informer.sink.core.changes
 
 
-async def test_a_controller_alone_keeps_the_native_fast_path() -> None:
+async def test_owner_mapped_and_shared_informers_stay_on_the_rust_path() -> None:
     async with Client(ClusterConfig("http://127.0.0.1:1")) as client:
         controller = Controller(client, PODS, lambda key: None)
-        assert controller.informer is not None and controller.informer.fast_path
         controller.owns(CONFIGMAPS)
-        assert controller.informer.fast_path  # the owned informer is another one
         owned = controller.factory.informer(CONFIGMAPS)  # type: ignore[union-attr]
-        sink = owned.reflector.sink
-        # Owner keys are mapped in Rust: the owned informer's only consumer.
-        assert isinstance(sink, NativeSink) and sink.queue is controller.queue
-        assert sink.owner is not None
-        assert (sink.owner.api_version, sink.owner.kind) == ("v1", "Pod")
-        # Shared with a second controller, the same mapping runs on the Python path.
+        assert owned.sink.core.queues == 1 and not owned.sink.core.changes
+        # Shared with a second controller's owner mapping: both mapped in Rust.
         other = Controller(client, DEPLOYMENTS, lambda key: None, factory=controller.factory)
+        other.owns(CONFIGMAPS)
+        assert owned.sink.core.queues == 2 and not owned.sink.core.changes
+        # A Python mapper reads the changes buffer (once per read).
         other.watches(CONFIGMAPS, lambda obj: [])
-        assert not owned.fast_path
+        assert owned.sink.core.changes
 
 
 async def test_owned_objects_enqueue_their_controller_owner_and_nothing_else(
@@ -160,7 +158,9 @@ async def test_owned_objects_enqueue_their_controller_owner_and_nothing_else(
         Client(ClusterConfig(server.url)) as client,
     ):
         keys = Keys()
-        controller = Controller(client, WIDGETS, keys, streaming_list=False).owns(CONFIGMAPS)
+        controller = Controller(
+            client, WIDGETS, keys, options=InformerOptions(streaming_list=False)
+        ).owns(CONFIGMAPS)
         async with trio.open_nursery() as nursery:
             await nursery.start(controller.run)
             await keys.wait_for("default/w1", "default/w2")
@@ -194,7 +194,9 @@ async def test_watches_maps_objects_to_keys_with_any_mapper(
         Client(ClusterConfig(server.url)) as client,
     ):
         keys = Keys()
-        controller = Controller(client, WIDGETS, keys, streaming_list=False)
+        controller = Controller(
+            client, WIDGETS, keys, options=InformerOptions(streaming_list=False)
+        )
         controller.watches(CONFIGMAPS, by_label)
         async with trio.open_nursery() as nursery:
             await nursery.start(controller.run)
@@ -208,7 +210,7 @@ async def test_a_metadata_only_informer_asks_for_partial_object_metadata(
 ) -> None:
     replies = [pod_list(10, pod("a", 5)), Reply.chunks([Stall()])]
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
-        informer = Informer(client, PODS, metadata_only=True, streaming_list=False)
+        informer = Informer(client, PODS, InformerOptions(metadata_only=True, streaming_list=False))
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             await informer.wait_for_cache_sync()
@@ -249,7 +251,7 @@ async def test_handlers_with_a_streaming_list_see_the_initial_events_after_the_r
         ]),
     ]  # fmt: skip
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
-        informer = Informer(client, PODS, handlers=handlers, streaming_list=True)
+        informer = Informer(client, PODS, InformerOptions(streaming_list=True), handlers=handlers)
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             with trio.fail_after(600):
@@ -320,7 +322,7 @@ async def test_relists_and_watch_restarts_are_logged_at_v2_and_pages_at_v4(
     ]
     caplog.set_level(v(4), logger="trio_controller")
     async with open_stream_server(*replies) as server, Client(ClusterConfig(server.url)) as client:
-        informer = Informer(client, PODS, streaming_list=False, page_size=1)
+        informer = Informer(client, PODS, InformerOptions(streaming_list=False, page_size=1))
         async with trio.open_nursery() as nursery:
             await nursery.start(informer.run)
             while len(server.requests) < 4:  # noqa: ASYNC110

@@ -1,6 +1,9 @@
-"""The reflector's two sinks, fed by hand (no network): the same store and the same keys
-from the native sink (Rust) and the Python-handler sink, for reads and for relists,
-with owner mapping on both paths."""
+"""The informer core's fan-out, fed by hand (no network): one read or one relist applied
+in Rust and handed, in the same call, to two queues, an owner-mapped queue and the
+changes buffer Python event handlers read once per read (client-go's
+ResourceEventHandler semantics: add; update with old and new; delete with the last
+state; a relist's objects found again as updates and vanished ones as tombstones).
+The real-apiserver version is tests/e2e/test_informer_core_e2e.py."""
 
 from __future__ import annotations
 
@@ -13,7 +16,13 @@ from helpers.watch import bookmark, event
 
 from trio_controller._native import ListAccumulator, OwnerMapping, Store, WatchDecoder
 from trio_controller.cache.mappers import controller_owner
-from trio_controller.cache.sink import HandlerSink, NativeSink, QueueKeys, QueueMapped
+from trio_controller.cache.sink import (
+    Change,
+    CoreSink,
+    EventHandlers,
+    Handlers,
+    QueueMapped,
+)
 from trio_controller.runtime.workqueue import WorkQueue
 
 
@@ -52,64 +61,124 @@ READ = (
 )
 
 
-async def test_both_sinks_give_the_same_store_and_keys_for_a_read(
+class Recorder:
+    """EventHandlers that note (what, name, old rv, new rv)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str | None, str | None]] = []
+
+    @staticmethod
+    def _rv(obj: dict[str, Any] | None) -> str | None:
+        return None if obj is None else obj["metadata"]["resourceVersion"]
+
+    def handlers(self) -> EventHandlers:
+        def note(what: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+            name = (new or old or {})["metadata"]["name"]
+            self.calls.append((what, name, self._rv(old), self._rv(new)))
+
+        return EventHandlers(
+            on_add=lambda new: note("add", None, new),
+            on_update=lambda old, new: note("update", old, new),
+            on_delete=lambda old: note("delete", old, None),
+        )
+
+
+def fanned_out() -> tuple[CoreSink, Store, list[WorkQueue], Recorder]:
+    """A core over a store with two plain queues, an owner-mapped one and handlers."""
+    store = Store()
+    sink = CoreSink(store, "ConfigMap")
+    queues = [WorkQueue(), WorkQueue(), WorkQueue()]
+    sink.add_queue(queues[0])
+    sink.add_queue(queues[1])
+    sink.add_queue(queues[2], OwnerMapping("example.com/v1", "Widget"))
+    recorder = Recorder()
+    sink.add_consumer(Handlers(recorder.handlers()))
+    return sink, store, queues, recorder
+
+
+async def test_one_read_reaches_every_queue_and_the_handlers_in_the_same_call(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    native_store, native_queue = Store(), WorkQueue()
-    native = NativeSink(native_store, native_queue)
-    py_store, py_queue = Store(), WorkQueue()
-    python = HandlerSink(py_store, [QueueKeys(py_queue)])
-    for sink in (native, python):
-        fed = sink.apply(WatchDecoder(), READ, trio.current_time(), None)
-        assert (fed.applied, fed.bookmarks, fed.resource_version) == (3, 1, "14")
-        assert fed.error is None
-    assert ready(native_queue) == ready(py_queue) == ["ns/a", "ns/b"]
-    assert sorted(native_store.list_keys()) == sorted(py_store.list_keys()) == ["ns/a", "ns/b"]
-    assert native_store.resource_version == py_store.resource_version == "14"
+    sink, store, queues, recorder = fanned_out()
+    fed = sink.apply(WatchDecoder(), READ, trio.current_time(), None)
+    assert (fed.applied, fed.bookmarks, fed.resource_version) == (3, 1, "14")
+    assert [ready(q) for q in queues] == [["ns/a", "ns/b"], ["ns/a", "ns/b"], ["ns/w1", "ns/w2"]]
+    # a moved from w1 to w2 (any version of the group maps): both owners look again.
+    assert recorder.calls == [
+        ("add", "a", None, "11"),
+        ("add", "b", None, "12"),
+        ("update", "a", "11", "13"),
+    ]
+    assert sorted(store.list_keys()) == ["ns/a", "ns/b"] and store.resource_version == "14"
+    sink.apply(WatchDecoder(), event("DELETED", cm("a", 15, owner="w2")), 0.0, None)
+    assert [ready(q) for q in queues] == [["ns/a"], ["ns/a"], ["ns/w2"]]
+    assert recorder.calls[-1] == ("delete", "a", "15", None)  # the last state
 
 
-async def test_owner_mapping_enqueues_old_and_new_owners_in_rust_and_in_python(
+async def test_a_relist_hands_adds_updates_with_their_old_version_and_tombstones(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    owner = OwnerMapping("example.com/v1", "Widget")
-    native_queue, py_queue = WorkQueue(), WorkQueue()
-    native = NativeSink(Store(), native_queue, owner)
-    python = HandlerSink(
-        Store(), [QueueMapped(py_queue, controller_owner("example.com/v1", "Widget"))]
-    )
-    for sink in (native, python):
-        sink.apply(WatchDecoder(), READ, trio.current_time(), None)
-    # a moved from w1 to w2 (any version of the group maps); b has no owner.
-    assert ready(native_queue) == ready(py_queue) == ["ns/w1", "ns/w2"]
-
-
-async def test_a_relist_enqueues_owners_of_added_updated_and_vanished_objects(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    owner = OwnerMapping("example.com/v1", "Widget")
-    results = []
-    mapper = controller_owner("example.com/v1", "Widget")
-    for make in (
-        lambda store, q: NativeSink(store, q, owner),
-        lambda store, q: HandlerSink(store, [QueueMapped(q, mapper)]),
-    ):
-        store, queue = Store(), WorkQueue()
-        sink = make(store, queue)
-        sink.replace(list_of(cm("a", 5, owner="w1"), cm("gone", 6, owner="w3")), "10")
-        ready(queue)
-        result = sink.replace(list_of(cm("a", 7, owner="w1"), cm("new", 8, owner="w4")), "20")
-        assert result.deleted == ["ns/gone"]
-        results.append(ready(queue))
-    assert results[0] == results[1] == ["ns/w1", "ns/w3", "ns/w4"]
-
-
-async def test_the_native_sink_enqueues_a_relists_keys_and_tombstones(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    store, queue = Store(), WorkQueue()
-    sink = NativeSink(store, queue)
-    sink.replace(list_of(cm("a", 5), cm("b", 6)), "10")
-    assert ready(queue) == ["ns/a", "ns/b"]
-    sink.replace(list_of(cm("a", 7)), "20")
-    assert ready(queue) == ["ns/a", "ns/b"]  # a updated, b vanished: both told
+    sink, store, queues, recorder = fanned_out()
+    sink.replace(list_of(cm("a", 5, owner="w1"), cm("gone", 6, owner="w3")), "10")
+    assert [ready(q) for q in queues] == [["ns/a", "ns/gone"]] * 2 + [["ns/w1", "ns/w3"]]
+    result = sink.replace(list_of(cm("a", 7, owner="w1"), cm("new", 8, owner="w4")), "20")
+    assert result.counts == (1, 1, 1)
+    assert result.deleted == ["ns/gone"]
+    assert [ready(q) for q in queues] == [["ns/a", "ns/gone", "ns/new"]] * 2 + [
+        ["ns/w1", "ns/w3", "ns/w4"]
+    ]
+    assert sorted(recorder.calls[2:]) == [
+        ("add", "new", None, "8"),
+        ("delete", "gone", "6", None),  # the tombstone: its last known state
+        ("update", "a", "5", "7"),
+    ]
     assert store.resource_version == "20"
+
+
+async def test_a_mapper_in_python_and_the_owner_mapping_in_rust_agree(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    rust, python = WorkQueue(), WorkQueue()
+    sink = CoreSink(Store())
+    sink.add_queue(rust, OwnerMapping("example.com/v1", "Widget"))
+    sink.add_consumer(QueueMapped(python, controller_owner("example.com/v1", "Widget")))
+    sink.apply(WatchDecoder(), READ, trio.current_time(), None)
+    assert ready(rust) == ready(python) == ["ns/w1", "ns/w2"]
+    sink.replace(list_of(cm("a", 20, owner="w5")), "30")
+    assert ready(rust) == ready(python) == ["ns/w2", "ns/w5"]
+
+
+async def test_objects_are_parsed_only_when_a_handler_reads_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[Change] = []
+
+    class Keys:
+        def event(self, change: Change) -> None:
+            seen.append(change)
+
+    sink = CoreSink(Store())
+    sink.add_consumer(Keys())
+    sink.apply(WatchDecoder(), READ, trio.current_time(), None)
+    assert [(c.kind, c.key, c.listed) for c in seen] == [
+        ("ADDED", "ns/a", False),
+        ("ADDED", "ns/b", False),
+        ("MODIFIED", "ns/a", False),
+    ]
+    assert all(c._old is None and c._new is None for c in seen)  # nothing parsed yet
+    assert seen[2].old is not None and seen[2].old["metadata"]["resourceVersion"] == "11"
+
+
+async def test_a_bad_line_still_delivers_the_changes_before_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sink, _, queues, recorder = fanned_out()
+    bad = event("ADDED", cm("a", 1)) + b"{oops}\n"
+    try:
+        sink.apply(WatchDecoder(), bad, trio.current_time(), None)
+    except Exception as exc:  # DecodeError
+        assert "line 2" in str(exc)
+    else:
+        raise AssertionError("a malformed line must raise")
+    assert ready(queues[0]) == ["ns/a"]
+    assert recorder.calls == [("add", "a", None, "1")]

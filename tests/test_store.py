@@ -6,8 +6,8 @@ import orjson
 import pytest
 import trio
 
-from trio_controller import DecodeError, ListAccumulator, Store
 from trio_controller._native import WatchDecoder
+from trio_controller.native import DecodeError, ListAccumulator, Store
 
 
 def pod(

@@ -6,7 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from trio_controller import ExponentialFailureRateLimiter, ShutDown, WorkQueue
+from trio_controller import WorkQueue
+from trio_controller.native import ExponentialFailureRateLimiter, ShutDown
 
 
 @pytest.fixture

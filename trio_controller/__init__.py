@@ -4,9 +4,10 @@
 
 The names here are what a controller needs: the client and its configuration, resources
 and their verbs (`Api`, `Discovery`), informers (`Informer`, `SharedInformerFactory`,
-`EventHandlers`), `Controller` and `Requeue`, `LeaderElector`, events and finalizers,
-and the error classes. The Rust building blocks (store, decoders, the native queue and
-rate limiters) live in `trio_controller.native`.
+`EventHandlers`, `InformerOptions`), `Controller` and `Requeue`, predicates
+(`generation_changed`, ...), `LeaderElector`, events and finalizers, and the error
+classes. The Rust building blocks (store, decoders, the native queue and rate limiters)
+live in `trio_controller.native`.
 
 `Manager` is the runner: flags, signals, logging, leader election, metrics and probes
 around any number of controllers (see docs/guide.md). Every built-in kind of the pinned
@@ -48,6 +49,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "Informer",
+    "InformerOptions",
     "KubeconfigError",
     "LeaderElection",
     "LeaderElector",
@@ -56,6 +58,7 @@ __all__ = [
     "Manager",
     "NotFound",
     "PatchType",
+    "Predicate",
     "PropagationPolicy",
     "Requeue",
     "Resource",
@@ -70,11 +73,15 @@ __all__ = [
     "Unauthorized",
     "WorkQueue",
     "__version__",
+    "annotations_changed",
     "controller_owner",
     "finalizer",
     "find_condition",
+    "generation_changed",
     "is_deleting",
+    "labels_changed",
     "load_config",
+    "resource_version_changed",
     "set_condition",
     "wait_for",
 ]
@@ -101,6 +108,7 @@ _LAZY = {
     "controller_owner": "trio_controller.cache.mappers",
     "ListFailed": "trio_controller.cache.reflector",
     "EventHandlers": "trio_controller.cache.sink",
+    "InformerOptions": "trio_controller.cache.options",
     "ClusterConfig": "trio_controller.config",
     "load_config": "trio_controller.config",
     "ApiError": "trio_controller.errors",
@@ -132,6 +140,11 @@ _LAZY = {
     "LeadershipLost": "trio_controller.runtime.leaderelection",
     "LeaderElection": "trio_controller.runtime.manager",
     "Manager": "trio_controller.runtime.manager",
+    "Predicate": "trio_controller.runtime.predicates",
+    "annotations_changed": "trio_controller.runtime.predicates",
+    "generation_changed": "trio_controller.runtime.predicates",
+    "labels_changed": "trio_controller.runtime.predicates",
+    "resource_version_changed": "trio_controller.runtime.predicates",
     "WorkQueue": "trio_controller.runtime.workqueue",
     "Client": "trio_controller.transport.client",
 }
@@ -155,6 +168,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from trio_controller.cache.factory import SharedInformerFactory as SharedInformerFactory
     from trio_controller.cache.informer import Informer as Informer
     from trio_controller.cache.mappers import controller_owner as controller_owner
+    from trio_controller.cache.options import InformerOptions as InformerOptions
     from trio_controller.cache.reflector import ListFailed as ListFailed
     from trio_controller.cache.sink import EventHandlers as EventHandlers
     from trio_controller.config import ClusterConfig as ClusterConfig
@@ -188,25 +202,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from trio_controller.runtime.leaderelection import LeadershipLost as LeadershipLost
     from trio_controller.runtime.manager import LeaderElection as LeaderElection
     from trio_controller.runtime.manager import Manager as Manager
+    from trio_controller.runtime.predicates import Predicate as Predicate
+    from trio_controller.runtime.predicates import annotations_changed as annotations_changed
+    from trio_controller.runtime.predicates import generation_changed as generation_changed
+    from trio_controller.runtime.predicates import labels_changed as labels_changed
+    from trio_controller.runtime.predicates import (
+        resource_version_changed as resource_version_changed,
+    )
     from trio_controller.runtime.workqueue import WorkQueue as WorkQueue
     from trio_controller.transport.client import Client as Client
-
-
-# Names this package exported before the native building blocks moved to
-# `trio_controller.native`; still importable from here, not part of `__all__`.
-_MOVED = {
-    "BucketRateLimiter",
-    "DecodeError",
-    "ExponentialFailureRateLimiter",
-    "ListAccumulator",
-    "MaxOfRateLimiter",
-    "RateLimiter",
-    "ShutDown",
-    "Store",
-    "WatchDecoder",
-    "WatchEvent",
-    "default_controller_rate_limiter",
-}
 
 
 def __getattr__(name: str) -> Any:
@@ -224,14 +228,6 @@ def __getattr__(name: str) -> Any:
             value = getattr(builtin, name)
             globals()[name] = value
             return value
-    if name in _MOVED:
-        from trio_controller import native
-
-        return getattr(native, name)
-    if name == "Reflector":
-        from trio_controller.cache.reflector import Reflector
-
-        return Reflector
     raise AttributeError(f"module 'trio_controller' has no attribute {name!r}")
 
 

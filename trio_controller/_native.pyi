@@ -4,12 +4,16 @@ Time is always an argument: ``now`` is seconds as a float from ``trio.current_ti
 Nothing in this module reads a clock, sleeps, blocks or starts a thread.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, final
 
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "PREDICATE_ANNOTATIONS",
+    "PREDICATE_GENERATION",
+    "PREDICATE_LABELS",
+    "PREDICATE_RESOURCE_VERSION",
     "RECONCILE_CAUSES",
     "WORKQUEUE_BUCKETS",
     "BodyDecoder",
@@ -17,6 +21,7 @@ __all__ = [
     "DecodeError",
     "ExponentialFailureRateLimiter",
     "FeedResult",
+    "InformerCore",
     "ListAccumulator",
     "MaxOfRateLimiter",
     "OwnerMapping",
@@ -26,6 +31,7 @@ __all__ = [
     "ResponseHead",
     "ShutDown",
     "Store",
+    "StoreReader",
     "WatchDecoder",
     "WatchEvent",
     "WorkQueue",
@@ -36,15 +42,24 @@ __all__ = [
 
 __version__: Final[str]
 
+PREDICATE_GENERATION: Final[int]
+"""Predicate bit: an update passes if ``metadata.generation`` changed."""
+PREDICATE_LABELS: Final[int]
+"""Predicate bit: an update passes if ``metadata.labels`` changed."""
+PREDICATE_ANNOTATIONS: Final[int]
+"""Predicate bit: an update passes if ``metadata.annotations`` changed."""
+PREDICATE_RESOURCE_VERSION: Final[int]
+"""Predicate bit: an update passes if ``metadata.resourceVersion`` changed."""
+
 WORKQUEUE_BUCKETS: Final[tuple[float, ...]]
-#: Why a key is queued, as ``WorkQueue`` records it: added, updated, deleted (the object
-#: itself, a live event), related (an owned or watched object), listed (a list, relist
-#: or snapshot; low priority), resync (low priority), requeue_after, requeue, retry (an
-#: error), manual (a plain ``add``).
-RECONCILE_CAUSES: Final[tuple[str, ...]]
 """The 12 bucket bounds (seconds) of the work queue's duration histograms:
 controller-runtime's ``ExponentialBuckets(10e-9, 10, 12)`` as Go computes them
 (1e-08 ... 1000.0, with ``9.999999999999999e-06`` and ``9.999999999999999e-05``)."""
+RECONCILE_CAUSES: Final[tuple[str, ...]]
+"""Why a key is queued, as ``WorkQueue`` records it: added, updated, deleted (the object
+itself, a live event), related (an owned or watched object), listed (a list, relist or
+snapshot; low priority), resync (low priority), requeue_after, requeue, retry (an error),
+manual (a plain ``add``)."""
 
 class DecodeError(ValueError):
     """A malformed watch line, list body, object, response head or body framing.
@@ -261,7 +276,8 @@ class OwnerMapping:
 
 @final
 class ReplaceResult:
-    """What ``Store.replace`` changed."""
+    """What ``Store.replace`` (a relist) changed. The key lists are built when read; the
+    counts cost nothing."""
 
     @property
     def added(self) -> list[str]:
@@ -276,9 +292,66 @@ class ReplaceResult:
     def tombstones(self) -> dict[str, bytes]:
         """The last known object bytes of each deleted key."""
     @property
-    def owner_keys(self) -> list[str] | None:
-        """With an ``owner`` mapping: the owner keys of the added objects, of the updated
-        ones (new and old object) and of the deleted ones, each once; else None."""
+    def counts(self) -> tuple[int, int, int]:
+        """How many keys were added, updated and deleted (no list built)."""
+
+@final
+class InformerCore:
+    """The informer core: applies each read (``feed``) or list (``relist``) to its store and
+    fans every change out in the same call: to each queue (the object's key, or with
+    ``owner`` its controller owner's key; updates only if they pass the queue's
+    predicates), and with ``changes=True`` to a buffer ``take_changes`` hands Python
+    once per read for event handlers. Every key goes in through the queue's
+    ``add_from`` with where it came from (listed or watched, via which object)."""
+
+    def __new__(cls, store: Store, source: str = "", changes: bool = False) -> InformerCore: ...
+    @property
+    def store(self) -> Store:
+        """The store this core writes."""
+    @property
+    def source(self) -> str:
+        """The watched resource's name as controllers show it (``ConfigMap``)."""
+    @property
+    def changes(self) -> bool:
+        """Whether changes are buffered for ``take_changes``."""
+    @changes.setter
+    def changes(self, on: bool) -> None: ...
+    @property
+    def queues(self) -> int:
+        """How many queues this core feeds."""
+    def add_queue(
+        self,
+        queue: WorkQueue,
+        owner: OwnerMapping | None = None,
+        *,
+        predicates: int = 0,
+        check: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Feed ``queue`` from now on: each changed object's key, or with ``owner`` its
+        controller owner's key (old and new owner of an update); with ``predicates``
+        (bits of ``PREDICATE_*``) and ``check`` (``(key, old, new) -> bool`` on dicts) an
+        update only if every predicate holds and ``check`` returns true. ValueError if
+        ``queue`` is already a target or a bit names no predicate.
+        """
+    def feed(
+        self,
+        decoder: WatchDecoder,
+        data: bytes,
+        now: float,
+        initial: ListAccumulator | None = None,
+    ) -> FeedResult:
+        """Apply the events ``data`` completes (``WatchDecoder.feed_into``'s rules) and fan
+        each change out to every target in the same call."""
+    def relist(
+        self, acc: ListAccumulator, resource_version: str | None, now: float
+    ) -> ReplaceResult:
+        """Replace the store's content with ``acc``'s objects (a relist; empties ``acc``) and
+        fan it out as listed changes: adds, updates (against the version each replaced)
+        and deletes with each vanished object's last state."""
+    def take_changes(self) -> list[tuple[str, str, bytes | None, bytes | None, bool]]:
+        """The changes buffered since the last call, in order, as
+        ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the
+        objects' JSON bytes (``old`` None for an add, ``new`` None for a delete)."""
 
 @final
 class Store:
@@ -353,12 +426,20 @@ class Store:
         queue: WorkQueue | None = None,
         now: float = 0.0,
         owner: OwnerMapping | None = None,
+        *,
+        predicates: int = 0,
+        check: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None,
+        source: str = "",
     ) -> ReplaceResult:
         """Replace the whole content with ``acc``'s objects (a relist); empties ``acc``.
 
         Later objects win over earlier ones with the same key. With ``queue``, the keys
         of the added, updated and deleted objects are added to it at ``now`` (in Rust);
-        with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
+        with ``owner`` too, their controller owners' keys instead.
+
+        ``predicates``, ``check`` and ``source`` as for ``WatchDecoder.feed_into``: an
+        object the relist found again is an update, enqueued only if it passes them
+        (``ReplaceResult.updated`` still lists it).
         """
     def snapshot(self) -> bytes:
         """Every object and the resource version, for ``restore``."""
@@ -367,6 +448,52 @@ class Store:
 
         Raises ``ValueError`` (nothing changes) if ``data`` is not a valid snapshot.
         """
+    def reader(self) -> StoreReader:
+        """A read-only view of this store (``StoreReader``), for its users."""
+
+@final
+class StoreReader:
+    """A read-only view of a ``Store``: what ``Informer.store`` and ``Controller.store``
+    give. It has every read of the store it views and always shows its current content;
+    ``upsert``, ``delete``, ``replace``, ``restore``, ``add_index`` and setting
+    ``resource_version`` are not there: the informer that owns the store is its only
+    writer."""
+
+    @property
+    def resource_version(self) -> str | None:
+        """The last resourceVersion applied (event, bookmark or list)."""
+    @property
+    def strip_managed_fields(self) -> bool:
+        """Whether ``metadata.managedFields`` is dropped at insert."""
+    @property
+    def compress(self) -> bool:
+        """Whether objects are kept compressed."""
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The object as a dict (parsed by orjson on each call), or None."""
+    def get_raw(self, key: str) -> bytes | None:
+        """The object's JSON bytes, or None."""
+    def name(self, key: str) -> str | None:
+        """The object's ``metadata.name``, or None if ``key`` is not held."""
+    def namespace(self, key: str) -> str | None:
+        """The object's ``metadata.namespace``, or None (not held, or cluster-scoped)."""
+    def uid(self, key: str) -> str | None:
+        """The object's ``metadata.uid``, or None."""
+    def object_resource_version(self, key: str) -> str | None:
+        """The object's ``metadata.resourceVersion``, or None."""
+    def labels(self, key: str) -> dict[str, str] | None:
+        """The object's labels, or None if ``key`` is not held."""
+    def deleting(self, key: str) -> bool | None:
+        """Whether the object has a deletionTimestamp, or None if ``key`` is not held."""
+    def list_keys(self) -> list[str]:
+        """Every key, in no particular order."""
+    def __len__(self) -> int: ...
+    def __contains__(self, key: str, /) -> bool: ...
+    def by_index(self, name: str, value: str) -> list[str]:
+        """Keys whose index ``name`` holds ``value``, sorted. ValueError: no such index."""
+    def index_values(self, name: str) -> list[str]:
+        """The values index ``name`` holds (no empty sets), sorted."""
+    def snapshot(self) -> bytes:
+        """Every object and the resource version (for ``--cache-snapshot``)."""
 
 # --- decoding -------------------------------------------------------------------------
 
@@ -506,6 +633,10 @@ class WatchDecoder:
         now: float,
         initial: ListAccumulator | None = None,
         owner: OwnerMapping | None = None,
+        *,
+        predicates: int = 0,
+        check: Callable[[str, dict[str, Any], dict[str, Any]], bool] | None = None,
+        source: str = "",
     ) -> FeedResult:
         """Apply the events ``data`` completes to ``store`` and add their keys to ``queue``.
 
@@ -521,6 +652,11 @@ class WatchDecoder:
         controller owner's key instead of its own (nothing if it has none): for ADDED and
         MODIFIED the owners of the new object and of the stored one it replaces, for
         DELETED the owner of the deleted object.
+
+        With ``predicates`` (bits of ``PREDICATE_*``) and ``check`` (a callable
+        ``(key, old, new) -> bool`` on dicts), an update (the key was cached) reaches
+        ``queue`` only if every predicate holds and then ``check`` returns true; adds and
+        deletes always do. ``source`` names the watched resource for owner-mapped keys.
         """
     def reset(self, *, chunked: bool = False, content_length: int | None = None) -> None:
         """Start a new stream (position 0, line 1), dropping anything buffered.

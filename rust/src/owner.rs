@@ -150,7 +150,7 @@ impl OwnerMapping {
     }
 
     /// The owner key of one object's JSON bytes (its namespace read from it too).
-    pub fn of_object(&self, raw: &[u8]) -> Result<Option<String>, SyntaxError> {
+    pub fn owner_key(&self, raw: &[u8]) -> Result<Option<String>, SyntaxError> {
         let Some(found) = scan_metadata(raw)? else {
             return Ok(None);
         };
@@ -272,7 +272,7 @@ mod tests {
     fn owner_of(mapping: &OwnerMapping, obj: &str) -> Option<String> {
         let meta = decode_object(obj.as_bytes(), &Schema::with_owner_references(&[])).unwrap();
         let scanned = mapping.of_meta(obj.as_bytes(), &meta).unwrap();
-        assert_eq!(mapping.of_object(obj.as_bytes()).unwrap(), scanned);
+        assert_eq!(mapping.owner_key(obj.as_bytes()).unwrap(), scanned);
         scanned
     }
 
@@ -371,6 +371,6 @@ mod tests {
     fn a_stored_object_is_read_only_up_to_the_end_of_its_metadata() {
         // Bytes after metadata are not read: a stored object was validated when stored.
         let obj = br#"{"kind":"ConfigMap","metadata":{"namespace":"ns","ownerReferences":[{"apiVersion":"example.com/v1","kind":"Widget","name":"w","controller":true}]},"data":"#;
-        assert_eq!(widgets().of_object(obj).unwrap().as_deref(), Some("ns/w"));
+        assert_eq!(widgets().owner_key(obj).unwrap().as_deref(), Some("ns/w"));
     }
 }

@@ -19,12 +19,13 @@ import yaml
 from controller_process import ControllerProcess, run_controller
 from prometheus_client.parser import text_string_to_metric_families
 
+from trio_controller.api import PODS
+from trio_controller.cache.options import InformerOptions
 from trio_controller.config import load_config
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
 from trio_controller.observe.server import Response, serve_http
 from trio_controller.runtime.controller import Controller
-from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.testing import EnvInfo, PodHelper
 from trio_controller.transport.client import Client
 
@@ -174,12 +175,10 @@ async def test_workqueue_retries_count_failing_reconciles_on_a_real_apiserver(
 
     config = load_config(kubeconfig=envtest.admin_kubeconfig)
     async with Client(config) as client:
-        from trio_controller import Reflector, Store
-
-        store, queue = Store(), WorkQueue()
-        path = f"/api/v1/namespaces/{namespace}/pods"
-        reflector = Reflector(client, path, store, queue, streaming_list=True)
-        controller = Controller(reflector, queue, reconcile, name="Widget", max_retries=3)
+        controller = Controller(
+            client, PODS, reconcile, namespace=namespace, name="Widget", max_retries=3,
+            options=InformerOptions(streaming_list=True),
+        )  # fmt: skip
         metrics = Metrics()
         metrics.add_controller(controller)
         metrics.add_client(client)

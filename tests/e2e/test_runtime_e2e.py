@@ -17,6 +17,7 @@ from trio_controller import (
     Client,
     Controller,
     Informer,
+    InformerOptions,
     ListFailed,
     Resource,
     load_config,
@@ -70,7 +71,11 @@ async def test_owned_configmaps_enqueue_their_controller_owner(
         web = await deployments.create(deployment("web"))
         other = await deployments.create(deployment("other"))
         controller = Controller(
-            client, DEPLOYMENTS, reconcile, namespace=namespace, streaming_list=streaming_list
+            client,
+            DEPLOYMENTS,
+            reconcile,
+            namespace=namespace,
+            options=InformerOptions(streaming_list=streaming_list),
         ).owns(CONFIGMAPS)
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:
@@ -101,8 +106,8 @@ async def test_a_metadata_only_informer_caches_partial_object_metadata(
         configmaps = Api(client, CONFIGMAPS, namespace)
         await configmaps.create({"metadata": {"name": "a"}, "data": {"secret": "x" * 1000}})
         informer = Informer(
-            client, CONFIGMAPS, namespace=namespace, metadata_only=True,
-            streaming_list=streaming_list,
+            client, CONFIGMAPS, InformerOptions(metadata_only=True, streaming_list=streaming_list),
+            namespace=namespace,
         )  # fmt: skip
         with trio.fail_after(30):
             async with trio.open_nursery() as nursery:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import logging
 import multiprocessing
 import os
@@ -41,6 +40,7 @@ import trio.testing
 from trio_controller._native import Store
 from trio_controller.cache.backoff import Backoff
 from trio_controller.cache.reflector import Reflector
+from trio_controller.cache.sink import CoreSink
 from trio_controller.config import ClusterConfig
 from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.workqueue import WorkQueue
@@ -169,13 +169,10 @@ def relists_forget_deletes(reflector: Reflector) -> None:
 
 
 def make_reflector(client: Client, store: Store, queue: WorkQueue, **kw: Any) -> Reflector:
-    """`Reflector(client, path, store, queue, ...)`, or, once it takes a sink, with the
-    native sink over `store` and `queue` (cache/ is being refactored to that)."""
-    if "sink" in inspect.signature(Reflector).parameters:
-        from trio_controller.cache.sink import NativeSink  # type: ignore[attr-defined]
-
-        return Reflector(client, PODS, NativeSink(store, queue), **kw)  # type: ignore[call-arg]
-    return Reflector(client, PODS, store, queue, **kw)  # type: ignore[call-arg]
+    """A reflector whose informer core writes `store` and feeds `queue`."""
+    sink = CoreSink(store)
+    sink.add_queue(queue)
+    return Reflector(client, PODS, sink, **kw)
 
 
 def differences(model: Model, store: Store, queue: WorkQueue, rec: Recorder) -> list[str]:
@@ -239,7 +236,7 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
             if patch is not None:
                 patch(reflector)
             reconcile = rec.reconcile if cfg.async_reconcile else rec.sync
-            controller = Controller(
+            controller = Controller.over(
                 reflector, queue, reconcile, workers=cfg.workers, cache_sync_timeout=None
             )
 

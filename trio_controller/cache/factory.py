@@ -2,7 +2,7 @@
 selectors, metadata-only), whoever asks for it (client-go's SharedInformerFactory,
 controller-runtime's cache).
 
-    factory = SharedInformerFactory(client)
+    factory = SharedInformerFactory(client, InformerOptions(compress=True))  # defaults
     pods = factory.informer(PODS, namespace="default")     # the same object...
     again = factory.informer(PODS, namespace="default")    # ...every time
     pods.add_queue(queue_a); again.add_queue(queue_b)      # each controller its own queue
@@ -12,17 +12,18 @@ controller-runtime's cache).
 
 Store settings (indexes, compression, sync mode) are the first asker's; an index asked
 for later is added to the shared store (objects already held are indexed at once).
+Options travel as one `InformerOptions` value: the factory's defaults, or the asker's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from trio_controller.api.resource import Resource
 from trio_controller.cache.informer import Informer, InformerKey
+from trio_controller.cache.options import InformerOptions
 from trio_controller.transport.client import Client
 
 __all__ = ["SharedInformerFactory"]
@@ -31,9 +32,14 @@ __all__ = ["SharedInformerFactory"]
 class SharedInformerFactory:
     """Hands out one `Informer` per `InformerKey` and runs them all."""
 
-    def __init__(self, client: Client, **informer_args: Any) -> None:
+    def __init__(
+        self,
+        client: Client,
+        defaults: InformerOptions = InformerOptions(),  # noqa: B008 (frozen: shared safely)
+    ) -> None:
         self.client = client
-        self._defaults = informer_args  # e.g. streaming_list, compress, strip_managed_fields
+        #: The options of informers asked for without their own.
+        self.defaults = defaults
         self._informers: dict[InformerKey, Informer] = {}
         self._nursery: trio.Nursery | None = None
         self._run_one: Callable[..., Awaitable[None]] = Informer.run
@@ -43,33 +49,27 @@ class SharedInformerFactory:
         resource: Resource | str,
         *,
         namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        metadata_only: bool = False,
-        indexes: Mapping[str, str] | None = None,
-        **informer_args: Any,
+        options: InformerOptions | None = None,
     ) -> Informer:
-        """The shared informer for these arguments, created on first request (and started
-        at once if `run` is running)."""
+        """The shared informer of `resource` in `namespace` with `options` (default: the
+        factory's), created on first request (and started at once if `run` is running).
+        Informers with the same path, selectors and `metadata_only` are one."""
+        options = options if options is not None else self.defaults
         path = resource.path(namespace=namespace) if isinstance(resource, Resource) else resource
-        key = InformerKey(path, label_selector or None, field_selector or None, metadata_only)
+        key = InformerKey(
+            path,
+            options.label_selector or None,
+            options.field_selector or None,
+            options.metadata_only,
+        )
         informer = self._informers.get(key)
         if informer is None:
-            informer = Informer(
-                self.client,
-                resource,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                metadata_only=metadata_only,
-                indexes=indexes,
-                **{**self._defaults, **informer_args},
-            )
+            informer = Informer(self.client, resource, options, namespace=namespace)
             self._informers[key] = informer
             if self._nursery is not None:
                 self._nursery.start_soon(self._run_one, informer)
         else:
-            for name, field_path in (indexes or {}).items():
+            for name, field_path in options.indexes:
                 informer.add_index(name, field_path)
         return informer
 

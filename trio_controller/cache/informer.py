@@ -2,48 +2,46 @@
 whoever consumes it (several controllers may share one: cache/factory.py).
 
     informer = Informer(client, PODS, namespace="default", label_selector="app=web")
-    informer.add_queue(queue)                       # each changed key (fast path, Rust)
-    informer.add_queue(other, mapper=owner_of)      # keys derived from objects (Python)
+    informer.add_queue(queue)                       # each changed key (Rust)
+    informer.add_queue(other, owner=OwnerMapping(...))  # controller owners' keys (Rust)
+    informer.add_queue(third, mapper=keys_of)       # keys derived from objects (Python)
     informer.add_handlers(EventHandlers(on_add=...))
     async with trio.open_nursery() as nursery:
         await nursery.start(informer.run)
         await informer.wait_for_cache_sync()
 
-With one queue and nothing else, the reflector's sink is the native one: Rust applies
-each read and enqueues each changed key, no Python per event. Any handler, mapper or a
-second queue switches to the Python-handler sink, one Python step per event, with the
-same semantics and the same sync mode (a streaming list stays a streaming list).
+One write path whatever the consumers (cache/sink.py): the informer core applies each
+read in Rust and enqueues each changed key into every queue in the same call, no Python
+per event; mappers and handlers get the read's changes once per read.
 `metadata_only` asks the server for PartialObjectMetadata: the cache holds only each
 object's apiVersion, kind and metadata (for resources whose bodies are not needed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
-from trio_controller._native import OwnerMapping, Store
+from trio_controller._native import OwnerMapping, Store, StoreReader
 from trio_controller.api.resource import Resource
-from trio_controller.cache.mappers import controller_owner
+from trio_controller.cache.options import InformerOptions
 from trio_controller.cache.reflector import Reflector
 from trio_controller.cache.sink import (
-    Consumer,
+    CoreSink,
     EventHandlers,
+    Filter,
     Handlers,
-    HandlerSink,
     Mapper,
-    NativeSink,
-    QueueKeys,
+    Queue,
     QueueMapped,
-    Sink,
+    UpdatePredicate,
 )
-from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
-__all__ = ["EventHandlers", "Informer", "InformerKey"]
+__all__ = ["EventHandlers", "Informer", "InformerKey", "InformerOptions"]
 
 Obj = dict[str, Any]
 
@@ -62,57 +60,64 @@ class Informer:
     """A `Store` plus the `Reflector` that fills it; `has_synced` after the first list.
 
     `resource` is a `Resource` (with `namespace`: None for every namespace) or a raw
-    collection path. `queue` and `handlers` are shorthands for `add_queue` and
-    `add_handlers`. Consumers are added before `run` or while it runs (the next read
-    uses them); a consumer added after the first sync only sees later changes.
+    collection path; `options` (`InformerOptions`) says how it lists, watches and caches.
+    `queue` and `handlers` are shorthands for `add_queue` and `add_handlers`; `params`
+    adds query parameters to its requests. Consumers are added before `run` or while it
+    runs (the next read uses them); a consumer added after the first sync only sees
+    later changes.
     """
 
     def __init__(
         self,
         client: Client,
         resource: Resource | str,
+        options: InformerOptions = InformerOptions(),  # noqa: B008 (frozen: shared safely)
         *,
         namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        metadata_only: bool = False,
-        queue: WorkQueue | None = None,
+        queue: Queue | None = None,
         handlers: EventHandlers | None = None,
-        indexes: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-        strip_managed_fields: bool = True,
-        compress: bool = False,
-        streaming_list: bool = True,
-        **reflector_args: Any,
     ) -> None:
         if isinstance(resource, Resource):
             path = resource.path(namespace=namespace)
-            kind = resource.display
+            kind, source = resource.display, resource.kind
         else:
-            path, kind = resource, reflector_args.pop("kind", "*v1.Pod")
+            path = kind = source = resource
         self.resource = resource if isinstance(resource, Resource) else None
-        self.key = InformerKey(path, label_selector, field_selector, metadata_only)
-        self.store = Store(strip_managed_fields=strip_managed_fields, compress=compress)
+        self.options = options
+        #: The watched resource's name as controllers show it (`ConfigMap`).
+        self.source = source
+        self.key = InformerKey(
+            path,
+            options.label_selector or None,
+            options.field_selector or None,
+            options.metadata_only,
+        )
+        # The writer stays here (the core applies to it); users get a reader.
+        self._store = Store(
+            strip_managed_fields=options.strip_managed_fields, compress=options.compress
+        )
+        #: The cache, read-only (`StoreReader`): only this informer writes it.
+        self.store: StoreReader = self._store.reader()
         self.indexes: dict[str, str] = {}
-        for name, field_path in (indexes or {}).items():
+        for name, field_path in options.indexes:
             self.add_index(name, field_path)
         all_params = dict(params or {})
-        if label_selector:
-            all_params["labelSelector"] = label_selector
-        if field_selector:
-            all_params["fieldSelector"] = field_selector
-        self._queues: list[WorkQueue] = []
-        self._owners: dict[int, OwnerMapping] = {}  # by id(queue): owner-mapped queues
-        self._consumers: list[Consumer] = []
+        if options.label_selector:
+            all_params["labelSelector"] = options.label_selector
+        if options.field_selector:
+            all_params["fieldSelector"] = options.field_selector
+        #: The informer core: the one write path, its queues fed in Rust.
+        self.sink = CoreSink(self._store, self.source)
         self.reflector = Reflector(
             client,
             path,
-            NativeSink(self.store),
+            self.sink,
             params=all_params,
-            streaming_list=streaming_list,
-            metadata_only=metadata_only,
+            streaming_list=options.streaming_list,
+            metadata_only=options.metadata_only,
+            page_size=options.page_size,
             kind=kind,
-            **reflector_args,
         )
         self._running = False
         if queue is not None:
@@ -128,53 +133,44 @@ class Informer:
             return
         if known is not None:
             raise ValueError(f"index {name!r} is already on {known!r}, not {field_path!r}")
-        self.store.add_index(name, field_path)
+        self._store.add_index(name, field_path)
         self.indexes[name] = field_path
 
     # -- consumers ---------------------------------------------------------------------
 
     def add_queue(
-        self, queue: WorkQueue, mapper: Mapper | None = None, *, owner: OwnerMapping | None = None
+        self,
+        queue: Queue,
+        mapper: Mapper | None = None,
+        *,
+        owner: OwnerMapping | None = None,
+        predicates: Sequence[UpdatePredicate] = (),
     ) -> None:
-        """Enqueue into `queue` each changed object's key; with `mapper`, the keys it
-        derives from the object (old and new versions); with `owner`, the key of its
-        controller owner (mapped in Rust while `queue` is the informer's only consumer)."""
+        """Enqueue into `queue` each changed object's key (in Rust); with `owner`, the key
+        of its controller owner (in Rust); with `mapper`, the keys it derives from the
+        object, old and new versions (in Python, once per read).
+
+        With `predicates` (runtime/predicates.py), an update enters `queue` only if
+        every one holds for (old, new); adds and deletes always do."""
         if mapper is not None and owner is not None:
             raise ValueError("a mapper or an owner mapping, not both")
-        if owner is not None:
-            self._owners[id(queue)] = owner
-            mapper = _owner_mapper(owner)
+        filter = Filter.of(predicates)
         if mapper is None:
-            self._queues.append(queue)
-            self._consumers.append(QueueKeys(queue))
+            self.sink.add_queue(queue, owner, filter)
         else:
-            self._consumers.append(QueueMapped(queue, mapper))
-        self._update_sink()
+            self.sink.add_consumer(QueueMapped(queue, mapper, filter))
 
     def add_handlers(self, handlers: EventHandlers) -> None:
         """Call `handlers` with each change, as dicts (on the reflector's task)."""
-        self._consumers.append(Handlers(handlers))
-        self._update_sink()
+        self.sink.add_consumer(Handlers(handlers))
 
-    def _update_sink(self) -> None:
-        self.reflector.sink = self._sink()
-
-    def _sink(self) -> Sink:
-        consumers = self._consumers
-        if not consumers:
-            return NativeSink(self.store)
-        if len(consumers) == 1:
-            (only,) = consumers
-            if isinstance(only, QueueKeys):
-                return NativeSink(self.store, only.queue)
-            if isinstance(only, QueueMapped) and id(only.queue) in self._owners:
-                return NativeSink(self.store, only.queue, self._owners[id(only.queue)])
-        return HandlerSink(self.store, consumers)
-
-    @property
-    def fast_path(self) -> bool:
-        """Events are applied and enqueued in Rust, without Python per event."""
-        return isinstance(self.reflector.sink, NativeSink)
+    def restore(self, snapshot: bytes) -> int:
+        """Load a `Store.snapshot()` into the cache before `run` (`--cache-snapshot`): the
+        first list then reconciles it, reporting what vanished meanwhile as deletes.
+        Returns how many objects it held; ValueError (nothing changes) if it is not one."""
+        if self._running:
+            raise RuntimeError("a snapshot is loaded before the informer runs")
+        return self._store.restore(snapshot)
 
     # -- running -----------------------------------------------------------------------
 
@@ -198,8 +194,3 @@ class Informer:
             await self.reflector.run(task_status=task_status)
         finally:
             self._running = False
-
-
-def _owner_mapper(owner: OwnerMapping) -> Mapper:
-    """The Python path's twin of the Rust owner mapping (same rules, on the dict)."""
-    return controller_owner(owner.api_version, owner.kind, owner.namespaced)

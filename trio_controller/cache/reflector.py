@@ -48,9 +48,9 @@ import trio
 from trio_controller import errors
 from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult, Store, WatchDecoder
 from trio_controller.cache.backoff import Backoff
-from trio_controller.cache.sink import NativeSink, Sink
+from trio_controller.cache.options import PAGE_SIZE
+from trio_controller.cache.sink import Sink
 from trio_controller.observe.log import v
-from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 from trio_controller.transport.watch import WatchBody
 
@@ -74,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 500
 WATCH_TIMEOUT_RANGE = (300.0, 600.0)  # the server ends each watch after 5 to 10 minutes
 IDLE_MARGIN = 30.0  # no byte for this long past the server's timeout: the stream is stuck
 SHORT_WATCH = 1.0  # a watch that ends sooner than this with no event is an error
@@ -281,8 +280,7 @@ def streaming_list_unsupported(exc: errors.ApiError) -> bool:
 
 class Reflector:
     """Keeps `sink.store` equal to the server's view of `path`, feeding every change to
-    the sink's consumers (the native sink enqueues each changed key).
-    `Reflector(client, path, store, queue)` is short for the native sink over both.
+    the sink's targets (cache/sink.py's `CoreSink`: queues fed in Rust).
 
     Start it with `await nursery.start(reflector.run)`; `synced` is set once the first
     list (or the initial events of a streaming list) is in the store. `kind` names the
@@ -293,8 +291,7 @@ class Reflector:
         self,
         client: Client,
         path: str,
-        sink: Sink | Store,
-        queue: WorkQueue | None = None,
+        sink: Sink,
         *,
         params: Mapping[str, str] | None = None,
         streaming_list: bool = False,
@@ -304,16 +301,12 @@ class Reflector:
         fail_fast_before_sync: bool = True,
         auth_grace: float = AUTH_GRACE,
         permanent_grace: float = PERMANENT_GRACE,
-        kind: str = "*v1.Pod",
+        kind: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
         self.path = path
-        if isinstance(sink, Store):  # Reflector(client, path, store, queue): the native sink
-            sink = NativeSink(sink, queue)
-        elif queue is not None:
-            raise TypeError("a queue goes with a Store, not with a sink")
-        #: Where events go; may be swapped between reads (an informer gaining consumers).
+        #: Where events go: the store and its targets.
         self.sink: Sink = sink
         self.params = dict(params or {})
         self.streaming_list = streaming_list
@@ -323,7 +316,7 @@ class Reflector:
         self.fail_fast_before_sync = fail_fast_before_sync
         self.auth_grace = auth_grace
         self.permanent_grace = permanent_grace
-        self.kind = kind
+        self.kind = kind or path
         self.rng = rng or random.Random()
         self.synced = trio.Event()
         self.decoder = WatchDecoder()
@@ -491,6 +484,7 @@ class Reflector:
         self._acc = None
         n = len(acc)
         result: ReplaceResult = self.sink.replace(acc, resource_version)
+        added, updated, deleted = result.counts
         self.relists += 1
         self._listed = True
         log.log(
@@ -501,14 +495,14 @@ class Reflector:
             self.path,
             n,
             resource_version,
-            len(result.added),
-            len(result.updated),
-            len(result.deleted),
+            added,
+            updated,
+            deleted,
             self.relists,
             extra={"objects": n, "relists": self.relists},
         )
-        if result.deleted:
-            log.info("Relist removed %d objects that no longer exist", len(result.deleted))
+        if deleted:
+            log.info("Relist removed %d objects that no longer exist", deleted)
         if not self.synced.is_set():
             self.synced.set()
 

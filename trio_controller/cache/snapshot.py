@@ -20,6 +20,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from trio_controller._native import Store
 from trio_controller.errors import TrioControllerError
@@ -42,8 +43,21 @@ def _symlink_error(path: Path) -> TrioControllerError:
     )
 
 
-def load_snapshot(store: Store, path: Path) -> int:
-    """Fill `store` from a cache snapshot; the first list then reconciles it.
+class Restorable(Protocol):
+    """What a snapshot is loaded into: the informer that owns a cache (`Informer`)."""
+
+    def restore(self, snapshot: bytes) -> int: ...
+
+
+class Snapshottable(Protocol):
+    """What a snapshot is taken of: a cache or a read-only view of one."""
+
+    def snapshot(self) -> bytes: ...
+
+
+def load_snapshot(store: Restorable, path: Path) -> int:
+    """Fill a cache (through its informer: `Informer.restore`) from a cache snapshot;
+    the first list then reconciles it.
 
     A missing file is an empty cache. A file that is unreadable, not a regular file, not
     owned by the current user, group- or world-writable, corrupt, truncated or of another
@@ -119,7 +133,7 @@ def check_snapshot_path(path: Path) -> None:
     os.unlink(tmp)
 
 
-def save_snapshot(store: Store, path: Path) -> None:
+def save_snapshot(store: Snapshottable, path: Path) -> None:
     """Write the cache atomically and privately (mode 0600) at `path`.
 
     A symbolic link at `path` is refused (and left as it is); any other failure is one

@@ -32,18 +32,19 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import trio
 
-from trio_controller._native import OwnerMapping, Store
+from trio_controller._native import OwnerMapping, Store, StoreReader
 from trio_controller.api.resource import Resource
 from trio_controller.api.verbs import WRITE_HOOK
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
-from trio_controller.cache.sink import Mapper
+from trio_controller.cache.options import InformerOptions
+from trio_controller.cache.sink import Mapper, UpdatePredicate
 from trio_controller.errors import TrioControllerError
 from trio_controller.observe.log import v
 from trio_controller.observe.stats import ReconcileStats
@@ -109,8 +110,10 @@ class Controller:
     `Controller(client, resource, reconcile, namespace=None, label_selector=...)` watches
     `resource` (every namespace when `namespace` is None) through `factory`'s shared
     informer (a factory of its own when none is given); `owns()` and `watches()` add
-    secondary resources. `Controller(reflector, queue, reconcile)` runs over a reflector
-    (or any `Source`) built by hand instead.
+    secondary resources. `Controller.over(reflector, queue, reconcile)` runs over a
+    reflector (or any `Source`) built by hand instead. `controller.store` is the
+    primary's cache (a read-only `StoreReader`: `get(key)` gives a dict or None); an
+    owned kind's is `controller.factory.informer(KIND, namespace=...).store`.
 
     `reconcile` may be a coroutine function or a plain function. It returns None (done),
     seconds or `Requeue(after=...)` (look again later), or raises to be retried with the
@@ -138,7 +141,9 @@ class Controller:
     `cache_sync_timeout` (seconds, None: wait forever) bounds the first sync of every
     informer of the controller. `name` (default: the resource's kind) names the
     controller in logs and metrics: `Starting Widget controller`, `Error syncing widget
-    ns/name`.
+    ns/name`. `predicates` (runtime/predicates.py: `generation_changed`, ... or any
+    `(old, new) -> bool`) filter the primary's updates: all must hold; adds and deletes
+    always enqueue.
 
     The worker side (runtime/causes.py, freshness.py, timeout.py):
     - Causes: `causes(key)` (or `reconcile_causes()` inside a reconcile) says why a key
@@ -165,8 +170,8 @@ class Controller:
 
     def __init__(
         self,
-        source: Client | Source,
-        resource: Resource | WorkQueue,
+        client: Client,
+        resource: Resource,
         reconcile: Reconcile,
         *,
         namespace: str | None = None,
@@ -186,43 +191,124 @@ class Controller:
         hot_loop_threshold: int | None = HOT_LOOP_THRESHOLD,
         own_writes_timeout: float | None = OWN_WRITES_TIMEOUT,
         priorities: bool = True,
-        **informer_args: Any,
+        predicates: Sequence[UpdatePredicate] = (),
+        options: InformerOptions | None = None,
     ) -> None:
-        self.informer: Informer | None = None
-        self.factory: SharedInformerFactory | None = None
-        self.resource: Resource | None = None
-        self.namespace = namespace
-        if isinstance(resource, Resource):
-            if not isinstance(source, Client):
-                raise TypeError("Controller(client, resource, reconcile): a Client first")
-            self.resource = resource
-            if factory is None:
-                # A factory of its own: store and sync settings hold for every informer.
-                factory, informer_args = SharedInformerFactory(source, **informer_args), {}
-            self.factory = factory
-            self.queue = WorkQueue()
-            self.informer = self.factory.informer(
-                resource,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                metadata_only=metadata_only,
-                **informer_args,
+        if not isinstance(client, Client) or not isinstance(resource, Resource):
+            raise TypeError(
+                "Controller(client, resource, reconcile); over a hand-built source: "
+                "Controller.over(source, queue, reconcile)"
             )
-            self.informer.add_queue(self.queue)
-            self.reflector: Any = self.informer.reflector
-            self._informers = [self.informer]
-            default_name = resource.kind
-        else:
-            if isinstance(source, Client):
-                raise TypeError("Controller(reflector, queue, reconcile): a reflector first")
-            self.reflector = source
-            self.queue = resource
-            self._informers = []
-            default_name = "Pod"
-        self.store: Store = self.reflector.store
+        self.namespace = namespace
+        self.resource: Resource | None = resource
+        if factory is None:
+            # A factory of its own: its defaults hold for every informer (owns too).
+            factory = SharedInformerFactory(client, options or InformerOptions())
+        self.factory: SharedInformerFactory | None = factory
+        primary = (options or factory.defaults).replace(
+            label_selector=label_selector,
+            field_selector=field_selector,
+            metadata_only=metadata_only or None,
+        )
+        self.informer: Informer | None = factory.informer(
+            resource, namespace=namespace, options=primary
+        )
+        queue = WorkQueue()
+        self.informer.add_queue(queue, predicates=predicates)
+        self._informers = [self.informer]
+        self._setup(
+            self.informer.reflector,
+            queue,
+            reconcile,
+            name or resource.kind,
+            workers=workers,
+            threaded=threaded,
+            resync=resync,
+            max_retries=max_retries,
+            batch=batch,
+            flush=flush,
+            cache_sync_timeout=cache_sync_timeout,
+            reconcile_timeout=reconcile_timeout,
+            hot_loop_threshold=hot_loop_threshold,
+            own_writes_timeout=own_writes_timeout,
+            priorities=priorities,
+        )
+
+    @classmethod
+    def over(
+        cls,
+        source: Source,
+        queue: WorkQueue,
+        reconcile: Reconcile,
+        *,
+        name: str = "controller",
+        workers: int = 1,
+        threaded: bool = False,
+        resync: float | None = None,
+        max_retries: int = MAX_RETRIES,
+        batch: int = 64,
+        flush: Callable[[], None] | None = None,
+        cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
+        reconcile_timeout: float | None = None,
+        hot_loop_threshold: int | None = HOT_LOOP_THRESHOLD,
+        own_writes_timeout: float | None = OWN_WRITES_TIMEOUT,
+        priorities: bool = True,
+    ) -> Controller:
+        """A controller over a hand-built `source` (a reflector, or anything with `store`,
+        `synced` and `run`) and `queue`, instead of an informer of its own; no `owns` or
+        `watches`. The settings mean what they mean for `Controller(...)`."""
+        self = cls.__new__(cls)
+        self.namespace = None
+        self.resource = None
+        self.factory = None
+        self.informer = None
+        self._informers = []
+        self._setup(
+            source,
+            queue,
+            reconcile,
+            name,
+            workers=workers,
+            threaded=threaded,
+            resync=resync,
+            max_retries=max_retries,
+            batch=batch,
+            flush=flush,
+            cache_sync_timeout=cache_sync_timeout,
+            reconcile_timeout=reconcile_timeout,
+            hot_loop_threshold=hot_loop_threshold,
+            own_writes_timeout=own_writes_timeout,
+            priorities=priorities,
+        )
+        return self
+
+    def _setup(
+        self,
+        source: Any,
+        queue: WorkQueue,
+        reconcile: Reconcile,
+        name: str,
+        *,
+        workers: int,
+        threaded: bool,
+        resync: float | None,
+        max_retries: int,
+        batch: int,
+        flush: Callable[[], None] | None,
+        cache_sync_timeout: float | None,
+        reconcile_timeout: float | None,
+        hot_loop_threshold: int | None,
+        own_writes_timeout: float | None,
+        priorities: bool,
+    ) -> None:
+        self.reflector: Any = source
+        self.queue = queue
+        #: The primary resource's cache, read-only (only its informer writes it).
+        self.store: StoreReader | Store = (
+            self.informer.store if self.informer is not None else source.store
+        )
         self.reconcile = reconcile
-        self.name = name or default_name
+        self.name = name
         self.workers = workers
         self.resync = resync
         # Called after each batch of keys (and each key of an async reconcile), so a
@@ -255,22 +341,25 @@ class Controller:
         namespace: str | None = None,
         label_selector: str | None = None,
         metadata_only: bool = False,
+        predicates: Sequence[UpdatePredicate] = (),
     ) -> Controller:
         """Reconcile the controller owner of every changed `resource` object: the
         ownerReference with `controller: true` whose group and kind are the primary's
-        (controller-runtime's `Owns`). `namespace` defaults to the controller's."""
+        (controller-runtime's `Owns`). `namespace` defaults to the controller's.
+        With `predicates`, an update of an owned object counts only if every one holds."""
         primary = self._primary("owns")
         assert self.factory is not None
         informer = self.factory.informer(
             resource,
             namespace=namespace if namespace is not None else self.namespace,
-            label_selector=label_selector,
-            metadata_only=metadata_only,
+            options=self.factory.defaults.replace(
+                label_selector=label_selector, metadata_only=metadata_only or None
+            ),
         )
         # Mapped in Rust on the fast path (the owned informer's only consumer), by the
         # same rules in Python when the informer is shared.
         owner = OwnerMapping(primary.api_version, primary.kind, primary.namespaced)
-        informer.add_queue(self.queue, owner=owner)
+        informer.add_queue(self.queue, owner=owner, predicates=predicates)
         if informer not in self._informers:
             self._informers.append(informer)
         return self
@@ -284,26 +373,30 @@ class Controller:
         label_selector: str | None = None,
         field_selector: str | None = None,
         metadata_only: bool = False,
+        predicates: Sequence[UpdatePredicate] = (),
     ) -> Controller:
         """Reconcile the keys `mapper(object)` returns for every changed `resource`
-        object (old and new versions, tombstones included)."""
+        object (old and new versions, tombstones included). With `predicates`, an
+        update of a watched object counts only if every one holds."""
         self._primary("watches")
         assert self.factory is not None
         informer = self.factory.informer(
             resource,
             namespace=namespace if namespace is not None else self.namespace,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            metadata_only=metadata_only,
+            options=self.factory.defaults.replace(
+                label_selector=label_selector,
+                field_selector=field_selector,
+                metadata_only=metadata_only or None,
+            ),
         )
-        informer.add_queue(self.queue, mapper=mapper)
+        informer.add_queue(self.queue, mapper=mapper, predicates=predicates)
         if informer not in self._informers:
             self._informers.append(informer)
         return self
 
     def _primary(self, what: str) -> Resource:
         if self.resource is None:
-            raise TypeError(f"{what}() needs Controller(client, resource, reconcile)")
+            raise TypeError(f"{what}() needs Controller(client, resource, reconcile), not .over()")
         return self.resource
 
     # -- running ---------------------------------------------------------------------

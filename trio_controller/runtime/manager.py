@@ -56,6 +56,7 @@ import trio
 from trio_controller import errors
 from trio_controller.api.resource import Resource
 from trio_controller.cache.factory import SharedInformerFactory
+from trio_controller.cache.options import InformerOptions
 from trio_controller.observe import log as klog
 from trio_controller.runtime.controller import CacheSyncTimeout, Controller, Reconcile
 from trio_controller.runtime.events import EventRecorder
@@ -146,7 +147,7 @@ class Manager:
         metrics_bind_address: tuple[str | None, int] | None = None,
         health_probe_bind_address: tuple[str | None, int] | None = None,
         args: argparse.Namespace | None = None,
-        **informer_args: Any,
+        informer_options: InformerOptions | None = None,
     ) -> None:
         self.client = client
         #: The namespace controllers watch by default (None: every namespace).
@@ -158,7 +159,7 @@ class Manager:
         self.health_probe_bind_address = health_probe_bind_address
         #: The parsed flags when built by `from_args`/`main` (a program's own flags too).
         self.args = args
-        self.factory = SharedInformerFactory(client, **informer_args)
+        self.factory = SharedInformerFactory(client, informer_options or InformerOptions())
         self.controllers: list[Controller] = []
         self.leader_election = leader_election
         self.elector: LeaderElector | None = None
@@ -209,7 +210,7 @@ class Manager:
         client: Client,
         args: argparse.Namespace,
         config: ClusterConfig | None = None,
-        **informer_args: Any,
+        informer_options: InformerOptions | None = None,
     ) -> Manager:
         """A manager as the standard flags in `args` ask. The namespace: `-A` all,
         else `-n`, else the kubeconfig context's (`config.namespace`); the Lease's
@@ -239,7 +240,7 @@ class Manager:
             metrics_bind_address=args.metrics_bind_address,
             health_probe_bind_address=args.health_probe_bind_address,
             args=args,
-            **informer_args,
+            informer_options=informer_options,
         )
 
     def controller(self, resource: Resource, reconcile: Reconcile, **options: Any) -> Controller:
@@ -466,14 +467,14 @@ class Manager:
         prog: str | None = None,
         description: str | None = None,
         leader_elect_resource_name: str = "trio-controller",
-        informer_args: Callable[[argparse.Namespace], Mapping[str, Any]] | None = None,
+        informer_options: Callable[[argparse.Namespace], InformerOptions] | None = None,
     ) -> int:
         """Run a program: parse the flags, set up logging, `await setup(manager)`, run
         the manager until SIGINT/SIGTERM; the exit code (0 on a signal, 1 with one
         `error: ...` line on stderr for a failure).
 
         `parser` is the program's own (its flags are in `manager.args`; the standard
-        ones are added unless it has `--kubeconfig` already); `informer_args(args)` gives
+        ones are added unless it has `--kubeconfig` already); `informer_options(args)` gives
         the factory's informer settings from the parsed flags. A program that parsed
         its flags already (so `--version` and `--help` import nothing more) passes
         `args`."""
@@ -486,9 +487,9 @@ class Manager:
                 add_flags(parser, leader_elect_resource_name=leader_elect_resource_name)
             args = parser.parse_args(argv)
         setup_logging(args.verbosity, args.logging_format)
-        extra = dict(informer_args(args)) if informer_args is not None else {}
+        options = informer_options(args) if informer_options is not None else None
         try:
-            trio.run(cls._program, setup, args, extra)
+            trio.run(cls._program, setup, args, options)
         except BaseException as exc:  # the one place errors become exit codes
             leaf = _first_error(exc)
             if isinstance(leaf, KeyboardInterrupt):
@@ -508,14 +509,16 @@ class Manager:
         return 0
 
     @classmethod
-    async def _program(cls, setup: Setup, args: argparse.Namespace, extra: dict[str, Any]) -> None:
+    async def _program(
+        cls, setup: Setup, args: argparse.Namespace, options: InformerOptions | None
+    ) -> None:
         from trio_controller.config import load_config
         from trio_controller.transport.client import Client
 
         config = load_config(kubeconfig=args.kubeconfig, context=args.context, master=args.master)
         async with Client(config) as client:
             klog.log_requests(client)
-            manager = cls.from_args(client, args, config, **extra)
+            manager = cls.from_args(client, args, config, informer_options=options)
             with (
                 trio.CancelScope() as everything,
                 trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,

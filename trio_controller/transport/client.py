@@ -27,7 +27,7 @@ import httpx
 import orjson
 import trio
 
-from trio_controller import __version__
+from trio_controller._native import __version__
 from trio_controller.auth import Credentials
 from trio_controller.config.cluster import ClusterConfig
 from trio_controller.errors import (
@@ -39,7 +39,7 @@ from trio_controller.errors import (
 from trio_controller.transport.errors import map_exceptions
 from trio_controller.transport.http_auth import HttpxAuth
 from trio_controller.transport.tls import build_ssl_context, load_client_certificate
-from trio_controller.transport.watch import WatchBody, open_watch
+from trio_controller.transport.watch import WatchBody, WatchEndpoint, open_watch
 
 __all__ = ["USER_AGENT", "Client", "RequestHook", "WatchConnector"]
 
@@ -298,7 +298,24 @@ class Client:
         `transport.watch.open_watch`. An error status raises the matching `ApiError`
         before anything is yielded; no data for `idle_timeout` seconds raises `Timeout`.
         `accept` replaces ``application/json`` (metadata-only watches)."""
-        return open_watch(self, path, params, idle_timeout=idle_timeout, accept=accept)
+        return open_watch(
+            self.watch_endpoint(), path, params, idle_timeout=idle_timeout, accept=accept
+        )
+
+    def watch_endpoint(self) -> WatchEndpoint:
+        """What `transport.watch.open_watch` needs of this client, as one value."""
+        return WatchEndpoint(
+            server=self.server,
+            proxy=self.config.proxy,
+            server_name=self.config.tls.server_name,
+            user_agent=self.user_agent,
+            connect_timeout=self.connect_timeout,
+            ssl_context=self.watch_ssl_context,
+            credentials=self.credentials,
+            invalidate=self.invalidate,
+            observing=self.observing,
+            connector=self.watch_connector,
+        )
 
     def add_request_hook(self, hook: RequestHook) -> None:
         """Call `hook` after every request and watch opening (metrics, -v 6 logs)."""

@@ -1,11 +1,11 @@
 """The watch transport the project owns: one HTTP/1.1 GET per watch (or streaming list)
 on its own connection, its body handed on as raw bytes, one socket read at a time.
 
-    async with open_watch(client, path, params, idle_timeout=330) as body:
+    async with open_watch(client.watch_endpoint(), path, params, idle_timeout=330) as body:
         decoder.reset(chunked=body.chunked, content_length=body.content_length)
         while not decoder.body_done:
             data = await body.receive()          # b"": the server closed the connection
-            decoder.feed_into(data, store, queue, now)   # de-framing + lines + apply, Rust
+            core.feed(decoder, data, now)        # de-framing + lines + apply, Rust
 
 Why not httpx here: the apiserver sends one HTTP chunk per event, and httpx → httpcore →
 h11 → SSLStream cost a stack of Python steps per chunk, i.e. per event. Here the request
@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import trio
 
@@ -43,14 +45,39 @@ from trio_controller.transport.connection import (
 )
 from trio_controller.transport.errors import map_exceptions
 
-if TYPE_CHECKING:
-    from trio_controller.transport.client import Client
-
-__all__ = ["WatchBody", "open_watch"]
+__all__ = ["Observed", "WatchBody", "WatchEndpoint", "open_watch"]
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_BODY = 64 * 1024
+
+
+class Observed(Protocol):
+    """One timed request for the request hooks: the response status is set on it."""
+
+    status: int | None
+
+
+@dataclass(frozen=True)
+class WatchEndpoint:
+    """Everything a watch needs from the client that opens it, as one value (the client
+    builds it: `Client.watch_endpoint()`; this module never sees the client).
+
+    `credentials()` gives the current credentials (None: anonymous); `invalidate(stale)`
+    drops them after a 401 (True: fresh ones may differ, retry once); `observing(method,
+    path)` times the opening for the request hooks; `connector` replaces dialing
+    (tests, in-process servers)."""
+
+    server: str
+    proxy: str | None
+    server_name: str | None
+    user_agent: str
+    connect_timeout: float
+    ssl_context: ssl.SSLContext
+    credentials: Callable[[], Awaitable[Any]]
+    invalidate: Callable[[Any], Awaitable[bool]]
+    observing: Callable[[str, str], AbstractContextManager[Observed]]
+    connector: Callable[[], Awaitable[trio.abc.Stream]] | None = None
 
 
 class WatchBody:
@@ -137,7 +164,7 @@ class _Request:
 
     def __init__(
         self,
-        client: Client,
+        user_agent: str,
         server: urllib.parse.SplitResult,
         target: str,
         accept: str | None = None,
@@ -148,7 +175,7 @@ class _Request:
         self._head = (
             f"GET {target} HTTP/1.1\r\n"
             f"Host: {authority(server)}\r\n"
-            f"User-Agent: {client.user_agent}\r\n"
+            f"User-Agent: {user_agent}\r\n"
             f"Accept: {accept}\r\n"
             # The apiserver gzips each event as a gzip member of its own.
             "Accept-Encoding: identity\r\n"
@@ -181,7 +208,7 @@ async def _read_error(conn: ByteConnection, head: ResponseHead, first: bytes, se
 
 @asynccontextmanager
 async def open_watch(
-    client: Client,
+    client: WatchEndpoint,
     path: str,
     params: Mapping[str, str | int | bool] | None = None,
     *,
@@ -198,13 +225,13 @@ async def open_watch(
     """
     server = client.server
     url = urllib.parse.urlsplit(server)
-    proxy_url = _proxy_for(url, client.config.proxy)
+    proxy_url = _proxy_for(url, client.proxy)
     proxy = urllib.parse.urlsplit(proxy_url) if proxy_url else None
     # Through a plain-HTTP proxy an http:// server gets the absolute URL as target.
     target = _target(path, params)
     if proxy is not None and url.scheme == "http":
         target = f"{url.scheme}://{authority(url)}{target}"
-    request = _Request(client, url, target, accept)
+    request = _Request(client.user_agent, url, target, accept)
     idle = math.inf if idle_timeout is None else idle_timeout
     scope = trio.CancelScope(deadline=trio.current_time() + idle)
     conn: ByteConnection | None = None
@@ -215,13 +242,13 @@ async def open_watch(
                 credentials = await client.credentials()
                 with map_exceptions(server), client.observing("WATCH", path) as seen:
                     with trio.fail_after(client.connect_timeout):
-                        if client.watch_connector is not None:
-                            conn = StreamConnection(await client.watch_connector())
+                        if client.connector is not None:
+                            conn = StreamConnection(await client.connector())
                         else:
                             conn = await open_connection(
                                 url,
-                                client.watch_ssl_context if url.scheme == "https" else None,
-                                server_name=client.config.tls.server_name,
+                                client.ssl_context if url.scheme == "https" else None,
+                                server_name=client.server_name,
                                 proxy=proxy,
                             )
                     await conn.send_all(

@@ -103,6 +103,11 @@ pub struct Meta {
     pub resource_version: Option<String>,
     pub labels: Vec<(String, String)>,
     pub deleting: bool,
+    /// `metadata.generation` (0 when absent: the resource does not count generations).
+    pub generation: i64,
+    /// A fingerprint of `metadata.annotations`' bytes (0 when absent or empty), for the
+    /// annotations-changed predicate: equal annotations serialize to equal bytes.
+    pub annotations: u64,
     pub initial_events_end: bool,
     /// The value of `metadata.managedFields`, if present.
     pub managed_fields: Option<Range<usize>>,
@@ -128,6 +133,19 @@ impl Meta {
     }
 }
 
+/// A fingerprint of an annotations object's bytes (one hash per process; never stored
+/// or compared across processes); `{}` and `null` count as absent (0).
+pub(crate) fn fingerprint(b: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    use std::sync::OnceLock;
+    static HASHER: OnceLock<hashbrown::DefaultHashBuilder> = OnceLock::new();
+    let inner = b.strip_prefix(b"{").and_then(|b| b.strip_suffix(b"}"));
+    if b == b"null" || inner.is_some_and(|i| i.iter().all(u8::is_ascii_whitespace)) {
+        return 0;
+    }
+    HASHER.get_or_init(Default::default).hash_one(b) | 1
+}
+
 pub(crate) fn meta_from_spans(
     obj: &[u8],
     base: usize,
@@ -150,6 +168,10 @@ pub(crate) fn meta_from_spans(
         resource_version: string_at(obj, &rel(SLOT_RV))?,
         labels: string_map_at(obj, &rel(SLOT_LABELS))?,
         deleting: rel(SLOT_DELETION).is_some_and(|r| obj[r] != *b"null"),
+        generation: rel(SLOT_GENERATION)
+            .and_then(|r| std::str::from_utf8(&obj[r]).ok()?.parse().ok())
+            .unwrap_or(0),
+        annotations: rel(SLOT_ANNOTATIONS).map_or(0, |r| fingerprint(&obj[r])),
         initial_events_end: string_at(obj, &rel(SLOT_INITIAL_END))?.as_deref() == Some("true"),
         managed_fields: rel(SLOT_MANAGED),
         owner_references: rel(SLOT_OWNERS),

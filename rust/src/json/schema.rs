@@ -33,7 +33,9 @@ pub(crate) const SLOT_LIST_RV: usize = 13;
 pub(crate) const SLOT_LIST_CONTINUE: usize = 14;
 pub(crate) const SLOT_LIST_REMAINING: usize = 15;
 pub(crate) const SLOT_OWNERS: usize = 16;
-pub(crate) const FIXED_SLOTS: usize = 17;
+pub(crate) const SLOT_GENERATION: usize = 17;
+pub(crate) const SLOT_ANNOTATIONS: usize = 18;
+pub(crate) const FIXED_SLOTS: usize = 19;
 
 /// The annotation that marks the end of a streaming list's initial events.
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -108,6 +110,8 @@ impl Schema {
                 SLOT_INITIAL_END,
             ),
             (&["metadata", "managedFields"], SLOT_MANAGED),
+            (&["metadata", "generation"], SLOT_GENERATION),
+            (&["metadata", "annotations"], SLOT_ANNOTATIONS),
             (&["code"], SLOT_CODE),
             (&["reason"], SLOT_REASON),
             (&["message"], SLOT_MESSAGE),

@@ -1,5 +1,7 @@
 //! Thin `#[pyclass]` wrappers over the plain-Rust core; no logic of their own.
+pub mod convert;
 pub mod errors;
+pub mod informer;
 pub mod owner;
 pub mod queue;
 pub mod store;
@@ -47,8 +49,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "RECONCILE_CAUSES",
         pyo3::types::PyTuple::new(py, crate::queue::Cause::ALL.map(|c| c.name()))?,
     )?;
+    use crate::informer::Predicates;
+    m.add("PREDICATE_GENERATION", Predicates::GENERATION)?;
+    m.add("PREDICATE_LABELS", Predicates::LABELS)?;
+    m.add("PREDICATE_ANNOTATIONS", Predicates::ANNOTATIONS)?;
+    m.add("PREDICATE_RESOURCE_VERSION", Predicates::RESOURCE_VERSION)?;
     m.add_class::<owner::PyOwnerMapping>()?;
     m.add_class::<store::PyStore>()?;
+    m.add_class::<store::PyStoreReader>()?;
+    m.add_class::<informer::PyInformerCore>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;
     m.add_class::<store::PageInfo>()?;

@@ -51,7 +51,7 @@ impl PyOwnerMapping {
     fn owner_key(&self, py: Python<'_>, raw: &[u8]) -> PyResult<Option<String>> {
         guard(|| {
             self.inner
-                .of_object(raw)
+                .owner_key(raw)
                 .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))
         })
     }

@@ -1,37 +1,19 @@
-//! `Store`, `ReplaceResult`, `ListAccumulator`, `PageInfo` and the orjson bridge.
+//! `Store` and its read-only view `StoreReader`, `ReplaceResult`, `ListAccumulator`,
+//! `PageInfo`.
+use super::convert::{loads, plain_schema, predicate_set, python_check, repr, store_error};
 use super::errors::decode_error;
 use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
-use super::watch::{plain_schema, repr};
-use crate::queue::{Change, Origin};
-use crate::store::{ListAccumulator, Store, StoreError};
+use crate::informer::{relist, Check, Fanout, QueueTarget};
+use crate::store::{Key, ListAccumulator, ReplaceResult, Store};
 use crate::watch::page::decode_page;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict};
 
 /// List pages at least this big are decoded with the GIL released.
 const DETACH_BYTES: usize = 1 << 20;
-
-static ORJSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// `orjson.loads(raw)`, with `orjson.loads` looked up once.
-pub fn loads<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let f = ORJSON_LOADS.get_or_try_init(py, || {
-        py.import("orjson")?.getattr("loads").map(Bound::unbind)
-    })?;
-    f.bind(py).call1((PyBytes::new(py, raw),))
-}
-
-pub fn store_error(py: Python<'_>, e: StoreError) -> PyErr {
-    match e {
-        StoreError::Syntax(s) => decode_error(py, s.to_string(), s.offset as u64, 1, Vec::new()),
-        StoreError::NoName => decode_error(py, e.to_string(), 0, 1, Vec::new()),
-        other => PyValueError::new_err(other.to_string()),
-    }
-}
 
 /// Objects as JSON bytes keyed by ``namespace/name`` (or ``name``), with indexes.
 ///
@@ -50,29 +32,65 @@ pub struct PyStore {
     pub inner: Store,
 }
 
-/// What ``Store.replace`` changed.
-#[pyclass(
-    frozen,
-    get_all,
-    module = "trio_controller._native",
-    name = "ReplaceResult"
-)]
+/// What ``Store.replace`` (a relist) changed. The key lists are built when read; the
+/// counts cost nothing.
+#[pyclass(frozen, module = "trio_controller._native", name = "ReplaceResult")]
 pub struct PyReplaceResult {
-    /// Keys that were not in the store.
-    added: Vec<String>,
-    /// Keys that were in the store and are in the new list.
-    updated: Vec<String>,
-    /// Keys that vanished (tombstones the controller must still handle).
-    deleted: Vec<String>,
-    /// The last known object bytes of each deleted key.
-    tombstones: Py<PyDict>,
-    /// With an ``owner`` mapping: the owner keys of the added objects, of the updated
-    /// ones (new and old object) and of the deleted ones, each once; else None.
-    owner_keys: Option<Vec<String>>,
+    added: Vec<Key>,
+    updated: Vec<Key>,
+    deleted: Vec<(Key, Box<[u8]>)>,
+}
+
+impl From<ReplaceResult> for PyReplaceResult {
+    fn from(r: ReplaceResult) -> Self {
+        PyReplaceResult {
+            added: r.added,
+            updated: r.updated,
+            deleted: r.deleted,
+        }
+    }
+}
+
+fn strings(keys: &[Key]) -> Vec<String> {
+    keys.iter().map(|k| k.to_string()).collect()
 }
 
 #[pymethods]
 impl PyReplaceResult {
+    /// Keys that were not in the store.
+    #[getter]
+    fn added(&self) -> Vec<String> {
+        strings(&self.added)
+    }
+
+    /// Keys that were in the store and are in the new list.
+    #[getter]
+    fn updated(&self) -> Vec<String> {
+        strings(&self.updated)
+    }
+
+    /// Keys that vanished (tombstones the controller must still handle).
+    #[getter]
+    fn deleted(&self) -> Vec<String> {
+        self.deleted.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    /// The last known object bytes of each deleted key.
+    #[getter]
+    fn tombstones<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, raw) in &self.deleted {
+            d.set_item(&**k, PyBytes::new(py, raw))?;
+        }
+        Ok(d)
+    }
+
+    /// How many keys were added, updated and deleted (no list built).
+    #[getter]
+    fn counts(&self) -> (usize, usize, usize) {
+        (self.added.len(), self.updated.len(), self.deleted.len())
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "ReplaceResult(added={}, updated={}, deleted={})",
@@ -130,7 +148,11 @@ impl PyStore {
     }
 
     /// The object as a dict (parsed by orjson on each call), or None.
-    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    pub(crate) fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self.inner.get(key) {
             Some(e) => loads(py, &e.raw().map_err(|e| store_error(py, e))?).map(Some),
             None => Ok(None),
@@ -138,7 +160,11 @@ impl PyStore {
     }
 
     /// The object's JSON bytes, or None.
-    fn get_raw<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    pub(crate) fn get_raw<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         match self.inner.get(key) {
             Some(e) => {
                 let raw = e.raw().map_err(|e| store_error(py, e))?;
@@ -149,33 +175,37 @@ impl PyStore {
     }
 
     /// The object's ``metadata.name``, or None if ``key`` is not held.
-    fn name(&self, key: &str) -> Option<String> {
+    pub(crate) fn name(&self, key: &str) -> Option<String> {
         self.inner.get(key).map(|e| e.name(key).to_string())
     }
 
     /// The object's ``metadata.namespace``, or None (not held, or cluster-scoped).
-    fn namespace(&self, key: &str) -> Option<String> {
+    pub(crate) fn namespace(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.namespace(key).map(str::to_string))
     }
 
     /// The object's ``metadata.uid``, or None.
-    fn uid(&self, key: &str) -> Option<String> {
+    pub(crate) fn uid(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.uid().map(str::to_string))
     }
 
     /// The object's ``metadata.resourceVersion``, or None.
-    fn object_resource_version(&self, key: &str) -> Option<String> {
+    pub(crate) fn object_resource_version(&self, key: &str) -> Option<String> {
         self.inner
             .get(key)
             .and_then(|e| e.resource_version().map(str::to_string))
     }
 
     /// The object's labels, or None if ``key`` is not held.
-    fn labels<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+    pub(crate) fn labels<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let Some(e) = self.inner.get(key) else {
             return Ok(None);
         };
@@ -187,13 +217,13 @@ impl PyStore {
     }
 
     /// Whether the object has a deletionTimestamp, or None if ``key`` is not held.
-    fn deleting(&self, key: &str) -> Option<bool> {
+    pub(crate) fn deleting(&self, key: &str) -> Option<bool> {
         self.inner.get(key).map(|e| e.deleting())
     }
 
     /// Every key, in no particular order.
-    fn list_keys(&self) -> Vec<String> {
-        self.inner.keys().map(|k| k.to_string()).collect()
+    pub(crate) fn list_keys(&self) -> Vec<String> {
+        self.inner.list_keys().map(|k| k.to_string()).collect()
     }
 
     fn __len__(&self) -> usize {
@@ -205,7 +235,7 @@ impl PyStore {
     }
 
     /// Keys whose index ``name`` holds ``value``, sorted. ValueError: no such index.
-    fn by_index(&self, name: &str, value: &str) -> PyResult<Vec<String>> {
+    pub(crate) fn by_index(&self, name: &str, value: &str) -> PyResult<Vec<String>> {
         self.inner
             .by_index(name, value)
             .map(|keys| keys.iter().map(|k| k.to_string()).collect())
@@ -213,7 +243,7 @@ impl PyStore {
     }
 
     /// The values index ``name`` holds (no empty sets), sorted.
-    fn index_values(&self, name: &str) -> PyResult<Vec<String>> {
+    pub(crate) fn index_values(&self, name: &str) -> PyResult<Vec<String>> {
         self.inner
             .index_values(name)
             .ok_or_else(|| PyValueError::new_err(format!("no index named {name:?}")))
@@ -225,7 +255,7 @@ impl PyStore {
     fn upsert(&mut self, py: Python<'_>, raw: &[u8]) -> PyResult<String> {
         guard(|| {
             self.inner
-                .upsert_raw(raw)
+                .upsert(raw)
                 .map(|k| k.to_string())
                 .map_err(|e| store_error(py, e))
         })
@@ -240,8 +270,13 @@ impl PyStore {
     ///
     /// Later objects win over earlier ones with the same key. With ``queue``, the keys
     /// of the added, updated and deleted objects are added to it at ``now`` (in Rust);
-    /// with ``owner`` too, their owner keys instead (``ReplaceResult.owner_keys``).
-    #[pyo3(signature = (acc, resource_version, queue = None, now = 0.0, owner = None))]
+    /// with ``owner`` too, their controller owners' keys instead.
+    ///
+    /// ``predicates``, ``check`` and ``source`` as for ``WatchDecoder.feed_into``: an
+    /// object the relist found again is an update, enqueued only if it passes them
+    /// (``ReplaceResult.updated`` still lists it).
+    #[pyo3(signature = (acc, resource_version, queue = None, now = 0.0, owner = None, *, predicates = 0, check = None, source = ""))]
+    #[allow(clippy::too_many_arguments)]
     fn replace(
         &mut self,
         py: Python<'_>,
@@ -250,43 +285,38 @@ impl PyStore {
         mut queue: Option<PyRefMut<'_, PyWorkQueue>>,
         now: f64,
         owner: Option<Bound<'_, PyOwnerMapping>>,
+        predicates: u8,
+        check: Option<Bound<'_, PyAny>>,
+        source: &str,
     ) -> PyResult<PyReplaceResult> {
-        let items = acc.borrow_mut().inner.take();
-        let mapping = owner.as_ref().map(|m| &m.get().inner);
-        let out = guard(|| {
-            let out = self
-                .inner
-                .replace_mapped(items, resource_version, mapping)
-                .map_err(|e| store_error(py, e))?;
-            if let Some(q) = queue.as_deref_mut() {
-                // A relist's keys wait at low priority behind live events.
-                let listed = Origin {
-                    change: Change::Added,
-                    listed: true,
-                    via: None,
-                };
-                out.queue_keys()
-                    .for_each(|k| q.inner.add_from_str(k, now, listed));
-            }
-            Ok(out)
-        })?;
-        let tombstones = PyDict::new(py);
-        let mut deleted = Vec::with_capacity(out.deleted.len());
-        for (k, raw) in &out.deleted {
-            tombstones.set_item(&**k, PyBytes::new(py, raw))?;
-            deleted.push(k.to_string());
+        let predicates = predicate_set(predicates)?;
+        let mut call = check.as_ref().map(python_check);
+        let mut fan = Fanout::none(now);
+        fan.source = source;
+        if let Some(q) = queue.as_deref_mut() {
+            fan.queues.push(QueueTarget {
+                owner: owner.as_ref().map(|m| &m.get().inner),
+                predicates,
+                check: call.as_mut().map(|c| c as &mut Check<'_>),
+                ..QueueTarget::new(&mut q.inner)
+            });
         }
-        Ok(PyReplaceResult {
-            added: out.added.iter().map(|k| k.to_string()).collect(),
-            updated: out.updated.iter().map(|k| k.to_string()).collect(),
-            deleted,
-            tombstones: tombstones.unbind(),
-            owner_keys: out.owner_keys,
+        let items = acc.borrow_mut().inner.take();
+        let inner = &mut self.inner;
+        guard(|| {
+            relist(inner, items, resource_version, &mut fan)
+                .map(PyReplaceResult::from)
+                .map_err(|e| store_error(py, e))
         })
     }
 
+    /// A read-only view of this store (``StoreReader``), for its users.
+    fn reader(slf: Py<Self>) -> PyStoreReader {
+        PyStoreReader::new(slf)
+    }
+
     /// Every object and the resource version, for ``restore``.
-    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    pub(crate) fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let data = self.inner.snapshot().map_err(|e| store_error(py, e))?;
         Ok(PyBytes::new(py, &data))
     }
@@ -380,7 +410,7 @@ impl PyListAccumulator {
             .map_err(|e| decode_error(py, e.to_string(), e.offset as u64, 1, Vec::new()))?;
             let n = page.items.len();
             self.inner
-                .push_page(body, page.items)
+                .feed_page(body, page.items)
                 .map_err(|e| store_error(py, e))?;
             Ok(PageInfo {
                 resource_version: page.resource_version,
@@ -398,5 +428,118 @@ impl PyListAccumulator {
 
     fn __len__(&self) -> usize {
         self.inner.items.len()
+    }
+}
+
+/// A read-only view of a ``Store``: what ``Informer.store`` and ``Controller.store``
+/// give. It has every read of the store it views and always shows its current content;
+/// ``upsert``, ``delete``, ``replace``, ``restore``, ``add_index`` and setting
+/// ``resource_version`` are not there: the informer that owns the store is its only
+/// writer.
+#[pyclass(frozen, module = "trio_controller._native", name = "StoreReader")]
+pub struct PyStoreReader {
+    store: Py<PyStore>,
+}
+
+impl PyStoreReader {
+    pub fn new(store: Py<PyStore>) -> Self {
+        PyStoreReader { store }
+    }
+
+    fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&PyStore) -> T) -> T {
+        f(&self.store.bind(py).borrow())
+    }
+}
+
+#[pymethods]
+impl PyStoreReader {
+    /// The last resourceVersion applied (event, bookmark or list).
+    #[getter]
+    fn resource_version(&self, py: Python<'_>) -> Option<String> {
+        self.with(py, |s| s.inner.resource_version.clone())
+    }
+
+    /// Whether ``metadata.managedFields`` is dropped at insert.
+    #[getter]
+    fn strip_managed_fields(&self, py: Python<'_>) -> bool {
+        self.with(py, |s| s.inner.strip_managed_fields())
+    }
+
+    /// Whether objects are kept compressed.
+    #[getter]
+    fn compress(&self, py: Python<'_>) -> bool {
+        self.with(py, |s| s.inner.compress())
+    }
+
+    /// The object as a dict (parsed by orjson on each call), or None.
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.with(py, |s| s.get(py, key))
+    }
+
+    /// The object's JSON bytes, or None.
+    fn get_raw<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        self.with(py, |s| s.get_raw(py, key))
+    }
+
+    /// The object's ``metadata.name``, or None if ``key`` is not held.
+    fn name(&self, py: Python<'_>, key: &str) -> Option<String> {
+        self.with(py, |s| s.name(key))
+    }
+
+    /// The object's ``metadata.namespace``, or None (not held, or cluster-scoped).
+    fn namespace(&self, py: Python<'_>, key: &str) -> Option<String> {
+        self.with(py, |s| s.namespace(key))
+    }
+
+    /// The object's ``metadata.uid``, or None.
+    fn uid(&self, py: Python<'_>, key: &str) -> Option<String> {
+        self.with(py, |s| s.uid(key))
+    }
+
+    /// The object's ``metadata.resourceVersion``, or None.
+    fn object_resource_version(&self, py: Python<'_>, key: &str) -> Option<String> {
+        self.with(py, |s| s.object_resource_version(key))
+    }
+
+    /// The object's labels, or None if ``key`` is not held.
+    fn labels<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.with(py, |s| s.labels(py, key))
+    }
+
+    /// Whether the object has a deletionTimestamp, or None if ``key`` is not held.
+    fn deleting(&self, py: Python<'_>, key: &str) -> Option<bool> {
+        self.with(py, |s| s.deleting(key))
+    }
+
+    /// Every key, in no particular order.
+    fn list_keys(&self, py: Python<'_>) -> Vec<String> {
+        self.with(py, |s| s.list_keys())
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.with(py, |s| s.inner.len())
+    }
+
+    fn __contains__(&self, py: Python<'_>, key: &str) -> bool {
+        self.with(py, |s| s.inner.contains(key))
+    }
+
+    /// Keys whose index ``name`` holds ``value``, sorted. ValueError: no such index.
+    fn by_index(&self, py: Python<'_>, name: &str, value: &str) -> PyResult<Vec<String>> {
+        self.with(py, |s| s.by_index(name, value))
+    }
+
+    /// The values index ``name`` holds (no empty sets), sorted.
+    fn index_values(&self, py: Python<'_>, name: &str) -> PyResult<Vec<String>> {
+        self.with(py, |s| s.index_values(name))
+    }
+
+    /// Every object and the resource version (for ``--cache-snapshot``).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        self.with(py, |s| s.snapshot(py))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.with(py, |s| format!("StoreReader({} objects)", s.inner.len()))
     }
 }

@@ -1,41 +1,29 @@
 //! `WatchDecoder`, `WatchEvent`, `FeedResult`, and `BodyDecoder`, `ResponseHead`,
 //! `parse_response_head` for the owned HTTP/1.1 watch transport.
+use super::convert::{loads, plain_schema, predicate_set, python_check, repr};
 use super::errors::decode_error;
 use super::guard;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
-use super::store::{loads, PyListAccumulator, PyStore};
-use crate::json::{Meta, Schema};
-use crate::watch::apply::{LineError, Target};
+use super::store::{PyListAccumulator, PyStore};
+use crate::informer::apply::{feed_into, Target};
+use crate::informer::{Check, Fanout, QueueTarget};
+use crate::json::Meta;
+use crate::store::{ListAccumulator, Store};
 use crate::watch::chunked::{Deframer, Framing, FramingError};
-use crate::watch::decoder::{Decoder, FeedError};
-use crate::watch::event::{Event, EventType};
+use crate::watch::decoder::{Decoder, FeedError, LineError};
+use crate::watch::event::{EventType, WatchEvent as Event};
 use crate::watch::head::{self, ResponseHead};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use std::sync::OnceLock;
-
-/// The schema for decoding without a store: metadata only, no user indexes.
-pub fn plain_schema() -> &'static Schema {
-    static S: OnceLock<Schema> = OnceLock::new();
-    S.get_or_init(|| Schema::new(&[]))
-}
-
-/// A Python-looking repr of an optional string.
-pub fn repr(s: &Option<String>) -> String {
-    match s {
-        None => "None".into(),
-        Some(s) => format!("{s:?}"),
-    }
-}
 
 /// One decoded watch event. ``raw`` is the object's bytes (for ERROR, the Status).
 #[pyclass(frozen, get_all, module = "trio_controller._native")]
 pub struct WatchEvent {
     /// The event type.
     #[pyo3(name = "type")]
-    kind: &'static str,
+    r#type: &'static str,
     /// ``namespace/name`` or ``name``; None for BOOKMARK and ERROR.
     key: Option<String>,
     /// The object's ``metadata.namespace``.
@@ -60,7 +48,7 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     fn new(py: Python<'_>, line: &[u8], ev: Event) -> Self {
-        Self::from_parts(py, ev.kind, &line[ev.object], ev.meta)
+        Self::from_parts(py, ev.r#type, &line[ev.object], ev.meta)
     }
 
     fn from_parts(py: Python<'_>, kind: EventType, raw: &[u8], m: Meta) -> Self {
@@ -69,7 +57,7 @@ impl WatchEvent {
             _ => m.key(),
         };
         WatchEvent {
-            kind: kind.as_str(),
+            r#type: kind.as_str(),
             key,
             namespace: m.namespace,
             name: m.name,
@@ -92,7 +80,7 @@ impl WatchEvent {
     }
 
     fn __repr__(&self) -> String {
-        match self.kind {
+        match self.r#type {
             "ERROR" => format!(
                 "WatchEvent(type='ERROR', code={}, reason={}, message={})",
                 self.code.map_or("None".into(), |c| c.to_string()),
@@ -153,6 +141,49 @@ impl PyFeedResult {
             b(self.initial_events_end),
             b(self.body_done),
         )
+    }
+}
+
+impl PyWatchDecoder {
+    /// Feeds `data` to `store` and `fan` (and `initial`); the Python result.
+    pub fn feed_to(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        store: &mut Store,
+        initial: Option<&mut ListAccumulator>,
+        fan: &mut Fanout<'_>,
+    ) -> PyResult<PyFeedResult> {
+        guard(|| {
+            let mut to = Target {
+                store,
+                initial,
+                fan,
+            };
+            let out = match feed_into(&mut self.inner, data, &mut to) {
+                Ok(out) => out,
+                Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
+                Err(FeedError::Framing(e)) => {
+                    let line = self.inner.line_number();
+                    return Err(framing_error(py, e, line, Vec::new()));
+                }
+            };
+            let error = match out.error {
+                Some((raw, meta)) => Some(Py::new(
+                    py,
+                    WatchEvent::from_parts(py, EventType::Error, &raw, meta),
+                )?),
+                None => None,
+            };
+            Ok(PyFeedResult {
+                applied: out.applied,
+                bookmarks: out.bookmarks,
+                resource_version: out.resource_version,
+                error,
+                initial_events_end: out.initial_events_end,
+                body_done: out.body_done,
+            })
+        })
     }
 }
 
@@ -225,7 +256,12 @@ impl PyWatchDecoder {
     /// controller owner's key instead of its own (nothing if it has none): for ADDED and
     /// MODIFIED the owners of the new object and of the stored one it replaces, for
     /// DELETED the owner of the deleted object.
-    #[pyo3(signature = (data, store, queue, now, initial = None, owner = None))]
+    ///
+    /// With ``predicates`` (bits of ``PREDICATE_*``) and ``check`` (a callable
+    /// ``(key, old, new) -> bool`` on dicts), an update (the key was cached) reaches
+    /// ``queue`` only if every predicate holds and then ``check`` returns true; adds and
+    /// deletes always do. ``source`` names the watched resource for owner-mapped keys.
+    #[pyo3(signature = (data, store, queue, now, initial = None, owner = None, *, predicates = 0, check = None, source = ""))]
     #[allow(clippy::too_many_arguments)]
     fn feed_into(
         &mut self,
@@ -236,39 +272,24 @@ impl PyWatchDecoder {
         now: f64,
         mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
         owner: Option<Bound<'_, PyOwnerMapping>>,
+        predicates: u8,
+        check: Option<Bound<'_, PyAny>>,
+        source: &str,
     ) -> PyResult<PyFeedResult> {
-        guard(|| {
-            let mut to = Target {
-                store: &mut store.inner,
-                queue: queue.as_deref_mut().map(|q| &mut q.inner),
-                now,
-                initial: initial.as_deref_mut().map(|acc| &mut acc.inner),
+        let predicates = predicate_set(predicates)?;
+        let mut call = check.as_ref().map(python_check);
+        let mut fan = Fanout::none(now);
+        fan.source = source;
+        if let Some(q) = queue.as_deref_mut() {
+            fan.queues.push(QueueTarget {
                 owner: owner.as_ref().map(|m| &m.get().inner),
-            };
-            let out = match self.inner.feed_into(data, &mut to) {
-                Ok(out) => out,
-                Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
-                Err(FeedError::Framing(e)) => {
-                    let line = self.inner.line_number();
-                    return Err(framing_error(py, e, line, Vec::new()));
-                }
-            };
-            let error = match out.error {
-                Some((raw, meta)) => Some(Py::new(
-                    py,
-                    WatchEvent::from_parts(py, EventType::Error, &raw, meta),
-                )?),
-                None => None,
-            };
-            Ok(PyFeedResult {
-                applied: out.applied,
-                bookmarks: out.bookmarks,
-                resource_version: out.resource_version,
-                error,
-                initial_events_end: out.initial_events_end,
-                body_done: out.body_done,
-            })
-        })
+                predicates,
+                check: call.as_mut().map(|c| c as &mut Check<'_>),
+                ..QueueTarget::new(&mut q.inner)
+            });
+        }
+        let initial = initial.as_deref_mut().map(|acc| &mut acc.inner);
+        self.feed_to(py, data, &mut store.inner, initial, &mut fan)
     }
 
     /// Start a new stream (position 0, line 1), dropping anything buffered.

@@ -77,7 +77,7 @@ impl ListAccumulator {
 
     /// Pushes a decoded list page's items (`(range in body, meta)`); keeps none of them
     /// if one cannot be packed.
-    pub fn push_page(
+    pub fn feed_page(
         &mut self,
         body: &[u8],
         items: Vec<(Range<usize>, Meta)>,

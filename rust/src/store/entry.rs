@@ -31,6 +31,10 @@ pub struct Entry {
     /// The namespace is the key's first `ns_len` bytes (`NONE`: no namespace field).
     pub(super) ns_len: u32,
     pub(super) deleting: bool,
+    /// `metadata.generation` (0: absent).
+    pub(super) generation: i64,
+    /// The fingerprint of `metadata.annotations` (0: none; see `json::Meta::annotations`).
+    pub(super) annotations: u64,
     /// The object's bytes are LZ4 (block format, u32-LE uncompressed size first).
     pub(super) compressed: bool,
     /// The dictionary they were compressed with (if any).
@@ -142,6 +146,8 @@ impl Entry {
             rv_len: rv.map_or(Ok(NONE), |r| len32(r.len()))?,
             ns_len,
             deleting: meta.deleting,
+            generation: meta.generation,
+            annotations: meta.annotations,
             compressed,
             dict,
             index_values: Self::values(&meta.index_values),
@@ -272,6 +278,17 @@ impl Entry {
 
     pub fn deleting(&self) -> bool {
         self.deleting
+    }
+
+    /// `metadata.generation` (0 when the object has none).
+    pub fn generation(&self) -> i64 {
+        self.generation
+    }
+
+    /// A fingerprint of `metadata.annotations` (0: none); equal annotations give equal
+    /// fingerprints within one process.
+    pub fn annotations(&self) -> u64 {
+        self.annotations
     }
 
     /// The namespace of the object stored under `key` (`None`: no namespace field).

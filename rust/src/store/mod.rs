@@ -28,7 +28,6 @@ pub use compress::{Compressor, Dict, DICT_MAX};
 pub use entry::{Entry, Labels};
 
 use crate::json::{decode_object, Meta, Schema, SyntaxError};
-use crate::owner::OwnerMapping;
 use hashbrown::{HashMap, HashSet};
 use index::{index_add, parse_index_path, Index};
 use std::sync::Arc;
@@ -69,32 +68,14 @@ impl From<SyntaxError> for StoreError {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct ReplaceResult {
     pub added: Vec<Key>,
     pub updated: Vec<Key>,
+    /// With `replace_keeping(.., true)`: the entry each of `updated` replaced.
+    pub old: Vec<Entry>,
     /// Keys that vanished, with their last known object (tombstones).
     pub deleted: Vec<(Key, Box<[u8]>)>,
-    /// With an owner mapping: the owner keys of the added objects, of the updated ones
-    /// (new and old object) and of the tombstones, each once, in that order.
-    pub owner_keys: Option<Vec<String>>,
-}
-
-impl ReplaceResult {
-    /// The keys a relist enqueues: the owner keys with a mapping, else every added,
-    /// updated and deleted key.
-    pub fn queue_keys(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        match &self.owner_keys {
-            Some(owners) => Box::new(owners.iter().map(String::as_str)),
-            None => Box::new(
-                self.added
-                    .iter()
-                    .chain(&self.updated)
-                    .chain(self.deleted.iter().map(|(k, _)| k))
-                    .map(|k| &**k),
-            ),
-        }
-    }
 }
 
 pub struct Store {
@@ -212,7 +193,7 @@ impl Store {
         self.objects.contains_key(key)
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+    pub fn list_keys(&self) -> impl Iterator<Item = &Key> {
         self.objects.keys()
     }
 
@@ -237,13 +218,18 @@ impl Store {
     }
 
     /// Decodes and stores one object; returns its key.
-    pub fn upsert_raw(&mut self, raw: &[u8]) -> Result<Key, StoreError> {
+    pub fn upsert(&mut self, raw: &[u8]) -> Result<Key, StoreError> {
         let meta = decode_object(raw, &self.schema)?;
-        self.upsert(raw, meta).map(|(k, _)| k)
+        self.upsert_meta(raw, meta).map(|(k, _)| k)
     }
 
-    /// Stores an object decoded with any schema; returns its key and whether it existed.
-    pub fn upsert(&mut self, raw: &[u8], meta: Meta) -> Result<(Key, bool), StoreError> {
+    /// Stores an object decoded with any schema; returns its key and the entry it
+    /// replaced (None: it is new).
+    pub fn upsert_meta(
+        &mut self,
+        raw: &[u8],
+        meta: Meta,
+    ) -> Result<(Key, Option<Entry>), StoreError> {
         let meta = if meta.schema_id == self.schema.id() {
             meta
         } else {
@@ -254,19 +240,17 @@ impl Store {
         Ok(self.insert(&key, None, entry))
     }
 
-    /// Stores `entry` under `key` (reusing the stored key if there is one).
-    fn insert(&mut self, key: &str, fresh: Option<Key>, entry: Entry) -> (Key, bool) {
+    /// Stores `entry` under `key` (reusing the stored key if there is one); returns the
+    /// key and the entry it replaced.
+    fn insert(&mut self, key: &str, fresh: Option<Key>, entry: Entry) -> (Key, Option<Entry>) {
         let key: Key = match self.objects.get_key_value(key) {
             Some((k, _)) => k.clone(),
             None => fresh.unwrap_or_else(|| key.into()),
         };
-        let existed = match self.objects.insert(key.clone(), entry) {
-            Some(old) => {
-                self.unindex(&key, &old);
-                true
-            }
-            None => false,
-        };
+        let old = self.objects.insert(key.clone(), entry);
+        if let Some(old) = &old {
+            self.unindex(&key, old);
+        }
         if let Some(entry) = self.objects.get(&key) {
             let ns = entry.namespace(&key).unwrap_or("");
             index_add(&mut self.indexes[0].values, ns, &key);
@@ -276,7 +260,7 @@ impl Store {
                 }
             }
         }
-        (key, existed)
+        (key, old)
     }
 
     fn unindex(&mut self, key: &str, entry: &Entry) {
@@ -314,17 +298,16 @@ impl Store {
         items: Vec<ListItem>,
         resource_version: Option<String>,
     ) -> Result<ReplaceResult, StoreError> {
-        self.replace_mapped(items, resource_version, None)
+        self.replace_keeping(items, resource_version, false)
     }
 
-    /// `replace`, also collecting the owner keys of what changed under `owner`
-    /// (`ReplaceResult::owner_keys`): those of each new object, of the object it
-    /// replaces, and of each tombstone.
-    pub fn replace_mapped(
+    /// `replace`; with `keep_old`, the entries the updated keys had are handed back
+    /// (`ReplaceResult::old`), for predicates, owner mappings and event handlers.
+    pub fn replace_keeping(
         &mut self,
         items: Vec<ListItem>,
         resource_version: Option<String>,
-        owner: Option<&OwnerMapping>,
+        keep_old: bool,
     ) -> Result<ReplaceResult, StoreError> {
         // Re-index (if needed) everything first, so a bad item changes nothing.
         let mut items = items;
@@ -343,15 +326,7 @@ impl Store {
             .cloned()
             .collect();
         drop(fresh);
-        // Owners too are read before anything changes.
-        let owner_keys = match owner {
-            Some(m) => Some(self.owners_of_change(m, &items, &gone)?),
-            None => None,
-        };
-        let mut out = ReplaceResult {
-            owner_keys,
-            ..ReplaceResult::default()
-        };
+        let mut out = ReplaceResult::default();
         for key in gone {
             if let Some(entry) = self.delete(&key) {
                 out.deleted.push((key, entry.into_raw()?));
@@ -373,9 +348,12 @@ impl Store {
             };
             let comp = self.compress.then_some(&mut self.compressor);
             let entry = p.entry.reshape(cut, comp)?;
-            let (key, existed) = self.insert(&p.key.clone(), Some(p.key), entry);
+            let (key, old) = self.insert(&p.key.clone(), Some(p.key), entry);
             if seen.insert(key.clone()) {
-                if existed {
+                if let Some(old) = old {
+                    if keep_old {
+                        out.old.push(old);
+                    }
                     out.updated.push(key);
                 } else {
                     out.added.push(key);
@@ -384,37 +362,5 @@ impl Store {
         }
         self.resource_version = resource_version;
         Ok(out)
-    }
-
-    /// The owner keys of a relist's change, each once: new objects and the objects they
-    /// replace, then the tombstones.
-    fn owners_of_change(
-        &self,
-        owner: &OwnerMapping,
-        items: &[ListItem],
-        gone: &[Key],
-    ) -> Result<Vec<String>, StoreError> {
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut keys = Vec::new();
-        let mut push = |k: Option<String>| {
-            if let Some(k) = k {
-                if !seen.contains(&k) {
-                    seen.insert(k.clone());
-                    keys.push(k);
-                }
-            }
-        };
-        for p in items {
-            push(owner.of_entry(&p.key, &p.entry)?);
-            if let Some(old) = self.objects.get(&p.key) {
-                push(owner.of_entry(&p.key, old)?);
-            }
-        }
-        for key in gone {
-            if let Some(old) = self.objects.get(key) {
-                push(owner.of_entry(key, old)?);
-            }
-        }
-        Ok(keys)
     }
 }

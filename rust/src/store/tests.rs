@@ -16,10 +16,10 @@ fn keys(v: &[Key]) -> Vec<&str> {
 fn upsert_keys_objects_by_namespace_and_name() {
     let mut s = Store::new(true);
     let k = s
-        .upsert_raw(pod("ns", "a", "1", "n1", "web").as_bytes())
+        .upsert(pod("ns", "a", "1", "n1", "web").as_bytes())
         .unwrap();
     assert_eq!(&*k, "ns/a");
-    let k = s.upsert_raw(br#"{"metadata":{"name":"node-1"}}"#).unwrap();
+    let k = s.upsert(br#"{"metadata":{"name":"node-1"}}"#).unwrap();
     assert_eq!(&*k, "node-1");
     assert_eq!(s.len(), 2);
     let e = s.get("ns/a").unwrap();
@@ -38,7 +38,7 @@ fn upsert_keys_objects_by_namespace_and_name() {
 fn an_object_without_a_name_is_refused() {
     let mut s = Store::new(true);
     assert_eq!(
-        s.upsert_raw(br#"{"metadata":{"namespace":"x"}}"#),
+        s.upsert(br#"{"metadata":{"namespace":"x"}}"#),
         Err(StoreError::NoName)
     );
 }
@@ -47,23 +47,23 @@ fn an_object_without_a_name_is_refused() {
 fn managed_fields_are_stripped_only_when_asked() {
     let raw = pod("ns", "a", "1", "n1", "web");
     let mut s = Store::new(true);
-    s.upsert_raw(raw.as_bytes()).unwrap();
+    s.upsert(raw.as_bytes()).unwrap();
     let stored = String::from_utf8(s.get("ns/a").unwrap().raw().unwrap().into_owned()).unwrap();
     assert!(!stored.contains("managedFields"));
     assert!(stored.contains(r#""labels":{"app":"web"}}"#));
     let mut s = Store::new(false);
-    s.upsert_raw(raw.as_bytes()).unwrap();
+    s.upsert(raw.as_bytes()).unwrap();
     assert_eq!(&*s.get("ns/a").unwrap().raw().unwrap(), raw.as_bytes());
 }
 
 #[test]
 fn the_namespace_index_is_built_in_and_empty_sets_are_removed() {
     let mut s = Store::new(true);
-    s.upsert_raw(pod("ns1", "a", "1", "n1", "web").as_bytes())
+    s.upsert(pod("ns1", "a", "1", "n1", "web").as_bytes())
         .unwrap();
-    s.upsert_raw(pod("ns1", "b", "1", "n1", "web").as_bytes())
+    s.upsert(pod("ns1", "b", "1", "n1", "web").as_bytes())
         .unwrap();
-    s.upsert_raw(pod("ns2", "c", "1", "n1", "web").as_bytes())
+    s.upsert(pod("ns2", "c", "1", "n1", "web").as_bytes())
         .unwrap();
     assert_eq!(
         keys(&s.by_index("namespace", "ns1").unwrap()),
@@ -78,12 +78,12 @@ fn the_namespace_index_is_built_in_and_empty_sets_are_removed() {
 #[test]
 fn field_and_label_indexes_follow_updates() {
     let mut s = Store::new(true);
-    s.upsert_raw(pod("ns", "a", "1", "n1", "web").as_bytes())
+    s.upsert(pod("ns", "a", "1", "n1", "web").as_bytes())
         .unwrap();
     s.add_index("node", "spec.nodeName").unwrap();
     s.add_index("app", "label:app").unwrap();
     assert_eq!(keys(&s.by_index("node", "n1").unwrap()), ["ns/a"]);
-    s.upsert_raw(pod("ns", "a", "2", "n2", "db").as_bytes())
+    s.upsert(pod("ns", "a", "2", "n2", "db").as_bytes())
         .unwrap();
     assert_eq!(s.index_values("node").unwrap(), ["n2"]);
     assert_eq!(s.index_values("app").unwrap(), ["db"]);
@@ -100,9 +100,9 @@ fn field_and_label_indexes_follow_updates() {
 #[test]
 fn replace_reports_added_updated_and_tombstones() {
     let mut s = Store::new(true);
-    s.upsert_raw(pod("ns", "a", "1", "n1", "web").as_bytes())
+    s.upsert(pod("ns", "a", "1", "n1", "web").as_bytes())
         .unwrap();
-    s.upsert_raw(pod("ns", "b", "1", "n1", "web").as_bytes())
+    s.upsert(pod("ns", "b", "1", "n1", "web").as_bytes())
         .unwrap();
     let schema = Schema::new(&[]);
     let items: Vec<ListItem> = [
@@ -172,9 +172,9 @@ fn a_compressing_store_keeps_metadata_readable_and_objects_intact() {
     .unwrap();
     let mut s = Store::with_options(true, true);
     s.add_index("node", "spec.nodeName").unwrap();
-    s.upsert_raw(raw.as_bytes()).unwrap();
+    s.upsert(raw.as_bytes()).unwrap();
     // Too small to gain: kept as is.
-    s.upsert_raw(br#"{"metadata":{"name":"b"}}"#).unwrap();
+    s.upsert(br#"{"metadata":{"name":"b"}}"#).unwrap();
     let e = s.get("ns/a").unwrap();
     assert!(e.compressed());
     assert!(e.raw_bytes().len() < 200);
@@ -210,9 +210,9 @@ fn a_compressing_store_keeps_metadata_readable_and_objects_intact() {
 fn snapshot_and_restore_round_trip() {
     let mut s = Store::new(true);
     s.add_index("node", "spec.nodeName").unwrap();
-    s.upsert_raw(pod("ns", "a", "1", "n1", "web").as_bytes())
+    s.upsert(pod("ns", "a", "1", "n1", "web").as_bytes())
         .unwrap();
-    s.upsert_raw(pod("ns", "b", "1", "n2", "web").as_bytes())
+    s.upsert(pod("ns", "b", "1", "n2", "web").as_bytes())
         .unwrap();
     s.resource_version = Some("5".into());
     let snap = s.snapshot().unwrap();
@@ -262,9 +262,9 @@ fn a_compressing_store_learns_a_dictionary_from_its_first_objects() {
     let mut plain = 0;
     let mut with_dict = 0;
     for i in 0..200 {
-        s.upsert_raw(fat_pod(i, 1).as_bytes()).unwrap();
+        s.upsert(fat_pod(i, 1).as_bytes()).unwrap();
     }
-    for key in s.keys() {
+    for key in s.list_keys() {
         let e = s.get(key).unwrap();
         assert!(e.compressed());
         match e.dict() {
@@ -281,7 +281,7 @@ fn a_compressing_store_learns_a_dictionary_from_its_first_objects() {
     );
     // Every object reads back whole after many updates and deletes.
     for i in (0..200).step_by(3) {
-        let k = s.upsert_raw(fat_pod(i, 2).as_bytes()).unwrap();
+        let k = s.upsert(fat_pod(i, 2).as_bytes()).unwrap();
         assert!(Arc::ptr_eq(s.get(&k).unwrap().dict().unwrap(), &d));
     }
     for i in (0..200).step_by(5) {
@@ -311,13 +311,13 @@ fn replace_moves_entries_with_their_dictionary_and_the_store_adopts_it() {
     accumulate(&mut acc, (0..100).map(|i| fat_pod(i, 1)));
     let d1 = acc.compressor.dict().unwrap().clone();
     let mut s = Store::with_options(true, true);
-    s.upsert_raw(fat_pod(1000, 1).as_bytes()).unwrap();
+    s.upsert(fat_pod(1000, 1).as_bytes()).unwrap();
     let out = s.replace(acc.take(), Some("1".into())).unwrap();
     assert_eq!((out.added.len(), out.updated.len()), (100, 0));
     assert_eq!(&*out.deleted[0].1, &stripped(&fat_pod(1000, 1))[..]);
     assert!(Arc::ptr_eq(s.compressor.dict().unwrap(), &d1));
     // Upserts now use the list's dictionary.
-    let k = s.upsert_raw(fat_pod(5000, 1).as_bytes()).unwrap();
+    let k = s.upsert(fat_pod(5000, 1).as_bytes()).unwrap();
     assert!(Arc::ptr_eq(s.get(&k).unwrap().dict().unwrap(), &d1));
     // A relist whose accumulator learnt another dictionary, into a store that has
     // one: entries keep the dictionary they were compressed with.
@@ -369,7 +369,7 @@ fn compressed_snapshots_restore_and_odd_objects_survive() {
     let mut s = Store::with_options(true, true);
     s.add_index("node", "spec.nodeName").unwrap();
     for i in 0..60 {
-        s.upsert_raw(fat_pod(i, 1).as_bytes()).unwrap();
+        s.upsert(fat_pod(i, 1).as_bytes()).unwrap();
     }
     // Incompressible objects gain nothing.
     let mut x: u64 = 1;
@@ -383,8 +383,8 @@ fn compressed_snapshots_restore_and_odd_objects_survive() {
         .filter(|c| *c != '"' && *c != '\\')
         .collect();
     let odd = format!(r#"{{"metadata":{{"name":"noise"}},"data":"{noise}"}}"#);
-    s.upsert_raw(odd.as_bytes()).unwrap();
-    s.upsert_raw(br#"{"metadata":{"name":"b"}}"#).unwrap();
+    s.upsert(odd.as_bytes()).unwrap();
+    s.upsert(br#"{"metadata":{"name":"b"}}"#).unwrap();
     assert!(s.get("noise").unwrap().raw_bytes().len() > odd.len() - 20);
     // (Even a tiny object gains with the dictionary.)
     assert!(s.get("b").unwrap().compressed());
@@ -398,7 +398,7 @@ fn compressed_snapshots_restore_and_odd_objects_survive() {
         let mut t = restored;
         t.add_index("node", "spec.nodeName").unwrap();
         assert_eq!(t.restore(&snap).unwrap(), 62);
-        for k in s.keys() {
+        for k in s.list_keys() {
             assert_eq!(
                 t.get(k).unwrap().raw().unwrap(),
                 s.get(k).unwrap().raw().unwrap()
@@ -409,7 +409,7 @@ fn compressed_snapshots_restore_and_odd_objects_survive() {
     // Damaged (cut short) bytes are an error, never a panic nor a shorter object: every
     // compressed entry, so the outcome does not hang on the map's iteration order.
     let compressed: Vec<&Key> = s
-        .keys()
+        .list_keys()
         .filter(|k| s.get(k).unwrap().compressed())
         .collect();
     assert!(!compressed.is_empty());
@@ -420,73 +420,4 @@ fn compressed_snapshots_restore_and_odd_objects_survive() {
             assert_eq!(e.raw(), Err(StoreError::Corrupt), "{key} cut to {len}");
         }
     }
-}
-
-fn owned_item(name: &str, owner: &str) -> String {
-    format!(
-        r#"{{"metadata":{{"name":"{name}","namespace":"ns","ownerReferences":[{{"apiVersion":"example.com/v1","kind":"Widget","name":"{owner}","controller":true}}]}}}}"#
-    )
-}
-
-#[test]
-fn a_relist_maps_added_updated_old_and_deleted_objects_to_their_owners() {
-    use crate::owner::OwnerMapping;
-    let mapping = OwnerMapping::new("example.com/v1", "Widget", true);
-    let mut s = Store::new(true);
-    for (name, owner) in [("kept", "w-old"), ("gone", "w-gone"), ("same", "w-same")] {
-        s.upsert_raw(owned_item(name, owner).as_bytes()).unwrap();
-    }
-    s.upsert_raw(br#"{"metadata":{"name":"orphan","namespace":"ns"}}"#)
-        .unwrap();
-    let mut acc = ListAccumulator::new(true);
-    for (name, owner) in [("new", "w-new"), ("kept", "w-moved"), ("same", "w-same")] {
-        let raw = owned_item(name, owner);
-        acc.push(
-            raw.as_bytes(),
-            decode_object(raw.as_bytes(), s.schema()).unwrap(),
-        )
-        .unwrap();
-    }
-    let out = s.replace_mapped(acc.take(), None, Some(&mapping)).unwrap();
-    assert_eq!(
-        out.owner_keys.as_deref().unwrap(),
-        [
-            "ns/w-new",
-            "ns/w-moved",
-            "ns/w-old",
-            "ns/w-same",
-            "ns/w-gone"
-        ]
-    );
-    let queued: Vec<&str> = out.queue_keys().collect();
-    assert_eq!(
-        queued,
-        [
-            "ns/w-new",
-            "ns/w-moved",
-            "ns/w-old",
-            "ns/w-same",
-            "ns/w-gone"
-        ]
-    );
-    assert_eq!(s.len(), 3);
-}
-
-#[test]
-fn a_relist_without_a_mapping_queues_every_changed_key() {
-    let mut s = Store::new(true);
-    s.upsert_raw(br#"{"metadata":{"name":"gone"}}"#).unwrap();
-    s.upsert_raw(br#"{"metadata":{"name":"kept"}}"#).unwrap();
-    let mut acc = ListAccumulator::new(true);
-    for raw in [
-        &br#"{"metadata":{"name":"new"}}"#[..],
-        br#"{"metadata":{"name":"kept"}}"#,
-    ] {
-        acc.push(raw, decode_object(raw, s.schema()).unwrap())
-            .unwrap();
-    }
-    let out = s.replace(acc.take(), None).unwrap();
-    assert_eq!(out.owner_keys, None);
-    let queued: Vec<&str> = out.queue_keys().collect();
-    assert_eq!(queued, ["new", "kept", "gone"]);
 }

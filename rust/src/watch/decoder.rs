@@ -1,5 +1,5 @@
 //! The watch decoder's state across socket reads: body framing, lines, the bytes an
-//! early stop left over, and the event counters. One `feed` or `feed_into` per read.
+//! early stop left over, and the event counters. One `feed` or `feed_lines` per read.
 //!
 //! ```text
 //! read ─▶ [held bytes] + read ─Deframer─▶ payload slices ─Lines─▶ lines ─▶ read(lines)
@@ -9,9 +9,8 @@
 //! ```
 //! Dropped payload still goes through the de-framer, so the body's end is found and
 //! the next read is framed right.
-use super::apply::{apply, FeedResult, LineError, Target};
 use super::chunked::{Deframer, Framing, FramingError};
-use super::event::{decode_event, Event, EventCounts};
+use super::event::{decode_event, EventCounts, WatchEvent};
 use super::lines::{Chunk, Lines};
 use crate::json::Schema;
 
@@ -24,6 +23,16 @@ pub enum Stop {
     Hold,
     /// Stop now and drop the rest of the input (it is still de-framed).
     Drop,
+}
+
+/// A malformed line; the events before it were read, the buffer was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub message: String,
+    /// Stream offset of the start of the bad line.
+    pub position: u64,
+    /// 1-based line number.
+    pub line: u64,
 }
 
 /// Why a feed stopped with an error.
@@ -73,7 +82,7 @@ impl Decoder {
         &mut self,
         data: &[u8],
         schema: &Schema,
-        mut on_event: impl FnMut(&[u8], Event) -> Result<(), E>,
+        mut on_event: impl FnMut(&[u8], WatchEvent) -> Result<(), E>,
     ) -> Result<Option<LineError>, FeedError<E>> {
         let mut first_bad: Option<LineError> = None;
         let counts = &mut self.counts;
@@ -81,7 +90,7 @@ impl Decoder {
             while let Some((line, bytes)) = chunk.next_line() {
                 match decode_event(bytes, schema) {
                     Ok(ev) => {
-                        counts.count(ev.kind);
+                        counts.count(ev.r#type);
                         on_event(bytes, ev)?;
                     }
                     Err(e) if first_bad.is_none() => {
@@ -106,24 +115,22 @@ impl Decoder {
         Ok(first_bad)
     }
 
-    /// Applies every event `data` completes to `to` (see `apply`).
-    pub fn feed_into(
+    /// Hands every payload slice `data` completes, as lines, to `read` (with the event
+    /// counters), honouring what it says (`Stop`); the informer core's `feed_into`
+    /// applies events this way.
+    pub fn feed_lines<E>(
         &mut self,
         data: &[u8],
-        to: &mut Target<'_>,
-    ) -> Result<FeedResult, FeedError<LineError>> {
-        let mut out = FeedResult::default();
+        mut read: impl FnMut(&mut Chunk<'_, '_>, &mut EventCounts) -> Result<Stop, E>,
+    ) -> Result<(), FeedError<E>> {
         let counts = &mut self.counts;
-        let read = |chunk: &mut Chunk<'_, '_>| apply(chunk, to, &mut out, counts);
         drive(
             &mut self.frames,
             &mut self.lines,
             &mut self.held,
             data,
-            read,
-        )?;
-        out.body_done = self.frames.done();
-        Ok(out)
+            |chunk| read(chunk, counts),
+        )
     }
 
     /// The number of the line being read (for errors outside a line).
@@ -211,10 +218,42 @@ fn after<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::informer::apply::{feed_into, FeedResult, Target};
+    use crate::informer::{Fanout, QueueTarget};
+
+    /// `feed_into` as a method, as the tests below were written.
+    trait FeedInto {
+        fn feed_into(
+            &mut self,
+            data: &[u8],
+            to: &mut Target<'_, '_>,
+        ) -> Result<FeedResult, FeedError<LineError>>;
+    }
+
+    impl FeedInto for Decoder {
+        fn feed_into(
+            &mut self,
+            data: &[u8],
+            to: &mut Target<'_, '_>,
+        ) -> Result<FeedResult, FeedError<LineError>> {
+            feed_into(self, data, to)
+        }
+    }
+    use crate::owner::OwnerMapping;
     use crate::queue::WorkQueue;
     use crate::ratelimit::default_controller;
     use crate::store::{ListAccumulator, Store};
     use crate::watch::event::EventType;
+
+    /// A fan-out to at most one queue, maybe through an owner mapping.
+    fn fan_of<'a>(queue: Option<&'a mut WorkQueue>, owner: Option<&'a OwnerMapping>) -> Fanout<'a> {
+        let mut fan = Fanout::none(0.0);
+        fan.queues.extend(queue.map(|q| QueueTarget {
+            owner,
+            ..QueueTarget::new(q)
+        }));
+        fan
+    }
 
     fn event(kind: &str, name: &str, rv: &str) -> String {
         format!(
@@ -285,12 +324,11 @@ mod tests {
         let mut again = false;
         while i < parts.len() {
             let data = if again { &b""[..] } else { parts[i] };
+            let mut fan = fan_of(Some(&mut queue), None);
             let mut to = Target {
                 store: &mut store,
-                queue: Some(&mut queue),
-                now: 0.0,
                 initial: if listing { Some(&mut acc) } else { None },
-                owner: None,
+                fan: &mut fan,
             };
             match d.feed_into(data, &mut to) {
                 Ok(r) => {
@@ -389,22 +427,20 @@ mod tests {
         d.reset(Framing::Chunked);
         let mut store = Store::new(true);
         let mut acc = ListAccumulator::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: Some(&mut acc),
-            owner: None,
+            fan: &mut fan,
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert!(r.initial_events_end && !r.body_done);
         assert!(d.pending() > 0);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: None,
-            owner: None,
+            fan: &mut fan,
         };
         let r = d.feed_into(b"", &mut to).unwrap();
         assert_eq!((r.applied, r.bookmarks, r.body_done), (2, 1, true));
@@ -418,12 +454,11 @@ mod tests {
         d.reset(Framing::ContentLength(body.len() as u64));
         let mut store = Store::new(true);
         let mut acc = ListAccumulator::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: Some(&mut acc),
-            owner: None,
+            fan: &mut fan,
         };
         let data = [body.as_bytes(), b"after the body"].concat();
         let r = d.feed_into(&data, &mut to).unwrap();
@@ -439,12 +474,11 @@ mod tests {
         let mut d = Decoder::default();
         d.reset(Framing::Chunked);
         let mut store = Store::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: None,
-            owner: None,
+            fan: &mut fan,
         };
         let r = d.feed_into(&s, &mut to).unwrap();
         assert_eq!(r.applied, 1);
@@ -461,12 +495,11 @@ mod tests {
         let mut d = Decoder::default();
         d.reset(Framing::Chunked);
         let mut store = Store::new(true);
+        let mut fan = fan_of(None, None);
         let mut to = Target {
             store: &mut store,
-            queue: None,
-            now: 0.0,
             initial: None,
-            owner: None,
+            fan: &mut fan,
         };
         let Err(FeedError::Framing(e)) = d.feed_into(&s, &mut to) else {
             panic!("expected a framing error")
@@ -496,7 +529,7 @@ mod tests {
         let mut seen = Vec::new();
         let bad = d
             .feed(&s, &Schema::new(&[]), |_, ev| {
-                seen.push(ev.kind);
+                seen.push(ev.r#type);
                 Ok::<_, ()>(())
             })
             .unwrap()
@@ -537,12 +570,11 @@ mod tests {
             let mut store = Store::new(true);
             let mut queue = WorkQueue::new(Box::new(default_controller()));
             for part in parts {
+                let mut fan = fan_of(Some(&mut queue), Some(&mapping));
                 let mut to = Target {
                     store: &mut store,
-                    queue: Some(&mut queue),
-                    now: 0.0,
                     initial: None,
-                    owner: Some(&mapping),
+                    fan: &mut fan,
                 };
                 d.feed_into(part, &mut to).unwrap();
             }
@@ -552,7 +584,7 @@ mod tests {
             }
             (
                 keys,
-                store.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+                store.list_keys().map(|k| k.to_string()).collect::<Vec<_>>(),
             )
         };
         let whole = run(&[&s]);

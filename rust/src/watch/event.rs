@@ -54,14 +54,15 @@ impl EventCounts {
 
 /// One watch event; `object` is the range of the object's bytes in the line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub kind: EventType,
+pub struct WatchEvent {
+    /// The event's `type` (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).
+    pub r#type: EventType,
     pub object: Range<usize>,
     pub meta: Meta,
 }
 
 /// Decodes one watch line `{"type": ..., "object": {...}}`.
-pub fn decode_event(line: &[u8], schema: &Schema) -> Result<Event, SyntaxError> {
+pub fn decode_event(line: &[u8], schema: &Schema) -> Result<WatchEvent, SyntaxError> {
     let mut s = Scanner::new(line);
     s.ws();
     if s.peek() != Some(b'{') {
@@ -93,7 +94,11 @@ pub fn decode_event(line: &[u8], schema: &Schema) -> Result<Event, SyntaxError> 
     {
         return fail(object.start, "object without metadata.name");
     }
-    Ok(Event { kind, object, meta })
+    Ok(WatchEvent {
+        r#type: kind,
+        object,
+        meta,
+    })
 }
 
 #[cfg(test)]
@@ -110,7 +115,7 @@ mod tests {
     fn an_added_event_yields_its_metadata_and_object_bytes() {
         let line = format!(r#"{{"type":"ADDED","object":{POD}}}"#);
         let ev = decode_event(line.as_bytes(), &schema()).unwrap();
-        assert_eq!(ev.kind, EventType::Added);
+        assert_eq!(ev.r#type, EventType::Added);
         assert_eq!(&line.as_bytes()[ev.object.clone()], POD.as_bytes());
         let m = &ev.meta;
         assert_eq!(m.key().as_deref(), Some("default/web-1"));
@@ -132,7 +137,7 @@ mod tests {
     fn the_object_may_come_before_the_type() {
         let line = format!(r#"{{"object":{POD},"type":"DELETED"}}"#);
         let ev = decode_event(line.as_bytes(), &schema()).unwrap();
-        assert_eq!(ev.kind, EventType::Deleted);
+        assert_eq!(ev.r#type, EventType::Deleted);
         assert_eq!(ev.meta.name.as_deref(), Some("web-1"));
     }
 
@@ -147,7 +152,7 @@ mod tests {
     fn a_bookmark_carries_its_resource_version_and_initial_events_end() {
         let line = br#"{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"99","annotations":{"k8s.io/initial-events-end":"true"}}}}"#;
         let ev = decode_event(line, &schema()).unwrap();
-        assert_eq!(ev.kind, EventType::Bookmark);
+        assert_eq!(ev.r#type, EventType::Bookmark);
         assert_eq!(ev.meta.resource_version.as_deref(), Some("99"));
         assert!(ev.meta.initial_events_end);
     }
@@ -156,7 +161,7 @@ mod tests {
     fn an_error_event_carries_the_status_code_reason_and_message() {
         let line = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (2)","reason":"Expired","code":410}}"#;
         let ev = decode_event(line, &schema()).unwrap();
-        assert_eq!(ev.kind, EventType::Error);
+        assert_eq!(ev.r#type, EventType::Error);
         assert_eq!(ev.meta.code, Some(410));
         assert_eq!(ev.meta.reason.as_deref(), Some("Expired"));
         assert_eq!(

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 /// One list page: its metadata and the items' ranges and metadata.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Page {
+pub struct PageInfo {
     pub resource_version: Option<String>,
     pub continue_token: Option<String>,
     pub remaining_item_count: Option<i64>,
@@ -16,7 +16,7 @@ pub struct Page {
 }
 
 /// Decodes a list response body (`{"metadata": {...}, "items": [...]}`).
-pub fn decode_page(body: &[u8], schema: &Schema) -> Result<Page, SyntaxError> {
+pub fn decode_page(body: &[u8], schema: &Schema) -> Result<PageInfo, SyntaxError> {
     let mut s = Scanner::new(body);
     s.ws();
     if s.peek() != Some(b'{') {
@@ -95,7 +95,7 @@ pub fn decode_page(body: &[u8], schema: &Schema) -> Result<Page, SyntaxError> {
     let remaining = spans[SLOT_LIST_REMAINING]
         .clone()
         .and_then(|r| std::str::from_utf8(&body[r]).ok()?.parse().ok());
-    Ok(Page {
+    Ok(PageInfo {
         resource_version: string_at(body, &spans[SLOT_LIST_RV])?,
         continue_token: string_at(body, &spans[SLOT_LIST_CONTINUE])?.filter(|c| !c.is_empty()),
         remaining_item_count: remaining,

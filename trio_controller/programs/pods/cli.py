@@ -90,22 +90,22 @@ async def _setup(manager: Manager) -> None:
     snapshot: Path | None = args.cache_snapshot
     if snapshot is not None:
         check_snapshot_path(snapshot)  # fail now, not on exit
-        loaded = load_snapshot(controller.store, snapshot)
+        loaded = load_snapshot(controller.informer, snapshot)
         log.info("Loaded %d cached objects from %s", loaded, snapshot)
         manager.add_cleanup(lambda: save_snapshot(controller.store, snapshot))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # --version and --help need nothing more
+    from trio_controller.cache.options import InformerOptions
     from trio_controller.runtime.manager import Manager
 
     return Manager.main(
         _setup,
         args=args,
-        informer_args=lambda args: {
-            "compress": args.compress_cache,
-            "streaming_list": args.streaming_list,
-        },
+        informer_options=lambda args: InformerOptions(
+            compress=args.compress_cache, streaming_list=args.streaming_list
+        ),
     )
 
 

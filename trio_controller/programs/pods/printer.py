@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from trio_controller._native import Store
+from trio_controller._native import Store, StoreReader
 from trio_controller.api.resource import PODS
 from trio_controller.cache.factory import SharedInformerFactory
+from trio_controller.cache.options import InformerOptions
 from trio_controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
 from trio_controller.transport.client import Client
 
@@ -27,7 +28,7 @@ class PodSyncPrinter:
     reconcile: one `write` per batch instead of one per line.
     """
 
-    def __init__(self, store: Store, out: TextIO) -> None:
+    def __init__(self, store: Store | StoreReader, out: TextIO) -> None:
         self._store = store
         self._out = out
         self._lines: list[str] = []
@@ -66,9 +67,11 @@ def pod_controller(
     if factory is None:
         factory = SharedInformerFactory(
             client,
-            strip_managed_fields=strip_managed_fields,
-            compress=compress,
-            streaming_list=streaming_list,
+            InformerOptions(
+                strip_managed_fields=strip_managed_fields,
+                compress=compress,
+                streaming_list=streaming_list,
+            ),
         )
     store = factory.informer(PODS, namespace=namespace).store
     printer = PodSyncPrinter(store, out if out is not None else sys.stdout)

@@ -1,23 +1,23 @@
-//! The fast path: watch lines applied straight to a `Store` and a `WorkQueue`, with no
-//! Python per event (`WatchDecoder.feed_into`).
+//! The fast path: watch lines applied straight to a `Store` and fanned out to the
+//! informer core's targets in the same call, with no Python per event
+//! (`WatchDecoder.feed_into`, `InformerCore.feed`).
 //!
 //! ```text
 //! payload slice ─lines─▶ decode_event ─▶ ADDED/MODIFIED: upsert (or the initial list)
-//!                                        DELETED: delete;  each key ─▶ WorkQueue
+//!                                        DELETED: delete;  each change ─▶ Fanout
 //!                                        BOOKMARK: resourceVersion;  ERROR: stop
 //! ```
 //!
-//! With an owner mapping the queue gets the controller owner's key instead of the
-//! object's: the scan also captures `metadata.ownerReferences`, and an update enqueues
-//! the owners of the new and the stored (old) object, as controller-runtime's
-//! `EnqueueRequestForOwner` does for Update(old, new).
-use super::decoder::Stop;
-use super::event::{decode_event, EventCounts, EventType};
-use super::lines::Chunk;
+//! With an owner-mapped target the scan also captures `metadata.ownerReferences`; an
+//! update enqueues the owners of the new and the replaced (old) object, as
+//! controller-runtime's `EnqueueRequestForOwner` does for Update(old, new).
+use super::Fanout;
 use crate::json::Meta;
-use crate::owner::OwnerMapping;
-use crate::queue::{Change, Origin, WorkQueue};
-use crate::store::{ListAccumulator, Store, StoreError};
+use crate::queue::Change;
+use crate::store::{Key, ListAccumulator, Store, StoreError};
+use crate::watch::decoder::{Decoder, FeedError, LineError, Stop};
+use crate::watch::event::{decode_event, EventCounts, EventType};
+use crate::watch::lines::Chunk;
 
 /// What one `feed_into` call did (summed over the `apply` calls it made).
 #[derive(Debug, Default, PartialEq)]
@@ -36,30 +36,30 @@ pub struct FeedResult {
 }
 
 /// Where events go.
-pub struct Target<'a> {
+pub struct Target<'a, 'f> {
     pub store: &'a mut Store,
-    pub queue: Option<&'a mut WorkQueue>,
-    pub now: f64,
     /// A streaming list's initial events go here instead of the store.
     pub initial: Option<&'a mut ListAccumulator>,
-    /// Enqueue each object's controller owner (of this kind) instead of its own key.
-    pub owner: Option<&'a OwnerMapping>,
+    /// Every applied change goes on to these.
+    pub fan: &'a mut Fanout<'f>,
 }
 
-/// A malformed line; the events before it were applied, the buffer was dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError {
-    pub message: String,
-    /// Stream offset of the start of the bad line.
-    pub position: u64,
-    /// 1-based line number.
-    pub line: u64,
+/// Applies every event `data` completes (through `decoder`'s framing and lines) to
+/// `to` (see `apply`).
+pub fn feed_into(
+    decoder: &mut Decoder,
+    data: &[u8],
+    to: &mut Target<'_, '_>,
+) -> Result<FeedResult, FeedError<LineError>> {
+    let mut out = FeedResult::default();
+    decoder.feed_lines(data, |chunk, counts| apply(chunk, to, &mut out, counts))?;
+    out.body_done = decoder.body_done();
+    Ok(out)
 }
 
 /// Applies every complete line `lines` reads, adding to `out` and `counts`:
-/// - ADDED/MODIFIED upsert into `store`, DELETED deletes; each key is added to `queue`
-///   (with `owner`: the owner keys of the new and the replaced object, or of the deleted
-///   one); `store.resource_version` follows every event and bookmark.
+/// - ADDED/MODIFIED upsert into `store`, DELETED deletes; each change goes to the
+///   fan-out; `store.resource_version` follows every event and bookmark.
 /// - With `initial` (a streaming list), ADDED/MODIFIED go into `initial` instead and the
 ///   store's resource version stays put; the initial-events-end bookmark returns
 ///   `Stop::Hold` at once, leaving the following lines buffered.
@@ -67,32 +67,30 @@ pub struct LineError {
 /// - A malformed line stops with `LineError`; the rest of the buffer is dropped.
 pub fn apply(
     lines: &mut Chunk<'_, '_>,
-    to: &mut Target<'_>,
+    to: &mut Target<'_, '_>,
     out: &mut FeedResult,
     counts: &mut EventCounts,
 ) -> Result<Stop, LineError> {
     let Target {
         store,
-        queue,
-        now,
         initial,
-        owner,
+        fan,
     } = to;
-    let now = *now;
-    let owner = *owner;
+    let owners = fan.maps_owners();
     while let Some((line, bytes)) = lines.next_line() {
         let fail = |message: String| LineError {
             message: format!("line {}: {message}", line.number),
             position: line.position,
             line: line.number,
         };
-        let schema = match owner {
-            Some(_) => store.owner_schema(),
-            None => store.schema(),
+        let schema = if owners {
+            store.owner_schema()
+        } else {
+            store.schema()
         };
         let ev = match decode_event(bytes, schema) {
             Ok(ev) => {
-                counts.count(ev.kind);
+                counts.count(ev.r#type);
                 ev
             }
             Err(e) => {
@@ -101,13 +99,13 @@ pub fn apply(
                 return Err(err);
             }
         };
-        if ev.kind != EventType::Error {
+        if ev.r#type != EventType::Error {
             if let Some(rv) = &ev.meta.resource_version {
                 out.resource_version = Some(rv.clone());
             }
         }
         let moves_rv = initial.is_none() && ev.meta.resource_version.is_some();
-        match ev.kind {
+        match ev.r#type {
             EventType::Added | EventType::Modified => {
                 if let Some(acc) = initial.as_deref_mut() {
                     acc.share_dict(store);
@@ -119,40 +117,11 @@ pub fn apply(
                 } else {
                     let rv = ev.meta.resource_version.clone();
                     let obj = &bytes[ev.object];
-                    let owners = match owner.map(|m| owners_of_update(m, store, obj, &ev.meta)) {
-                        Some(Err(e)) => {
-                            let err = fail(e.to_string());
-                            lines.drop_pending();
-                            return Err(err);
-                        }
-                        Some(Ok(owners)) => Some(owners),
-                        None => None,
-                    };
-                    let (key, existed) = match store.upsert(obj, ev.meta) {
-                        Ok(found) => found,
-                        Err(e) => {
-                            let err = fail(e.to_string());
-                            lines.drop_pending();
-                            return Err(err);
-                        }
-                    };
-                    if let Some(q) = queue.as_deref_mut() {
-                        match owners {
-                            Some(owners) => owners.iter().flatten().for_each(|k| q.add(k, now)),
-                            None => {
-                                let change = if existed {
-                                    Change::Updated
-                                } else {
-                                    Change::Added
-                                };
-                                let origin = Origin {
-                                    change,
-                                    listed: false,
-                                    via: None,
-                                };
-                                q.add_from(&key, now, origin)
-                            }
-                        }
+                    let done = upsert(store, fan, obj, ev.meta, owners);
+                    if let Err(e) = done {
+                        let err = fail(e.to_string());
+                        lines.drop_pending();
+                        return Err(err);
                     }
                     if moves_rv {
                         store.resource_version = rv;
@@ -161,31 +130,11 @@ pub fn apply(
                 out.applied += 1;
             }
             EventType::Deleted => {
-                let owned_by = match owner.map(|m| m.of_meta(&bytes[ev.object.clone()], &ev.meta)) {
-                    Some(Err(e)) => {
-                        let err = fail(e.to_string());
-                        lines.drop_pending();
-                        return Err(err);
-                    }
-                    Some(Ok(k)) => Some(k),
-                    None => None,
-                };
-                if let Some(key) = ev.meta.key() {
-                    store.delete(&key);
-                    if let Some(q) = queue.as_deref_mut() {
-                        match &owned_by {
-                            Some(Some(k)) => q.add(k, now),
-                            Some(None) => {}
-                            None => {
-                                let origin = Origin {
-                                    change: Change::Deleted,
-                                    listed: false,
-                                    via: None,
-                                };
-                                q.add_from_str(&key, now, origin)
-                            }
-                        }
-                    }
+                let obj = &bytes[ev.object.clone()];
+                if let Err(e) = delete(store, fan, obj, &ev.meta, owners) {
+                    let err = fail(e.to_string());
+                    lines.drop_pending();
+                    return Err(err);
                 }
                 if moves_rv {
                     store.resource_version = ev.meta.resource_version;
@@ -215,26 +164,57 @@ pub fn apply(
     Ok(Stop::More)
 }
 
-/// The owner keys an ADDED/MODIFIED enqueues: the new object's controller owner, then
-/// the stored object's if it differs (the owner changed: both must look again).
-fn owners_of_update(
-    owner: &OwnerMapping,
-    store: &Store,
+/// ADDED/MODIFIED: store the object, then fan the change out (an update if the key was
+/// cached, whatever the event's type: client-go's informer does the same).
+fn upsert(
+    store: &mut Store,
+    fan: &mut Fanout<'_>,
+    obj: &[u8],
+    meta: Meta,
+    owners: bool,
+) -> Result<(), StoreError> {
+    let new_owners = if owners {
+        fan.owners(|m| Ok(m.of_meta(obj, &meta)?))?
+    } else {
+        Vec::new()
+    };
+    let (key, old) = store.upsert_meta(obj, meta)?;
+    let change = if old.is_some() {
+        Change::Updated
+    } else {
+        Change::Added
+    };
+    fan.upserted(store, &key, change, old, &new_owners, false)
+}
+
+/// DELETED: forget the object, then fan the delete out with its last state (the
+/// event's object: the server's final version of it).
+fn delete(
+    store: &mut Store,
+    fan: &mut Fanout<'_>,
     obj: &[u8],
     meta: &Meta,
-) -> Result<[Option<String>; 2], StoreError> {
-    let new = owner.of_meta(obj, meta)?;
-    let old = match meta.key().and_then(|key| Some((store.get(&key)?, key))) {
-        Some((entry, key)) => owner.of_entry(&key, entry)?,
-        None => None,
+    owners: bool,
+) -> Result<(), StoreError> {
+    let Some(key) = meta.key() else {
+        return Ok(());
     };
-    Ok(if old == new { [new, None] } else { [new, old] })
+    let owners = if owners {
+        fan.owners(|m| Ok(m.of_meta(obj, meta)?))?
+    } else {
+        Vec::new()
+    };
+    let key = Key::from(key.as_str());
+    store.delete(&key);
+    fan.deleted(&key, || Ok(obj.into()), &owners, false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::informer::QueueTarget;
     use crate::owner::OwnerMapping;
+    use crate::queue::WorkQueue;
     use crate::ratelimit::default_controller;
     use crate::watch::lines::Lines;
 
@@ -279,12 +259,12 @@ mod tests {
         initial: Option<&mut ListAccumulator>,
     ) -> Result<FeedResult, LineError> {
         let mut out = FeedResult::default();
+        let mut fan = Fanout::none(0.0);
+        fan.queues.extend(queue.map(QueueTarget::new));
         let mut to = Target {
             store,
-            queue,
-            now: 0.0,
             initial,
-            owner: None,
+            fan: &mut fan,
         };
         apply(chunk, &mut to, &mut out, &mut EventCounts::default()).map(|_| out)
     }
@@ -402,12 +382,15 @@ mod tests {
         let mapping = OwnerMapping::new("example.com/v1", "Widget", true);
         let mut lines = Lines::default();
         let mut out = FeedResult::default();
+        let mut fan = Fanout::none(0.0);
+        fan.queues.push(QueueTarget {
+            owner: Some(&mapping),
+            ..QueueTarget::new(queue)
+        });
         let mut to = Target {
             store,
-            queue: Some(queue),
-            now: 0.0,
             initial: None,
-            owner: Some(&mapping),
+            fan: &mut fan,
         };
         let mut chunk = lines.feed(stream.as_bytes());
         apply(&mut chunk, &mut to, &mut out, &mut EventCounts::default()).unwrap();

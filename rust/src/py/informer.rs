@@ -1,0 +1,232 @@
+//! `InformerCore`: one store, its targets (queues, owner-mapped queues, predicates in
+//! front of either) and a changes buffer for Python event handlers; one call per read.
+use super::convert::{predicate_set, python_check, store_error};
+use super::guard;
+use super::owner::PyOwnerMapping;
+use super::queue::PyWorkQueue;
+use super::store::{PyListAccumulator, PyReplaceResult, PyStore};
+use super::watch::{PyFeedResult, PyWatchDecoder};
+use crate::informer::{relist, Changed, Check, Fanout, QueueTarget};
+use crate::queue::Change;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+/// One queue target as Python handed it.
+struct Target {
+    queue: Py<PyWorkQueue>,
+    owner: Option<Py<PyOwnerMapping>>,
+    predicates: u8,
+    check: Option<Py<PyAny>>,
+}
+
+/// The informer core: applies each read (``feed``) or list (``relist``) to its store and
+/// fans every change out in the same call: to each queue (the object's key, or with
+/// ``owner`` its controller owner's key; updates only if they pass the queue's
+/// predicates), and with ``changes=True`` to a buffer ``take_changes`` hands Python
+/// once per read for event handlers. Every key goes in through the queue's
+/// ``add_from`` with where it came from (listed or watched, via which object).
+#[pyclass(module = "trio_controller._native", name = "InformerCore")]
+pub struct PyInformerCore {
+    store: Py<PyStore>,
+    source: String,
+    targets: Vec<Target>,
+    changes: Option<Vec<Changed>>,
+}
+
+impl PyInformerCore {
+    /// Runs `f` with the store and a fan-out over every target (each queue borrowed).
+    fn with_fan<T>(
+        &mut self,
+        py: Python<'_>,
+        now: f64,
+        f: impl FnOnce(&mut PyStore, &mut Fanout<'_>) -> PyResult<T>,
+    ) -> PyResult<T> {
+        // A check that reads the store or a queue while the core writes them gets a
+        // RuntimeError (already borrowed), not a panic.
+        let mut store = self.store.bind(py).try_borrow_mut()?;
+        let mut queues: Vec<PyRefMut<'_, PyWorkQueue>> = self
+            .targets
+            .iter()
+            .map(|t| t.queue.bind(py).try_borrow_mut())
+            .collect::<Result<_, _>>()?;
+        let owners: Vec<Option<Bound<'_, PyOwnerMapping>>> = self
+            .targets
+            .iter()
+            .map(|t| t.owner.as_ref().map(|o| o.bind(py).clone()))
+            .collect();
+        let checks: Vec<Option<Bound<'_, PyAny>>> = self
+            .targets
+            .iter()
+            .map(|t| t.check.as_ref().map(|c| c.bind(py).clone()))
+            .collect();
+        let mut calls: Vec<Option<_>> = checks
+            .iter()
+            .map(|c| c.as_ref().map(python_check))
+            .collect();
+        let mut fan = Fanout::none(now);
+        fan.source = &self.source;
+        for (((t, q), owner), call) in self
+            .targets
+            .iter()
+            .zip(queues.iter_mut())
+            .zip(&owners)
+            .zip(calls.iter_mut())
+        {
+            fan.queues.push(QueueTarget {
+                owner: owner.as_ref().map(|m| &m.get().inner),
+                predicates: predicate_set(t.predicates)?,
+                check: call.as_mut().map(|c| c as &mut Check<'_>),
+                ..QueueTarget::new(&mut q.inner)
+            });
+        }
+        fan.changes = self.changes.as_mut();
+        f(&mut store, &mut fan)
+    }
+}
+
+#[pymethods]
+impl PyInformerCore {
+    #[new]
+    #[pyo3(signature = (store, source = "", changes = false))]
+    fn new(store: Py<PyStore>, source: &str, changes: bool) -> Self {
+        PyInformerCore {
+            store,
+            source: source.to_string(),
+            targets: Vec::new(),
+            changes: changes.then(Vec::new),
+        }
+    }
+
+    /// The store this core writes.
+    #[getter]
+    fn store(&self, py: Python<'_>) -> Py<PyStore> {
+        self.store.clone_ref(py)
+    }
+
+    /// The watched resource's name as controllers show it (``ConfigMap``).
+    #[getter]
+    fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether changes are buffered for ``take_changes``.
+    #[getter]
+    fn get_changes(&self) -> bool {
+        self.changes.is_some()
+    }
+
+    /// Start (or stop, dropping what is buffered) buffering changes for Python handlers.
+    #[setter]
+    fn set_changes(&mut self, on: bool) {
+        if on != self.changes.is_some() {
+            self.changes = on.then(Vec::new);
+        }
+    }
+
+    /// Feed ``queue`` from now on: each changed object's key, or with ``owner`` its
+    /// controller owner's key (old and new owner of an update); with ``predicates``
+    /// (bits of ``PREDICATE_*``) and ``check`` (``(key, old, new) -> bool`` on dicts) an
+    /// update only if every predicate holds and ``check`` returns true. ValueError if
+    /// ``queue`` is already a target or a bit names no predicate.
+    #[pyo3(signature = (queue, owner = None, *, predicates = 0, check = None))]
+    fn add_queue(
+        &mut self,
+        py: Python<'_>,
+        queue: Py<PyWorkQueue>,
+        owner: Option<Py<PyOwnerMapping>>,
+        predicates: u8,
+        check: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        predicate_set(predicates)?;
+        if self.targets.iter().any(|t| t.queue.is(&queue)) {
+            return Err(PyValueError::new_err(
+                "this queue is already fed by this informer",
+            ));
+        }
+        let _ = py;
+        self.targets.push(Target {
+            queue,
+            owner,
+            predicates,
+            check,
+        });
+        Ok(())
+    }
+
+    /// How many queues this core feeds.
+    #[getter]
+    fn queues(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Apply the events ``data`` completes (``WatchDecoder.feed_into``'s rules) and fan
+    /// each change out to every target in the same call.
+    #[pyo3(signature = (decoder, data, now, initial = None))]
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        mut decoder: PyRefMut<'_, PyWatchDecoder>,
+        data: &[u8],
+        now: f64,
+        mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
+    ) -> PyResult<PyFeedResult> {
+        let initial = initial.as_deref_mut().map(|acc| &mut acc.inner);
+        self.with_fan(py, now, |store, fan| {
+            decoder.feed_to(py, data, &mut store.inner, initial, fan)
+        })
+    }
+
+    /// Replace the store's content with ``acc``'s objects (a relist; empties ``acc``) and
+    /// fan it out as listed changes: adds, updates (against the version each replaced)
+    /// and deletes with each vanished object's last state.
+    fn relist(
+        &mut self,
+        py: Python<'_>,
+        acc: &Bound<'_, PyListAccumulator>,
+        resource_version: Option<String>,
+        now: f64,
+    ) -> PyResult<PyReplaceResult> {
+        let items = acc.borrow_mut().inner.take();
+        self.with_fan(py, now, |store, fan| {
+            guard(|| {
+                relist(&mut store.inner, items, resource_version, fan)
+                    .map(PyReplaceResult::from)
+                    .map_err(|e| store_error(py, e))
+            })
+        })
+    }
+
+    /// The changes buffered since the last call, in order, as
+    /// ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the
+    /// objects' JSON bytes (``old`` None for an add, ``new`` None for a delete).
+    fn take_changes<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let taken = match self.changes.as_mut() {
+            Some(c) => std::mem::take(c),
+            None => Vec::new(),
+        };
+        let bytes = |b: &Option<Box<[u8]>>| b.as_deref().map(|b| PyBytes::new(py, b));
+        let items = taken.iter().map(|c| {
+            let kind = match c.change {
+                Change::Added => "ADDED",
+                Change::Updated => "MODIFIED",
+                Change::Deleted => "DELETED",
+            };
+            PyTuple::new(
+                py,
+                [
+                    kind.into_pyobject(py)?.into_any(),
+                    (&*c.key).into_pyobject(py)?.into_any(),
+                    bytes(&c.old).into_pyobject(py)?,
+                    bytes(&c.new).into_pyobject(py)?,
+                    pyo3::types::PyBool::new(py, c.listed).to_owned().into_any(),
+                ],
+            )
+        });
+        let list = PyList::empty(py);
+        for item in items {
+            list.append(item?)?;
+        }
+        Ok(list)
+    }
+}
