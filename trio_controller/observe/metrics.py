@@ -24,7 +24,7 @@ The Rust queue counts its two durations per bucket of controller-runtime's
 `ExponentialBuckets(10e-9, 10, 12)` (`WORKQUEUE_BUCKETS`); the collector makes them
 cumulative at scrape time.
 
-Collectors call `trio.current_time()`: scrape from the Trio thread (observe/server.py).
+Collectors call `trio.current_time()`: scrape from the Trio thread (runtime/serving.py).
 """
 
 from __future__ import annotations
