@@ -18,9 +18,9 @@ from trio_controller._native import Store, WatchDecoder
 from trio_controller.config import ClusterConfig
 from trio_controller.errors import ConnectionFailed, ServerError, TrioControllerError
 from trio_controller.observe.metrics import Metrics, new_registry
-from trio_controller.runtime.serving import Response, parse_bind_address, serve_http
 from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram
 from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.serving import Response, parse_bind_address, serve_http
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 

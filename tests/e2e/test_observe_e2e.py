@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio_controller.config import load_config
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
-from trio_controller.runtime.serving import Response, serve_http
 from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.serving import Response, serve_http
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.testing import EnvInfo, PodHelper
 from trio_controller.transport.client import Client

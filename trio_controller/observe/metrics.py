@@ -56,6 +56,7 @@ from trio_controller.observe.stats import REQUEST_DURATION_BUCKETS, Histogram, R
 if TYPE_CHECKING:
     from trio_controller.cache.reflector import Reflector
     from trio_controller.runtime.controller import Controller
+    from trio_controller.runtime.webhooks.stats import WebhookStats
     from trio_controller.runtime.workqueue import WorkQueue
     from trio_controller.transport.client import Client
 
@@ -67,6 +68,7 @@ __all__ = [
     "ReconcileCollector",
     "ReflectorCollector",
     "RestClientCollector",
+    "WebhookCollector",
     "WorkQueueCollector",
     "new_registry",
 ]
@@ -313,3 +315,38 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format (`CONTENT_TYPE_LATEST`)."""
         return generate_latest(self.registry)
+
+
+class WebhookCollector(Collector):
+    """controller-runtime's webhook metrics from a webhook server's `WebhookStats`:
+    requests by path and HTTP code, latency and requests in flight per path.
+
+        registry.register(WebhookCollector(server.stats))
+    """
+
+    def __init__(self, stats: WebhookStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "controller_runtime_webhook_requests_total",
+            "Total number of admission requests by HTTP status code.",
+            labels=["webhook", "code"],
+        )
+        for (webhook, code), n in sorted(self.stats.requests.items()):
+            requests.add_metric([webhook, code], n)
+        latency = HistogramMetricFamily(
+            "controller_runtime_webhook_latency_seconds",
+            "Histogram of the latency of processing admission requests",
+            labels=["webhook"],
+        )
+        for webhook, h in sorted(self.stats.latency.items()):
+            latency.add_metric([webhook], _histogram(h), h.sum)
+        in_flight = GaugeMetricFamily(
+            "controller_runtime_webhook_requests_in_flight",
+            "Current number of admission requests being served.",
+            labels=["webhook"],
+        )
+        for webhook, n in sorted(self.stats.in_flight.items()):
+            in_flight.add_metric([webhook], n)
+        yield from (requests, latency, in_flight)

@@ -169,9 +169,9 @@ async def serve_asgi(
     """Serve the ASGI `app` on host:port with hypercorn until cancelled, over TLS when
     `ssl_context` is given (the context is used as is: loading a new certificate into it
     changes what new connections get). `nursery.start` returns the listeners."""
-    from hypercorn.config import Sockets  # noqa: PLC0415 - hypercorn only when serving
-    from hypercorn.trio.run import worker_serve  # noqa: PLC0415
-    from hypercorn.utils import wrap_app  # noqa: PLC0415
+    from hypercorn.config import Sockets
+    from hypercorn.trio.run import worker_serve
+    from hypercorn.utils import wrap_app
 
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
@@ -207,7 +207,7 @@ _HYPERCORN_LOG = logging.getLogger("trio_controller.runtime.serving.hypercorn")
 
 
 def _config(ssl_context: ssl.SSLContext | None, *, idle_timeout: float, read_timeout: float) -> Any:
-    from hypercorn.config import Config  # noqa: PLC0415
+    from hypercorn.config import Config
 
     class _Config(Config):
         """hypercorn's Config with our TLS context (reloadable) instead of its files."""

@@ -28,6 +28,9 @@ from trio_controller.cache.snapshot import check_snapshot_path, load_snapshot, s
 from trio_controller.observe import log as klog
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
+from trio_controller.programs.pods.printer import pod_controller
+from trio_controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
+from trio_controller.runtime.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.runtime.serving import (
     Response,
     Route,
@@ -35,9 +38,6 @@ from trio_controller.runtime.serving import (
     parse_bind_address,
     serve_http,
 )
-from trio_controller.programs.pods.printer import pod_controller
-from trio_controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
-from trio_controller.runtime.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.transport.client import Client
 
 log = logging.getLogger("trio_controller.programs.pods.cli")
