@@ -142,7 +142,8 @@ def parse_review(body: bytes, kind: str, api_version: str) -> dict[str, Any]:
         raise ReviewError(f"request body is not JSON: {exc}") from None
     if not isinstance(review, dict) or review.get("kind") != kind:
         got = review.get("kind") if isinstance(review, dict) else type(review).__name__
-        raise ReviewError(f"request body is not a {kind} (kind {got!r})")
+        article = "an" if kind[0] in "AEIOU" else "a"
+        raise ReviewError(f"request body is not {article} {kind} (kind {got!r})")
     if review.get("apiVersion") != api_version:
         raise ReviewError(
             f"{kind} apiVersion {review.get('apiVersion')!r} is not served, expected {api_version}"
