@@ -97,3 +97,26 @@ async def test_any_asgi_app_is_served_over_tls_with_the_callers_context(tmp_path
             answer = await http.get(f"https://127.0.0.1:{port}/readyz")
         nursery.cancel_scope.cancel()
     assert answer.text == "ready"
+
+
+async def test_one_keep_alive_connection_serves_more_than_a_thousand_requests() -> None:
+    routes = {"/healthz": lambda q: Response(200, b"ok")}
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    answered = 0
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(serve_http, "127.0.0.1", 0, routes)
+        stream = await trio.open_tcp_stream("127.0.0.1", listener.socket.getsockname()[1])
+        async with stream:
+            for _ in range(1200):  # hypercorn's own default closes after 1000
+                await stream.send_all(request)
+                data = b""
+                while not data.endswith(b"\r\n\r\nok"):
+                    chunk = await stream.receive_some()
+                    if not chunk:
+                        break
+                    data += chunk
+                if not data.endswith(b"ok"):
+                    break
+                answered += 1
+        nursery.cancel_scope.cancel()
+    assert answered == 1200

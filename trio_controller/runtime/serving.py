@@ -221,6 +221,7 @@ def _config(ssl_context: ssl.SSLContext | None, *, idle_timeout: float, read_tim
 
     config = _Config()
     config.keep_alive_timeout = idle_timeout
+    config.keep_alive_max_requests = 2**62  # hypercorn closes after 1000 by default; Go never
     config.read_timeout = read_timeout  # type: ignore[assignment]
     config.ssl_handshake_timeout = HANDSHAKE_TIMEOUT
     config.h11_max_incomplete_size = MAX_REQUEST_HEAD
