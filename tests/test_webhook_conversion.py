@@ -153,9 +153,7 @@ def test_a_converter_that_renames_the_object_fails_the_review() -> None:
         (b"{", "request body is not JSON"),
         (orjson.dumps({"kind": "AdmissionReview"}), "not a ConversionReview"),
         (
-            orjson.dumps(
-                {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "ConversionReview"}
-            ),
+            orjson.dumps({"apiVersion": "apiextensions.k8s.io/v2", "kind": "ConversionReview"}),
             "is not served",
         ),
         (conversion_review([], "example.com/v1", uid=""), "request.uid is missing"),
@@ -186,3 +184,20 @@ def test_a_body_that_is_not_a_conversion_review_is_a_review_error(
 ) -> None:
     with pytest.raises(ReviewError, match=message):
         converters().review(body)
+
+
+def test_a_v1beta1_conversion_review_is_answered_in_v1beta1() -> None:
+    body = orjson.dumps(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1beta1",
+            "kind": "ConversionReview",
+            "request": {
+                "uid": "b",
+                "desiredAPIVersion": "example.com/v1",
+                "objects": [widget("v1alpha1", "a", {"text": "t"})],
+            },
+        }
+    )
+    answer = converters().review(body)
+    assert answer["apiVersion"] == "apiextensions.k8s.io/v1beta1"
+    assert answer["response"]["convertedObjects"] == [widget("v1", "a", {"message": "t"})]

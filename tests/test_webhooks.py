@@ -252,8 +252,8 @@ async def test_a_mutating_handler_may_patch_with_warnings_or_deny() -> None:
         (b"[1, 2]", "request body is not an AdmissionReview"),
         (orjson.dumps({"apiVersion": "v1", "kind": "Pod"}), "not an AdmissionReview (kind 'Pod')"),
         (
-            orjson.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}),
-            "apiVersion 'admission.k8s.io/v1beta1' is not served",
+            orjson.dumps({"apiVersion": "admission.k8s.io/v2", "kind": "AdmissionReview"}),
+            "apiVersion 'admission.k8s.io/v2' is not served",
         ),
         (
             orjson.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
@@ -434,3 +434,16 @@ def test_the_flags_build_a_server_only_when_a_bind_address_is_given(tmp_path: An
     assert on.certs.key_path == tmp_path / "tls.key"
     with pytest.raises(SystemExit):
         parser.parse_args(["--webhook-bind-address", "nonsense"])
+
+
+async def test_a_v1beta1_review_is_answered_in_v1beta1() -> None:
+    body = orjson.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1beta1",
+            "kind": "AdmissionReview",
+            "request": {"uid": "old-1", "operation": "CREATE", "object": widget({})},
+        }
+    )
+    answer = await call(server_with(lambda r: deny("no")), VALIDATE, body)
+    assert answer.json["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert answer.response["uid"] == "old-1" and answer.response["allowed"] is False

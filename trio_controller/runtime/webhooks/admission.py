@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
+# v1beta1 has the same fields; the answer has the version of the question, as
+# controller-runtime does.
+ADMISSION_API_VERSIONS = (ADMISSION_API_VERSION, "admission.k8s.io/v1beta1")
 
 
 class ReviewError(ValueError):
@@ -125,16 +128,16 @@ class AdmissionRequest:
         return value if isinstance(value, dict) else None
 
 
-def parse_admission_review(body: bytes) -> dict[str, Any]:
-    """The review's `request` (one orjson pass over the body); `ReviewError`
+def parse_admission_review(body: bytes) -> tuple[dict[str, Any], str]:
+    """The review's `request` and apiVersion (one orjson pass over the body); `ReviewError`
     when the body is not JSON, not an AdmissionReview, or has no `request.uid`."""
-    review = parse_review(body, "AdmissionReview", ADMISSION_API_VERSION)
+    review = parse_review(body, "AdmissionReview", ADMISSION_API_VERSIONS)
     request: dict[str, Any] = review["request"]
-    return request
+    return request, review["apiVersion"]
 
 
-def parse_review(body: bytes, kind: str, api_version: str) -> dict[str, Any]:
-    """The decoded review, checked to be `kind` in `api_version` with a `request.uid`;
+def parse_review(body: bytes, kind: str, api_versions: tuple[str, ...]) -> dict[str, Any]:
+    """The decoded review, checked to be `kind` in one of `api_versions` with a `request.uid`;
     `ReviewError` with one line saying what is wrong otherwise."""
     try:
         review = orjson.loads(body)
@@ -144,9 +147,10 @@ def parse_review(body: bytes, kind: str, api_version: str) -> dict[str, Any]:
         got = review.get("kind") if isinstance(review, dict) else type(review).__name__
         article = "an" if kind[0] in "AEIOU" else "a"
         raise ReviewError(f"request body is not {article} {kind} (kind {got!r})")
-    if review.get("apiVersion") != api_version:
+    if review.get("apiVersion") not in api_versions:
         raise ReviewError(
-            f"{kind} apiVersion {review.get('apiVersion')!r} is not served, expected {api_version}"
+            f"{kind} apiVersion {review.get('apiVersion')!r} is not served, "
+            f"expected {' or '.join(api_versions)}"
         )
     request = review.get("request")
     if not isinstance(request, dict):
@@ -158,7 +162,11 @@ def parse_review(body: bytes, kind: str, api_version: str) -> dict[str, Any]:
 
 
 def review_response(
-    uid: str, verdict: Verdict, *, original: dict[str, Any] | None = None
+    uid: str,
+    verdict: Verdict,
+    *,
+    original: dict[str, Any] | None = None,
+    api_version: str = ADMISSION_API_VERSION,
 ) -> dict[str, Any]:
     """The AdmissionReview answering `uid` with `verdict` (a JSON patch from `original`
     to `verdict.object` when the handler returned one)."""
@@ -179,10 +187,13 @@ def review_response(
         if ops:
             response["patchType"] = "JSONPatch"
             response["patch"] = base64.b64encode(orjson.dumps(ops)).decode("ascii")
-    return {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response}
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
 
 
-def errored(uid: str, code: int, message: str) -> dict[str, Any]:
+def errored(
+    uid: str, code: int, message: str, *, api_version: str = ADMISSION_API_VERSION
+) -> dict[str, Any]:
     """An AdmissionReview refusing `uid` because it could not be handled."""
     reason = {400: "BadRequest", 413: "RequestEntityTooLarge", 500: "InternalError"}.get(code, "")
-    return review_response(uid, Verdict(False, message=message, code=code, reason=reason))
+    verdict = Verdict(False, message=message, code=code, reason=reason)
+    return review_response(uid, verdict, api_version=api_version)

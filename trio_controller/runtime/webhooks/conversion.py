@@ -29,6 +29,7 @@ __all__ = ["CONVERSION_API_VERSION", "ConversionFailed", "Converter", "Converter
 log = logging.getLogger(__name__)
 
 CONVERSION_API_VERSION = "apiextensions.k8s.io/v1"
+CONVERSION_API_VERSIONS = (CONVERSION_API_VERSION, "apiextensions.k8s.io/v1beta1")
 
 Converter = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -103,7 +104,8 @@ class Converters:
 
     def review(self, body: bytes) -> dict[str, Any]:
         """The ConversionReview answering `body`; `ReviewError` when `body` is not one."""
-        review = parse_review(body, "ConversionReview", CONVERSION_API_VERSION)
+        review = parse_review(body, "ConversionReview", CONVERSION_API_VERSIONS)
+        version = review["apiVersion"]
         request = review["request"]
         uid = request["uid"]
         desired = request.get("desiredAPIVersion")
@@ -119,16 +121,21 @@ class Converters:
                     raise ConversionFailed("not an object")
                 converted.append(self.convert(obj, desired))
             except ConversionFailed as exc:
-                return conversion_response(uid, failure=f"{_describe(obj, index)}: {exc}")
+                failure = f"{_describe(obj, index)}: {exc}"
+                return conversion_response(uid, failure=failure, api_version=version)
             except Exception as exc:
                 log.exception("Converting %s to %s failed", _describe(obj, index), desired)
                 message = f"{_describe(obj, index)}: converter failed: {type(exc).__name__}: {exc}"
-                return conversion_response(uid, failure=message)
-        return conversion_response(uid, converted=converted)
+                return conversion_response(uid, failure=message, api_version=version)
+        return conversion_response(uid, converted=converted, api_version=version)
 
 
 def conversion_response(
-    uid: str, *, converted: list[dict[str, Any]] | None = None, failure: str | None = None
+    uid: str,
+    *,
+    converted: list[dict[str, Any]] | None = None,
+    failure: str | None = None,
+    api_version: str = CONVERSION_API_VERSION,
 ) -> dict[str, Any]:
     """A ConversionReview with the converted objects, or with a failure message."""
     if failure is not None:
@@ -143,7 +150,7 @@ def conversion_response(
             "convertedObjects": converted or [],
             "result": {"status": "Success"},
         }
-    return {"apiVersion": CONVERSION_API_VERSION, "kind": "ConversionReview", "response": response}
+    return {"apiVersion": api_version, "kind": "ConversionReview", "response": response}
 
 
 def _identity(obj: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -222,7 +222,7 @@ class WebhookServer:
             body = await _read_body(scope, receive)
             if admission is None:
                 return 200, orjson.dumps(self.converters.review(body))
-            request = parse_admission_review(body)
+            request, api_version = parse_admission_review(body)
         except _BadRequest as bad:
             return bad.status, orjson.dumps(_refusal(kind, bad.status, bad.message))
         except ReviewError as exc:
@@ -230,6 +230,7 @@ class WebhookServer:
         seconds = _timeout(scope.get("query_string", b""))
         admission_request = AdmissionRequest(request, body)
         review = await self._admit(scope["path"], admission, admission_request, seconds)
+        review["apiVersion"] = api_version
         return 200, orjson.dumps(review)
 
     async def _admit(
