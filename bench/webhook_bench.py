@@ -8,7 +8,9 @@ validating webhook that checks two fields (spec.message, spec.replicas), served 
 driven by bench/webhook-load-go (Go, stdlib): first at a fixed rate (open loop; latency
 from each request's scheduled time), then as fast as each server answers (closed loop).
 Each load run first checks that the server denies an invalid Widget. One JSON line per
-(server, load) and a markdown table at the end.
+(server, load) and a markdown table at the end; besides throughput and latency, the
+server process's CPU time per review (from /proc), the figure least bent by other load
+on a shared machine.
 
     .venv/bin/python bench/webhook_bench.py [--duration 10] [--rate 500] [--conns 8]
         [--kopf-python /tmp/kopf-venv/bin/python]   # a venv with kopf==1.45.2
@@ -108,6 +110,12 @@ def _start(
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _load(args: argparse.Namespace, port: int, path: str, ca: Path, rate: float) -> dict[str, Any]:
     command = [
         str(args.loadgen),
@@ -148,20 +156,23 @@ def main() -> None:
             try:
                 _wait_listening(port, process)
                 for rate in (args.rate, 0.0):
+                    cpu = _cpu_seconds(process.pid)
                     result = {"server": name, **_load(args, port, PATHS[name], cert.ca_file, rate)}
+                    cpu = _cpu_seconds(process.pid) - cpu
+                    result["server_cpu_us_per_review"] = round(cpu / result["requests"] * 1e6)
                     print(json.dumps(result), flush=True)
                     rows.append(result)
             finally:
                 process.terminate()
                 process.wait(10)
     print(f"\nload average {os.getloadavg()[0]:.1f}, {args.conns} connections\n")
-    print("| server | load | reviews/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|")
+    print("| server | load | reviews/s | p50 ms | p99 ms | server CPU µs/review | errors |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         load = f"{r['rate']:g}/s" if r["rate"] else "saturation"
         print(
             f"| {r['server']} | {load} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
-            f"{r['p99_ms']:.2f} | {r['errors']} |"
+            f"{r['p99_ms']:.2f} | {r['server_cpu_us_per_review']} | {r['errors']} |"
         )
 
 
