@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 import trio
@@ -206,3 +207,27 @@ async def test_a_slow_client_is_closed_after_the_idle_timeout_while_others_are_s
     assert answer.startswith(b"HTTP/1.1 200")
     assert rest == b""
     assert 0 < closed_after <= IDLE_TIMEOUT
+
+
+async def test_a_client_sending_more_than_3_mib_reads_the_413_instead_of_a_reset(
+    tmp_path: Path,
+) -> None:
+    cert = write_serving_cert(tmp_path)
+    async with running(tmp_path) as (server, port):
+        url = f"https://127.0.0.1:{port}{VALIDATE}"
+        async with httpx.AsyncClient(verify=client_context(cert)) as http:
+            big = await http.post(url, content=b" " * (4 * 1024 * 1024))
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for _ in range(64):
+                    yield b" " * 65536
+
+            streamed = await http.post(url, content=chunks())
+            after = await http.post(url, content=REVIEW)
+    assert big.status_code == 413
+    assert big.json()["response"]["status"]["message"] == (
+        "request body is larger than 3145728 bytes"
+    )
+    assert streamed.status_code == 413
+    assert after.status_code == 200
+    assert server.stats.requests[(VALIDATE, "413")] == 2

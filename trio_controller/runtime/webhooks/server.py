@@ -79,6 +79,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_BODY = 3 * 1024 * 1024  # bytes: the apiserver's largest object is 3 MiB (etcd's limit)
+DISCARD_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read (and dropped) before closing
 BODY_TIMEOUT = 10.0  # seconds for the whole body once the request head has arrived
 DEFAULT_TIMEOUT = 10.0  # the apiserver's default webhook timeout
 DEFAULT_PORT = 9443
@@ -110,10 +111,11 @@ class _Admission:
 
 
 class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, unread: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.unread = unread  # bytes of body still coming (-1: unknown), None: none
 
 
 class WebhookServer:
@@ -224,6 +226,8 @@ class WebhookServer:
                 return 200, orjson.dumps(self.converters.review(body))
             request, api_version = parse_admission_review(body)
         except _BadRequest as bad:
+            if bad.unread is not None and bad.unread <= DISCARD_LIMIT:
+                await _discard_body(receive)
             return bad.status, orjson.dumps(_refusal(kind, bad.status, bad.message))
         except ReviewError as exc:
             return 400, orjson.dumps(_refusal(kind, 400, str(exc)))
@@ -279,7 +283,8 @@ def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
 async def _read_body(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]]) -> bytes:
     length = _header(scope, b"content-length")
     if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
-        raise _BadRequest(413, f"request body is larger than {MAX_BODY} bytes")
+        message = f"request body is larger than {MAX_BODY} bytes"
+        raise _BadRequest(413, message, unread=int(length))
     chunks: list[bytes] = []
     size = 0
     with trio.move_on_after(BODY_TIMEOUT) as scope_:
@@ -290,7 +295,8 @@ async def _read_body(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY:
-                raise _BadRequest(413, f"request body is larger than {MAX_BODY} bytes")
+                more = -1 if message.get("more_body", False) else None
+                raise _BadRequest(413, f"request body is larger than {MAX_BODY} bytes", unread=more)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -299,6 +305,20 @@ async def _read_body(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]
     if size == 0:
         raise _BadRequest(400, "request body is empty")
     return b"".join(chunks)
+
+
+async def _discard_body(receive: Callable[[], Awaitable[Any]]) -> None:
+    """Read and drop the rest of a refused body (up to `DISCARD_LIMIT` bytes within
+    `BODY_TIMEOUT`) before answering 413: hypercorn closes a connection whose request is
+    unfinished when the answer ends, and a client still writing its body would see the
+    connection reset instead of the 413. Nothing of it is kept or parsed."""
+    dropped = 0
+    with trio.move_on_after(BODY_TIMEOUT):
+        while dropped <= DISCARD_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            dropped += len(message.get("body", b""))
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
