@@ -1,6 +1,12 @@
 """The Widget's webhooks: validation, defaulting and conversion (examples/widget_operator.py
 serves them when `--webhook-bind-address` is given).
 
+    add_webhook_flags(parser)                  # --webhook-bind-address, --webhook-cert-dir
+    server = widget_webhook_server(args)       # None unless --webhook-bind-address was given
+    if server is not None:
+        await nursery.start(server.run)        # or manager.add_runnable(server.run)
+
+    # or by hand:
     server = WebhookServer(":9443", cert_dir)
     add_widget_webhooks(server)
     # /validate-example-com-v1-widget, /mutate-example-com-v1-widget, /convert
@@ -15,6 +21,7 @@ serves them when `--webhook-bind-address` is given).
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from trio_controller.runtime.webhooks import (
@@ -23,6 +30,7 @@ from trio_controller.runtime.webhooks import (
     WebhookServer,
     allow,
     deny,
+    webhook_server_from_args,
 )
 
 GROUP = "example.com"
@@ -103,6 +111,15 @@ def add_widget_webhooks(server: WebhookServer) -> list[str]:
         server.add_mutating(GROUP, "v1", KIND, default_widget),
         *_converters(server),
     ]
+
+
+def widget_webhook_server(args: argparse.Namespace) -> WebhookServer | None:
+    """The webhook server with the Widget's webhooks, from the flags `add_webhook_flags`
+    adds; None when `--webhook-bind-address` was not given (webhooks off)."""
+    server = webhook_server_from_args(args)
+    if server is not None:
+        add_widget_webhooks(server)
+    return server
 
 
 def _converters(server: WebhookServer) -> list[str]:

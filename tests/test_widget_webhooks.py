@@ -4,13 +4,14 @@ tests/e2e/test_webhooks_e2e.py."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from trio_controller.runtime.webhooks import AdmissionRequest, WebhookServer
+from trio_controller.runtime.webhooks import AdmissionRequest, WebhookServer, add_webhook_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from widget_webhooks import (
@@ -19,6 +20,7 @@ from widget_webhooks import (
     v1_to_v1alpha1,
     v1alpha1_to_v1,
     validate_widget,
+    widget_webhook_server,
 )
 
 
@@ -112,3 +114,22 @@ def test_the_registration_serves_the_three_paths() -> None:
         "/mutate-example-com-v1-widget",
         "/convert",
     ]
+
+
+def test_the_flags_give_a_server_with_the_widget_webhooks_only_when_asked(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_webhook_flags(parser)
+    off = widget_webhook_server(parser.parse_args([]))
+    on = widget_webhook_server(
+        parser.parse_args(
+            ["--webhook-bind-address", "127.0.0.1:9443", "--webhook-cert-dir", str(tmp_path)]
+        )
+    )
+    assert off is None
+    assert on is not None and (on.host, on.port) == ("127.0.0.1", 9443)
+    assert on.paths == [
+        "/validate-example-com-v1-widget",
+        "/mutate-example-com-v1-widget",
+        "/convert",
+    ]
+    assert on.certs.cert_path == tmp_path / "tls.crt"
