@@ -447,3 +447,33 @@ async def test_a_v1beta1_review_is_answered_in_v1beta1() -> None:
     answer = await call(server_with(lambda r: deny("no")), VALIDATE, body)
     assert answer.json["apiVersion"] == "admission.k8s.io/v1beta1"
     assert answer.response["uid"] == "old-1" and answer.response["allowed"] is False
+
+
+async def test_a_converter_returning_something_json_cannot_hold_fails_the_review() -> None:
+    server = WebhookServer("127.0.0.1:0", "/nonexistent")
+    server.add_converter("example.com", "Widget", "v1", "v2", lambda o: {**o, "spec": {1j}})
+    body = orjson.dumps(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "ConversionReview",
+            "request": {
+                "uid": "c",
+                "desiredAPIVersion": "example.com/v2",
+                "objects": [widget({})],
+            },
+        }
+    )
+    answer = await call(server, "/convert", body)
+    assert answer.status == 200
+    assert answer.response["uid"] == "c"
+    assert answer.response["result"]["status"] == "Failure"
+    assert "not JSON" in answer.response["result"]["message"]
+
+
+async def test_a_body_that_is_not_a_conversion_review_is_400_on_convert() -> None:
+    server = WebhookServer("127.0.0.1:0", "/nonexistent")
+    answer = await call(server, "/convert", b'{"kind": "AdmissionReview"}')
+    assert answer.status == 400
+    assert answer.json["kind"] == "ConversionReview"
+    assert answer.response["result"]["status"] == "Failure"
+    assert "not a ConversionReview" in answer.response["result"]["message"]

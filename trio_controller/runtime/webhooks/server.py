@@ -59,6 +59,7 @@ from trio_controller.runtime.webhooks.conversion import (
     CONVERSION_API_VERSION,
     Converter,
     Converters,
+    conversion_response,
 )
 from trio_controller.runtime.webhooks.stats import WebhookStats
 
@@ -223,7 +224,7 @@ class WebhookServer:
                 raise _BadRequest(405, f"method {scope['method']} not allowed, use POST")
             body = await _read_body(scope, receive)
             if admission is None:
-                return 200, orjson.dumps(self.converters.review(body))
+                return 200, self._convert(body)
             request, api_version = parse_admission_review(body)
         except _BadRequest as bad:
             if bad.unread is not None and bad.unread <= DISCARD_LIMIT:
@@ -236,6 +237,19 @@ class WebhookServer:
         review = await self._admit(scope["path"], admission, admission_request, seconds)
         review["apiVersion"] = api_version
         return 200, orjson.dumps(review)
+
+    def _convert(self, body: bytes) -> bytes:
+        answer = self.converters.review(body)
+        try:
+            return orjson.dumps(answer)
+        except TypeError as exc:  # a converter put something JSON cannot hold
+            log.error("A converter's result is not JSON: %s", exc)
+            response = answer["response"]
+            failure = f"a converter's result is not JSON: {exc}"
+            failed = conversion_response(
+                response["uid"], failure=failure, api_version=answer["apiVersion"]
+            )
+            return orjson.dumps(failed)
 
     async def _admit(
         self, path: str, admission: _Admission, request: AdmissionRequest, seconds: float
