@@ -13,7 +13,9 @@ server process's CPU time per review (from /proc), the figure least bent by othe
 on a shared machine.
 
     .venv/bin/python bench/webhook_bench.py [--duration 10] [--rate 500] [--conns 8]
-        [--kopf-python /tmp/kopf-venv/bin/python]   # a venv with kopf==1.45.2
+        [--kopf-python /tmp/kopf-venv/bin/python]   # a venv of its own with kopf==1.45.2:
+                                                     # python -m venv /tmp/kopf-venv &&
+                                                     # /tmp/kopf-venv/bin/pip install kopf==1.45.2
         [--only trio,kopf,controller-runtime]
 
 Builds the two Go programs into ~/.cache/trio-controller/bench/ (go build; the module
@@ -104,6 +106,8 @@ def _start(
     if name == "trio-controller":
         command = [sys.executable, __file__, "--serve", str(port), str(cert_dir)]
     elif name == "kopf":
+        if not Path(args.kopf_python).exists():
+            raise SystemExit(f"{args.kopf_python} missing: make a venv with kopf==1.45.2")
         command = [args.kopf_python, str(BENCH / "kopf_webhook_peer.py"), str(port), str(cert_dir)]
     else:
         command = [str(args.crwebhook), "-port", str(port), "-cert-dir", str(cert_dir)]
