@@ -45,10 +45,20 @@ Namespaces: `--namespace NS` limits the informers and every write to NS;
 used, else `default` (the same rule as the `trio-controller` pod program). The CRD is
 cluster-scoped and is created either way.
 
-Writes never clobber a newer object: the ConfigMap update and the status apply carry
-the resourceVersion that was read from the cache, so a cache that has not caught up with
-the server yet gets a 409 and the key is simply looked at again (`Requeue()`), instead of
-writing from stale data.
+Only what matters starts a reconcile: the Widget controller has the generation
+predicate (`generation_changed`), so a Widget's own status writes, labels and
+annotations do not reconcile it (its spec, its deletion and its owned ConfigMaps do).
+After this operator writes a Widget or its ConfigMap, the next reconcile of that Widget
+waits until the caches hold the write (the controller's read-your-own-writes), so it
+never acts on its own stale data. Writes still never clobber another writer: the
+ConfigMap update and the status apply carry the resourceVersion read from the cache, and
+a 409 is looked at again (`Requeue()`).
+
+Webhooks (`--webhook-bind-address HOST:PORT`, certificates from `--webhook-cert-dir`):
+validation of `spec.message` and `spec.replicas`, `spec.replicas: 1` by default on
+create, and conversion between example.com/v1alpha1 and v1 (widget_webhooks.py, next to
+this file), at /validate-example-com-v1-widget, /mutate-example-com-v1-widget and
+/convert.
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from typing import Any
 
 import trio
 import yaml
+from widget_webhooks import add_widget_webhooks  # next to this file
 
 from trio_controller import (
     CONFIGMAPS,
@@ -78,6 +89,7 @@ from trio_controller import (
     TrioControllerError,
     finalizer,
     find_condition,
+    generation_changed,
     set_condition,
 )
 
@@ -201,8 +213,8 @@ class WidgetReconciler:
             ready, reason, message = await self.sync_configmap(widget, changes)
             await self.sync_status(widget, ready, reason, message, changes)
         except Conflict as exc:
-            # A cache behind the server (ours just wrote, the watch has not brought it
-            # yet), or a concurrent writer: look again with fresh data.
+            # Another writer changed it since our cache saw it: look again with fresh data.
+            # (Our own writes are waited for before the next reconcile: read-your-own-writes.)
             log.info("Widget %s/%s: %s; requeued", namespace, widget["metadata"]["name"], exc)
             return Requeue()
         finally:
@@ -227,7 +239,7 @@ class WidgetReconciler:
                 "metadata": {"name": name, "namespace": namespace, "ownerReferences": [ours]},
                 "data": {"message": message},
             }
-            await api.create(body, field_manager=FIELD_MANAGER)  # exists: Conflict (stale)
+            await api.create(body, field_manager=FIELD_MANAGER)  # exists: Conflict (someone else)
             changes.append(f"created ConfigMap {name}")
             return True, "ConfigMapReady", f"ConfigMap {name} holds spec.message"
         refs = list(cached["metadata"].get("ownerReferences") or ())
@@ -321,8 +333,11 @@ async def setup(manager: Manager) -> None:
     controller = manager.controller(
         WIDGETS,
         reconciler.reconcile,
+        predicates=[generation_changed],  # status writes, labels, annotations: no reconcile
     )
     controller.owns(CONFIGMAPS)  # a ConfigMap change reconciles its Widget
+    if manager.webhooks is not None:  # --webhook-bind-address
+        add_widget_webhooks(manager.webhooks)
     where = f"namespace {namespace}" if namespace else "every namespace"
     log.info("Watching Widgets and their ConfigMaps in %s", where)
 

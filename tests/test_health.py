@@ -12,7 +12,7 @@ import trio.testing
 
 from trio_controller._native import Store
 from trio_controller.observe.health import STALL_AFTER, Health
-from trio_controller.observe.server import serve_http
+from trio_controller.observe.serving import serve_http
 from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.workqueue import WorkQueue
 

@@ -16,7 +16,7 @@ HEAVY = (
     "prometheus_client",
     "hypercorn",
     "h11",
-    "trio_controller.observe.server",
+    "trio_controller.observe.serving",
     "trio_controller.observe.metrics",
     "trio_controller.observe.health",
 )

@@ -18,7 +18,7 @@ from trio_controller._native import Store, WatchDecoder
 from trio_controller.config import ClusterConfig
 from trio_controller.errors import ConnectionFailed, ServerError, TrioControllerError
 from trio_controller.observe.metrics import Metrics, new_registry
-from trio_controller.observe.server import Response, parse_bind_address, serve_http
+from trio_controller.observe.serving import Response, parse_bind_address, serve_http
 from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram
 from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.workqueue import WorkQueue

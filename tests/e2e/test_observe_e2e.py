@@ -24,7 +24,7 @@ from trio_controller.cache.options import InformerOptions
 from trio_controller.config import load_config
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
-from trio_controller.observe.server import Response, serve_http
+from trio_controller.observe.serving import Response, serve_http
 from trio_controller.runtime.controller import Controller
 from trio_controller.testing import EnvInfo, PodHelper
 from trio_controller.transport.client import Client

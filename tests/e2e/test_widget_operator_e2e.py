@@ -234,11 +234,16 @@ async def test_the_crd_is_created_and_a_widget_gets_configmap_status_finalizer_e
         assert event["regarding"]["uid"] == created["metadata"]["uid"]
         assert event["reportingController"] == "example.com/widget-operator"
 
-        # A reconcile with nothing to do (a label: generation unchanged) prints its line
-        # but records no event and writes no status.
+        # The generation predicate: a label leaves the generation as it is, so no reconcile.
         before = (await widgets.get("w1"))["status"]
         count = op.stdout.count(line(namespace, "w1"))
         await widgets.patch("w1", {"metadata": {"labels": {"touched": "yes"}}})
+        await trio.sleep(2.0)
+        assert op.stdout.count(line(namespace, "w1")) == count
+        # A reconcile with nothing to do (an owned ConfigMap's annotation changed) prints
+        # its line but records no event and writes no status.
+        configmaps = Api(client, CONFIGMAPS, namespace)
+        await configmaps.patch("w1-config", {"metadata": {"annotations": {"touched": "yes"}}})
         await op.wait_stdout(line(namespace, "w1"), count=count + 1)
         await trio.sleep(1.0)  # an event would have been sent by now
         assert (await widgets.get("w1"))["status"] == before

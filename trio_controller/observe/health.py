@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from trio_controller.cache.reflector import IDLE_MARGIN, WATCH_TIMEOUT_RANGE
-from trio_controller.observe.server import Response, Route
+from trio_controller.observe.serving import Response, Route
 
 if TYPE_CHECKING:
     from trio_controller.cache.factory import SharedInformerFactory

@@ -26,7 +26,7 @@ The Rust queue counts its two durations per bucket of controller-runtime's
 `ExponentialBuckets(10e-9, 10, 12)` (`WORKQUEUE_BUCKETS`); the collector makes them
 cumulative at scrape time.
 
-Collectors call `trio.current_time()`: scrape from the Trio thread (observe/server.py).
+Collectors call `trio.current_time()`: scrape from the Trio thread (observe/serving.py).
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ from trio_controller.observe.stats import REQUEST_DURATION_BUCKETS, Histogram, R
 if TYPE_CHECKING:
     from trio_controller.cache.reflector import Reflector
     from trio_controller.runtime.controller import Controller
+    from trio_controller.runtime.webhooks import WebhookServer
+    from trio_controller.runtime.webhooks.stats import WebhookStats
     from trio_controller.runtime.workqueue import WorkQueue
     from trio_controller.transport.client import Client
 
@@ -70,6 +72,7 @@ __all__ = [
     "ReconcileCollector",
     "ReflectorCollector",
     "RestClientCollector",
+    "WebhookCollector",
     "WorkQueueCollector",
     "new_registry",
 ]
@@ -365,6 +368,10 @@ class Metrics:
         self.reflectors.add(name, controller.reflector)
         self.reconcile_causes.add(name, queue)
 
+    def add_webhooks(self, server: WebhookServer) -> None:
+        """controller-runtime's `controller_runtime_webhook_*` series of `server`."""
+        self.registry.register(WebhookCollector(server.stats))
+
     def add_leader_election(self, name: str, is_leader: Callable[[], bool]) -> None:
         """`leader_election_master_status{name}` from `is_leader()`."""
         self.leader_election.add(name, is_leader)
@@ -402,3 +409,38 @@ class ReconcileCauseCollector(Collector):
             for cause, n in queue.native.cause_totals().items():
                 causes.add_metric([name, cause], n)
         yield causes
+
+
+class WebhookCollector(Collector):
+    """controller-runtime's webhook metrics from a webhook server's `WebhookStats`:
+    requests by path and HTTP code, latency and requests in flight per path.
+
+        registry.register(WebhookCollector(server.stats))
+    """
+
+    def __init__(self, stats: WebhookStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "controller_runtime_webhook_requests_total",
+            "Total number of admission requests by HTTP status code.",
+            labels=["webhook", "code"],
+        )
+        for (webhook, code), n in sorted(self.stats.requests.items()):
+            requests.add_metric([webhook, code], n)
+        latency = HistogramMetricFamily(
+            "controller_runtime_webhook_latency_seconds",
+            "Histogram of the latency of processing admission requests",
+            labels=["webhook"],
+        )
+        for webhook, h in sorted(self.stats.latency.items()):
+            latency.add_metric([webhook], _histogram(h), h.sum)
+        in_flight = GaugeMetricFamily(
+            "controller_runtime_webhook_requests_in_flight",
+            "Current number of admission requests being served.",
+            labels=["webhook"],
+        )
+        for webhook, n in sorted(self.stats.in_flight.items()):
+            in_flight.add_metric([webhook], n)
+        yield from (requests, latency, in_flight)

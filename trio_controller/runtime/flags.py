@@ -11,6 +11,7 @@ do):
     --leader-elect-retry-period S
     --cache-sync-timeout S (120; 0 waits forever)
     --graceful-shutdown-timeout S (30; negative waits forever)
+    --webhook-bind-address HOST:PORT (off unless given)  --webhook-cert-dir DIR
     --version
 
 `add_flags(parser)` adds them to a program's own `argparse` parser; the parsed
@@ -20,6 +21,7 @@ do):
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from trio_controller._native import __version__
@@ -29,8 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CACHE_SYNC_TIMEOUT",
+    "DEFAULT_WEBHOOK_CERT_DIR",
     "GRACEFUL_SHUTDOWN_TIMEOUT",
     "add_flags",
+    "add_webhook_flags",
     "bind_address",
     "non_negative_float",
     "positive_int",
@@ -38,6 +42,10 @@ __all__ = [
 
 CACHE_SYNC_TIMEOUT = 120.0  # controller-runtime's default CacheSyncTimeout
 GRACEFUL_SHUTDOWN_TIMEOUT = 30.0  # controller-runtime's default GracefulShutdownTimeout
+#: controller-runtime's: `filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")`.
+DEFAULT_WEBHOOK_CERT_DIR = os.path.join(
+    os.environ.get("TMPDIR") or "/tmp", "k8s-webhook-server", "serving-certs"
+)
 
 
 def positive_int(text: str) -> int:
@@ -64,7 +72,7 @@ def bind_address(text: str) -> tuple[str | None, int] | None:
     """An argparse type: `HOST:PORT`, `:PORT` (every interface) or `0` (off: None)."""
     import argparse
 
-    from trio_controller.observe.server import parse_bind_address
+    from trio_controller.observe.serving import parse_bind_address
 
     try:
         return parse_bind_address(text)
@@ -162,5 +170,39 @@ def add_flags(
         help="klog verbosity: 2 relists and watch restarts, 4 list pages, resourceVersions, "
         "bookmarks and tracebacks, 6 every request",
     )
+    add_webhook_flags(p)
     p.add_argument("--version", action="version", version=version or f"{p.prog} {__version__}")
     return p
+
+
+def webhook_address(text: str) -> str | None:
+    """An argparse type: a webhook server's `HOST:PORT` or `:PORT`; `0` is off (None)."""
+    import argparse
+
+    from trio_controller.observe.serving import parse_bind_address
+
+    try:
+        return None if parse_bind_address(text) is None else text
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_webhook_flags(parser: argparse.ArgumentParser) -> None:
+    """`--webhook-bind-address HOST:PORT` (off unless given) and `--webhook-cert-dir DIR`
+    (controller-runtime's names: `tls.crt` and `tls.key`, re-read when they change)."""
+    wh = parser.add_argument_group("webhooks (controller-runtime's flags)")
+    wh.add_argument(
+        "--webhook-bind-address",
+        type=webhook_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve the program's admission and conversion webhooks over HTTPS here "
+        "(off unless given)",
+    )
+    wh.add_argument(
+        "--webhook-cert-dir",
+        default=DEFAULT_WEBHOOK_CERT_DIR,
+        metavar="DIR",
+        help="folder holding tls.crt and tls.key, re-read when they change "
+        f"(default {DEFAULT_WEBHOOK_CERT_DIR})",
+    )

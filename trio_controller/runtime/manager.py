@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     import argparse
 
     from trio_controller.config.cluster import ClusterConfig
+    from trio_controller.runtime.webhooks import WebhookServer
     from trio_controller.transport.client import Client
 
 __all__ = ["LeaderElection", "Manager", "Runnable", "Setup"]
@@ -148,6 +149,7 @@ class Manager:
         health_probe_bind_address: tuple[str | None, int] | None = None,
         args: argparse.Namespace | None = None,
         informer_options: InformerOptions | None = None,
+        webhooks: WebhookServer | None = None,
     ) -> None:
         self.client = client
         #: The namespace controllers watch by default (None: every namespace).
@@ -159,6 +161,10 @@ class Manager:
         self.health_probe_bind_address = health_probe_bind_address
         #: The parsed flags when built by `from_args`/`main` (a program's own flags too).
         self.args = args
+        #: The admission and conversion webhook server (`--webhook-bind-address`), None
+        #: when off: register handlers on it in the program's setup; it serves on every
+        #: replica, leader or not.
+        self.webhooks = webhooks
         self.factory = SharedInformerFactory(client, informer_options or InformerOptions())
         self.controllers: list[Controller] = []
         self.leader_election = leader_election
@@ -230,6 +236,11 @@ class Manager:
                 retry_period=args.leader_elect_retry_period,
             )
         graceful = args.graceful_shutdown_timeout
+        webhooks = None
+        if getattr(args, "webhook_bind_address", None) is not None:
+            from trio_controller.runtime.webhooks import webhook_server_from_args
+
+            webhooks = webhook_server_from_args(args)
         return cls(
             client,
             namespace=namespace,
@@ -241,6 +252,7 @@ class Manager:
             health_probe_bind_address=args.health_probe_bind_address,
             args=args,
             informer_options=informer_options,
+            webhooks=webhooks,
         )
 
     def controller(self, resource: Resource, reconcile: Reconcile, **options: Any) -> Controller:
@@ -333,6 +345,8 @@ class Manager:
         async with trio.open_nursery() as root:
             self._root = root.cancel_scope
             await self._start_servers(root)
+            if self.webhooks is not None:
+                await root.start(self.webhooks.run)
             for recorder in self._recorders.values():
                 await root.start(recorder.run)
             for runnable, needs_leader in self._runnables:
@@ -413,7 +427,7 @@ class Manager:
         """The metrics and probe servers that were asked for (one server per address)."""
         if self.metrics_bind_address is None and self.health_probe_bind_address is None:
             return
-        from trio_controller.observe.server import Route, format_address, serve_http
+        from trio_controller.observe.serving import Route, format_address, serve_http
 
         servers: dict[tuple[str | None, int], dict[str, Route]] = {}
         if self.metrics_bind_address is not None:
@@ -428,7 +442,7 @@ class Manager:
 
     def _metrics_route(self) -> Callable[[Mapping[str, list[str]]], Any]:
         from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
-        from trio_controller.observe.server import Response
+        from trio_controller.observe.serving import Response
 
         metrics = Metrics()
         for controller in self.controllers:
@@ -441,6 +455,8 @@ class Manager:
             lease = getattr(self.args, "leader_elect_resource_name", None)
         if lease:
             metrics.add_leader_election(lease, lambda: self.is_leader)
+        if self.webhooks is not None:
+            metrics.add_webhooks(self.webhooks)
 
         def scrape(query: Mapping[str, list[str]]) -> Response:
             return Response(200, metrics.exposition(), CONTENT_TYPE_LATEST)

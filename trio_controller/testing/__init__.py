@@ -9,6 +9,8 @@
 """
 
 from trio_controller.testing._assets import AssetsNotFound, find_assets
+from trio_controller.testing._pki import ServingCert, write_serving_cert
+from trio_controller.testing._webhooks import WebhookInstallError, WebhookInstallOptions
 from trio_controller.testing.envtest import EnvTest, EnvTestError, open_envtest
 from trio_controller.testing.info import TOKEN_USER, EnvInfo
 from trio_controller.testing.pods import PodHelper, open_pod_helper, pod_manifest
@@ -21,11 +23,15 @@ __all__ = [
     "EnvTest",
     "EnvTestError",
     "PodHelper",
+    "ServingCert",
     "WatchEvent",
+    "WebhookInstallError",
+    "WebhookInstallOptions",
     "about",
     "find_assets",
     "open_envtest",
     "open_pod_helper",
     "pod_manifest",
     "read_events_until",
+    "write_serving_cert",
 ]

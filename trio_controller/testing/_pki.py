@@ -155,3 +155,62 @@ def write_pki(directory: Path) -> Pki:
             ),
         ),
     )
+
+
+@dataclass(frozen=True)
+class ServingCert:
+    """A webhook serving certificate written as controller-runtime expects it:
+    `dir/tls.crt` and `dir/tls.key`, signed by a CA of its own (`ca_pem` is the caBundle)."""
+
+    directory: Path
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+    ca_pem: bytes
+
+
+def write_serving_cert(
+    directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> ServingCert:
+    """A fresh CA and a serving certificate for `hosts` (IP addresses and DNS names) into
+    `directory` as tls.crt/tls.key (ca.crt beside them). Writing again into the same
+    folder keeps the CA when it is there (a rotation the same caBundle accepts)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert_path, ca_key_path = directory / "ca.crt", directory / "ca.key"
+    if ca_cert_path.exists() and ca_key_path.exists():
+        ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+        loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        ca_key = loaded
+    else:
+        ca_key = _key()
+        ca_name = _name("trio-controller-webhook-ca")
+        ca_cert = (
+            _builder(ca_name, ca_name, ca_key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_key_usage(ca=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write(ca_cert_path, _cert_pem(ca_cert))
+        _write(ca_key_path, _key_pem(ca_key), private=True)
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    cert, key = _leaf(
+        ca_cert, ca_key, _name("webhook-server"), ExtendedKeyUsageOID.SERVER_AUTH, sans
+    )
+    # The key first, then the certificate, each replaced in one rename: a reader never
+    # sees half a file.
+    key_file, cert_file = directory / "tls.key", directory / "tls.crt"
+    for path, data, private in (
+        (key_file, _key_pem(key), True),
+        (cert_file, _cert_pem(cert), False),
+    ):
+        scratch = path.with_name(f".{path.name}.tmp")
+        _write(scratch, data, private=private)
+        scratch.replace(path)
+    return ServingCert(directory, cert_file, key_file, ca_cert_path, ca_cert_path.read_bytes())

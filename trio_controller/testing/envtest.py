@@ -26,6 +26,11 @@ from trio_controller.testing._assets import find_assets
 from trio_controller.testing._crds import CRDError, CRDSource, install_crds, load_crds
 from trio_controller.testing._pki import Pki, write_pki
 from trio_controller.testing._process import ChildProcess, free_port, log_tail
+from trio_controller.testing._webhooks import (
+    WebhookInstallError,
+    WebhookInstallOptions,
+    install_webhooks,
+)
 from trio_controller.testing.info import (
     TOKEN_USER,
     EnvInfo,
@@ -50,6 +55,7 @@ class EnvTest:
         self.info = info
         self._etcd = etcd
         self._apiserver = apiserver
+        self.webhook_install_options: WebhookInstallOptions | None = None
 
     @staticmethod
     def start(**options: Any) -> AbstractAsyncContextManager[EnvTest]:
@@ -276,6 +282,7 @@ async def open_envtest(
     etcd_args: Sequence[str] = (),
     apiserver_args: Sequence[str] = (),
     crds: Sequence[CRDSource] | CRDSource = (),
+    webhook_install_options: WebhookInstallOptions | None = None,
 ) -> AsyncIterator[EnvTest]:
     """Start etcd and kube-apiserver on free loopback ports; yield when /readyz is 200.
 
@@ -284,8 +291,12 @@ async def open_envtest(
     folder removed at the end. Extra flags go last, so they override ours.
     `crds`: CustomResourceDefinitions to install once the apiserver is up (YAML/JSON files,
     folders of them, or dicts); it yields when each is Established and in discovery.
+    `webhook_install_options`: a serving certificate for the local webhook server (in
+    its `cert_dir`, default `<work_dir>/webhook-certs`), its webhook configurations and
+    the conversion of its CRDs pointed at `https://HOST:PORT/...` with that CA, installed
+    after the CRDs (envtest's WebhookInstallOptions); `env.webhook_install_options`.
     Raises `EnvTestError` when a process exits or is not ready within `start_timeout`,
-    or a CRD cannot be read (before anything starts) or installed.
+    or a CRD or webhook configuration cannot be read (before anything starts) or installed.
     """
     assets = find_assets(assets_dir)
     try:
@@ -298,11 +309,21 @@ async def open_envtest(
         env = await trio.to_thread.run_sync(
             _prepare, assets, root, tuple(etcd_args), tuple(apiserver_args)
         )
+        configurations: list[dict[str, Any]] = []
+        if webhook_install_options is not None:
+            try:
+                await trio.to_thread.run_sync(webhook_install_options.prepare, root.resolve())
+                configurations = webhook_install_options.configurations()
+            except WebhookInstallError as error:
+                raise EnvTestError(str(error)) from None
+            crd_documents = webhook_install_options.convert_crds(crd_documents)
+            env.webhook_install_options = webhook_install_options
         try:
             await env._start(start_timeout)
             try:
                 await install_crds(env.info, crd_documents, within=start_timeout)
-            except CRDError as error:
+                await install_webhooks(env.info, configurations, within=start_timeout)
+            except (CRDError, WebhookInstallError) as error:
                 raise EnvTestError(str(error)) from None
             yield env
         finally:

@@ -1,0 +1,3 @@
+module trio-controller/bench/webhook-load-go
+
+go 1.26
