@@ -20,6 +20,7 @@ are not watched. Every handler call prints `Reconciled Widget <namespace>/<name>
 from __future__ import annotations
 
 import datetime
+import sys
 from typing import Any
 
 import kopf
@@ -70,7 +71,9 @@ def reconcile(
     ]
     note = f"{change}; " if change else ""
     kopf.info(body, reason="Reconciled", message=f"{note}status: observedGeneration {generation}")
-    print(f"Reconciled Widget {namespace}/{name}", flush=True)
+    # One write per line: handlers run in threads, and print() writes the newline apart.
+    sys.stdout.write(f"Reconciled Widget {namespace}/{name}\n")
+    sys.stdout.flush()
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
