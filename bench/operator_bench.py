@@ -10,7 +10,10 @@ widgets  The widget example's work for N Widgets from cold. In a fresh namespace
          `Ready` True; polled every 0.5 s with one list). Peers, one after the other on
          the same apiserver:
 
-           ours     python examples/widget_operator.py --kubeconfig KC -n NS  (as shipped)
+           ours     python examples/widget_operator.py --kubeconfig KC -n NS  (as shipped:
+                    one worker, like controller-runtime's default)
+           ours-16w the same with --workers 16 (kube-rs and kopf run every object's
+                    reconcile concurrently by default; `ours-<N>w` for another N)
            kube-rs  bench/kubers-operator (kube 5.0.0 Controller, the same writes)
            kopf     kopf run bench/peers/kopf_operator.py --namespace NS --standalone
 
@@ -171,8 +174,10 @@ class Child:
 def peer_command(peer: str, kc: Path, namespace: str | None) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "KUBECONFIG": str(kc)}
     ns = ["-n", namespace] if namespace else []
-    if peer == "ours":
-        return [PY, str(ROOT / "examples/widget_operator.py"), "--kubeconfig", str(kc), *ns], env
+    if peer == "ours" or (peer.startswith("ours-") and peer.endswith("w")):
+        workers = ["--workers", peer[5:-1]] if peer != "ours" else []
+        example = str(ROOT / "examples/widget_operator.py")
+        return [PY, example, "--kubeconfig", str(kc), *ns, *workers], env
     if peer == "kube-rs":
         return [str(KUBERS), str(kc), namespace or "default"], env
     if peer == "kopf":
@@ -473,7 +478,7 @@ def main() -> None:
     else:
         kc = args.kubeconfig
     if args.what == "widgets":
-        default = ["ours", "kube-rs", "kopf"]
+        default = ["ours", "ours-16w", "kube-rs", "kopf"]
     else:
         default = ["ours-quota", "kopf-quota"]
     peers = args.peers.split(",") if args.peers else default
