@@ -68,7 +68,9 @@ async fn apply(widget: Arc<Widget>, ctx: &Ctx) -> Result<Action, kube::Error> {
     let name = widget.name_any();
     let cm_name = format!("{name}-config");
     let message = widget.spec.message.clone().unwrap_or_default();
-    let owner = widget.controller_owner_ref(&()).expect("a Widget has a name and uid");
+    let owner = widget
+        .controller_owner_ref(&())
+        .expect("a Widget has a name and uid");
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let cm = json!({
         "apiVersion": "v1",
@@ -99,11 +101,15 @@ async fn apply(widget: Arc<Widget>, ctx: &Ctx) -> Result<Action, kube::Error> {
             },
         });
         let widgets: Api<Widget> = Api::namespaced(ctx.client.clone(), &ns);
-        widgets.patch_status(&name, &pp, &Patch::Apply(&status)).await?;
+        widgets
+            .patch_status(&name, &pp, &Patch::Apply(&status))
+            .await?;
         let ev = KubeEvent {
             type_: EventType::Normal,
             reason: "Reconciled".into(),
-            note: Some(format!("applied ConfigMap {cm_name}; status: observedGeneration {generation}, Ready=True")),
+            note: Some(format!(
+                "applied ConfigMap {cm_name}; status: observedGeneration {generation}, Ready=True"
+            )),
             action: "Reconcile".into(),
             secondary: None,
         };
@@ -147,14 +153,24 @@ fn error_policy(_: Arc<Widget>, err: &Error, _: Arc<Ctx>) -> Action {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: kubers-operator KUBECONFIG NAMESPACE");
-    let ns = args.next().expect("usage: kubers-operator KUBECONFIG NAMESPACE");
+    let path = args
+        .next()
+        .expect("usage: kubers-operator KUBECONFIG NAMESPACE");
+    let ns = args
+        .next()
+        .expect("usage: kubers-operator KUBECONFIG NAMESPACE");
     let kc = Kubeconfig::read_from(path)?;
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     let client = Client::try_from(config)?;
-    let reporter = Reporter { controller: "example.com/widget-operator".into(), instance: None };
+    let reporter = Reporter {
+        controller: "example.com/widget-operator".into(),
+        instance: None,
+    };
     let recorder = Recorder::new(client.clone(), reporter);
-    let ctx = Arc::new(Ctx { client: client.clone(), recorder });
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        recorder,
+    });
     let widgets: Api<Widget> = Api::namespaced(client.clone(), &ns);
     let cms: Api<ConfigMap> = Api::namespaced(client, &ns);
     Controller::new(widgets, watcher::Config::default())
