@@ -3,8 +3,9 @@ kube-apiserver and etcd (testenv): a labelled Namespace gets its ResourceQuota (
 it, with an Event), an edited quota is put back, a deleted one is created again, an
 unlabelled Namespace gets none, and SIGTERM exits 0.
 
-bench/peers (examples/quota_kopf.py) is the same operator written with kopf; it is run
-through the same checks by hand, not here (kopf is a bench-only dependency).
+examples/quota_kopf.py is the same operator written with kopf; `python
+bench/operator_bench.py quota` runs it through the same checks, not CI (kopf is a
+bench-only dependency).
 
 testenv runs no kube-controller-manager: Namespaces are never really deleted (they stay
 Terminating), so every test uses Namespaces of its own, unique names."""
