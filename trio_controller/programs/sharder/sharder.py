@@ -1,0 +1,477 @@
+"""The sharder: assigns the objects of each ControllerRing to its live shards, and moves
+them when the shards change, so that no object is reconciled by two shards at once.
+
+    Sharder(client, namespace="operators").run()   # while leading, in a nursery
+
+    ControllerRings ──▶ ring controller: resolve resources, status, resync on change
+    shard Leases   ──┬─▶ Lease controller (leasekeeper.py): state label, acquire, delete
+     (in namespace)  └─▶ ring controller (the ring's membership may have changed)
+    objects without the shard label (metadata-only, per ring resource)
+                    ──▶ assign: label with the shard the hash ring names
+
+Assignment: an object without `shard.alpha.sharding.timebertt.dev/<ring>` is labelled
+with the ready shard its hash key falls on (ring.py); the watch sees only unassigned
+objects and only their metadata, so the sharder's memory does not grow with the objects
+it shards. With no ready shard the object waits; it is assigned once one is ready.
+
+Resync (when the ring's ready or holding shards change, and every `sync_period`): a
+metadata-only list of every ring resource (from the watch cache, resourceVersion=0);
+each object not on its desired shard is
+- drained when its shard is ready (only for ring resources: controlled objects follow
+  their controller): the drain label is added, the shard removes both labels, the
+  object is unassigned and gets assigned anew;
+- left alone when its shard is expired or uncertain: the Lease controller acquires that
+  Lease, the shard is dead, and the next resync moves the object;
+- moved at once when its shard is dead or gone, or it has none: one merge patch sets the
+  shard label and removes the drain label.
+Every write carries the resourceVersion read, so a stale list never overwrites a newer
+object (a conflict makes the ring resync again shortly).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import trio
+
+from trio_controller import errors
+from trio_controller.api.discovery import Discovery, ResourceNotFound
+from trio_controller.api.resource import LEASES, Resource
+from trio_controller.api.verbs import Api
+from trio_controller.cache.factory import SharedInformerFactory
+from trio_controller.cache.reflector import METADATA_LIST_ACCEPT
+from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
+from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
+from trio_controller.programs.sharder.leases import Shard, ShardState, shards_of
+from trio_controller.programs.sharder.ring import HashRing, controller_key, key_for_object
+from trio_controller.runtime.controller import Controller, Requeue
+from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
+from trio_controller.transport.client import Client
+
+__all__ = ["RingResource", "Sharder"]
+
+log = logging.getLogger(__name__)
+
+SYNC_PERIOD = 300.0  # the original's default: every 5 minutes
+CONCURRENT_MOVES = 100
+CONFLICT_RETRY = 1.0  # a resync that met conflicts runs again after this
+LIST_PAGE = 500
+
+
+@dataclass(frozen=True)
+class RingResource:
+    """One resource of a ring. `owners` is None for a ring resource (hashed by its own
+    key); for a controlled resource, the (group, kind) of the ring resources that control
+    it (hashed by its controller's key)."""
+
+    resource: Resource
+    owners: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def controlled(self) -> bool:
+        return self.owners is not None
+
+    def hash_key(self, meta: dict[str, Any]) -> str:
+        if self.owners is None:
+            r = self.resource
+            return key_for_object(r.group, r.kind, meta.get("namespace"), meta.get("name", ""))
+        return controller_key(meta, self.owners)
+
+
+@dataclass
+class _Ring:
+    """What the sharder keeps for one ControllerRing."""
+
+    name: str
+    resources: tuple[RingResource, ...] = ()
+    controllers: dict[Resource, Controller] = field(default_factory=dict)
+    membership: tuple[frozenset[str], frozenset[str]] | None = None
+    synced_at: float = -math.inf
+    hash_ring: HashRing = field(default_factory=HashRing)
+
+    @property
+    def shard_label(self) -> str:
+        return shard_label(self.name)
+
+    @property
+    def drain_label(self) -> str:
+        return drain_label(self.name)
+
+
+@dataclass
+class Resynced:
+    """What one resync did."""
+
+    moved: int = 0
+    drained: int = 0
+    conflicts: int = 0
+
+
+class Sharder:
+    """Runs the ring controller, the Lease controller and the assigners (see the module
+    docstring) until cancelled. Shard Leases are watched in `namespace`.
+
+    `now()` is the wall clock the Lease times are compared with."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        namespace: str,
+        sync_period: float = SYNC_PERIOD,
+        concurrent_moves: int = CONCURRENT_MOVES,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.sync_period = sync_period
+        self.concurrent_moves = max(1, concurrent_moves)
+        self.now = now
+        self.discovery = Discovery(client)
+        self.factory = SharedInformerFactory(client)
+        self.rings_informer = self.factory.informer(CONTROLLER_RINGS)
+        self.leases_informer = self.factory.informer(
+            LEASES, namespace=namespace, label_selector=LABEL_CONTROLLER_RING
+        )
+        self.keeper = LeaseKeeper(client, self.leases_informer.store, self._ring_exists, now=now)
+        self.lease_controller = Controller(
+            client,
+            LEASES,
+            self.keeper.reconcile,
+            namespace=namespace,
+            label_selector=LABEL_CONTROLLER_RING,
+            factory=self.factory,
+            name="ShardLease",
+        )
+        self.ring_controller = Controller(
+            client, CONTROLLER_RINGS, self.reconcile_ring, factory=self.factory,
+            name="ControllerRing",
+        )  # fmt: skip
+        self.ring_controller.watches(
+            LEASES, self._ring_of_lease, namespace=namespace, label_selector=LABEL_CONTROLLER_RING
+        )
+        self.rings: dict[str, _Ring] = {}
+        self._nursery: trio.Nursery | None = None
+        #: Objects labelled by the assigners (watch path) since start.
+        self.assigned = 0
+
+    @property
+    def controllers(self) -> list[Controller]:
+        """Every controller the sharder runs (for metrics and probes)."""
+        found = [self.ring_controller, self.lease_controller]
+        for ring in self.rings.values():
+            found.extend(ring.controllers.values())
+        return found
+
+    # -- running -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; started once the rings and Leases are synced."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.factory.run)
+            await nursery.start(self.lease_controller.run)
+            await nursery.start(self.ring_controller.run)
+            log.info("Sharder running: shard leases in namespace %s", self.namespace)
+            task_status.started()
+
+    def _ring_exists(self, name: str) -> bool:
+        return name in self.rings_informer.store
+
+    @staticmethod
+    def _ring_of_lease(lease: dict[str, Any]) -> list[str]:
+        ring = ((lease.get("metadata") or {}).get("labels") or {}).get(LABEL_CONTROLLER_RING)
+        return [ring] if ring else []
+
+    def shards(self, ring: str) -> dict[str, Shard]:
+        """The ring's shards as their Leases show them now."""
+        store = self.leases_informer.store
+        leases = []
+        for key in store.list_keys():
+            labels = store.labels(key) or {}
+            if labels.get(LABEL_CONTROLLER_RING) == ring and (lease := store.get(key)):
+                leases.append(lease)
+        return shards_of(leases, self.now())
+
+    def _hash_ring(self, ring: _Ring, shards: dict[str, Shard]) -> HashRing:
+        ready = sorted(s.name for s in shards.values() if s.state.on_ring)
+        if list(ring.hash_ring.nodes) != ready:
+            ring.hash_ring = HashRing(ready)
+        return ring.hash_ring
+
+    # -- the ring controller -------------------------------------------------------------
+
+    async def reconcile_ring(self, key: str) -> Requeue | float | None:
+        obj = self.rings_informer.store.get(key)
+        if obj is None:
+            gone = self.rings.pop(key, None)
+            if gone is not None:
+                for controller in gone.controllers.values():
+                    controller.stop()
+                log.info("ControllerRing %s is gone: no longer assigning its objects", key)
+            return None
+        ring = self.rings.setdefault(key, _Ring(key))
+        try:
+            resources = await self._resolve(obj)
+        except errors.TrioControllerError as exc:
+            await self._status(obj, {}, ready=False, reason="ResourceUnknown", message=str(exc))
+            raise
+        if resources != ring.resources:
+            ring.resources = resources
+            self._start_assigners(ring)
+        shards = self.shards(key)
+        await self._status(obj, shards, ready=True, reason="ReconciliationSucceeded",
+                           message="ControllerRing was successfully reconciled")  # fmt: skip
+        membership = (
+            frozenset(s.name for s in shards.values() if s.state.on_ring),
+            frozenset(s.name for s in shards.values() if s.state.holds_objects),
+        )
+        now = trio.current_time()
+        if membership != ring.membership or now >= ring.synced_at + self.sync_period:
+            result = await self.resync(ring, shards)
+            ring.membership, ring.synced_at = membership, now
+            if result.conflicts:
+                ring.membership = None  # not done: look again soon
+                return CONFLICT_RETRY
+        return max(ring.synced_at + self.sync_period - now, 0.0) + 0.01
+
+    async def _resolve(self, obj: dict[str, Any]) -> tuple[RingResource, ...]:
+        """The ring's resources as `Resource`s (discovery: preferred version, kind)."""
+        resources: list[RingResource] = []
+        owners: dict[Resource, set[tuple[str, str]]] = {}
+        for entry in (obj.get("spec") or {}).get("resources") or ():
+            main = await self._resource(entry.get("group") or "", entry.get("resource") or "")
+            resources.append(RingResource(main))
+            for controlled in entry.get("controlledResources") or ():
+                resource = await self._resource(
+                    controlled.get("group") or "", controlled.get("resource") or ""
+                )
+                owners.setdefault(resource, set()).add((main.group, main.kind))
+        resources.extend(RingResource(r, frozenset(o)) for r, o in owners.items())
+        return tuple(resources)
+
+    async def _resource(self, group: str, plural: str) -> Resource:
+        if group:
+            try:
+                document = await self.client.request_json("GET", f"/apis/{group}")
+            except errors.NotFound:
+                raise ResourceNotFound(group, f"group {group!r}") from None
+            api_version = (document.get("preferredVersion") or {}).get("groupVersion") or ""
+        else:
+            api_version = "v1"
+        return await self.discovery.resource_for_plural(api_version, plural)
+
+    def _start_assigners(self, ring: _Ring) -> None:
+        """A metadata-only controller over the unassigned objects of each resource."""
+        assert self._nursery is not None
+        wanted = {rr.resource: rr for rr in ring.resources}
+        for resource, controller in list(ring.controllers.items()):
+            if resource not in wanted:
+                controller.stop()
+                del ring.controllers[resource]
+        for resource, rr in wanted.items():
+            if resource in ring.controllers:
+                continue
+
+            async def assign(key: str, rr: RingResource = rr) -> None:
+                await self.assign(ring, rr, key)
+
+            controller = Controller(
+                self.client,
+                resource,
+                assign,
+                label_selector=f"!{ring.shard_label}",
+                metadata_only=True,
+                factory=self.factory,
+                name=f"{ring.name} {resource.kind} assigner",
+                workers=4,
+            )
+            ring.controllers[resource] = controller
+            self._nursery.start_soon(controller.run)
+
+    async def _status(
+        self, obj: dict[str, Any], shards: dict[str, Shard], *, ready: bool, reason: str,
+        message: str,
+    ) -> None:  # fmt: skip
+        """Write shards, availableShards and the Ready condition when they changed."""
+        meta = obj["metadata"]
+        status = obj.get("status") or {}
+        generation = meta.get("generation") or 0
+        old = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), {})
+        condition = {
+            "type": "Ready",
+            "status": "True" if ready else "False",
+            "observedGeneration": generation,
+            "reason": reason,
+            "message": message,
+        }
+        wanted = {
+            "observedGeneration": generation,
+            "shards": len(shards),
+            "availableShards": sum(1 for s in shards.values() if s.state.on_ring),
+        }
+        if all(status.get(k) == v for k, v in wanted.items()) and all(
+            old.get(k) == v for k, v in condition.items()
+        ):
+            return
+        same = old.get("status") == condition["status"] and old.get("lastTransitionTime")
+        condition["lastTransitionTime"] = (
+            old["lastTransitionTime"] if same else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        patch = {"status": {**wanted, "conditions": [condition]}}
+        try:
+            await Api(self.client, CONTROLLER_RINGS).patch_status(meta["name"], patch)
+        except errors.NotFound:
+            return
+
+    # -- assignment (watch path) ----------------------------------------------------------
+
+    async def assign(self, ring: _Ring, rr: RingResource, key: str) -> None:
+        """Label the unassigned object `key` of `rr` with its shard, if a shard is ready."""
+        controller = ring.controllers.get(rr.resource)
+        obj = controller.store.get(key) if controller is not None else None
+        if obj is None:
+            return
+        meta = obj.get("metadata") or {}
+        if (meta.get("labels") or {}).get(ring.shard_label):
+            return
+        hash_key = rr.hash_key(meta)
+        if not hash_key:
+            return  # a controlled object without a controller of the ring: not sharded
+        shard = self._hash_ring(ring, self.shards(ring.name)).shard_for(hash_key)
+        if not shard:
+            return  # no ready shard: assigned by the resync once one is
+        if await self._move(ring, rr, meta, shard):
+            self.assigned += 1
+            log.debug("Assigned %s %s to shard %s", rr.resource.kind, key, shard)
+
+    # -- resync ---------------------------------------------------------------------------
+
+    async def resync(self, ring: _Ring, shards: dict[str, Shard]) -> Resynced:
+        """Drain or move every object of the ring that is not on its desired shard."""
+        started = time.perf_counter()
+        hash_ring = self._hash_ring(ring, shards)
+        result = Resynced()
+        if not hash_ring:
+            log.info("Ring %s has no ready shard: nothing to assign", ring.name)
+            return result
+        send, receive = trio.open_memory_channel[tuple[str, RingResource, dict[str, Any], str]](
+            self.concurrent_moves
+        )
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.concurrent_moves):
+                nursery.start_soon(self._mover, ring, receive.clone(), result)
+            receive.close()
+            async with send:
+                for rr in ring.resources:
+                    async for meta in self._list_metadata(rr.resource):
+                        action = self._action(ring, rr, meta, hash_ring, shards)
+                        if action is not None:
+                            await send.send((action[0], rr, meta, action[1]))
+        log.info(
+            "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
+            ring.name,
+            ", ".join(hash_ring.nodes),
+            result.moved,
+            result.drained,
+            result.conflicts,
+            time.perf_counter() - started,
+        )
+        return result
+
+    def _action(
+        self,
+        ring: _Ring,
+        rr: RingResource,
+        meta: dict[str, Any],
+        hash_ring: HashRing,
+        shards: dict[str, Shard],
+    ) -> tuple[str, str] | None:
+        """("drain" | "move", desired shard) for an object not where it should be."""
+        hash_key = rr.hash_key(meta)
+        if not hash_key:
+            return None
+        desired = hash_ring.shard_for(hash_key)
+        current = (meta.get("labels") or {}).get(ring.shard_label) or ""
+        if desired == current:
+            return None
+        holder = shards.get(current) if current else None
+        if holder is not None and holder.state.holds_objects:
+            if holder.state is not ShardState.READY:
+                return None  # expired or uncertain: moved once the shard is dead
+            if not rr.controlled:
+                if ring.drain_label in (meta.get("labels") or {}):
+                    return None  # drain under way
+                return ("drain", desired)
+        return ("move", desired)
+
+    async def _mover(
+        self,
+        ring: _Ring,
+        receive: trio.MemoryReceiveChannel[tuple[str, RingResource, dict[str, Any], str]],
+        result: Resynced,
+    ) -> None:
+        async with receive:
+            async for action, rr, meta, desired in receive:
+                try:
+                    if action == "drain":
+                        done = await self._drain(ring, rr, meta)
+                        result.drained += done
+                    else:
+                        done = await self._move(ring, rr, meta, desired)
+                        result.moved += done
+                    if not done:
+                        result.conflicts += 1
+                except errors.TrioControllerError as exc:
+                    result.conflicts += 1
+                    log.info("Could not %s %s %s: %s", action, rr.resource.kind,
+                             meta.get("name"), exc)  # fmt: skip
+
+    async def _list_metadata(self, resource: Resource) -> Any:
+        """Every object of `resource` (all namespaces) as metadata, page by page, first
+        from the watch cache (resourceVersion=0)."""
+        path = resource.path()
+        params: dict[str, Any] = {"limit": LIST_PAGE, "resourceVersion": "0"}
+        while True:
+            try:
+                page = orjson.loads(
+                    await self.client.list_page(path, params, accept=METADATA_LIST_ACCEPT)
+                )
+            except errors.Gone:
+                if "continue" not in params:
+                    raise
+                params = {"limit": LIST_PAGE}  # the token expired: start again
+                continue
+            for item in page.get("items") or ():
+                yield item.get("metadata") or {}
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params = {"limit": LIST_PAGE, "continue": token}
+
+    # -- the two writes --------------------------------------------------------------------
+
+    async def _patch(self, rr: RingResource, meta: dict[str, Any], labels: dict[str, Any]) -> bool:
+        """A merge patch of `labels`, guarded by the resourceVersion read; False if the
+        object changed or went meanwhile."""
+        namespace = meta.get("namespace") if rr.resource.namespaced else None
+        api = Api(self.client, rr.resource, namespace)
+        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "labels": labels}}
+        try:
+            await api.patch(meta["name"], patch)
+        except (errors.Conflict, errors.NotFound):
+            return False
+        return True
+
+    async def _move(self, ring: _Ring, rr: RingResource, meta: dict[str, Any], shard: str) -> bool:
+        return await self._patch(rr, meta, {ring.shard_label: shard, ring.drain_label: None})
+
+    async def _drain(self, ring: _Ring, rr: RingResource, meta: dict[str, Any]) -> bool:
+        return await self._patch(rr, meta, {ring.drain_label: "true"})
