@@ -36,7 +36,12 @@ from trio_controller.observe.server import (
     serve_http,
 )
 from trio_controller.programs.sharder.crd import ensure_crd
-from trio_controller.programs.sharder.sharder import CONCURRENT_MOVES, SYNC_PERIOD, Sharder
+from trio_controller.programs.sharder.sharder import (
+    CONCURRENT_MOVES,
+    SETTLE,
+    SYNC_PERIOD,
+    Sharder,
+)
 from trio_controller.runtime.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.runtime.sharding import IN_CLUSTER_NAMESPACE
 from trio_controller.transport.client import Client
@@ -73,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         default=CONCURRENT_MOVES,
         metavar="N",
         help=f"label writes in flight during a resync (default {CONCURRENT_MOVES})",
+    )
+    p.add_argument(
+        "--settle",
+        type=_non_negative_float,
+        default=SETTLE,
+        metavar="SECONDS",
+        help="after a shard joins a ring, wait this long for shards joining with it before "
+        f"assigning or moving objects (default {SETTLE:g}; 0: at once)",
     )
     le = p.add_argument_group("leader election (kube-controller-manager's flags)")
     le.add_argument(
@@ -132,6 +145,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
+    return value
+
+
 def _bind_address(text: str) -> tuple[str | None, int] | None:
     try:
         return parse_bind_address(text)
@@ -163,6 +183,7 @@ async def _run(args: argparse.Namespace) -> None:
             namespace=namespace,
             sync_period=args.sync_period,
             concurrent_moves=args.concurrent_moves,
+            settle=args.settle,
         )
         elector = _elector(args, client, namespace) if args.leader_elect else None
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 SYNC_PERIOD = 300.0  # the original's default: every 5 minutes
 CONCURRENT_MOVES = 100
 CONFLICT_RETRY = 1.0  # a resync that met conflicts runs again after this
+SETTLE = 3.0  # after a shard joins, wait this long for others joining with it
 LIST_PAGE = 500
 
 
@@ -94,6 +95,8 @@ class _Ring:
     controllers: dict[Resource, Controller] = field(default_factory=dict)
     membership: tuple[frozenset[str], frozenset[str]] | None = None
     synced_at: float = -math.inf
+    ready: frozenset[str] = frozenset()  # the ready shards last seen
+    settle_until: float = -math.inf
     hash_ring: HashRing = field(default_factory=HashRing)
 
     @property
@@ -127,11 +130,13 @@ class Sharder:
         namespace: str,
         sync_period: float = SYNC_PERIOD,
         concurrent_moves: int = CONCURRENT_MOVES,
+        settle: float = SETTLE,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.sync_period = sync_period
+        self.settle = settle
         self.concurrent_moves = max(1, concurrent_moves)
         self.now = now
         self.discovery = Discovery(client)
@@ -229,11 +234,16 @@ class Sharder:
         shards = self.shards(key)
         await self._status(obj, shards, ready=True, reason="ReconciliationSucceeded",
                            message="ControllerRing was successfully reconciled")  # fmt: skip
-        membership = (
-            frozenset(s.name for s in shards.values() if s.state.on_ring),
-            frozenset(s.name for s in shards.values() if s.state.holds_objects),
-        )
+        ready = frozenset(s.name for s in shards.values() if s.state.on_ring)
+        membership = (ready, frozenset(s.name for s in shards.values() if s.state.holds_objects))
         now = trio.current_time()
+        if ready - ring.ready:
+            # A shard joined: others started with it may join in a moment. Assigning
+            # now would hand them objects they must pass on through drains at once.
+            ring.settle_until = now + self.settle
+        ring.ready = ready
+        if now < ring.settle_until:
+            return ring.settle_until - now + 0.01
         if membership != ring.membership or now >= ring.synced_at + self.sync_period:
             result = await self.resync(ring, shards)
             ring.membership, ring.synced_at = membership, now
@@ -280,8 +290,8 @@ class Sharder:
             if resource in ring.controllers:
                 continue
 
-            async def assign(key: str, rr: RingResource = rr) -> None:
-                await self.assign(ring, rr, key)
+            async def assign(key: str, rr: RingResource = rr) -> float | None:
+                return await self.assign(ring, rr, key)
 
             controller = Controller(
                 self.client,
@@ -333,24 +343,29 @@ class Sharder:
 
     # -- assignment (watch path) ----------------------------------------------------------
 
-    async def assign(self, ring: _Ring, rr: RingResource, key: str) -> None:
-        """Label the unassigned object `key` of `rr` with its shard, if a shard is ready."""
+    async def assign(self, ring: _Ring, rr: RingResource, key: str) -> float | None:
+        """Label the unassigned object `key` of `rr` with its shard, if a shard is ready
+        (once the ring has settled after a shard joined: seconds to wait until then)."""
         controller = ring.controllers.get(rr.resource)
         obj = controller.store.get(key) if controller is not None else None
         if obj is None:
-            return
+            return None
+        wait = ring.settle_until - trio.current_time()
+        if wait > 0:
+            return wait + 0.01
         meta = obj.get("metadata") or {}
         if (meta.get("labels") or {}).get(ring.shard_label):
-            return
+            return None
         hash_key = rr.hash_key(meta)
         if not hash_key:
-            return  # a controlled object without a controller of the ring: not sharded
+            return None  # a controlled object without a controller of the ring: not sharded
         shard = self._hash_ring(ring, self.shards(ring.name)).shard_for(hash_key)
         if not shard:
-            return  # no ready shard: assigned by the resync once one is
+            return None  # no ready shard: assigned by the resync once one is
         if await self._move(ring, rr, meta, shard):
             self.assigned += 1
             log.debug("Assigned %s %s to shard %s", rr.resource.kind, key, shard)
+        return None
 
     # -- resync ---------------------------------------------------------------------------
 
