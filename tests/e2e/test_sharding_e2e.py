@@ -441,3 +441,87 @@ async def test_when_the_active_sharder_is_killed_the_other_replica_takes_over(
             )
             assert trio.current_time() - killed < 15 + 10
             assert any("Sharder running" in line for line in second.stderr)
+
+
+# -- the sharder with only the RBAC docs/sharding.md gives it ------------------------------
+
+DOCS = HERE.parents[1] / "docs" / "sharding.md"
+
+
+def documented_rbac(namespace: str, suffix: str) -> list[dict[str, Any]]:
+    """The RBAC objects of docs/sharding.md's yaml block, in `namespace`, names suffixed."""
+    text = DOCS.read_text()
+    block = text.split("### The RBAC the sharder needs", 1)[1].split("```yaml", 1)[1]
+    objects = [o for o in yaml.safe_load_all(block.split("```", 1)[0]) if o]
+    for obj in objects:
+        obj["metadata"]["name"] += f"-{suffix}"
+        if "namespace" in obj["metadata"]:
+            obj["metadata"]["namespace"] = namespace
+    return objects
+
+
+async def test_the_sharder_works_with_only_the_rbac_the_docs_give_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from trio_controller.testing.info import kubeconfig
+
+    client, ns = cluster.client, cluster.namespace
+    suffix = uuid.uuid4().hex[:6]
+    account = f"sharder-{suffix}"
+    rbac = documented_rbac(ns, suffix)
+    assert {o["kind"] for o in rbac} == {"ClusterRole", "Role"}
+    with trio.fail_after(120):
+        await client.request_json(
+            "POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": account}}
+        )
+        subject = {"kind": "ServiceAccount", "name": account, "namespace": ns}
+        for obj in rbac:
+            kind = obj["kind"]
+            where = f"/namespaces/{ns}" if kind == "Role" else ""
+            base = f"/apis/rbac.authorization.k8s.io/v1{where}"
+            await client.request_json("POST", f"{base}/{kind.lower()}s", obj)
+            binding = {
+                "metadata": {"name": obj["metadata"]["name"]},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
+                            "name": obj["metadata"]["name"]},
+                "subjects": [subject],
+            }  # fmt: skip
+            await client.request_json("POST", f"{base}/{kind.lower()}bindings", binding)
+        token = await client.request_json(
+            "POST",
+            f"/api/v1/namespaces/{ns}/serviceaccounts/{account}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+             "spec": {"expirationSeconds": 600}},
+        )  # fmt: skip
+        path = tmp_path / "sharder.kubeconfig"
+        path.write_text(
+            kubeconfig(
+                cluster.envtest.server,
+                cluster.envtest.ca_file,
+                account,
+                {"token": token["status"]["token"]},
+            )
+        )
+        async with cluster:
+            sharder = await cluster.sharder(kubeconfig=path)
+            await cluster.make_ring()
+            await cluster.shard("r1")
+            await cluster.shard("r2")
+            names = [f"x-{i}" for i in range(10)]
+            await cluster.create_widgets(names)
+
+            async def assigned() -> dict[str, str] | None:
+                placed = await cluster.placement()
+                ok = len(placed) == 10 and set(placed.values()) <= {"r1", "r2"}
+                return placed if ok else None
+
+            placed = await eventually(assigned, "assignment by the limited sharder", within=40)
+            cluster.shards["r1"].process.kill()
+
+            async def moved() -> bool:
+                return set((await cluster.placement()).values()) == {"r2"}
+
+            if "r1" in placed.values():
+                await eventually(moved, "r1's Widgets to move", within=30)
+            assert sharder.returncode is None, sharder
+            assert "Forbidden" not in "\n".join(sharder.stderr), sharder
