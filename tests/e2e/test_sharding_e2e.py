@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -525,3 +526,44 @@ async def test_the_sharder_works_with_only_the_rbac_the_docs_give_it(
                 await eventually(moved, "r1's Widgets to move", within=30)
             assert sharder.returncode is None, sharder
             assert "Forbidden" not in "\n".join(sharder.stderr), sharder
+
+
+async def test_a_shard_that_loses_its_lease_stops_reconciling(cluster: Cluster) -> None:
+    from trio_controller.programs.sharder.leasekeeper import micro_time
+
+    with trio.fail_after(90):
+        async with cluster:
+            shard = await cluster.shard("r1")
+            leases = Api(cluster.client, LEASES, cluster.namespace)
+
+            async def holding() -> dict[str, Any] | None:
+                with suppress(Exception):
+                    lease = await leases.get("r1")
+                    if lease["spec"].get("holderIdentity") == "r1":
+                        return lease
+                return None
+
+            lease = await eventually(holding, "the shard's lease")
+            assert lease["metadata"]["labels"] == {"alpha.sharding.timebertt.dev/controllerring":
+                                                   cluster.ring}  # fmt: skip
+            assert lease["spec"]["leaseDurationSeconds"] == 15
+            await cluster.widgets.create(
+                {"metadata": {"name": "mine", "labels": {cluster.label: "r1"}}, "spec": {}}
+            )
+
+            async def reconciled() -> bool:
+                return bool(cluster.by_key().get("mine"))
+
+            await eventually(reconciled, "the shard's first reconcile")
+            # Someone else holds the Lease now: the shard cannot renew it.
+            stolen = await leases.get("r1")
+            stolen["spec"].update(
+                holderIdentity="thief", leaseDurationSeconds=60, renewTime=micro_time(time.time())
+            )
+            await leases.replace(stolen)
+            stolen_at = time.time()
+            assert await shard.wait(within=20) != 0
+            assert any("failed to renew lease" in line for line in shard.stderr), shard
+            await cluster.widgets.patch("mine", {"spec": {"message": "after the loss"}})
+            await trio.sleep(1)
+            assert all(e["start"] < stolen_at + 12 for e in cluster.by_key()["mine"])

@@ -177,6 +177,7 @@ async def _run(args: argparse.Namespace) -> None:
     namespace = _namespace(args, config.namespace)
     async with Client(config) as client:
         klog.log_requests(client)
+        elector = _elector(args, client, namespace) if args.leader_elect else None
         await ensure_crd(client)
         sharder = Sharder(
             client,
@@ -185,7 +186,6 @@ async def _run(args: argparse.Namespace) -> None:
             concurrent_moves=args.concurrent_moves,
             settle=args.settle,
         )
-        elector = _elector(args, client, namespace) if args.leader_elect else None
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await _start_servers(nursery, args, client, sharder, elector)
