@@ -38,9 +38,7 @@ async def run(args: argparse.Namespace) -> None:
         selector = shard.label_selector
         factory = SharedInformerFactory(client)
         widgets = factory.informer(WIDGETS, namespace=args.namespace, label_selector=selector)
-        configmaps = factory.informer(
-            CONFIGMAPS, namespace=args.namespace, label_selector=selector
-        )
+        configmaps = factory.informer(CONFIGMAPS, namespace=args.namespace, label_selector=selector)
         ledger = os.open(args.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
         async def reconcile(key: str) -> None:
