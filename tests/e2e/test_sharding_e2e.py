@@ -277,6 +277,7 @@ async def test_three_shards_share_sixty_widgets_then_one_dies_and_a_fourth_joins
 
             placed = await eventually(all_assigned_and_reconciled, "assignment", within=30)
             assert trio.current_time() - started < 30
+            measured = {"60 Widgets assigned and reconciled": trio.current_time() - started}
             for name, entries in cluster.by_key().items():
                 assert {e["shard"] for e in entries} == {placed[name]}, name
             counts = Counter(placed.values())
@@ -291,6 +292,7 @@ async def test_three_shards_share_sixty_widgets_then_one_dies_and_a_fourth_joins
 
             await eventually(late_reconciled, "the late Widget's reconcile", within=3)
             assert trio.current_time() - made < 3
+            measured["a new Widget assigned and reconciled"] = trio.current_time() - made
 
             # kill -9 of r1: within 25 s its Widgets carry r2 or r3.
             r1_widgets = [n for n, s in (await cluster.placement()).items() if s == "r1"]
@@ -304,6 +306,7 @@ async def test_three_shards_share_sixty_widgets_then_one_dies_and_a_fourth_joins
 
             await eventually(r1_moved, "r1's Widgets to move", within=25)
             assert trio.current_time() - killed < 25
+            measured["r1's Widgets moved after kill -9"] = trio.current_time() - killed
             lease = await Api(cluster.client, LEASES, cluster.namespace).get("r1")
             assert lease["metadata"]["labels"][LABEL_STATE] == "dead"
             assert lease["spec"]["holderIdentity"] == "shardlease-controller"
@@ -323,6 +326,7 @@ async def test_three_shards_share_sixty_widgets_then_one_dies_and_a_fourth_joins
 
             # r4 joins: Widgets move to it through the drain label.
             before = await cluster.placement()
+            joined = trio.current_time()
             await cluster.shard("r4")
 
             async def settled_with_r4() -> dict[str, str] | None:
@@ -337,6 +341,7 @@ async def test_three_shards_share_sixty_widgets_then_one_dies_and_a_fourth_joins
                 return placed
 
             after = await eventually(settled_with_r4, "Widgets to move to r4", within=40)
+            settled = trio.current_time()
             moved_to_r4 = [n for n in after if after[n] == "r4" and before.get(n) not in ("", "r4")]
             assert 0 < len(moved_to_r4) < len(after)
             assert all(before[n] == after[n] for n in after if after[n] != "r4")  # nothing else
@@ -349,6 +354,9 @@ async def test_three_shards_share_sixty_widgets_then_one_dies_and_a_fourth_joins
             assert "drained Widget" in drains
             cluster.assert_no_overlapping_reconciles()
             assert "Traceback" not in "\n".join(cluster.sharders[0].stderr)
+            measured["r4 started until settled"] = settled - joined
+            moves = f"{len(moved_to_r4)} of {len(after)} Widgets moved to r4"
+            print("; ".join(f"{k}: {v:.1f}s" for k, v in measured.items()), moves)
 
 
 async def test_widgets_made_while_no_shard_is_ready_are_assigned_once_one_is(
