@@ -19,7 +19,9 @@ from trio_controller.programs.sharder.leases import (
     SHARDER_IDENTITY,
     ShardState,
     parse_micro_time,
+    settle_wait,
     shard_of,
+    shards_of,
 )
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, LABEL_STATE
 
@@ -94,6 +96,19 @@ def test_states_read_and_write_the_original_label_values() -> None:
     assert ShardState.from_label("nonsense") is ShardState.UNKNOWN
     assert ShardState.READY.on_ring and not ShardState.EXPIRED.on_ring
     assert ShardState.EXPIRED.holds_objects and not ShardState.DEAD.holds_objects
+
+
+def test_assignments_wait_a_few_seconds_after_a_shard_joins_and_not_after_that() -> None:
+    old = lease("r1", renewed=EPOCH - 100)
+    old["spec"]["renewTime"] = micro_time(EPOCH - 1)
+    joined = lease("r2", renewed=EPOCH - 1)
+    gone = lease("r3", holder="", renewed=EPOCH)
+    assert settle_wait(shards_of([old], EPOCH).values(), 3.0, EPOCH) == 0.0
+    shards = shards_of([old, joined, gone], EPOCH).values()
+    assert settle_wait(shards, 3.0, EPOCH) == 2.0  # r2 acquired its lease a second ago
+    assert settle_wait(shards, 0.0, EPOCH) == 0.0
+    future = shards_of([lease("r4", renewed=EPOCH + 60)], EPOCH).values()  # a skewed clock
+    assert settle_wait(future, 3.0, EPOCH) == 3.0
 
 
 def test_micro_times_round_trip() -> None:

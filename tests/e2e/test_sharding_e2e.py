@@ -575,3 +575,27 @@ async def test_a_shard_that_loses_its_lease_stops_reconciling(cluster: Cluster) 
             await cluster.widgets.patch("mine", {"spec": {"message": "after the loss"}})
             await trio.sleep(1)
             assert all(e["start"] < stolen_at + 12 for e in cluster.by_key()["mine"])
+
+
+async def test_shards_started_together_share_existing_widgets_without_passing_them_on(
+    cluster: Cluster,
+) -> None:
+    with trio.fail_after(90):
+        async with cluster:
+            await cluster.sharder()
+            await cluster.make_ring()
+            names = [f"s-{i:02d}" for i in range(30)]
+            await cluster.create_widgets(names)
+            for name in ("r1", "r2", "r3"):
+                await cluster.shard(name)
+
+            async def all_reconciled() -> dict[str, str] | None:
+                placed = await cluster.placement()
+                if not all(placed.values()) or any(not cluster.by_key().get(n) for n in names):
+                    return None
+                return placed
+
+            placed = await eventually(all_reconciled, "the Widgets' reconciles", within=30)
+            assert set(placed.values()) == {"r1", "r2", "r3"}
+            for name, entries in cluster.by_key().items():
+                assert {e["shard"] for e in entries} == {placed[name]}, name

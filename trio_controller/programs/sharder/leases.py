@@ -35,6 +35,7 @@ __all__ = [
     "ShardState",
     "Times",
     "parse_micro_time",
+    "settle_wait",
     "shard_of",
     "shards_of",
 ]
@@ -126,6 +127,7 @@ class Shard:
     namespace: str
     state: ShardState
     times: Times
+    acquired: float | None = None  # when the holder took the Lease (Unix seconds)
 
     @property
     def next_change(self) -> float | None:
@@ -154,9 +156,22 @@ def shard_of(lease: Mapping[str, Any], now: float) -> Shard:
         state = ShardState.EXPIRED
     else:
         state = ShardState.READY
-    return Shard(name, meta.get("namespace") or "", state, times)
+    acquired = parse_micro_time(spec.get("acquireTime"))
+    return Shard(name, meta.get("namespace") or "", state, times, acquired)
 
 
 def shards_of(leases: Iterable[Mapping[str, Any]], now: float) -> dict[str, Shard]:
     """The shards of a ring's Leases, by name."""
     return {shard.name: shard for shard in (shard_of(lease, now) for lease in leases)}
+
+
+def settle_wait(shards: Iterable[Shard], settle: float, now: float) -> float:
+    """Seconds to wait before assigning or moving objects: a shard that joined (acquired
+    its Lease) less than `settle` seconds before `now` may have others starting with it,
+    and assigning at once would hand them objects they must pass on through drains.
+    Measured from the Leases, so a sharder that starts or takes over does not wait for
+    shards that joined long ago; never more than `settle`."""
+    joined = [s.acquired for s in shards if s.state.on_ring and s.acquired is not None]
+    if not joined or settle <= 0:
+        return 0.0
+    return max(0.0, min(settle, max(joined) + settle - now))

@@ -26,6 +26,10 @@ each object not on its desired shard is
   shard label and removes the drain label.
 Every write carries the resourceVersion read, so a stale list never overwrites a newer
 object (a conflict makes the ring resync again shortly).
+
+Settling: while a ready shard acquired its Lease less than `settle` seconds ago, neither
+assignment nor resync runs (leases.settle_wait): shards started together join within a
+moment of each other, and the first one must not get every object only to drain them.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.reflector import METADATA_LIST_ACCEPT
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
-from trio_controller.programs.sharder.leases import Shard, ShardState, shards_of
+from trio_controller.programs.sharder.leases import Shard, ShardState, settle_wait, shards_of
 from trio_controller.programs.sharder.ring import HashRing, controller_key, key_for_object
 from trio_controller.runtime.controller import Controller, Requeue
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
@@ -95,8 +99,6 @@ class _Ring:
     controllers: dict[Resource, Controller] = field(default_factory=dict)
     membership: tuple[frozenset[str], frozenset[str]] | None = None
     synced_at: float = -math.inf
-    ready: frozenset[str] = frozenset()  # the ready shards last seen
-    settle_until: float = -math.inf
     hash_ring: HashRing = field(default_factory=HashRing)
 
     @property
@@ -205,6 +207,10 @@ class Sharder:
                 leases.append(lease)
         return shards_of(leases, self.now())
 
+    def settling(self, shards: dict[str, Shard]) -> float:
+        """Seconds to wait before assigning or moving (leases.settle_wait)."""
+        return settle_wait(shards.values(), self.settle, self.now())
+
     def _hash_ring(self, ring: _Ring, shards: dict[str, Shard]) -> HashRing:
         ready = sorted(s.name for s in shards.values() if s.state.on_ring)
         if list(ring.hash_ring.nodes) != ready:
@@ -237,13 +243,9 @@ class Sharder:
         ready = frozenset(s.name for s in shards.values() if s.state.on_ring)
         membership = (ready, frozenset(s.name for s in shards.values() if s.state.holds_objects))
         now = trio.current_time()
-        if ready - ring.ready:
-            # A shard joined: others started with it may join in a moment. Assigning
-            # now would hand them objects they must pass on through drains at once.
-            ring.settle_until = now + self.settle
-        ring.ready = ready
-        if now < ring.settle_until:
-            return ring.settle_until - now + 0.01
+        wait = self.settling(shards)
+        if wait > 0:
+            return wait + 0.01
         if membership != ring.membership or now >= ring.synced_at + self.sync_period:
             result = await self.resync(ring, shards)
             ring.membership, ring.synced_at = membership, now
@@ -350,7 +352,8 @@ class Sharder:
         obj = controller.store.get(key) if controller is not None else None
         if obj is None:
             return None
-        wait = ring.settle_until - trio.current_time()
+        shards = self.shards(ring.name)
+        wait = self.settling(shards)
         if wait > 0:
             return wait + 0.01
         meta = obj.get("metadata") or {}
@@ -359,7 +362,7 @@ class Sharder:
         hash_key = rr.hash_key(meta)
         if not hash_key:
             return None  # a controlled object without a controller of the ring: not sharded
-        shard = self._hash_ring(ring, self.shards(ring.name)).shard_for(hash_key)
+        shard = self._hash_ring(ring, shards).shard_for(hash_key)
         if not shard:
             return None  # no ready shard: assigned by the resync once one is
         if await self._move(ring, rr, meta, shard):
