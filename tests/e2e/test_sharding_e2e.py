@@ -535,6 +535,37 @@ async def test_the_sharder_works_with_only_the_rbac_the_docs_give_it(
             assert sharder.returncode is None, sharder
             assert "Forbidden" not in "\n".join(sharder.stderr), sharder
 
+            # A ring whose resources the sharder may not watch: its status says so, the
+            # sharder goes on with the other ring.
+            rings = Api(client, CONTROLLER_RINGS)
+            other = f"{cluster.ring}-secrets"
+            await rings.create(
+                {"metadata": {"name": other},
+                 "spec": {"resources": [{"group": "", "resource": "secrets"}]}}
+            )  # fmt: skip
+            try:
+
+                async def failed() -> str | None:
+                    status = (await rings.get(other)).get("status") or {}
+                    for c in status.get("conditions") or ():
+                        if c["type"] == "Ready" and c["status"] == "False":
+                            return str(c["reason"]) + ": " + str(c["message"])
+                    return None
+
+                why = await eventually(failed, "the other ring's Ready=False", within=40)
+                reason, _, message = why.partition(": ")
+                assert reason in ("AssignmentFailed", "ResyncFailed"), why
+                assert "Forbidden" in message, why
+                await cluster.create_widgets(["y-1"])
+
+                async def assigned_y() -> bool:
+                    return (await cluster.placement()).get("y-1") == "r2"
+
+                await eventually(assigned_y, "a new Widget's assignment", within=10)
+                assert sharder.returncode is None, sharder
+            finally:
+                await rings.delete(other)
+
 
 async def test_a_shard_that_loses_its_lease_stops_reconciling(cluster: Cluster) -> None:
     from trio_controller.programs.sharder.leasekeeper import micro_time

@@ -55,7 +55,7 @@ from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
 from trio_controller.programs.sharder.leases import Shard, ShardState, settle_wait, shards_of
 from trio_controller.programs.sharder.ring import HashRing, controller_key, key_for_object
-from trio_controller.runtime.controller import Controller, Requeue
+from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
 from trio_controller.transport.client import Client
 
@@ -100,6 +100,11 @@ class _Ring:
     membership: tuple[frozenset[str], frozenset[str]] | None = None
     synced_at: float = -math.inf
     hash_ring: HashRing = field(default_factory=HashRing)
+    scope: trio.CancelScope | None = None  # the assigners' task
+    error: str | None = None  # why the assigners are not running
+    resync_error: str | None = None  # why the last resync failed
+    retry_at: float = -math.inf  # no resync before (after a failed one)
+    retry_delay: float = 0.5
 
     @property
     def shard_label(self) -> str:
@@ -219,13 +224,13 @@ class Sharder:
 
     # -- the ring controller -------------------------------------------------------------
 
-    async def reconcile_ring(self, key: str) -> Requeue | float | None:
+    async def reconcile_ring(self, key: str) -> float | None:
         obj = self.rings_informer.store.get(key)
         if obj is None:
             gone = self.rings.pop(key, None)
             if gone is not None:
-                for controller in gone.controllers.values():
-                    controller.stop()
+                if gone.scope is not None:
+                    gone.scope.cancel()
                 log.info("ControllerRing %s is gone: no longer assigning its objects", key)
             return None
         ring = self.rings.setdefault(key, _Ring(key))
@@ -238,16 +243,37 @@ class Sharder:
             ring.resources = resources
             self._start_assigners(ring)
         shards = self.shards(key)
-        await self._status(obj, shards, ready=True, reason="ReconciliationSucceeded",
-                           message="ControllerRing was successfully reconciled")  # fmt: skip
+        after = await self._resync_if_due(ring, shards)
+        if ring.error is not None:
+            ready, reason, message = False, "AssignmentFailed", ring.error
+        elif ring.resync_error is not None:
+            ready, reason, message = False, "ResyncFailed", ring.resync_error
+        else:
+            ready, reason = True, "ReconciliationSucceeded"
+            message = "ControllerRing was successfully reconciled"
+        await self._status(obj, shards, ready=ready, reason=reason, message=message)
+        return after
+
+    async def _resync_if_due(self, ring: _Ring, shards: dict[str, Shard]) -> float:
+        """Resync when the ring's shards changed, when it is time, or to retry; the
+        seconds until the next look."""
         ready = frozenset(s.name for s in shards.values() if s.state.on_ring)
         membership = (ready, frozenset(s.name for s in shards.values() if s.state.holds_objects))
         now = trio.current_time()
-        wait = self.settling(shards)
+        wait = max(self.settling(shards), ring.retry_at - now)
         if wait > 0:
             return wait + 0.01
         if membership != ring.membership or now >= ring.synced_at + self.sync_period:
-            result = await self.resync(ring, shards)
+            try:
+                result = await self.resync(ring, shards)
+            except errors.TrioControllerError as exc:
+                ring.resync_error = f"cannot resync the ring's objects: {exc}"
+                ring.retry_delay = min(ring.retry_delay * 2, 60.0)
+                ring.retry_at = now + ring.retry_delay
+                log.error("Ring %s: %s; retrying in %gs", ring.name, ring.resync_error,
+                          ring.retry_delay)  # fmt: skip
+                return ring.retry_delay
+            ring.resync_error, ring.retry_delay = None, 0.5
             ring.membership, ring.synced_at = membership, now
             if result.conflicts:
                 ring.membership = None  # not done: look again soon
@@ -281,32 +307,61 @@ class Sharder:
         return await self.discovery.resource_for_plural(api_version, plural)
 
     def _start_assigners(self, ring: _Ring) -> None:
-        """A metadata-only controller over the unassigned objects of each resource."""
+        """(Re)start the ring's assigners: a metadata-only controller over the unassigned
+        objects of each resource, on an informer factory of the ring's own, so a ring
+        whose resources fail (no RBAC for them, a CRD removed) stops no other ring."""
         assert self._nursery is not None
-        wanted = {rr.resource: rr for rr in ring.resources}
-        for resource, controller in list(ring.controllers.items()):
-            if resource not in wanted:
-                controller.stop()
-                del ring.controllers[resource]
-        for resource, rr in wanted.items():
-            if resource in ring.controllers:
-                continue
+        if ring.scope is not None:
+            ring.scope.cancel()
+        ring.scope = trio.CancelScope()
+        self._nursery.start_soon(self._run_assigners, ring, ring.scope, ring.resources)
 
-            async def assign(key: str, rr: RingResource = rr) -> float | None:
-                return await self.assign(ring, rr, key)
+    async def _run_assigners(
+        self, ring: _Ring, scope: trio.CancelScope, resources: tuple[RingResource, ...]
+    ) -> None:
+        """Run the assigners; after a failure, say so in the ring's status and log, and
+        start them again (1 s doubling to a minute)."""
+        delay = 1.0
+        with scope:
+            while True:
+                factory = SharedInformerFactory(self.client)
+                ring.controllers = {rr.resource: self._assigner(ring, rr, factory)
+                                    for rr in resources}  # fmt: skip
+                try:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(factory.run)
+                        for controller in ring.controllers.values():
+                            nursery.start_soon(controller.run)
+                        await factory.wait_for_cache_sync()
+                        delay = 1.0
+                        if ring.error is not None:
+                            ring.error = None
+                            log.info("Assigning the objects of ring %s again", ring.name)
+                            self.ring_controller.queue.add(ring.name)
+                except* errors.TrioControllerError as group:
+                    exc = _first_leaf(group)
+                    ring.error = f"cannot watch the ring's objects: {exc}"
+                    log.error("Ring %s: %s; retrying in %gs", ring.name, ring.error, delay)
+                    self.ring_controller.queue.add(ring.name)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
-            controller = Controller(
-                self.client,
-                resource,
-                assign,
-                label_selector=f"!{ring.shard_label}",
-                metadata_only=True,
-                factory=self.factory,
-                name=f"{ring.name} {resource.kind} assigner",
-                workers=4,
-            )
-            ring.controllers[resource] = controller
-            self._nursery.start_soon(controller.run)
+    def _assigner(
+        self, ring: _Ring, rr: RingResource, factory: SharedInformerFactory
+    ) -> Controller:
+        async def assign(key: str) -> float | None:
+            return await self.assign(ring, rr, key)
+
+        return Controller(
+            self.client,
+            rr.resource,
+            assign,
+            label_selector=f"!{ring.shard_label}",
+            metadata_only=True,
+            factory=factory,
+            name=f"{ring.name} {rr.resource.kind} assigner",
+            workers=4,
+        )
 
     async def _status(
         self, obj: dict[str, Any], shards: dict[str, Shard], *, ready: bool, reason: str,
@@ -383,16 +438,19 @@ class Sharder:
         send, receive = trio.open_memory_channel[tuple[str, RingResource, dict[str, Any], str]](
             self.concurrent_moves
         )
-        async with trio.open_nursery() as nursery:
-            for _ in range(self.concurrent_moves):
-                nursery.start_soon(self._mover, ring, receive.clone(), result)
-            receive.close()
-            async with send:
-                for rr in ring.resources:
-                    async for meta in self._list_metadata(rr.resource):
-                        action = self._action(ring, rr, meta, hash_ring, shards)
-                        if action is not None:
-                            await send.send((action[0], rr, meta, action[1]))
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(self.concurrent_moves):
+                    nursery.start_soon(self._mover, ring, receive.clone(), result)
+                receive.close()
+                async with send:
+                    for rr in ring.resources:
+                        async for meta in self._list_metadata(rr.resource):
+                            action = self._action(ring, rr, meta, hash_ring, shards)
+                            if action is not None:
+                                await send.send((action[0], rr, meta, action[1]))
+        except BaseExceptionGroup as group:
+            raise _first_leaf(group) from None  # a failed list: the ring is retried
         log.info(
             "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
             ring.name,
@@ -493,3 +551,9 @@ class Sharder:
 
     async def _drain(self, ring: _Ring, rr: RingResource, meta: dict[str, Any]) -> bool:
         return await self._patch(rr, meta, {ring.drain_label: "true"})
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
