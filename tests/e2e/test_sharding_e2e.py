@@ -21,6 +21,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import yaml
@@ -431,10 +432,18 @@ async def test_when_the_active_sharder_is_killed_the_other_replica_takes_over(
 ) -> None:
     with trio.fail_after(120):
         async with cluster:
-            first = await cluster.sharder()
+            probes = ("--health-probe-bind-address", "127.0.0.1:0")
+            first = await cluster.sharder(*probes)
             await cluster.make_ring()
             await first.wait_stderr("Sharder running", within=30)
-            second = await cluster.sharder()
+            second = await cluster.sharder(*probes)
+            await second.wait_stderr("Serving /healthz")
+            for replica in (first, second):  # the leader and its standby: live and ready
+                (line,) = [x for x in replica.stderr if "Serving /healthz" in x]
+                url = line.rsplit(" on ", 1)[1]
+                async with httpx.AsyncClient(base_url=url) as http:
+                    assert (await http.get("/healthz")).status_code == 200
+                    assert (await http.get("/readyz")).status_code == 200
             await cluster.shard("r1")
             await cluster.create_widgets(["before"])
 
