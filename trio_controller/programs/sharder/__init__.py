@@ -2,6 +2,7 @@
 
 ring.py (the consistent-hash ring and hash keys), leases.py (shard Lease states),
 leasekeeper.py (the shard Lease controller), crd.py (the ControllerRing CRD),
-sharder.py (assignment, drains and moves), cli.py (the command). The shard side, which
+moves.py (what to do with one object, the label writes, resyncs), sharder.py (the
+ring and Lease controllers and the assigners), cli.py (the command). The shard side, which
 a sharded controller runs, is `trio_controller.runtime.sharding`.
 """

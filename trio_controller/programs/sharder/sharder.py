@@ -16,16 +16,13 @@ it shards. With no ready shard the object waits; it is assigned once one is read
 
 Resync (when the ring's ready or holding shards change, and every `sync_period`): a
 metadata-only list of every ring resource (from the watch cache, resourceVersion=0);
-each object not on its desired shard is
-- drained when its shard is ready (only for ring resources: controlled objects follow
-  their controller): the drain label is added, the shard removes both labels, the
-  object is unassigned and gets assigned anew;
-- left alone when its shard is expired or uncertain: the Lease controller acquires that
-  Lease, the shard is dead, and the next resync moves the object;
-- moved at once when its shard is dead or gone, or it has none: one merge patch sets the
-  shard label and removes the drain label.
-Every write carries the resourceVersion read, so a stale list never overwrites a newer
-object (a conflict makes the ring resync again shortly).
+each object not on its desired shard is drained (its shard is ready), moved at once (its
+shard is dead or gone, or it has none; controlled objects always), or left until its
+expired shard is declared dead (moves.py). Every write carries the resourceVersion read;
+a conflict makes the ring resync again shortly.
+
+Each ring's assigners run on an informer factory of their own: a ring whose resources
+cannot be watched (no RBAC) says so in its status and is retried, and no other ring stops.
 
 Settling: while a ready shard acquired its Lease less than `settle` seconds ago, neither
 assignment nor resync runs (leases.settle_wait): shards started together join within a
@@ -42,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import trio
 
 from trio_controller import errors
@@ -50,16 +46,16 @@ from trio_controller.api.discovery import Discovery, ResourceNotFound
 from trio_controller.api.resource import LEASES, Resource
 from trio_controller.api.verbs import Api
 from trio_controller.cache.factory import SharedInformerFactory
-from trio_controller.cache.reflector import METADATA_LIST_ACCEPT
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
-from trio_controller.programs.sharder.leases import Shard, ShardState, settle_wait, shards_of
-from trio_controller.programs.sharder.ring import HashRing, controller_key, key_for_object
+from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_of
+from trio_controller.programs.sharder.moves import Mover, Resynced, RingResource, first_leaf
+from trio_controller.programs.sharder.ring import HashRing
 from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
 from trio_controller.transport.client import Client
 
-__all__ = ["RingResource", "Sharder"]
+__all__ = ["Sharder"]
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +63,6 @@ SYNC_PERIOD = 300.0  # the original's default: every 5 minutes
 CONCURRENT_MOVES = 100
 CONFLICT_RETRY = 1.0  # a resync that met conflicts runs again after this
 SETTLE = 3.0  # after a shard joins, wait this long for others joining with it
-LIST_PAGE = 500
-
-
-@dataclass(frozen=True)
-class RingResource:
-    """One resource of a ring. `owners` is None for a ring resource (hashed by its own
-    key); for a controlled resource, the (group, kind) of the ring resources that control
-    it (hashed by its controller's key)."""
-
-    resource: Resource
-    owners: frozenset[tuple[str, str]] | None = None
-
-    @property
-    def controlled(self) -> bool:
-        return self.owners is not None
-
-    def hash_key(self, meta: dict[str, Any]) -> str:
-        if self.owners is None:
-            r = self.resource
-            return key_for_object(r.group, r.kind, meta.get("namespace"), meta.get("name", ""))
-        return controller_key(meta, self.owners)
 
 
 @dataclass
@@ -105,6 +80,7 @@ class _Ring:
     resync_error: str | None = None  # why the last resync failed
     retry_at: float = -math.inf  # no resync before (after a failed one)
     retry_delay: float = 0.5
+    mover: Mover = field(init=False)
 
     @property
     def shard_label(self) -> str:
@@ -113,15 +89,6 @@ class _Ring:
     @property
     def drain_label(self) -> str:
         return drain_label(self.name)
-
-
-@dataclass
-class Resynced:
-    """What one resync did."""
-
-    moved: int = 0
-    drained: int = 0
-    conflicts: int = 0
 
 
 class Sharder:
@@ -233,7 +200,10 @@ class Sharder:
                     gone.scope.cancel()
                 log.info("ControllerRing %s is gone: no longer assigning its objects", key)
             return None
-        ring = self.rings.setdefault(key, _Ring(key))
+        ring = self.rings.get(key)
+        if ring is None:
+            ring = self.rings[key] = _Ring(key)
+            ring.mover = Mover(self.client, key, concurrent=self.concurrent_moves)
         try:
             resources = await self._resolve(obj)
         except errors.TrioControllerError as exc:
@@ -339,7 +309,7 @@ class Sharder:
                             log.info("Assigning the objects of ring %s again", ring.name)
                             self.ring_controller.queue.add(ring.name)
                 except* errors.TrioControllerError as group:
-                    exc = _first_leaf(group)
+                    exc = first_leaf(group)
                     ring.error = f"cannot watch the ring's objects: {exc}"
                     log.error("Ring %s: %s; retrying in %gs", ring.name, ring.error, delay)
                     self.ring_controller.queue.add(ring.name)
@@ -420,7 +390,7 @@ class Sharder:
         shard = self._hash_ring(ring, shards).shard_for(hash_key)
         if not shard:
             return None  # no ready shard: assigned by the resync once one is
-        if await self._move(ring, rr, meta, shard):
+        if await ring.mover.move(rr, meta, shard):
             self.assigned += 1
             log.debug("Assigned %s %s to shard %s", rr.resource.kind, key, shard)
         return None
@@ -429,131 +399,8 @@ class Sharder:
 
     async def resync(self, ring: _Ring, shards: dict[str, Shard]) -> Resynced:
         """Drain or move every object of the ring that is not on its desired shard."""
-        started = time.perf_counter()
         hash_ring = self._hash_ring(ring, shards)
-        result = Resynced()
         if not hash_ring:
             log.info("Ring %s has no ready shard: nothing to assign", ring.name)
-            return result
-        send, receive = trio.open_memory_channel[tuple[str, RingResource, dict[str, Any], str]](
-            self.concurrent_moves
-        )
-        try:
-            async with trio.open_nursery() as nursery:
-                for _ in range(self.concurrent_moves):
-                    nursery.start_soon(self._mover, ring, receive.clone(), result)
-                receive.close()
-                async with send:
-                    for rr in ring.resources:
-                        async for meta in self._list_metadata(rr.resource):
-                            action = self._action(ring, rr, meta, hash_ring, shards)
-                            if action is not None:
-                                await send.send((action[0], rr, meta, action[1]))
-        except BaseExceptionGroup as group:
-            raise _first_leaf(group) from None  # a failed list: the ring is retried
-        log.info(
-            "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
-            ring.name,
-            ", ".join(hash_ring.nodes),
-            result.moved,
-            result.drained,
-            result.conflicts,
-            time.perf_counter() - started,
-        )
-        return result
-
-    def _action(
-        self,
-        ring: _Ring,
-        rr: RingResource,
-        meta: dict[str, Any],
-        hash_ring: HashRing,
-        shards: dict[str, Shard],
-    ) -> tuple[str, str] | None:
-        """("drain" | "move", desired shard) for an object not where it should be."""
-        hash_key = rr.hash_key(meta)
-        if not hash_key:
-            return None
-        desired = hash_ring.shard_for(hash_key)
-        current = (meta.get("labels") or {}).get(ring.shard_label) or ""
-        if desired == current:
-            return None
-        holder = shards.get(current) if current else None
-        if holder is not None and holder.state.holds_objects:
-            if holder.state is not ShardState.READY:
-                return None  # expired or uncertain: moved once the shard is dead
-            if not rr.controlled:
-                if ring.drain_label in (meta.get("labels") or {}):
-                    return None  # drain under way
-                return ("drain", desired)
-        return ("move", desired)
-
-    async def _mover(
-        self,
-        ring: _Ring,
-        receive: trio.MemoryReceiveChannel[tuple[str, RingResource, dict[str, Any], str]],
-        result: Resynced,
-    ) -> None:
-        async with receive:
-            async for action, rr, meta, desired in receive:
-                try:
-                    if action == "drain":
-                        done = await self._drain(ring, rr, meta)
-                        result.drained += done
-                    else:
-                        done = await self._move(ring, rr, meta, desired)
-                        result.moved += done
-                    if not done:
-                        result.conflicts += 1
-                except errors.TrioControllerError as exc:
-                    result.conflicts += 1
-                    log.info("Could not %s %s %s: %s", action, rr.resource.kind,
-                             meta.get("name"), exc)  # fmt: skip
-
-    async def _list_metadata(self, resource: Resource) -> Any:
-        """Every object of `resource` (all namespaces) as metadata, page by page, first
-        from the watch cache (resourceVersion=0)."""
-        path = resource.path()
-        params: dict[str, Any] = {"limit": LIST_PAGE, "resourceVersion": "0"}
-        while True:
-            try:
-                page = orjson.loads(
-                    await self.client.list_page(path, params, accept=METADATA_LIST_ACCEPT)
-                )
-            except errors.Gone:
-                if "continue" not in params:
-                    raise
-                params = {"limit": LIST_PAGE}  # the token expired: start again
-                continue
-            for item in page.get("items") or ():
-                yield item.get("metadata") or {}
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return
-            params = {"limit": LIST_PAGE, "continue": token}
-
-    # -- the two writes --------------------------------------------------------------------
-
-    async def _patch(self, rr: RingResource, meta: dict[str, Any], labels: dict[str, Any]) -> bool:
-        """A merge patch of `labels`, guarded by the resourceVersion read; False if the
-        object changed or went meanwhile."""
-        namespace = meta.get("namespace") if rr.resource.namespaced else None
-        api = Api(self.client, rr.resource, namespace)
-        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "labels": labels}}
-        try:
-            await api.patch(meta["name"], patch)
-        except (errors.Conflict, errors.NotFound):
-            return False
-        return True
-
-    async def _move(self, ring: _Ring, rr: RingResource, meta: dict[str, Any], shard: str) -> bool:
-        return await self._patch(rr, meta, {ring.shard_label: shard, ring.drain_label: None})
-
-    async def _drain(self, ring: _Ring, rr: RingResource, meta: dict[str, Any]) -> bool:
-        return await self._patch(rr, meta, {ring.drain_label: "true"})
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
+            return Resynced()
+        return await ring.mover.resync(ring.resources, hash_ring, shards)
