@@ -458,6 +458,8 @@ async def test_when_the_active_sharder_is_killed_the_other_replica_takes_over(
                 lambda: assigned("after"), "assignment by the other sharder", within=25
             )
             assert trio.current_time() - killed < 15 + 10
+            print(f"a new Widget assigned {trio.current_time() - killed:.1f}s after kill -9 "
+                  "of the active sharder")  # fmt: skip
             assert any("Sharder running" in line for line in second.stderr)
 
 
