@@ -433,13 +433,14 @@ async def test_when_the_active_sharder_is_killed_the_other_replica_takes_over(
     with trio.fail_after(120):
         async with cluster:
             probes = ("--health-probe-bind-address", "127.0.0.1:0")
-            first = await cluster.sharder(*probes)
+            metrics = ("--metrics-bind-address", "127.0.0.1:0")
+            first = await cluster.sharder(*probes, *metrics)
             await cluster.make_ring()
             await first.wait_stderr("Sharder running", within=30)
             second = await cluster.sharder(*probes)
-            await second.wait_stderr("Serving /healthz")
+            await second.wait_stderr("/healthz")
             for replica in (first, second):  # the leader and its standby: live and ready
-                (line,) = [x for x in replica.stderr if "Serving /healthz" in x]
+                (line,) = [x for x in replica.stderr if "Serving" in x and "/healthz" in x]
                 url = line.rsplit(" on ", 1)[1]
                 async with httpx.AsyncClient(base_url=url) as http:
                     assert (await http.get("/healthz")).status_code == 200
@@ -451,6 +452,22 @@ async def test_when_the_active_sharder_is_killed_the_other_replica_takes_over(
                 return (await cluster.placement()).get(name) == "r1"
 
             await eventually(lambda: assigned("before"), "the first Widget's assignment")
+            (line,) = [x for x in first.stderr if "Serving" in x and "/metrics" in x]
+            async with httpx.AsyncClient(base_url=line.rsplit(" on ", 1)[1]) as http:
+                scraped = (await http.get("/metrics")).text
+            ring = f'controllerring="{cluster.ring}"'
+            widgets = f'{{{ring},group="example.com",resource="widgets"}} '
+            written = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in scraped.splitlines()
+                if line.startswith(("controller_sharding_assignments_total",
+                                    "controller_sharding_movements_total"))
+                and widgets in line
+            )  # fmt: skip
+            assert written == 1.0, scraped  # by the watch, or by the first resync
+            assert f'controller_sharding_shard_state{{{ring},shard="r1",state="ready"}} 1.0' in (
+                scraped
+            )
             first.process.kill()
             killed = trio.current_time()
             await cluster.create_widgets(["after"])

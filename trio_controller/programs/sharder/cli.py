@@ -36,6 +36,7 @@ from trio_controller.observe.server import (
     serve_http,
 )
 from trio_controller.programs.sharder.crd import ensure_crd
+from trio_controller.programs.sharder.metrics import SharderCollector
 from trio_controller.programs.sharder.sharder import (
     CONCURRENT_MOVES,
     SETTLE,
@@ -219,6 +220,7 @@ async def _start_servers(
         for controller in sharder.controllers:
             metrics.add_controller(controller)
         metrics.add_client(client)
+        metrics.registry.register(SharderCollector(sharder))
 
         def scrape(query: object) -> Response:
             return Response(200, metrics.exposition(), CONTENT_TYPE_LATEST)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -114,17 +115,25 @@ class Mover:
         self.shard_label = shard_label(ring)
         self.drain_label = drain_label(ring)
         self.concurrent = max(1, concurrent)
+        #: Writes done, by ("assignments" | "movements" | "drains", group, resource).
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    async def assign(self, rr: RingResource, meta: Mapping[str, Any], shard: str) -> bool:
+        """Label the unassigned object with `shard`; False on a conflict."""
+        labels = {self.shard_label: shard, self.drain_label: None}
+        return await self._patch(rr, meta, labels, "assignments")
 
     async def move(self, rr: RingResource, meta: Mapping[str, Any], shard: str) -> bool:
         """Label the object with `shard` (and drop a drain label); False on a conflict."""
-        return await self._patch(rr, meta, {self.shard_label: shard, self.drain_label: None})
+        labels = {self.shard_label: shard, self.drain_label: None}
+        return await self._patch(rr, meta, labels, "movements")
 
     async def drain(self, rr: RingResource, meta: Mapping[str, Any]) -> bool:
         """Add the drain label; False on a conflict."""
-        return await self._patch(rr, meta, {self.drain_label: "true"})
+        return await self._patch(rr, meta, {self.drain_label: "true"}, "drains")
 
     async def _patch(
-        self, rr: RingResource, meta: Mapping[str, Any], labels: dict[str, Any]
+        self, rr: RingResource, meta: Mapping[str, Any], labels: dict[str, Any], kind: str
     ) -> bool:
         namespace = meta.get("namespace") if rr.resource.namespaced else None
         api = Api(self.client, rr.resource, namespace)
@@ -133,6 +142,7 @@ class Mover:
             await api.patch(meta["name"], patch)
         except (errors.Conflict, errors.NotFound):
             return False
+        self.counts[kind, rr.resource.group, rr.resource.plural] += 1
         return True
 
     async def resync(

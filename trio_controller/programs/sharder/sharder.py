@@ -390,7 +390,7 @@ class Sharder:
         shard = self._hash_ring(ring, shards).shard_for(hash_key)
         if not shard:
             return None  # no ready shard: assigned by the resync once one is
-        if await ring.mover.move(rr, meta, shard):
+        if await ring.mover.assign(rr, meta, shard):
             self.assigned += 1
             log.debug("Assigned %s %s to shard %s", rr.resource.kind, key, shard)
         return None
