@@ -182,8 +182,8 @@ def shard_options_from_args(
 
 class ShardLease(LeaderElector):
     """The shard's own Lease: leader election's machinery on a Lease named after the
-    shard, holderIdentity = that name, labelled with the ring (the label is put back if
-    something removed it)."""
+    shard, holderIdentity = that name, labelled with the ring (a merge patch of the
+    label each time the Lease is acquired, so a Lease made before, without it, gets it)."""
 
     def __init__(
         self,
@@ -205,27 +205,24 @@ class ShardLease(LeaderElector):
             release_on_cancel=True,
         )
         self.labels = {LABEL_CONTROLLER_RING: options.controller_ring}
+        self._labelled = False
 
     async def try_acquire_or_renew(self) -> bool:
-        """Leader election's attempt, then the ring label if the Lease lacks it."""
+        """Leader election's attempt; on acquiring, the ring label."""
         held = await super().try_acquire_or_renew()
-        lease = self._observed.lease
-        if not held or lease is None:
-            return held
-        labels = (lease.get("metadata") or {}).get("labels") or {}
-        if all(labels.get(k) == v for k, v in self.labels.items()):
-            return held
-        try:
-            patched = await self.client.request_json(
-                "PATCH",
-                self.path,
-                {"metadata": {"labels": self.labels}},
-                content_type="application/merge-patch+json",
-            )
-        except errors.TrioControllerError as exc:
-            log.info("could not label shard lease %s/%s: %s", self.namespace, self.name, exc)
-            return held
-        self._observe(patched)
+        if not held:
+            self._labelled = False
+        elif not self._labelled:
+            try:
+                await self.client.request_json(
+                    "PATCH",
+                    self.path,
+                    {"metadata": {"labels": self.labels}},
+                    content_type="application/merge-patch+json",
+                )
+                self._labelled = True
+            except errors.TrioControllerError as exc:  # tried again at the next renewal
+                log.info("could not label shard lease %s/%s: %s", self.namespace, self.name, exc)
         return held
 
 
