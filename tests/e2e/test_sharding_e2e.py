@@ -464,7 +464,9 @@ async def test_when_the_active_sharder_is_killed_the_other_replica_takes_over(
                                     "controller_sharding_movements_total"))
                 and widgets in line
             )  # fmt: skip
-            assert written == 1.0, scraped  # by the watch, or by the first resync
+            # By the watch or by the first resync; the ring takes every Widget of the
+            # cluster, earlier tests' too.
+            assert written >= 1.0, scraped
             assert f'controller_sharding_shard_state{{{ring},shard="r1",state="ready"}} 1.0' in (
                 scraped
             )
