@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 SYNC_PERIOD = 300.0  # the original's default: every 5 minutes
 CONCURRENT_MOVES = 100
 CONFLICT_RETRY = 1.0  # a resync that met conflicts runs again after this
-SETTLE = 3.0  # after a shard joins, wait this long for others joining with it
+SETTLE = 5.0  # after a shard joins, wait this long for others joining with it
 
 
 @dataclass
