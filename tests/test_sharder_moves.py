@@ -1,0 +1,113 @@
+"""What the sharder does with one object during a resync (moves.action): assign, drain,
+move at once, or wait; and the hash keys of ring and controlled resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trio_controller.api.resource import CONFIGMAPS, Resource
+from trio_controller.programs.sharder.leasekeeper import micro_time
+from trio_controller.programs.sharder.leases import shards_of
+from trio_controller.programs.sharder.moves import RingResource, action
+from trio_controller.programs.sharder.ring import HashRing, key_for_object
+from trio_controller.runtime.sharding import drain_label, shard_label
+
+RING = "widget-operator"
+WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
+NOW = 1_800_000_000.0
+PRIMARY = RingResource(WIDGETS)
+CONTROLLED = RingResource(CONFIGMAPS, frozenset({("example.com", "Widget")}))
+
+
+def lease(name: str, holder: str | None = None, renewed: float = NOW) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ops"},
+        "spec": {
+            "holderIdentity": name if holder is None else holder,
+            "leaseDurationSeconds": 15,
+            "acquireTime": micro_time(renewed),
+            "renewTime": micro_time(renewed),
+        },
+    }
+
+
+SHARDS = shards_of(
+    [
+        lease("ready-a"),
+        lease("ready-b"),
+        lease("expired", renewed=NOW - 20),
+        lease("uncertain", renewed=NOW - 40),
+        lease("dead", holder="shardlease-controller"),
+    ],
+    NOW,
+)
+HASH_RING = HashRing(["ready-a", "ready-b"])
+
+
+def widget_meta(name: str, **labels: str) -> dict[str, Any]:
+    return {"name": name, "namespace": "ns", "resourceVersion": "5", "labels": labels}
+
+
+def a_widget_on_the_other_ready_shard() -> tuple[str, str]:
+    """(a widget name, its desired shard) whose desired shard is ready-a."""
+    for i in range(100):
+        name = f"w{i}"
+        if HASH_RING.shard_for(key_for_object("example.com", "Widget", "ns", name)) == "ready-a":
+            return name, "ready-a"
+    raise AssertionError("no widget hashes to ready-a")
+
+
+def test_an_unassigned_object_is_moved_to_its_shard() -> None:
+    name, desired = a_widget_on_the_other_ready_shard()
+    assert action(RING, PRIMARY, widget_meta(name), HASH_RING, SHARDS) == ("move", desired)
+
+
+def test_an_object_on_its_shard_is_left_alone() -> None:
+    name, desired = a_widget_on_the_other_ready_shard()
+    meta = widget_meta(name, **{shard_label(RING): desired})
+    assert action(RING, PRIMARY, meta, HASH_RING, SHARDS) is None
+
+
+def test_an_object_on_another_ready_shard_is_drained_once() -> None:
+    name, desired = a_widget_on_the_other_ready_shard()
+    meta = widget_meta(name, **{shard_label(RING): "ready-b"})
+    assert action(RING, PRIMARY, meta, HASH_RING, SHARDS) == ("drain", desired)
+    meta["labels"][drain_label(RING)] = "true"
+    assert action(RING, PRIMARY, meta, HASH_RING, SHARDS) is None  # drain under way
+
+
+def test_a_controlled_object_follows_its_controller_at_once_without_a_drain() -> None:
+    name, desired = a_widget_on_the_other_ready_shard()
+    meta = widget_meta(f"{name}-config", **{shard_label(RING): "ready-b"})
+    meta["ownerReferences"] = [
+        {"apiVersion": "example.com/v1", "kind": "Widget", "name": name, "controller": True}
+    ]
+    assert action(RING, CONTROLLED, meta, HASH_RING, SHARDS) == ("move", desired)
+
+
+def test_a_controlled_object_without_a_controller_of_the_ring_is_not_sharded() -> None:
+    meta = widget_meta("kube-root-ca.crt")
+    assert action(RING, CONTROLLED, meta, HASH_RING, SHARDS) is None
+
+
+@pytest.mark.parametrize("holder", ["expired", "uncertain"])
+def test_objects_of_an_expired_or_uncertain_shard_wait_until_it_is_declared_dead(
+    holder: str,
+) -> None:
+    name, _ = a_widget_on_the_other_ready_shard()
+    meta = widget_meta(name, **{shard_label(RING): holder})
+    assert action(RING, PRIMARY, meta, HASH_RING, SHARDS) is None
+
+
+@pytest.mark.parametrize("holder", ["dead", "never-had-a-lease"])
+def test_objects_of_a_dead_or_unknown_shard_move_at_once_even_mid_drain(holder: str) -> None:
+    name, desired = a_widget_on_the_other_ready_shard()
+    meta = widget_meta(name, **{shard_label(RING): holder, drain_label(RING): "true"})
+    assert action(RING, PRIMARY, meta, HASH_RING, SHARDS) == ("move", desired)
+
+
+def test_with_no_ready_shard_nothing_moves() -> None:
+    meta = widget_meta("w1", **{shard_label(RING): "dead"})
+    assert action(RING, PRIMARY, meta, HashRing([]), SHARDS) is None

@@ -1,0 +1,220 @@
+"""Moving objects between shards: what to do with one object (`action`, pure), the two
+label writes, and a resync of a whole ring (`Mover`).
+
+    action(...) -> None         on its desired shard, or nothing to do yet
+                   ("drain", s) its shard is ready: add the drain label, the shard lets go
+                   ("move", s)  unassigned, or its shard is dead or gone: label it s now
+
+A controlled object is never drained (its controller is the synchronisation point, as in
+the original sharder): it moves at once. An object whose shard is expired or uncertain
+is left until the sharder has acquired that shard's Lease (dead). Every write carries the
+resourceVersion read: a stale read is a conflict, never an overwrite.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import trio
+
+from trio_controller import errors
+from trio_controller.api.resource import Resource
+from trio_controller.api.verbs import Api
+from trio_controller.cache.reflector import METADATA_LIST_ACCEPT
+from trio_controller.programs.sharder.leases import Shard, ShardState
+from trio_controller.programs.sharder.ring import HashRing, controller_key, key_for_object
+from trio_controller.runtime.sharding import drain_label, shard_label
+from trio_controller.transport.client import Client
+
+__all__ = ["Mover", "Resynced", "RingResource", "action", "first_leaf"]
+
+log = logging.getLogger(__name__)
+
+LIST_PAGE = 500
+
+Work = tuple[str, "RingResource", dict[str, Any], str]
+
+
+@dataclass(frozen=True)
+class RingResource:
+    """One resource of a ring. `owners` is None for a ring resource (hashed by its own
+    key); for a controlled resource, the (group, kind) of the ring resources that control
+    it (hashed by its controller's key)."""
+
+    resource: Resource
+    owners: frozenset[tuple[str, str]] | None = None
+
+    @property
+    def controlled(self) -> bool:
+        return self.owners is not None
+
+    def hash_key(self, meta: Mapping[str, Any]) -> str:
+        """ "" when the object is not sharded (a controlled object without a controller
+        of the ring)."""
+        if self.owners is None:
+            r = self.resource
+            return key_for_object(r.group, r.kind, meta.get("namespace"), meta.get("name", ""))
+        return controller_key(meta, self.owners)
+
+
+@dataclass
+class Resynced:
+    """What one resync did."""
+
+    moved: int = 0
+    drained: int = 0
+    conflicts: int = 0
+
+
+def action(
+    ring: str,
+    rr: RingResource,
+    meta: Mapping[str, Any],
+    hash_ring: HashRing,
+    shards: Mapping[str, Shard],
+) -> tuple[str, str] | None:
+    """What the sharder does with the object of metadata `meta` (see the module)."""
+    hash_key = rr.hash_key(meta)
+    if not hash_key:
+        return None
+    desired = hash_ring.shard_for(hash_key)
+    labels = meta.get("labels") or {}
+    current = labels.get(shard_label(ring)) or ""
+    if not desired or desired == current:
+        return None
+    holder = shards.get(current) if current else None
+    if holder is not None and holder.state.holds_objects:
+        if holder.state is not ShardState.READY:
+            return None  # expired or uncertain: moved once the shard is dead
+        if not rr.controlled:
+            if drain_label(ring) in labels:
+                return None  # the drain is under way
+            return ("drain", desired)
+    return ("move", desired)
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first exception of a (nested) group."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+class Mover:
+    """The label writes for ring `ring`, and its resyncs (`concurrent` writes at once)."""
+
+    def __init__(self, client: Client, ring: str, *, concurrent: int = 100) -> None:
+        self.client = client
+        self.ring = ring
+        self.shard_label = shard_label(ring)
+        self.drain_label = drain_label(ring)
+        self.concurrent = max(1, concurrent)
+        #: Writes done, by ("assignments" | "movements" | "drains", group, resource).
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    async def assign(self, rr: RingResource, meta: Mapping[str, Any], shard: str) -> bool:
+        """Label the unassigned object with `shard`; False on a conflict."""
+        labels = {self.shard_label: shard, self.drain_label: None}
+        return await self._patch(rr, meta, labels, "assignments")
+
+    async def move(self, rr: RingResource, meta: Mapping[str, Any], shard: str) -> bool:
+        """Label the object with `shard` (and drop a drain label); False on a conflict."""
+        labels = {self.shard_label: shard, self.drain_label: None}
+        return await self._patch(rr, meta, labels, "movements")
+
+    async def drain(self, rr: RingResource, meta: Mapping[str, Any]) -> bool:
+        """Add the drain label; False on a conflict."""
+        return await self._patch(rr, meta, {self.drain_label: "true"}, "drains")
+
+    async def _patch(
+        self, rr: RingResource, meta: Mapping[str, Any], labels: dict[str, Any], kind: str
+    ) -> bool:
+        namespace = meta.get("namespace") if rr.resource.namespaced else None
+        api = Api(self.client, rr.resource, namespace)
+        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "labels": labels}}
+        try:
+            await api.patch(meta["name"], patch)
+        except (errors.Conflict, errors.NotFound):
+            return False
+        self.counts[kind, rr.resource.group, rr.resource.plural] += 1
+        return True
+
+    async def resync(
+        self,
+        resources: Iterable[RingResource],
+        hash_ring: HashRing,
+        shards: Mapping[str, Shard],
+    ) -> Resynced:
+        """List every object of `resources` (metadata only) and drain or move those not
+        on their desired shard. A failed list raises (as itself)."""
+        started = time.perf_counter()
+        result = Resynced()
+        send, receive = trio.open_memory_channel[Work](self.concurrent)
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(self.concurrent):
+                    nursery.start_soon(self._work, receive.clone(), result)
+                receive.close()
+                async with send:
+                    for rr in resources:
+                        async for meta in self.list_metadata(rr.resource):
+                            what = action(self.ring, rr, meta, hash_ring, shards)
+                            if what is not None:
+                                await send.send((what[0], rr, meta, what[1]))
+        except BaseExceptionGroup as group:
+            raise first_leaf(group) from None
+        log.info(
+            "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
+            self.ring,
+            ", ".join(hash_ring.nodes),
+            result.moved,
+            result.drained,
+            result.conflicts,
+            time.perf_counter() - started,
+        )
+        return result
+
+    async def _work(self, receive: trio.MemoryReceiveChannel[Work], result: Resynced) -> None:
+        async with receive:
+            async for what, rr, meta, desired in receive:
+                try:
+                    if what == "drain":
+                        done = await self.drain(rr, meta)
+                        result.drained += done
+                    else:
+                        done = await self.move(rr, meta, desired)
+                        result.moved += done
+                    if not done:
+                        result.conflicts += 1
+                except errors.TrioControllerError as exc:
+                    result.conflicts += 1
+                    log.info("Could not %s %s %s: %s", what, rr.resource.kind,
+                             meta.get("name"), exc)  # fmt: skip
+
+    async def list_metadata(self, resource: Resource) -> AsyncIterator[dict[str, Any]]:
+        """Every object of `resource` (all namespaces) as metadata, page by page, first
+        from the watch cache (resourceVersion=0: no quorum read of etcd)."""
+        path = resource.path()
+        params: dict[str, Any] = {"limit": LIST_PAGE, "resourceVersion": "0"}
+        while True:
+            try:
+                page = orjson.loads(
+                    await self.client.list_page(path, params, accept=METADATA_LIST_ACCEPT)
+                )
+            except errors.Gone:
+                if "continue" not in params:
+                    raise
+                params = {"limit": LIST_PAGE}  # the token expired: start again
+                continue
+            for item in page.get("items") or ():
+                yield item.get("metadata") or {}
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params = {"limit": LIST_PAGE, "continue": token}
