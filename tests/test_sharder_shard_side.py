@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from trio_controller import Resource, errors
+from trio_controller.runtime.flags import add_shard_flags
 from trio_controller.runtime.sharding import (
     LABEL_CONTROLLER_RING,
     Shard,
     ShardOptions,
-    add_shard_flags,
     drain_label,
     shard_label,
     shard_options_from_args,

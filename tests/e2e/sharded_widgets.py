@@ -25,7 +25,8 @@ import trio
 from trio_controller import CONFIGMAPS, Api, Client, Conflict, Controller, Resource, load_config
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.observe import log as klog
-from trio_controller.runtime.sharding import Shard, add_shard_flags
+from trio_controller.runtime.flags import add_shard_flags
+from trio_controller.runtime.sharding import Shard
 
 WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
 

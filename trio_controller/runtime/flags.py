@@ -12,6 +12,7 @@ do):
     --cache-sync-timeout S (120; 0 waits forever)
     --graceful-shutdown-timeout S (30; negative waits forever)
     --webhook-bind-address HOST:PORT (off unless given)  --webhook-cert-dir DIR
+    --controller-ring NAME  --shard-name NAME  --shard-lease-namespace NS (sharding)
     --version
 
 `add_flags(parser)` adds them to a program's own `argparse` parser; the parsed
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_WEBHOOK_CERT_DIR",
     "GRACEFUL_SHUTDOWN_TIMEOUT",
     "add_flags",
+    "add_shard_flags",
     "add_webhook_flags",
     "bind_address",
     "non_negative_float",
@@ -171,6 +173,7 @@ def add_flags(
         "bookmarks and tracebacks, 6 every request",
     )
     add_webhook_flags(p)
+    add_shard_flags(p)
     p.add_argument("--version", action="version", version=version or f"{p.prog} {__version__}")
     return p
 
@@ -205,4 +208,27 @@ def add_webhook_flags(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder holding tls.crt and tls.key, re-read when they change "
         f"(default {DEFAULT_WEBHOOK_CERT_DIR})",
+    )
+
+
+def add_shard_flags(parser: argparse.ArgumentParser) -> None:
+    """`--controller-ring NAME`, `--shard-name NAME`, `--shard-lease-namespace NS`."""
+    group = parser.add_argument_group("sharding (kubernetes-controller-sharding's protocol)")
+    group.add_argument(
+        "--controller-ring",
+        metavar="NAME",
+        help="run as one shard of this ControllerRing: reconcile only the objects the "
+        "sharder assigns to this shard (default: not sharded)",
+    )
+    group.add_argument(
+        "--shard-name",
+        metavar="NAME",
+        help="this shard's name, its Lease's name and holderIdentity (default: $POD_NAME, "
+        "else the hostname)",
+    )
+    group.add_argument(
+        "--shard-lease-namespace",
+        metavar="NS",
+        help="where the shard Lease lives (default: the pod's namespace in a cluster, "
+        "else the kubeconfig context's, else default)",
     )

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     import argparse
 
     from trio_controller.config.cluster import ClusterConfig
+    from trio_controller.runtime.sharding import Shard
     from trio_controller.runtime.webhooks import WebhookServer
     from trio_controller.transport.client import Client
 
@@ -150,6 +151,7 @@ class Manager:
         args: argparse.Namespace | None = None,
         informer_options: InformerOptions | None = None,
         webhooks: WebhookServer | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.client = client
         #: The namespace controllers watch by default (None: every namespace).
@@ -165,6 +167,22 @@ class Manager:
         #: when off: register handlers on it in the program's setup; it serves on every
         #: replica, leader or not.
         self.webhooks = webhooks
+        #: This replica's shard of a ControllerRing (`--controller-ring`), None when not
+        #: sharded: every informer of the factory then watches only the objects the
+        #: sharder labelled for this shard, the controllers' reconciles skip objects
+        #: being drained (acknowledging the drain), and the shard's own Lease takes the
+        #: place of leader election (every shard is active; one that loses its Lease
+        #: stops its workers).
+        self.shard = shard
+        if shard is not None:
+            if leader_election is not None:
+                raise errors.TrioControllerError(
+                    "sharding: a shard never needs leader election (drop --leader-elect "
+                    "or --controller-ring)"
+                )
+            informer_options = (informer_options or InformerOptions()).replace(
+                label_selector=shard.label_selector
+            )
         self.factory = SharedInformerFactory(client, informer_options or InformerOptions())
         self.controllers: list[Controller] = []
         self.leader_election = leader_election
@@ -182,6 +200,8 @@ class Manager:
                 )
             except ValueError as exc:
                 raise errors.TrioControllerError(f"leader election: {exc}") from None
+        if shard is not None:
+            self.elector = shard.lease  # the workers run while the shard holds its Lease
         self._recorders: dict[str, EventRecorder] = {}
         self._runnables: list[tuple[Runnable, bool]] = []
         self._cleanups: list[Callable[[], None]] = []
@@ -236,6 +256,11 @@ class Manager:
                 retry_period=args.leader_elect_retry_period,
             )
         graceful = args.graceful_shutdown_timeout
+        shard = None
+        if getattr(args, "controller_ring", None):
+            from trio_controller.runtime.sharding import Shard
+
+            shard = Shard.from_args(client, args, config.namespace if config else None)
         webhooks = None
         if getattr(args, "webhook_bind_address", None) is not None:
             from trio_controller.runtime.webhooks import webhook_server_from_args
@@ -253,6 +278,7 @@ class Manager:
             args=args,
             informer_options=informer_options,
             webhooks=webhooks,
+            shard=shard,
         )
 
     def controller(self, resource: Resource, reconcile: Reconcile, **options: Any) -> Controller:
@@ -264,6 +290,13 @@ class Manager:
         options.setdefault("namespace", self.namespace if resource.namespaced else None)
         options.setdefault("workers", self.workers)
         options.setdefault("cache_sync_timeout", self.cache_sync_timeout)
+        if self.shard is not None:
+            # Objects being drained reach the reconcile whatever the predicates say, and
+            # are handed back to the sharder instead of being reconciled.
+            predicates = options.pop("predicates", ())
+            options["predicates"] = [self.shard.predicate(*predicates)]
+            informer = self.factory.informer(resource, namespace=options["namespace"])
+            reconcile = self.shard.sharded(reconcile, informer.store, resource)
         controller = Controller(self.client, resource, reconcile, factory=self.factory, **options)
         return self.add(controller)
 

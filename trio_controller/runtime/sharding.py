@@ -54,7 +54,6 @@ __all__ = [
     "Shard",
     "ShardLease",
     "ShardOptions",
-    "add_shard_flags",
     "default_shard_name",
     "drain_label",
     "shard_label",
@@ -134,29 +133,6 @@ class ShardOptions:
         check_shard_name(self.shard_name)
         if not self.shard_lease_namespace:
             raise errors.TrioControllerError("a shard needs a namespace for its Lease")
-
-
-def add_shard_flags(parser: argparse.ArgumentParser) -> None:
-    """`--controller-ring NAME`, `--shard-name NAME`, `--shard-lease-namespace NS`."""
-    group = parser.add_argument_group("sharding (kubernetes-controller-sharding's protocol)")
-    group.add_argument(
-        "--controller-ring",
-        metavar="NAME",
-        help="run as one shard of this ControllerRing: reconcile only the objects the "
-        "sharder assigns to this shard (default: not sharded)",
-    )
-    group.add_argument(
-        "--shard-name",
-        metavar="NAME",
-        help="this shard's name, its Lease's name and holderIdentity (default: $POD_NAME, "
-        "else the hostname)",
-    )
-    group.add_argument(
-        "--shard-lease-namespace",
-        metavar="NS",
-        help="where the shard Lease lives (default: the pod's namespace in a cluster, "
-        "else the kubeconfig context's, else default)",
-    )
 
 
 def shard_options_from_args(
