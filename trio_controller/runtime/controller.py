@@ -317,10 +317,7 @@ class Controller:
         self.max_retries = max_retries
         self.batch = max(1, batch)
         self.threaded = threaded
-        # A coroutine function, or an object whose __call__ is one (a reconciler class).
-        self._async = inspect.iscoroutinefunction(reconcile) or inspect.iscoroutinefunction(
-            getattr(reconcile, "__call__", None)  # noqa: B004 (the method, not callable())
-        )
+        self._async = _is_async(reconcile)
         self.cache_sync_timeout = cache_sync_timeout
         self.stats = ReconcileStats()
         #: The reflector task is running (False before `run`, after `stop`, on standby).
@@ -393,6 +390,12 @@ class Controller:
         if informer not in self._informers:
             self._informers.append(informer)
         return self
+
+    def wrap_reconcile(self, wrapper: Callable[[Reconcile], Reconcile]) -> None:
+        """Reconcile through `wrapper(reconcile)` from now on (before `run`): how a
+        Manager makes a shard skip objects it no longer owns and hand drained ones back."""
+        self.reconcile = wrapper(self.reconcile)
+        self._async = _is_async(self.reconcile)
 
     def _primary(self, what: str) -> Resource:
         if self.resource is None:
@@ -738,3 +741,10 @@ class Controller:
             seconds,
             self.reconcile_timeout,
         )
+
+
+def _is_async(reconcile: Reconcile) -> bool:
+    """A coroutine function, or an object whose __call__ is one (a reconciler class)."""
+    return inspect.iscoroutinefunction(reconcile) or inspect.iscoroutinefunction(
+        getattr(reconcile, "__call__", None)  # noqa: B004 (the method, not callable())
+    )

@@ -291,12 +291,10 @@ class Manager:
         options.setdefault("workers", self.workers)
         options.setdefault("cache_sync_timeout", self.cache_sync_timeout)
         if self.shard is not None:
-            # Objects being drained reach the reconcile whatever the predicates say, and
-            # are handed back to the sharder instead of being reconciled.
+            # Objects being drained reach the reconcile whatever the predicates say (and
+            # `add` makes the reconcile hand them back to the sharder).
             predicates = options.pop("predicates", ())
             options["predicates"] = [self.shard.predicate(*predicates)]
-            informer = self.factory.informer(resource, namespace=options["namespace"])
-            reconcile = self.shard.sharded(reconcile, informer.store, resource)
         controller = Controller(self.client, resource, reconcile, factory=self.factory, **options)
         return self.add(controller)
 
@@ -304,6 +302,10 @@ class Manager:
         """Run `controller` with the manager (its workers only on the leader)."""
         if controller.factory is not None and controller.factory is not self.factory:
             raise ValueError("a controller of a Manager must use the manager's factory")
+        shard, resource = self.shard, controller.resource
+        if shard is not None and resource is not None:
+            store = controller.store
+            controller.wrap_reconcile(lambda reconcile: shard.sharded(reconcile, store, resource))
         self.controllers.append(controller)
         return controller
 

@@ -28,7 +28,7 @@ from trio_controller import config as kubeconfig
 from trio_controller.observe import log as klog
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
-from trio_controller.observe.server import (
+from trio_controller.observe.serving import (
     Response,
     Route,
     format_address,
