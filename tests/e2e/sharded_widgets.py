@@ -24,6 +24,7 @@ import trio
 
 from trio_controller import CONFIGMAPS, Api, Client, Conflict, Controller, Resource, load_config
 from trio_controller.cache.factory import SharedInformerFactory
+from trio_controller.cache.options import InformerOptions
 from trio_controller.observe import log as klog
 from trio_controller.runtime.flags import add_shard_flags
 from trio_controller.runtime.sharding import Shard
@@ -38,8 +39,9 @@ async def run(args: argparse.Namespace) -> None:
         assert shard is not None, "--controller-ring is required"
         selector = shard.label_selector
         factory = SharedInformerFactory(client)
-        widgets = factory.informer(WIDGETS, namespace=args.namespace, label_selector=selector)
-        configmaps = factory.informer(CONFIGMAPS, namespace=args.namespace, label_selector=selector)
+        only_ours = InformerOptions(label_selector=selector)
+        widgets = factory.informer(WIDGETS, namespace=args.namespace, options=only_ours)
+        configmaps = factory.informer(CONFIGMAPS, namespace=args.namespace, options=only_ours)
         ledger = os.open(args.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
         async def reconcile(key: str) -> None:

@@ -46,6 +46,7 @@ from trio_controller.api.discovery import Discovery, ResourceNotFound
 from trio_controller.api.resource import LEASES, Resource
 from trio_controller.api.verbs import Api
 from trio_controller.cache.factory import SharedInformerFactory
+from trio_controller.cache.options import InformerOptions
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
 from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_of
@@ -117,7 +118,9 @@ class Sharder:
         self.factory = SharedInformerFactory(client)
         self.rings_informer = self.factory.informer(CONTROLLER_RINGS)
         self.leases_informer = self.factory.informer(
-            LEASES, namespace=namespace, label_selector=LABEL_CONTROLLER_RING
+            LEASES,
+            namespace=namespace,
+            options=InformerOptions(label_selector=LABEL_CONTROLLER_RING),
         )
         self.keeper = LeaseKeeper(client, self.leases_informer.store, self._ring_exists, now=now)
         self.lease_controller = Controller(
