@@ -95,7 +95,8 @@ def set_controller_reference(
     same = (_group(ref["apiVersion"]), ref["kind"], ref["name"])
 
     def is_same(other: Mapping[str, Any]) -> bool:
-        return (_group(str(other.get("apiVersion", ""))), other.get("kind"), other.get("name")) == same
+        group = _group(str(other.get("apiVersion", "")))
+        return (group, other.get("kind"), other.get("name")) == same
 
     for other in refs:
         if other.get("controller") is True and not is_same(other):
