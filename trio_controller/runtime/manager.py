@@ -3,9 +3,12 @@
     from trio_controller import Manager
 
     async def setup(manager: Manager) -> None:
-        widgets = manager.factory.informer(WIDGETS, namespace=manager.namespace).store
         recorder = manager.event_recorder("example.com/widget-operator")
-        manager.controller(WIDGETS, reconcile).owns(CONFIGMAPS)
+        controller = manager.controller(WIDGETS).owns(CONFIGMAPS)
+        widgets, configmaps = controller.store, controller.store_of(CONFIGMAPS)
+
+        @controller.reconciler
+        async def reconcile(key: str) -> None: ...
 
     if __name__ == "__main__":
         sys.exit(Manager.main(setup, prog="widget-operator"))
@@ -125,12 +128,17 @@ class Manager:
     program with `Manager.main(setup)`. Extra keyword arguments are the informer
     settings of its `factory` (`compress=True`, `streaming_list=False`, ...).
 
-    - `manager.factory`: the `SharedInformerFactory`. `factory.informer(X, namespace=ns)
-      .store` is the store every controller watching X there reads, so a reconcile reads
-      its primary and owned kinds from these caches;
-    - `manager.controller(resource, reconcile, ...)`: a `Controller` on that factory, in
-      the manager's namespace, with its number of workers (`add(controller)` adds one
-      built by hand);
+    - `manager.controller(resource, reconcile, ...)`: a `Controller` on the manager's
+      factory, in the manager's namespace (none for a cluster-scoped kind), with its
+      number of workers (`add(controller)` adds one built by hand). A reconcile reads
+      the controller's own caches: `controller.store` (the primary, with its selectors)
+      and `controller.store_of(OWNED)` (what `owns()`/`watches()` feed the queue from);
+      without `reconcile`, decorate it with `@controller.reconciler`;
+    - `manager.factory`: the `SharedInformerFactory`, for lookups of other kinds. It
+      shares one informer per resource, namespace and selectors: asking it for a
+      controller's resource with another namespace or selector is another watch and
+      another cache (at start, one WARNING names such a cache when it feeds no
+      controller, and `-n` given to a program that watches only cluster-wide);
     - `manager.event_recorder(reporting_controller)`: an `EventRecorder` the manager runs
       and, on stop, drains;
     - `manager.add_runnable(fn, needs_leader=False)`: any other service (a webhook
