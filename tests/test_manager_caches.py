@@ -172,3 +172,30 @@ async def test_dash_n_that_restricts_a_namespaced_controller_is_not_warned(
     manager.controller(CONFIGMAPS, lambda key: None)
     manager._warn_about_caches()
     assert warnings(caplog) == []
+
+
+@pytest.mark.parametrize("late", [False, True])
+async def test_a_sharded_managers_reconcile_is_wrapped_given_early_or_late(
+    client: Client, late: bool
+) -> None:
+    """The shard skips keys not in the controller's own cache (or not its shard's),
+    whether the reconcile comes with `manager.controller` or by decorator; the wrapper
+    reads the controller's store, so no second informer is made for it."""
+    from trio_controller.runtime.sharding import Shard, ShardOptions
+
+    manager = Manager(client, shard=Shard(client, ShardOptions("widgets", "shard-a", "ops")))
+    called: list[str] = []
+
+    async def reconcile(key: str) -> None:
+        called.append(key)
+
+    if late:
+        controller = manager.controller(CONFIGMAPS)
+        controller.reconciler(reconcile)
+    else:
+        controller = manager.controller(CONFIGMAPS, reconcile)
+    assert controller.reconcile is not reconcile and controller._async
+    assert controller.reconcile is not None
+    assert await controller.reconcile("ops/absent") is None  # type: ignore[misc]
+    assert called == []
+    assert manager.factory.informers == controller.informers
