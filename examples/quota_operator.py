@@ -7,7 +7,9 @@ garbage collector deletes it with the Namespace. An edited quota is put back and
 deleted one created again (the controller owns ResourceQuotas); each write records a
 `Normal` Event about the Namespace (`QuotaCreated` when there was none, a deleted one
 included; `QuotaRestored` when an edit was put back) and prints `Set quota of
-<namespace>` on stdout. Removing the label leaves the quota alone.
+<namespace>` on stdout. Removing the label leaves the quota alone. Events about a
+Namespace (cluster-scoped) are in the `default` namespace; a repeated one is one Event
+whose `series.count` grows.
 
 The same operator written with kopf is examples/quota_kopf.py. This one is a `Manager`
 program (docs/guide.md): flags, logging, signals (SIGTERM: exit 0) and errors are the
@@ -19,7 +21,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from trio_controller import NAMESPACES, RESOURCE_QUOTAS, Api, Manager
+from trio_controller import NAMESPACES, RESOURCE_QUOTAS, Api, Manager, set_controller_reference
 
 LABEL = "quota.example.com/enabled"
 QUOTA = "default-quota"
@@ -30,29 +32,26 @@ FIELD_MANAGER = "quota-operator"
 async def setup(manager: Manager) -> None:
     """One controller over the labelled Namespaces, owning their quotas."""
     recorder = manager.event_recorder("example.com/quota-operator")
-    quotas = manager.factory.informer(RESOURCE_QUOTAS).store
+    controller = manager.controller(NAMESPACES, name="quota", label_selector=f"{LABEL}=true")
+    controller.owns(RESOURCE_QUOTAS)
+    namespaces = controller.store  # only the labelled Namespaces (the controller's selector)
+    quotas = controller.store_of(RESOURCE_QUOTAS)  # every namespace's, as owns() watches
 
+    @controller.reconciler
     async def reconcile(key: str) -> None:
-        namespace = controller.store.get(key)  # cluster-scoped: the key is the name
+        namespace = namespaces.get(key)  # cluster-scoped: the key is the name
         if namespace is None:
             return  # deleted, or no longer labelled
         quota = quotas.get(f"{key}/{QUOTA}")  # namespaced: namespace/name
         if quota is not None and (quota.get("spec") or {}).get("hard") == HARD:
             return  # nothing to do
-        owner = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "name": key,
-            "uid": namespace["metadata"]["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ResourceQuota",
-            "metadata": {"name": QUOTA, "namespace": key, "ownerReferences": [owner]},
+            "metadata": {"name": QUOTA, "namespace": key},
             "spec": {"hard": HARD},
         }
+        set_controller_reference(body, namespace, NAMESPACES)  # listed objects lack a kind
         await Api(manager.client, RESOURCE_QUOTAS, key).apply(
             body, field_manager=FIELD_MANAGER, force=True
         )
@@ -60,11 +59,6 @@ async def setup(manager: Manager) -> None:
         note = f"ResourceQuota {QUOTA}: {', '.join(f'{k}={v}' for k, v in HARD.items())}"
         recorder.event(namespace, "Normal", reason, note, action="Reconcile", resource=NAMESPACES)
         print(f"Set quota of {key}", flush=True)
-
-    controller = manager.controller(
-        NAMESPACES, reconcile, name="quota", label_selector=f"{LABEL}=true"
-    )
-    controller.owns(RESOURCE_QUOTAS)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ __all__ = [
     "PODS",
     "SECRETS",
     "SERVICES",
+    "AlreadyOwned",
     "Api",
     "ApiError",
     "CacheSyncTimeout",
@@ -75,6 +76,7 @@ __all__ = [
     "__version__",
     "annotations_changed",
     "controller_owner",
+    "controller_reference",
     "finalizer",
     "find_condition",
     "generation_changed",
@@ -83,6 +85,7 @@ __all__ = [
     "load_config",
     "resource_version_changed",
     "set_condition",
+    "set_controller_reference",
     "wait_for",
 ]
 
@@ -140,6 +143,9 @@ _LAZY = {
     "LeadershipLost": "trio_controller.runtime.leaderelection",
     "LeaderElection": "trio_controller.runtime.manager",
     "Manager": "trio_controller.runtime.manager",
+    "AlreadyOwned": "trio_controller.runtime.owners",
+    "controller_reference": "trio_controller.runtime.owners",
+    "set_controller_reference": "trio_controller.runtime.owners",
     "Predicate": "trio_controller.runtime.predicates",
     "annotations_changed": "trio_controller.runtime.predicates",
     "generation_changed": "trio_controller.runtime.predicates",
@@ -202,6 +208,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from trio_controller.runtime.leaderelection import LeadershipLost as LeadershipLost
     from trio_controller.runtime.manager import LeaderElection as LeaderElection
     from trio_controller.runtime.manager import Manager as Manager
+    from trio_controller.runtime.owners import AlreadyOwned as AlreadyOwned
+    from trio_controller.runtime.owners import controller_reference as controller_reference
+    from trio_controller.runtime.owners import (
+        set_controller_reference as set_controller_reference,
+    )
     from trio_controller.runtime.predicates import Predicate as Predicate
     from trio_controller.runtime.predicates import annotations_changed as annotations_changed
     from trio_controller.runtime.predicates import generation_changed as generation_changed

@@ -4,7 +4,6 @@ the Lease, leader-only runnables, events drained on stop, probes, and conditions
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from controller_process import ControllerProcess
 
 from trio_controller import (
     CONFIGMAPS,
@@ -32,7 +30,7 @@ from trio_controller import (
     set_condition,
     wait_for,
 )
-from trio_controller.testing import EnvInfo
+from trio_controller.testing import EnvInfo, run_operator
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
 FAST = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.5}
@@ -296,41 +294,57 @@ async def test_a_stuck_reconcile_is_cancelled_by_the_graceful_timeout_or_a_secon
             await cancelled.wait()
 
 
+def guide_block(after: str, index: int = 0) -> str:
+    """The `index`th Python block of docs/guide.md after the heading `after`."""
+    text = GUIDE.read_text().split(after, 1)[1]
+    return text.split("```python\n")[index + 1].split("```", 1)[0]
+
+
 async def test_the_guides_whole_program_runs_as_written(
     envtest: EnvInfo, client: Client, tmp_path: Path
 ) -> None:
-    guide = await trio.Path(GUIDE).read_text()
-    block = guide.split("## The whole program", 1)[1].split("```python\n", 1)[1]
     program = tmp_path / "quota.py"
-    await trio.Path(program).write_text(block.split("```", 1)[0])
+    await trio.Path(program).write_text(guide_block("## The whole program"))
     name = f"team-{uuid.uuid4().hex[:6]}"
-    process = await trio.lowlevel.open_process(
-        [sys.executable, str(program), "--kubeconfig", str(envtest.admin_kubeconfig)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    proc = ControllerProcess(process)
     quotas = Api(client, RESOURCE_QUOTAS, name)
-    async with trio.open_nursery() as nursery:
-        assert process.stdout is not None and process.stderr is not None
-        nursery.start_soon(proc._read, process.stdout, proc.stdout)
-        nursery.start_soon(proc._read, process.stderr, proc.stderr)
-        nursery.start_soon(proc._wait_exit)
-        try:
-            await proc.wait_stderr("Caches are synced", within=60)
-            labels = {"quota.example.com/tier": "small"}
-            await Api(client, NAMESPACES).create({"metadata": {"name": name, "labels": labels}})
-            await proc.wait_stdout(f"Set quota of {name}")
-            quota = await quotas.get("tier-quota")
-            assert quota["spec"]["hard"] == {"pods": "10"}
-            assert quota["metadata"]["ownerReferences"][0]["name"] == name
-            await quotas.delete("tier-quota")  # owned: restored
-            await proc.wait_stdout(f"Set quota of {name}", count=2)
-            assert (await quotas.get("tier-quota"))["spec"]["hard"] == {"pods": "10"}
-            assert await proc.terminate() == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-    assert "Traceback" not in "\n".join(proc.stderr), proc
+    async with run_operator(program, kubeconfig=envtest.admin_kubeconfig) as proc:
+        await proc.wait_for_stderr("Caches are synced", within=60)
+        labels = {"quota.example.com/tier": "small"}
+        await Api(client, NAMESPACES).create({"metadata": {"name": name, "labels": labels}})
+        await proc.wait_for_stdout(f"Set quota of {name}")
+        quota = await quotas.get("tier-quota")
+        assert quota["spec"]["hard"] == {"pods": "10"}
+        assert quota["metadata"]["ownerReferences"][0]["name"] == name
+        assert quota["metadata"]["ownerReferences"][0]["controller"] is True
+        await quotas.delete("tier-quota")  # owned: restored
+        await proc.wait_for_stdout(f"Set quota of {name}", count=2)
+        assert (await quotas.get("tier-quota"))["spec"]["hard"] == {"pods": "10"}
+        assert await proc.terminate() == 0
+    assert proc.stdout.count(f"Set quota of {name}") == 2, proc
+    assert "Traceback" not in proc.stderr_text, proc
+    assert not [line for line in proc.stderr if line.startswith("W")], proc
+
+
+async def test_the_guides_testing_section_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Section 7's two tests, each with an envtest of its own, next to the whole program
+    saved as quota.py (what they import and run)."""
+    (tmp_path / "quota.py").write_text(guide_block("## The whole program"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    section = "## 7. Testing against a real apiserver"
+    for index, test in enumerate(
+        [
+            "test_a_labelled_namespace_gets_its_quota",
+            "test_the_program_sets_a_quota_and_exits_0_on_sigterm",
+        ]
+    ):
+        scope: dict[str, Any] = {}
+        exec(compile(guide_block(section, index), f"guide-section-7-{index}", "exec"), scope)
+        with trio.fail_after(120):
+            await scope[test]()
+    sys.modules.pop("quota", None)
 
 
 async def test_without_election_a_manager_from_the_flags_reports_itself_leader(

@@ -12,21 +12,16 @@ Terminating), so every test uses Namespaces of its own, unique names."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from controller_process import ControllerProcess
 
 from trio_controller import EVENTS, NAMESPACES, RESOURCE_QUOTAS, Api, Client, NotFound, load_config
-from trio_controller.testing import EnvInfo
+from trio_controller.testing import EnvInfo, run_operator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quota_operator.py"
 LABEL = "quota.example.com/enabled"
@@ -38,32 +33,6 @@ HARD = {"pods": "10", "requests.cpu": "4", "requests.memory": "8Gi"}
 async def client(envtest: EnvInfo) -> AsyncIterator[Client]:
     async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
         yield client
-
-
-@asynccontextmanager
-async def run_operator(*args: str | Path) -> AsyncIterator[ControllerProcess]:
-    """`python examples/quota_operator.py *args` in the background; killed if still
-    running at the end."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, str(EXAMPLE), *map(str, args)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    proc = ControllerProcess(process)
-    async with trio.open_nursery() as nursery:
-        assert process.stdout is not None and process.stderr is not None
-        nursery.start_soon(proc._read, process.stdout, proc.stdout)
-        nursery.start_soon(proc._read, process.stderr, proc.stderr)
-        nursery.start_soon(proc._wait_exit)
-        try:
-            yield proc
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.move_on_after(10):
-                await process.wait()
 
 
 async def eventually(check: Callable[[], Any], what: str, within: float = 20.0) -> Any:
@@ -109,8 +78,12 @@ async def test_a_labelled_namespace_keeps_its_quota_through_edits_and_deletes(
     plain = await new_namespace(client, labelled=False)
     name = before["metadata"]["name"]
     quotas = Api(client, RESOURCE_QUOTAS, name)
-    async with run_operator("--kubeconfig", envtest.admin_kubeconfig) as op:
-        await op.wait_stdout(f"Set quota of {name}", within=60)
+    # `-n` means nothing to a program over a cluster-scoped kind: one warning says so.
+    args = ("-n", "default")
+    async with run_operator(EXAMPLE, *args, kubeconfig=envtest.admin_kubeconfig) as op:
+        await op.wait_for_stdout(f"Set quota of {name}", within=60)
+        warning = await op.wait_for_stderr("has no effect")
+        assert "-n default has no effect: this program watches only cluster-scoped" in warning
         quota = await quotas.get(QUOTA)
         assert quota["spec"]["hard"] == HARD
         assert quota["metadata"]["ownerReferences"] == [
@@ -126,21 +99,28 @@ async def test_a_labelled_namespace_keeps_its_quota_through_edits_and_deletes(
 
         # One created after the start gets its quota too.
         after = await new_namespace(client, labelled=True)
-        await op.wait_stdout(f"Set quota of {after['metadata']['name']}", within=20)
+        await op.wait_for_stdout(f"Set quota of {after['metadata']['name']}", within=20)
         assert (await Api(client, RESOURCE_QUOTAS, after["metadata"]["name"]).get(QUOTA))["spec"][
             "hard"
         ] == HARD
+
+        # Changes of the Namespace that leave the quota right write nothing (the
+        # reconcile reads the quota from the cache owns() fills: every namespace's).
+        for i in range(3):
+            await Api(client, NAMESPACES).patch(
+                name, {"metadata": {"labels": {"quota-test/edit": str(i)}}}, type="merge"
+            )
 
         # Edited: put back.
         await quotas.patch(
             QUOTA, {"spec": {"hard": {"pods": "99", "requests.cpu": "4"}}}, type="merge"
         )
-        await op.wait_stdout(f"Set quota of {name}", count=2, within=20)
+        await op.wait_for_stdout(f"Set quota of {name}", count=2, within=20)
         assert (await quotas.get(QUOTA))["spec"]["hard"] == HARD
 
         # Deleted: created again, as a new object.
         await quotas.delete(QUOTA)
-        await op.wait_stdout(f"Set quota of {name}", count=3, within=20)
+        await op.wait_for_stdout(f"Set quota of {name}", count=3, within=20)
         again = await quotas.get(QUOTA)
         assert again["spec"]["hard"] == HARD
         assert again["metadata"]["uid"] != quota["metadata"]["uid"]
@@ -158,5 +138,9 @@ async def test_a_labelled_namespace_keeps_its_quota_through_edits_and_deletes(
         assert not any(plain["metadata"]["name"] in line for line in op.stdout)
 
         assert await op.terminate() == 0, op
-    assert "Traceback" not in "\n".join(op.stderr), op
+    assert "Traceback" not in op.stderr_text, op
     assert all(line.startswith("Set quota of quota-") for line in op.stdout), op
+    # One write per change that needed one: none for the Namespace's label edits.
+    assert op.stdout.count(f"Set quota of {name}") == 3, op
+    # The set-up reads the caches the controller is fed from: no other warning.
+    assert [line for line in op.stderr if line.startswith("W")] == [warning], op

@@ -91,6 +91,11 @@ CACHE_SYNC_TIMEOUT = 120.0  # controller-runtime's default CacheSyncTimeout
 SYNC_PROGRESS_EVERY = 5.0
 
 
+def _same_resource(a: Resource, b: Resource) -> bool:
+    """The same resource, whatever the version asked for."""
+    return a.group == b.group and a.plural == b.plural
+
+
 class CacheSyncTimeout(TrioControllerError):
     """The first sync of the cache did not finish within `cache_sync_timeout`."""
 
@@ -113,7 +118,7 @@ class Controller:
     secondary resources. `Controller.over(reflector, queue, reconcile)` runs over a
     reflector (or any `Source`) built by hand instead. `controller.store` is the
     primary's cache (a read-only `StoreReader`: `get(key)` gives a dict or None); an
-    owned kind's is `controller.factory.informer(KIND, namespace=...).store`.
+    owned or watched kind's is `controller.store_of(KIND)`.
 
     `reconcile` may be a coroutine function or a plain function. It returns None (done),
     seconds or `Requeue(after=...)` (look again later), or raises to be retried with the
@@ -133,10 +138,13 @@ class Controller:
     must not call Trio or the workqueue: it runs in a worker thread and returns its
     result for the controller to act on.
 
-    `controller.store` is the primary resource's cache (read-only for users: `get(key)`
-    gives a dict parsed then, or None; `list_keys()`); the cache of an owned or watched
-    kind is `factory.informer(resource, namespace=...).store`, the very informer `owns()`
-    and `watches()` use. Keys are `namespace/name`, or `name` for a cluster-scoped kind.
+    `controller.store` is the primary resource's cache, with the controller's namespace
+    and selectors (read-only for users: `get(key)` gives a dict parsed then, or None;
+    `list_keys()`); `controller.store_of(KIND)` is the cache of an owned or watched kind,
+    the very informer `owns()` and `watches()` use. Keys are `namespace/name`, or `name`
+    for a cluster-scoped kind. Without `reconcile`, give it later with the
+    `@controller.reconciler` decorator, so the reconcile is defined after the controller
+    and reads its stores directly.
 
     `cache_sync_timeout` (seconds, None: wait forever) bounds the first sync of every
     informer of the controller. `name` (default: the resource's kind) names the
@@ -172,7 +180,7 @@ class Controller:
         self,
         client: Client,
         resource: Resource,
-        reconcile: Reconcile,
+        reconcile: Reconcile | None = None,
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
@@ -286,7 +294,7 @@ class Controller:
         self,
         source: Any,
         queue: WorkQueue,
-        reconcile: Reconcile,
+        reconcile: Reconcile | None,
         name: str,
         *,
         workers: int,
@@ -307,7 +315,11 @@ class Controller:
         self.store: StoreReader | Store = (
             self.informer.store if self.informer is not None else source.store
         )
-        self.reconcile = reconcile
+        self.reconcile: Reconcile | None = None
+        self._async = False
+        self._wrap_reconcile: Callable[[Reconcile], Reconcile] | None = None
+        if reconcile is not None:
+            self._set_reconcile(reconcile)
         self.name = name
         self.workers = workers
         self.resync = resync
@@ -317,7 +329,6 @@ class Controller:
         self.max_retries = max_retries
         self.batch = max(1, batch)
         self.threaded = threaded
-        self._async = _is_async(reconcile)
         self.cache_sync_timeout = cache_sync_timeout
         self.stats = ReconcileStats()
         #: The reflector task is running (False before `run`, after `stop`, on standby).
@@ -328,6 +339,64 @@ class Controller:
         self._stop = trio.Event()
         self._fed = trio.Event()  # the feeders of the current run have exited
         self._init_engine(reconcile_timeout, hot_loop_threshold, own_writes_timeout, priorities)
+
+    def _set_reconcile(self, reconcile: Reconcile) -> None:
+        self.reconcile = reconcile
+        self._async = _is_async(reconcile)
+
+    def reconciler(self, reconcile: Reconcile) -> Reconcile:
+        """Give the controller its reconcile, as a decorator, for a controller built
+        without one: the reconcile is then defined after the controller, so it reads
+        `controller.store` and `controller.store_of(...)` like any other name:
+
+            controller = manager.controller(NAMESPACES, label_selector="team")
+            controller.owns(RESOURCE_QUOTAS)
+            namespaces, quotas = controller.store, controller.store_of(RESOURCE_QUOTAS)
+
+            @controller.reconciler
+            async def reconcile(key: str) -> None: ...
+
+        Returns `reconcile` unchanged. TypeError when the controller has one already."""
+        if self.reconcile is not None:
+            raise TypeError(f"the {self.name} controller has a reconcile already")
+        wrap = self._wrap_reconcile
+        self._set_reconcile(wrap(reconcile) if wrap is not None else reconcile)
+        return reconcile
+
+    def store_of(self, resource: Resource) -> StoreReader | Store:
+        """The cache this controller reads `resource` from, for its reconcile: the
+        primary's (`controller.store`, with the controller's namespace and selectors),
+        or that of the very informer `owns(resource)` or `watches(resource, ...)` feeds
+        its queue from (the same namespace and selectors). A reconcile that reads these
+        sees every object its queue is fed about; `manager.factory.informer(...)` with
+        another namespace or selector is another watch with another cache.
+
+        ValueError when the controller does not watch `resource` (call `owns()` or
+        `watches()` first), or watches it through several informers (then read the one
+        meant: `controller.factory.informer(resource, namespace=..., options=...)`)."""
+        if self.resource is not None and _same_resource(self.resource, resource):
+            return self.store
+        found = [
+            i for i in self._informers[1:] if i.resource and _same_resource(i.resource, resource)
+        ]
+        if len(found) == 1:
+            return found[0].store
+        if not found:
+            raise ValueError(
+                f"the {self.name} controller does not watch {resource.plural}: call "
+                f"owns({resource.kind.upper()}...) or watches(...) before store_of()"
+            )
+        raise ValueError(
+            f"the {self.name} controller watches {resource.plural} through "
+            f"{len(found)} informers ({', '.join(i.key.path for i in found)}): read "
+            "the one meant with controller.factory.informer(...)"
+        )
+
+    @property
+    def informers(self) -> list[Informer]:
+        """The informers feeding this controller's queue: the primary's first, then
+        those of `owns()` and `watches()` in the order they were added."""
+        return list(self._informers)
 
     # -- secondary resources -----------------------------------------------------------
 
@@ -392,10 +461,14 @@ class Controller:
         return self
 
     def wrap_reconcile(self, wrapper: Callable[[Reconcile], Reconcile]) -> None:
-        """Reconcile through `wrapper(reconcile)` from now on (before `run`): how a
+        """Reconcile through `wrapper(reconcile)` (before `run`), now or, for a
+        controller still waiting for its reconcile (`reconciler`), when it is given: how a
         Manager makes a shard skip objects it no longer owns and hand drained ones back."""
-        self.reconcile = wrapper(self.reconcile)
-        self._async = _is_async(self.reconcile)
+        if self.reconcile is not None:
+            self._set_reconcile(wrapper(self.reconcile))
+            return
+        inner = self._wrap_reconcile
+        self._wrap_reconcile = wrapper if inner is None else (lambda r: wrapper(inner(r)))
 
     def _primary(self, what: str) -> Resource:
         if self.resource is None:
@@ -423,6 +496,11 @@ class Controller:
 
         Raises `CacheSyncTimeout`, or the reflector's error (`ListFailed` for a resource
         that does not exist or a bad selector, `Forbidden`, ...) as itself."""
+        if self.reconcile is None:
+            raise TrioControllerError(
+                f"the {self.name} controller has no reconcile: pass one, or decorate it "
+                "with @controller.reconciler"
+            )
         log.info("Starting %s controller", self.name)
         timed_out: CacheSyncTimeout | None = None
         self._failure = None

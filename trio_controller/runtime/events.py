@@ -155,6 +155,17 @@ class EventRecorder:
     constructor: a `Manager` runs the recorders it hands out (`manager.event_recorder(
     name)`) and drains them on stop; by hand, `await nursery.start(recorder.run)`, and
     `recorder.close()` + `await recorder.closed()` to send what is waiting.
+
+    Where Events land: an Event lives in the namespace of the object it is about; one
+    about a cluster-scoped object (a Namespace, a Node, a ClusterRole) lives in
+    `default`, as client-go puts it (`kubectl get events -n default`,
+    `Api(client, EVENTS, "default")`; its `regarding` names the object).
+
+    A repeated Event is one Event: the same object, type, reason, action and note
+    recorded again within `finish_after` (6 minutes) is not a new Event but a `series`
+    on the first one, whose `series.count` grows (2 at once, then every
+    `refresh_interval`). A test counting occurrences adds up `series.count` (1 for an
+    Event without a series), not Events.
     """
 
     def __init__(
@@ -207,7 +218,9 @@ class EventRecorder:
     ) -> None:
         """Record that `action` happened to `obj` (`type` "Normal" or "Warning", `reason` a
         CamelCase word, `note` for humans, cut to 1 KB). Returns at once; the Event is
-        written by `run`. `related` is a second object involved; `resource` supplies
+        written by `run`, in `obj`'s namespace (`default` for a cluster-scoped object); a
+        repeat within `finish_after` grows that Event's `series.count` instead of
+        writing another Event. `related` is a second object involved; `resource` supplies
         apiVersion and kind to objects without them. Raises ValueError only for
         arguments the apiserver would refuse. Call it in the Trio thread; a reconcile
         running in a worker thread uses `trio.from_thread.run_sync(recorder.event, ...)`."""

@@ -3,9 +3,12 @@
     from trio_controller import Manager
 
     async def setup(manager: Manager) -> None:
-        widgets = manager.factory.informer(WIDGETS, namespace=manager.namespace).store
         recorder = manager.event_recorder("example.com/widget-operator")
-        manager.controller(WIDGETS, reconcile).owns(CONFIGMAPS)
+        controller = manager.controller(WIDGETS).owns(CONFIGMAPS)
+        widgets, configmaps = controller.store, controller.store_of(CONFIGMAPS)
+
+        @controller.reconciler
+        async def reconcile(key: str) -> None: ...
 
     if __name__ == "__main__":
         sys.exit(Manager.main(setup, prog="widget-operator"))
@@ -56,6 +59,7 @@ import trio
 from trio_controller import errors
 from trio_controller.api.resource import Resource
 from trio_controller.cache.factory import SharedInformerFactory
+from trio_controller.cache.informer import Informer
 from trio_controller.cache.options import InformerOptions
 from trio_controller.observe import log as klog
 from trio_controller.runtime.controller import CacheSyncTimeout, Controller, Reconcile
@@ -124,12 +128,17 @@ class Manager:
     program with `Manager.main(setup)`. Extra keyword arguments are the informer
     settings of its `factory` (`compress=True`, `streaming_list=False`, ...).
 
-    - `manager.factory`: the `SharedInformerFactory`. `factory.informer(X, namespace=ns)
-      .store` is the store every controller watching X there reads, so a reconcile reads
-      its primary and owned kinds from these caches;
-    - `manager.controller(resource, reconcile, ...)`: a `Controller` on that factory, in
-      the manager's namespace, with its number of workers (`add(controller)` adds one
-      built by hand);
+    - `manager.controller(resource, reconcile, ...)`: a `Controller` on the manager's
+      factory, in the manager's namespace (none for a cluster-scoped kind), with its
+      number of workers (`add(controller)` adds one built by hand). A reconcile reads
+      the controller's own caches: `controller.store` (the primary, with its selectors)
+      and `controller.store_of(OWNED)` (what `owns()`/`watches()` feed the queue from);
+      without `reconcile`, decorate it with `@controller.reconciler`;
+    - `manager.factory`: the `SharedInformerFactory`, for lookups of other kinds. It
+      shares one informer per resource, namespace and selectors: asking it for a
+      controller's resource with another namespace or selector is another watch and
+      another cache (at start, one WARNING names such a cache when it feeds no
+      controller, and `-n` given to a program that watches only cluster-wide);
     - `manager.event_recorder(reporting_controller)`: an `EventRecorder` the manager runs
       and, on stop, drains;
     - `manager.add_runnable(fn, needs_leader=False)`: any other service (a webhook
@@ -281,12 +290,17 @@ class Manager:
             shard=shard,
         )
 
-    def controller(self, resource: Resource, reconcile: Reconcile, **options: Any) -> Controller:
+    def controller(
+        self, resource: Resource, reconcile: Reconcile | None = None, **options: Any
+    ) -> Controller:
         """A `Controller` for `resource` on the manager's factory, added to the manager.
 
         Defaults: the manager's namespace (none for a cluster-scoped resource), workers
         and cache-sync timeout; `options` are `Controller`'s (`name=`,
-        `label_selector=`, `threaded=`, ...)."""
+        `label_selector=`, `threaded=`, ...). Without `reconcile`, decorate it with
+        `@controller.reconciler` once the controller is built: the reconcile then reads
+        `controller.store` (the primary's cache, with its selectors) and
+        `controller.store_of(OWNED)` (the cache `owns()` reads) directly."""
         options.setdefault("namespace", self.namespace if resource.namespaced else None)
         options.setdefault("workers", self.workers)
         options.setdefault("cache_sync_timeout", self.cache_sync_timeout)
@@ -370,11 +384,42 @@ class Manager:
         `LeadershipLost`, an informer's error (`ListFailed`, `Forbidden`, ...)."""
         if self._running:
             raise RuntimeError("a Manager runs once")
+        for controller in self.controllers:
+            if controller.reconcile is None:
+                raise errors.TrioControllerError(
+                    f"the {controller.name} controller has no reconcile: pass one to "
+                    "manager.controller(...), or decorate it with @controller.reconciler"
+                )
         self._running = True
+        self._warn_about_caches()
         try:
             await self._run(task_status)
         except BaseExceptionGroup as group:
             raise _first_error(group) from group
+
+    def _warn_about_caches(self) -> None:
+        """One WARNING per trap the set-up shows, found once before the start."""
+        for lookup, controller, source in lookups_apart(self.controllers, self.factory):
+            log.warning(
+                "The %s controller's queue is fed from %s, but this manager also caches "
+                "%s, which feeds no controller: a reconcile reading that cache misses or "
+                "sees other objects; read controller.store / controller.store_of(%s)",
+                controller.name,
+                describe_informer(source),
+                describe_informer(lookup),
+                source.resource.kind if source.resource else "...",
+            )
+        args = self.args
+        explicit = getattr(args, "namespace", None) if args is not None else None
+        if explicit and not getattr(args, "all_namespaces", False) and self.controllers:
+            scoped = [i for i in self.factory.informers if _namespace_of(i) is not None]
+            if not scoped:
+                log.warning(
+                    "-n %s has no effect: this program watches only cluster-scoped kinds "
+                    "and every namespace (a cluster-scoped controller's owns() and "
+                    "watches() watch all namespaces unless given namespace=)",
+                    explicit,
+                )
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as root:
@@ -590,6 +635,63 @@ class Manager:
                     nursery.cancel_scope.cancel()
             for cleanup in manager._cleanups:
                 cleanup()
+
+
+def _namespace_of(informer: Informer) -> str | None:
+    """The namespace an informer is restricted to (None: every namespace, or a
+    cluster-scoped kind)."""
+    resource = informer.resource
+    if resource is None or not resource.namespaced:
+        return None
+    path = informer.key.path
+    if path == resource.path() or "/namespaces/" not in path:
+        return None
+    return path.split("/namespaces/", 1)[1].partition("/")[0] or None
+
+
+def describe_informer(informer: Informer) -> str:
+    """`resourcequotas in namespace default`, `namespaces with labels a=b`: an
+    informer's resource, namespace and selectors, for a log line."""
+    resource = informer.resource
+    text = resource.plural if resource is not None else informer.key.path
+    if resource is not None and resource.namespaced:
+        namespace = _namespace_of(informer)
+        text += f" in namespace {namespace}" if namespace else " in every namespace"
+    key = informer.key
+    if key.label_selector:
+        text += f" with labels {key.label_selector}"
+    if key.field_selector:
+        text += f" with fields {key.field_selector}"
+    if key.metadata_only:
+        text += " (metadata only)"
+    return text
+
+
+def lookups_apart(
+    controllers: list[Controller], factory: SharedInformerFactory
+) -> list[tuple[Informer, Controller, Informer]]:
+    """The informers of `factory` that feed no controller's queue (caches asked for to be
+    read) of a resource some controller is fed about through another informer (another
+    namespace or selector): (that lookup, the controller, the informer feeding it).
+    A reconcile reading the lookup sees other objects than those it is queued for:
+    a cluster-scoped owner whose owned kind is read in one namespace, or a primary with a
+    label selector read without it."""
+    feeding = {id(i) for c in controllers for i in c.informers}
+    found = []
+    for lookup in factory.informers:
+        if id(lookup) in feeding or lookup.resource is None:
+            continue
+        for controller in controllers:
+            for source in controller.informers:
+                r = source.resource
+                if (
+                    r is not None
+                    and r.group == lookup.resource.group
+                    and r.plural == lookup.resource.plural
+                ):
+                    found.append((lookup, controller, source))
+                    break
+    return found
 
 
 def setup_logging(verbosity: int, fmt: klog.Format = "text") -> None:

@@ -6,6 +6,8 @@
         await pods.create_pod("default", "web")
 
 ``python -m trio_controller.testing --kubeconfig-out PATH`` runs one in the foreground.
+``run_operator(program, kubeconfig=env.admin_kubeconfig)`` runs an operator program as a
+child process, reading its output lines and sending it SIGTERM (testing/operator.py).
 """
 
 from trio_controller.testing._assets import AssetsNotFound, find_assets
@@ -13,6 +15,7 @@ from trio_controller.testing._pki import ServingCert, write_serving_cert
 from trio_controller.testing._webhooks import WebhookInstallError, WebhookInstallOptions
 from trio_controller.testing.envtest import EnvTest, EnvTestError, open_envtest
 from trio_controller.testing.info import TOKEN_USER, EnvInfo
+from trio_controller.testing.operator import OperatorProcess, run_operator
 from trio_controller.testing.pods import PodHelper, open_pod_helper, pod_manifest
 from trio_controller.testing.watching import WatchEvent, about, read_events_until
 
@@ -22,6 +25,7 @@ __all__ = [
     "EnvInfo",
     "EnvTest",
     "EnvTestError",
+    "OperatorProcess",
     "PodHelper",
     "ServingCert",
     "WatchEvent",
@@ -33,5 +37,6 @@ __all__ = [
     "open_pod_helper",
     "pod_manifest",
     "read_events_until",
+    "run_operator",
     "write_serving_cert",
 ]

@@ -337,6 +337,9 @@ impl WorkQueue {
     /// if the queue is shut down and empty. Normal keys first, but while both levels
     /// have keys every `low_every`-th hand-out serves the oldest low key.
     pub fn get(&mut self, now: f64) -> Result<Option<Key>, ShutDown> {
+        // A delayed key already due is ready: it must not lose to a lower-priority key
+        // because the delay pump has not run yet at this instant.
+        self.promote(now);
         if self.queued == 0 {
             return if self.shutting_down {
                 Err(ShutDown)
