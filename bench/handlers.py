@@ -97,9 +97,8 @@ def after(chunks: list[bytes], count: Count) -> None:
     """The informer core: one call per read, the handler once per change."""
     sink = CoreSink(Store())
     sink.add_consumer(Handlers(count.handlers()))
-    decoder = WatchDecoder()
     for data in chunks:
-        sink.apply(decoder, data, 0.0, None)
+        sink.apply(data, 0.0, None)
 
 
 def measure(fn: Any, chunks: list[bytes], events: int, repeat: int) -> float:

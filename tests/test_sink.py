@@ -7,6 +7,8 @@ The real-apiserver version is tests/e2e/test_informer_core_e2e.py."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import orjson
@@ -14,7 +16,7 @@ import trio
 import trio.testing
 from helpers.watch import bookmark, event
 
-from trio_controller._native import ListAccumulator, OwnerMapping, Store, WatchDecoder
+from trio_controller._native import ListAccumulator, OwnerMapping, Store
 from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.sink import (
     Change,
@@ -100,7 +102,7 @@ async def test_one_read_reaches_every_queue_and_the_handlers_in_the_same_call(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     sink, store, queues, recorder = fanned_out()
-    fed = sink.apply(WatchDecoder(), READ, trio.current_time(), None)
+    fed = sink.apply(READ, trio.current_time(), None)
     assert (fed.applied, fed.bookmarks, fed.resource_version) == (3, 1, "14")
     assert [ready(q) for q in queues] == [["ns/a", "ns/b"], ["ns/a", "ns/b"], ["ns/w1", "ns/w2"]]
     # a moved from w1 to w2 (any version of the group maps): both owners look again.
@@ -110,7 +112,7 @@ async def test_one_read_reaches_every_queue_and_the_handlers_in_the_same_call(
         ("update", "a", "11", "13"),
     ]
     assert sorted(store.list_keys()) == ["ns/a", "ns/b"] and store.resource_version == "14"
-    sink.apply(WatchDecoder(), event("DELETED", cm("a", 15, owner="w2")), 0.0, None)
+    sink.apply(event("DELETED", cm("a", 15, owner="w2")), 0.0, None)
     assert [ready(q) for q in queues] == [["ns/a"], ["ns/a"], ["ns/w2"]]
     assert recorder.calls[-1] == ("delete", "a", "15", None)  # the last state
 
@@ -142,7 +144,7 @@ async def test_a_mapper_in_python_and_the_owner_mapping_in_rust_agree(
     sink = CoreSink(Store())
     sink.add_queue(rust, OwnerMapping("example.com/v1", "Widget"))
     sink.add_consumer(QueueMapped(python, controller_owner("example.com/v1", "Widget")))
-    sink.apply(WatchDecoder(), READ, trio.current_time(), None)
+    sink.apply(READ, trio.current_time(), None)
     assert ready(rust) == ready(python) == ["ns/w1", "ns/w2"]
     sink.replace(list_of(cm("a", 20, owner="w5")), "30")
     assert ready(rust) == ready(python) == ["ns/w2", "ns/w5"]
@@ -154,19 +156,41 @@ async def test_objects_are_parsed_only_when_a_handler_reads_them(
     seen: list[Change] = []
 
     class Keys:
-        def event(self, change: Change) -> None:
-            seen.append(change)
+        def deliver(self, changes: Sequence[Change]) -> None:
+            seen.extend(changes)
 
     sink = CoreSink(Store())
     sink.add_consumer(Keys())
-    sink.apply(WatchDecoder(), READ, trio.current_time(), None)
-    assert [(c.kind, c.key, c.listed) for c in seen] == [
+    sink.apply(READ, trio.current_time(), None)
+    assert [(kind, key, listed) for kind, key, _, _, listed in seen] == [
         ("ADDED", "ns/a", False),
         ("ADDED", "ns/b", False),
         ("MODIFIED", "ns/a", False),
     ]
-    assert all(c._old is None and c._new is None for c in seen)  # nothing parsed yet
-    assert seen[2].old is not None and seen[2].old["metadata"]["resourceVersion"] == "11"
+    objects = [obj for _, _, old, new, _ in seen for obj in (old, new) if obj is not None]
+    assert len(objects) == 4 and not any(obj.parsed for obj in objects)  # nothing parsed yet
+    old = seen[2][2]
+    assert old is not None and old["metadata"]["resourceVersion"] == "11"
+    assert old.parsed and not seen[2][3].parsed  # only what was read
+
+
+async def test_handlers_get_objects_that_read_like_the_dicts_they_encode(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    got: list[Any] = []
+    sink = CoreSink(Store())
+    sink.add_consumer(Handlers(EventHandlers(on_add=got.append)))
+    sink.apply(event("ADDED", cm("a", 11)), trio.current_time(), None)
+    (obj,) = got
+    assert obj == cm("a", 11) and cm("a", 11) == obj and obj != cm("a", 12)
+    assert isinstance(obj, MutableMapping) and not isinstance(obj, dict)
+    assert obj.get("kind") == "ConfigMap" and "metadata" in obj and len(obj) == 3
+    assert sorted(obj) == sorted(obj.keys()) == ["apiVersion", "kind", "metadata"]
+    assert dict(obj) == {**obj} == copy.deepcopy(obj) == cm("a", 11)
+    assert isinstance(obj.dict(), dict) and obj.dict() is obj.dict()
+    obj["metadata"]["labels"] = {"x": "y"}  # a handler's own view: the cache is untouched
+    assert obj.dict()["metadata"]["labels"] == {"x": "y"}
+    assert orjson.loads(obj.raw) == cm("a", 11) == orjson.loads(sink.store.get_raw("ns/a"))
 
 
 async def test_a_bad_line_still_delivers_the_changes_before_it(
@@ -175,7 +199,7 @@ async def test_a_bad_line_still_delivers_the_changes_before_it(
     sink, _, queues, recorder = fanned_out()
     bad = event("ADDED", cm("a", 1)) + b"{oops}\n"
     try:
-        sink.apply(WatchDecoder(), bad, trio.current_time(), None)
+        sink.apply(bad, trio.current_time(), None)
     except Exception as exc:  # DecodeError
         assert "line 2" in str(exc)
     else:

@@ -2,6 +2,7 @@
 pub mod convert;
 pub mod errors;
 pub mod informer;
+pub mod object;
 pub mod owner;
 pub mod queue;
 pub mod store;
@@ -58,6 +59,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyStoreReader>()?;
     m.add_class::<informer::PyInformerCore>()?;
+    m.add_class::<object::PyLazyObject>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;
     m.add_class::<store::PageInfo>()?;
