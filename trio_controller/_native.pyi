@@ -39,6 +39,7 @@ __all__ = [
     "WorkQueue",
     "__version__",
     "default_controller_rate_limiter",
+    "group_of",
     "parse_response_head",
 ]
 
@@ -790,6 +791,10 @@ class ResponseHead:
         """The Content-Length, or None."""
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), or None."""
+
+def group_of(api_version: str) -> str:
+    """The API group of ``api_version``: ``example.com/v1`` → ``example.com``; ``v1`` (the
+    core group) → ``""``."""
 
 def parse_response_head(buf: bytes) -> ResponseHead | None:
     """The response head at the start of ``buf``, or None while it is incomplete.

@@ -56,6 +56,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PREDICATE_ANNOTATIONS", Predicates::ANNOTATIONS)?;
     m.add("PREDICATE_RESOURCE_VERSION", Predicates::RESOURCE_VERSION)?;
     m.add_class::<owner::PyOwnerMapping>()?;
+    m.add_function(wrap_pyfunction!(owner::group_of, m)?)?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyStoreReader>()?;
     m.add_class::<informer::PyInformerCore>()?;

@@ -1,6 +1,7 @@
 //! `WorkQueue` and the rate limiters.
 use super::errors::ShutDown;
-use crate::queue::{Cause, Causes, Change, Key, Origin, WorkQueue};
+use crate::queue::{Cause, Causes, Change, Origin, WorkQueue};
+use crate::store::Key;
 use crate::ratelimit::{self, Bucket, ExponentialFailure, MaxOf, RateLimiter, Shared};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -25,8 +25,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-/// A key as stored in the queue's sets: one allocation shared by all of them.
-pub type Key = Arc<str>;
+use crate::store::Key;
 
 /// `get` on a queue that is shut down and empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
