@@ -8,7 +8,7 @@ The real-apiserver version is tests/e2e/test_informer_core_e2e.py."""
 from __future__ import annotations
 
 import copy
-from collections.abc import MutableMapping, Sequence
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ import trio
 import trio.testing
 from helpers.watch import bookmark, event
 
-from trio_controller._native import ListAccumulator, OwnerMapping, Store
+from trio_controller._native import Changes, ListAccumulator, OwnerMapping, Store
 from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.sink import (
     Change,
@@ -156,7 +156,7 @@ async def test_objects_are_parsed_only_when_a_handler_reads_them(
     seen: list[Change] = []
 
     class Keys:
-        def deliver(self, changes: Sequence[Change]) -> None:
+        def deliver(self, changes: Changes) -> None:
             seen.extend(changes)
 
     sink = CoreSink(Store())

@@ -19,6 +19,8 @@ __all__ = [
     "WORKQUEUE_BUCKETS",
     "BodyDecoder",
     "BucketRateLimiter",
+    "Changes",
+    "ChangesIterator",
     "DecodeError",
     "ExponentialFailureRateLimiter",
     "FeedResult",
@@ -372,13 +374,27 @@ class InformerCore:
         """Replace the store's content with ``acc``'s objects (a relist; empties ``acc``) and
         fan it out as listed changes: adds, updates (against the version each replaced)
         and deletes with each vanished object's last state."""
-    def take_changes(
-        self,
-    ) -> list[tuple[str, str, LazyObject | None, LazyObject | None, bool]]:
-        """The changes buffered since the last call, in order, as
-        ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the
-        objects as ``LazyObject`` (parsed when first read; ``old`` None for an add,
-        ``new`` None for a delete), ``listed`` for a change from a list."""
+    def take_changes(self) -> Changes:
+        """The changes buffered since the last call, in order (``Changes``: iterate it for
+        ``(type, key, old, new, listed)`` tuples)."""
+
+@final
+class Changes:
+    """One read's changes for Python consumers. Iterating gives, in order,
+    ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the objects
+    as ``LazyObject`` (parsed when first read; ``old`` None for an add, ``new`` None for a
+    delete), ``listed`` for a change from a list. Each iteration makes its tuples as it
+    goes (fresh objects each time), so what a consumer does not keep is freed at once."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> ChangesIterator: ...
+
+@final
+class ChangesIterator:
+    """An iteration over ``Changes``."""
+
+    def __iter__(self) -> ChangesIterator: ...
+    def __next__(self) -> tuple[str, str, LazyObject | None, LazyObject | None, bool]: ...
 
 @final
 class LazyObject:

@@ -21,13 +21,14 @@ delete (a tombstone).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
 
 from trio_controller._native import (
+    Changes,
     FeedResult,
     InformerCore,
     LazyObject,
@@ -177,8 +178,10 @@ change from a list (initial list, relist, snapshot) rather than a watch event.""
 class Consumer(Protocol):
     """A Python consumer of an informer's changes."""
 
-    def deliver(self, changes: Sequence[Change]) -> None:
-        """One read's changes, in order (never empty)."""
+    def deliver(self, changes: Changes) -> None:
+        """One read's changes (never empty): iterate it, once or more, for `Change`
+        tuples in order; each iteration makes fresh objects, and what is not kept is
+        freed as the iteration moves on."""
         ...
 
 
@@ -201,7 +204,7 @@ class QueueMapped:
         self.mapper = mapper
         self.filter = filter
 
-    def deliver(self, changes: Sequence[Change]) -> None:
+    def deliver(self, changes: Changes) -> None:
         keys: set[str] = set()
         passes, mapper = self.filter.passes, self.mapper
         for kind, key, old_obj, new_obj, _ in changes:
@@ -244,7 +247,7 @@ class Handlers:
     def __init__(self, handlers: EventHandlers) -> None:
         self.handlers = handlers
 
-    def deliver(self, changes: Sequence[Change]) -> None:
+    def deliver(self, changes: Changes) -> None:
         h = self.handlers
         on_add, on_update, on_delete = h.on_add, h.on_update, h.on_delete
         for kind, _, old, new, _ in changes:

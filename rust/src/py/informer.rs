@@ -13,7 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use super::object::PyLazyObject;
 use pyo3::intern;
-use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 
 /// One queue target as Python handed it.
 struct Target {
@@ -244,45 +244,85 @@ impl PyInformerCore {
         })
     }
 
-    /// The changes buffered since the last call, in order, as
-    /// ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the
-    /// objects as ``LazyObject`` (parsed when first read; ``old`` None for an add,
-    /// ``new`` None for a delete), ``listed`` for a change from a list.
-    fn take_changes<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let taken = match self.changes.as_mut() {
+    /// The changes buffered since the last call, in order (``Changes``: iterate it for
+    /// ``(type, key, old, new, listed)`` tuples).
+    fn take_changes(&mut self) -> PyChanges {
+        let items = match self.changes.as_mut() {
             Some(c) => std::mem::take(c),
             None => Vec::new(),
         };
-        let (added, modified, deleted) = (
-            intern!(py, "ADDED"),
-            intern!(py, "MODIFIED"),
-            intern!(py, "DELETED"),
-        );
-        let object = |b: Option<Box<[u8]>>| -> PyResult<Bound<'py, PyAny>> {
+        PyChanges { items }
+    }
+}
+
+/// One read's changes for Python consumers. Iterating gives, in order,
+/// ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the objects
+/// as ``LazyObject`` (parsed when first read; ``old`` None for an add, ``new`` None for a
+/// delete), ``listed`` for a change from a list. Each iteration makes its tuples as it
+/// goes (fresh objects each time), so what a consumer does not keep is freed at once.
+#[pyclass(frozen, module = "trio_controller._native", name = "Changes")]
+pub struct PyChanges {
+    items: Vec<Changed>,
+}
+
+#[pymethods]
+impl PyChanges {
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> PyChangesIter {
+        PyChangesIter {
+            batch: slf.unbind(),
+            at: 0,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Changes: {}>", self.items.len())
+    }
+}
+
+/// An iteration over ``Changes``.
+#[pyclass(module = "trio_controller._native", name = "ChangesIterator")]
+pub struct PyChangesIter {
+    batch: Py<PyChanges>,
+    at: usize,
+}
+
+#[pymethods]
+impl PyChangesIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let batch = self.batch.get();
+        let Some(c) = batch.items.get(self.at) else {
+            return Ok(None);
+        };
+        self.at += 1;
+        let kind = match c.change {
+            Change::Added => intern!(py, "ADDED"),
+            Change::Updated => intern!(py, "MODIFIED"),
+            Change::Deleted => intern!(py, "DELETED"),
+        };
+        let object = |b: &Option<Box<[u8]>>| -> PyResult<Bound<'py, PyAny>> {
             match b {
-                Some(b) => Ok(Bound::new(py, PyLazyObject::new(b))?.into_any()),
+                Some(b) => Ok(Bound::new(py, PyLazyObject::new(b.clone()))?.into_any()),
                 None => Ok(py.None().into_bound(py)),
             }
         };
-        let list = PyList::empty(py);
-        for c in taken {
-            let kind = match c.change {
-                Change::Added => added,
-                Change::Updated => modified,
-                Change::Deleted => deleted,
-            };
-            let item = PyTuple::new(
-                py,
-                [
-                    kind.clone().into_any(),
-                    PyString::new(py, &c.key).into_any(),
-                    object(c.old)?,
-                    object(c.new)?,
-                    PyBool::new(py, c.listed).to_owned().into_any(),
-                ],
-            )?;
-            list.append(item)?;
-        }
-        Ok(list)
+        PyTuple::new(
+            py,
+            [
+                kind.clone().into_any(),
+                PyString::new(py, &c.key).into_any(),
+                object(&c.old)?,
+                object(&c.new)?,
+                PyBool::new(py, c.listed).to_owned().into_any(),
+            ],
+        )
+        .map(Some)
     }
 }

@@ -60,6 +60,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyStoreReader>()?;
     m.add_class::<informer::PyInformerCore>()?;
+    m.add_class::<informer::PyChanges>()?;
+    m.add_class::<informer::PyChangesIter>()?;
     m.add_class::<object::PyLazyObject>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;
