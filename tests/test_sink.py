@@ -12,6 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
+import pytest
 import trio
 import trio.testing
 from helpers.watch import bookmark, event
@@ -182,6 +183,13 @@ async def test_handlers_get_objects_that_read_like_the_dicts_they_encode(
     sink.add_consumer(Handlers(EventHandlers(on_add=got.append)))
     sink.apply(event("ADDED", cm("a", 11)), trio.current_time(), None)
     (obj,) = got
+    meta = obj["metadata"]  # that member alone is parsed
+    assert meta is obj["metadata"] and meta["name"] == "a" and obj.get("nope", 7) == 7
+    with pytest.raises(KeyError):
+        obj["spec"]
+    meta["annotations"] = {"seen": "yes"}  # kept when the whole object is parsed
+    assert obj.dict()["metadata"] is meta and obj.dict()["metadata"]["annotations"]
+    del meta["annotations"]
     assert obj == cm("a", 11) and cm("a", 11) == obj and obj != cm("a", 12)
     assert isinstance(obj, MutableMapping) and not isinstance(obj, dict)
     assert obj.get("kind") == "ConfigMap" and "metadata" in obj and len(obj) == 3

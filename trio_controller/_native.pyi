@@ -398,10 +398,13 @@ class ChangesIterator:
 
 @final
 class LazyObject:
-    """An object's JSON bytes that read as the dict they encode (a mutable mapping): the
-    first read (``obj["metadata"]``, ``get``, ``in``, ``len``, iteration, ``==``, ``keys``,
-    ``items``, ``values``, ``copy``, ``pop``, ``setdefault``, ``update``) parses it once with orjson; a handler that never reads it never
-    pays for the parse. ``dict()`` gives that dict itself (for ``json.dumps`` and
+    """An object's JSON bytes that read as the dict they encode (a mutable mapping),
+    parsed (orjson) only as far as they are read: ``obj[key]`` and ``obj.get(key)``
+    parse that top-level member alone (``obj["metadata"]`` is a third of a pod); any
+    other read (``in``, ``len``, iteration, ``==``, ``keys``, ``items``, ``values``,
+    ``copy``, ``pop``, ``setdefault``, ``update``, assignment) parses the whole object
+    once, keeping the members read before. A handler that never reads it never pays for
+    a parse. ``dict()`` gives the whole dict itself (for ``json.dumps`` and
     ``isinstance(.., dict)``); ``raw`` the bytes. Each change gets objects of its own:
     writing to one changes neither the cache nor another handler's view."""
 
@@ -413,7 +416,7 @@ class LazyObject:
         """The object's JSON bytes as the cache holds them."""
     @property
     def parsed(self) -> bool:
-        """Whether it was parsed (read) already."""
+        """Whether any of it was parsed (read) already."""
     def __getitem__(self, key: str, /) -> Any: ...
     def __setitem__(self, key: str, value: Any, /) -> None: ...
     def __delitem__(self, key: str, /) -> None: ...

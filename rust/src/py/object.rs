@@ -1,34 +1,77 @@
 //! `LazyObject`: one object of a change handed to Python event handlers, its JSON parsed
 //! into a dict (orjson) only when a handler first reads it.
 use super::convert::loads;
+use crate::json::member_span;
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-/// An object's JSON bytes that read as the dict they encode (a mutable mapping): the
-/// first read (``obj["metadata"]``, ``get``, ``in``, ``len``, iteration, ``==``, ``keys``,
-/// ``items``, ``values``, ``copy``, ``pop``, ``setdefault``, ``update``) parses it once with orjson; a handler that never reads it never
-/// pays for the parse. ``dict()`` gives that dict itself (for ``json.dumps`` and
+/// An object's JSON bytes that read as the dict they encode (a mutable mapping),
+/// parsed (orjson) only as far as they are read: ``obj[key]`` and ``obj.get(key)``
+/// parse that top-level member alone (``obj["metadata"]`` is a third of a pod); any
+/// other read (``in``, ``len``, iteration, ``==``, ``keys``, ``items``, ``values``,
+/// ``copy``, ``pop``, ``setdefault``, ``update``, assignment) parses the whole object
+/// once, keeping the members read before. A handler that never reads it never pays for
+/// a parse. ``dict()`` gives the whole dict itself (for ``json.dumps`` and
 /// ``isinstance(.., dict)``); ``raw`` the bytes. Each change gets objects of its own:
 /// writing to one changes neither the cache nor another handler's view.
 #[pyclass(module = "trio_controller._native", name = "LazyObject", mapping)]
 pub struct PyLazyObject {
     raw: Box<[u8]>,
+    /// The whole object, once something needed all of it.
     parsed: Option<Py<PyDict>>,
+    /// Top-level members read by key before that (each parsed alone), by name.
+    members: Option<Py<PyDict>>,
 }
 
 impl PyLazyObject {
     pub fn new(raw: Box<[u8]>) -> Self {
-        PyLazyObject { raw, parsed: None }
+        PyLazyObject {
+            raw,
+            parsed: None,
+            members: None,
+        }
     }
 
+    /// The whole object as a dict, parsed once; members read before keep their identity.
     fn parse<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         if let Some(d) = &self.parsed {
             return Ok(d.bind(py).clone());
         }
         let d = loads(py, &self.raw)?.cast_into::<PyDict>()?;
+        if let Some(members) = self.members.take() {
+            d.update(members.bind(py).as_mapping())?;
+        }
         self.parsed = Some(d.clone().unbind());
         Ok(d)
+    }
+
+    /// The top-level member `key`, or None: a string key before the whole object was
+    /// parsed is found in the bytes and only its value parsed (`obj["metadata"]` reads
+    /// a third of a pod).
+    fn member<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let name = match (&self.parsed, key.cast::<pyo3::types::PyString>()) {
+            (None, Ok(name)) => name,
+            _ => return self.parse(py)?.get_item(key),
+        };
+        if let Some(members) = &self.members {
+            if let Some(v) = members.bind(py).get_item(name)? {
+                return Ok(Some(v));
+            }
+        }
+        let span = match member_span(&self.raw, name.to_str()?) {
+            Ok(Some(span)) => span,
+            Ok(None) => return Ok(None),
+            Err(_) => return self.parse(py)?.get_item(key), // orjson says what is wrong
+        };
+        let value = loads(py, &self.raw[span])?;
+        let members = self.members.get_or_insert_with(|| PyDict::new(py).unbind());
+        members.bind(py).set_item(name, &value)?;
+        Ok(Some(value))
     }
 }
 
@@ -50,10 +93,10 @@ impl PyLazyObject {
         PyBytes::new(py, &self.raw)
     }
 
-    /// Whether it was parsed (read) already.
+    /// Whether any of it was parsed (read) already.
     #[getter]
     fn parsed(&self) -> bool {
-        self.parsed.is_some()
+        self.parsed.is_some() || self.members.is_some()
     }
 
     fn __getitem__<'py>(
@@ -61,7 +104,10 @@ impl PyLazyObject {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.parse(py)?.as_any().get_item(key)
+        match self.member(py, key)? {
+            Some(v) => Ok(v),
+            None => Err(pyo3::exceptions::PyKeyError::new_err(key.clone().unbind())),
+        }
     }
 
     fn __setitem__(
@@ -97,7 +143,7 @@ impl PyLazyObject {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self.parse(py)?.get_item(key)? {
+        Ok(match self.member(py, key)? {
             Some(v) => v,
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
         })
