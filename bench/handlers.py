@@ -151,7 +151,7 @@ async def _run(fn: Any, chunks: list[bytes], count: Count) -> None:
 
 
 def child(kubeconfig: str, expect: int, what: str) -> None:
-    """Sync an Informer with counting handlers, print `synced`, then `done <unix time>`
+    """Sync an Informer with counting handlers, print `synced`, then `done <monotonic>`
     once `expect` more handler calls came (the watch stream's events)."""
     from trio_controller import config as kubeconfig_mod
     from trio_controller.cache.informer import Informer
@@ -170,7 +170,7 @@ def child(kubeconfig: str, expect: int, what: str) -> None:
             print("synced", flush=True)
             while count.n - base < expect:
                 await trio.sleep(0.001)
-            print(f"done {time.time()!r}", flush=True)
+            print(f"done {time.monotonic()!r}", flush=True)  # CLOCK_MONOTONIC, as the server
             nursery.cancel_scope.cancel()
 
     trio.run(main)
