@@ -43,8 +43,7 @@ from typing import Any
 import orjson
 import trio
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pods import pod
 
@@ -71,17 +70,24 @@ class Count:
     def __init__(self, what: str = "count") -> None:
         self.n = 0
         self.what = what
+        self.goal = -1  # `reached` is set when n gets there
+        self.reached: trio.Event | None = None
+
+    def _tick(self) -> None:
+        self.n += 1
+        if self.n == self.goal and self.reached is not None:
+            self.reached.set()
 
     def handlers(self) -> EventHandlers:
         what = self.what
 
         def add(new: Any) -> None:
-            self.n += 1
+            self._tick()
             if what != "count":
                 new["metadata"]["resourceVersion"]
 
         def update(old: Any, new: Any) -> None:
-            self.n += 1
+            self._tick()
             if what != "count":
                 new["metadata"]["resourceVersion"]
             if what == "both":
@@ -166,10 +172,9 @@ def child(kubeconfig: str, expect: int, what: str) -> None:
                                 handlers=count.handlers())  # fmt: skip
             await nursery.start(informer.run)
             await informer.wait_for_cache_sync()
-            base = count.n
+            count.goal, count.reached = count.n + expect, trio.Event()
             print("synced", flush=True)
-            while count.n - base < expect:
-                await trio.sleep(0.001)
+            await count.reached.wait()
             print(f"done {time.monotonic()!r}", flush=True)  # CLOCK_MONOTONIC, as the server
             nursery.cancel_scope.cancel()
 

@@ -28,9 +28,10 @@ The sink (cache/sink.py, the Rust informer core) owns the decoder and the watch
 position: the reflector hands it each stream's response head once (`sink.begin`), then
 each socket read in one call (`sink.apply`), which applies the events to the store and
 fans them out to queues and Python consumers; the reflector asks it for the position
-(`sink.resource_version`) and whether the body ended (`sink.body_done`). A relist collects every page in
-a Rust `ListAccumulator` and swaps it in whole (`sink.replace`), so readers never see a
-half-listed cache and keys that vanished in a gap come back as tombstones.
+(`sink.resource_version`) and whether the body ended (`sink.body_done`). A relist
+collects every page in a Rust `ListAccumulator` and swaps it in whole (`sink.replace`),
+so readers never see a half-listed cache and keys that vanished in a gap come back as
+tombstones.
 
 Logs: WARNING for failures, V(2) for relists and watch restarts with their counts,
 V(4) for list pages, watch starts, resourceVersions and bookmarks (per page or per

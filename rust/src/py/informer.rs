@@ -2,6 +2,7 @@
 //! front of either) and a changes buffer for Python event handlers; one call per read.
 use super::convert::{predicate_set, python_check, store_error};
 use super::guard;
+use super::object::PyLazyObject;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::store::{PyListAccumulator, PyReplaceResult, PyStore};
@@ -10,9 +11,8 @@ use crate::informer::{relist, Changed, Check, Fanout, QueueTarget};
 use crate::queue::Change;
 use crate::watch::decoder::Decoder;
 use pyo3::exceptions::PyValueError;
-use pyo3::prelude::*;
-use super::object::PyLazyObject;
 use pyo3::intern;
+use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 
 /// One queue target as Python handed it.
@@ -215,7 +215,13 @@ impl PyInformerCore {
     /// applied (None before the first).
     #[getter]
     fn resource_version(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        Ok(self.store.bind(py).try_borrow()?.inner.resource_version.clone())
+        Ok(self
+            .store
+            .bind(py)
+            .try_borrow()?
+            .inner
+            .resource_version
+            .clone())
     }
 
     /// Watch events seen by this core since it was created, by type: ADDED, MODIFIED,

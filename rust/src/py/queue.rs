@@ -1,8 +1,8 @@
 //! `WorkQueue` and the rate limiters.
 use super::errors::ShutDown;
 use crate::queue::{Cause, Causes, Change, Origin, WorkQueue};
-use crate::store::Key;
 use crate::ratelimit::{self, Bucket, ExponentialFailure, MaxOf, RateLimiter, Shared};
+use crate::store::Key;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};

@@ -306,7 +306,14 @@ impl PyWatchDecoder {
             });
         }
         let initial = initial.as_deref_mut().map(|acc| &mut acc.inner);
-        feed_decoder(py, &mut self.inner, data, &mut store.inner, initial, &mut fan)
+        feed_decoder(
+            py,
+            &mut self.inner,
+            data,
+            &mut store.inner,
+            initial,
+            &mut fan,
+        )
     }
 
     /// Start a new stream (position 0, line 1), dropping anything buffered.
