@@ -17,7 +17,13 @@ import trio
 import trio.testing
 from helpers.watch import bookmark, event
 
-from trio_controller._native import Changes, ListAccumulator, OwnerMapping, Store
+from trio_controller._native import (
+    Changes,
+    ListAccumulator,
+    OwnerMapping,
+    Store,
+    parse_response_head,
+)
 from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.sink import (
     Change,
@@ -214,3 +220,33 @@ async def test_a_bad_line_still_delivers_the_changes_before_it(
         raise AssertionError("a malformed line must raise")
     assert ready(queues[0]) == ["ns/a"]
     assert recorder.calls == [("add", "a", None, "1")]
+
+
+def chunked(data: bytes) -> bytes:
+    """`data` as HTTP/1.1 chunks of 7 bytes, then the last chunk."""
+    parts = [data[i : i + 7] for i in range(0, len(data), 7)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+async def test_the_core_frames_a_stream_from_its_response_head_and_keeps_the_position(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sink, store, _, recorder = fanned_out()
+    head = parse_response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert head is not None
+    sink.begin(head)  # once per stream; then only socket reads
+    body = chunked(READ)
+    for i in range(0, len(body), 5):  # reads may end anywhere, even inside a chunk size
+        assert not sink.body_done
+        sink.apply(body[i : i + 5], trio.current_time(), None)
+    assert sink.body_done and sink.resource_version == "14" == store.resource_version
+    assert [c[0] for c in recorder.calls] == ["add", "add", "update"]
+    # A new stream drops what the last one left buffered; counts and position stay.
+    sink.begin(head)
+    sink.apply(b"60\r\n" + READ[:20], trio.current_time(), None)  # half a line
+    assert sink.core.pending_bytes > 0
+    sink.begin(None)  # no head: lines until the connection closes
+    assert sink.core.pending_bytes == 0 and not sink.body_done
+    sink.apply(event("DELETED", cm("b", 15)), trio.current_time(), None)
+    assert sink.counts() == {"ADDED": 2, "MODIFIED": 1, "DELETED": 1, "BOOKMARK": 1, "ERROR": 0}
+    assert sink.resource_version == "15"
