@@ -14,7 +14,7 @@ import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 from streamserver import Reply, open_stream_server
 
-from trio_controller._native import Store, WatchDecoder
+from trio_controller._native import InformerCore, Store
 from trio_controller.config import ClusterConfig
 from trio_controller.errors import ConnectionFailed, ServerError, TrioControllerError
 from trio_controller.observe.metrics import Metrics, new_registry
@@ -57,7 +57,8 @@ class FakeReflector:
         for name in names:
             self.store.upsert(pod(name))
         self.synced = trio.Event()
-        self.decoder = WatchDecoder()
+        self.core = InformerCore(self.store)
+        self.counts = self.core.counts
         self.relists = 0
         self.watch_restarts = 0
         self.last_event_at: float | None = None
@@ -172,7 +173,7 @@ async def test_an_async_reconcile_is_timed_across_its_awaits(
     assert 0 < controller.stats.time.sum < 1
 
 
-async def test_reflector_metrics_read_its_counters_the_decoder_and_the_cache(
+async def test_reflector_metrics_read_its_counters_the_core_s_event_counts_and_the_cache(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     reflector = FakeReflector("a", "b")
@@ -182,7 +183,7 @@ async def test_reflector_metrics_read_its_counters_the_decoder_and_the_cache(
     age = "trio_controller_reflector_last_event_age_seconds"
     assert not any(metric == age for metric, _ in before)  # no event yet: no sample
     assert value(before, "trio_controller_cache_objects", name="pod") == 2
-    reflector.decoder.feed(event("ADDED", "c") + event("MODIFIED", "c") + event("ADDED", "d"))
+    reflector.core.feed(event("ADDED", "c") + event("MODIFIED", "c") + event("ADDED", "d"), 0.0)
     reflector.relists, reflector.watch_restarts = 1, 3
     reflector.last_event_at = trio.current_time()
     await trio.sleep(7)

@@ -19,7 +19,7 @@ from trio_controller import (
     labels_changed,
     resource_version_changed,
 )
-from trio_controller._native import ListAccumulator, OwnerMapping, Store, WatchDecoder
+from trio_controller._native import ListAccumulator, OwnerMapping, Store
 from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.sink import CoreSink, Filter, QueueMapped, Sink
 from trio_controller.runtime.workqueue import WorkQueue
@@ -49,8 +49,7 @@ def list_of(*objs: dict[str, Any]) -> ListAccumulator:
 
 
 def feed(sink: Sink, data: bytes) -> None:
-    decoder = WatchDecoder()
-    sink.apply(decoder, data, trio.current_time(), None)
+    sink.apply(data, trio.current_time(), None)
 
 
 def own_key(obj: dict[str, Any]) -> list[str]:

@@ -7,14 +7,23 @@ The real-apiserver version is tests/e2e/test_informer_core_e2e.py."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
+import pytest
 import trio
 import trio.testing
 from helpers.watch import bookmark, event
 
-from trio_controller._native import ListAccumulator, OwnerMapping, Store, WatchDecoder
+from trio_controller._native import (
+    Changes,
+    ListAccumulator,
+    OwnerMapping,
+    Store,
+    parse_response_head,
+)
 from trio_controller.cache.mappers import controller_owner
 from trio_controller.cache.sink import (
     Change,
@@ -100,7 +109,7 @@ async def test_one_read_reaches_every_queue_and_the_handlers_in_the_same_call(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     sink, store, queues, recorder = fanned_out()
-    fed = sink.apply(WatchDecoder(), READ, trio.current_time(), None)
+    fed = sink.apply(READ, trio.current_time(), None)
     assert (fed.applied, fed.bookmarks, fed.resource_version) == (3, 1, "14")
     assert [ready(q) for q in queues] == [["ns/a", "ns/b"], ["ns/a", "ns/b"], ["ns/w1", "ns/w2"]]
     # a moved from w1 to w2 (any version of the group maps): both owners look again.
@@ -110,7 +119,7 @@ async def test_one_read_reaches_every_queue_and_the_handlers_in_the_same_call(
         ("update", "a", "11", "13"),
     ]
     assert sorted(store.list_keys()) == ["ns/a", "ns/b"] and store.resource_version == "14"
-    sink.apply(WatchDecoder(), event("DELETED", cm("a", 15, owner="w2")), 0.0, None)
+    sink.apply(event("DELETED", cm("a", 15, owner="w2")), 0.0, None)
     assert [ready(q) for q in queues] == [["ns/a"], ["ns/a"], ["ns/w2"]]
     assert recorder.calls[-1] == ("delete", "a", "15", None)  # the last state
 
@@ -142,7 +151,7 @@ async def test_a_mapper_in_python_and_the_owner_mapping_in_rust_agree(
     sink = CoreSink(Store())
     sink.add_queue(rust, OwnerMapping("example.com/v1", "Widget"))
     sink.add_consumer(QueueMapped(python, controller_owner("example.com/v1", "Widget")))
-    sink.apply(WatchDecoder(), READ, trio.current_time(), None)
+    sink.apply(READ, trio.current_time(), None)
     assert ready(rust) == ready(python) == ["ns/w1", "ns/w2"]
     sink.replace(list_of(cm("a", 20, owner="w5")), "30")
     assert ready(rust) == ready(python) == ["ns/w2", "ns/w5"]
@@ -154,19 +163,48 @@ async def test_objects_are_parsed_only_when_a_handler_reads_them(
     seen: list[Change] = []
 
     class Keys:
-        def event(self, change: Change) -> None:
-            seen.append(change)
+        def deliver(self, changes: Changes) -> None:
+            seen.extend(changes)
 
     sink = CoreSink(Store())
     sink.add_consumer(Keys())
-    sink.apply(WatchDecoder(), READ, trio.current_time(), None)
-    assert [(c.kind, c.key, c.listed) for c in seen] == [
+    sink.apply(READ, trio.current_time(), None)
+    assert [(kind, key, listed) for kind, key, _, _, listed in seen] == [
         ("ADDED", "ns/a", False),
         ("ADDED", "ns/b", False),
         ("MODIFIED", "ns/a", False),
     ]
-    assert all(c._old is None and c._new is None for c in seen)  # nothing parsed yet
-    assert seen[2].old is not None and seen[2].old["metadata"]["resourceVersion"] == "11"
+    objects = [obj for _, _, old, new, _ in seen for obj in (old, new) if obj is not None]
+    assert len(objects) == 4 and not any(obj.parsed for obj in objects)  # nothing parsed yet
+    old = seen[2][2]
+    assert old is not None and old["metadata"]["resourceVersion"] == "11"
+    assert old.parsed and not seen[2][3].parsed  # only what was read
+
+
+async def test_handlers_get_objects_that_read_like_the_dicts_they_encode(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    got: list[Any] = []
+    sink = CoreSink(Store())
+    sink.add_consumer(Handlers(EventHandlers(on_add=got.append)))
+    sink.apply(event("ADDED", cm("a", 11)), trio.current_time(), None)
+    (obj,) = got
+    meta = obj["metadata"]  # that member alone is parsed
+    assert meta is obj["metadata"] and meta["name"] == "a" and obj.get("nope", 7) == 7
+    with pytest.raises(KeyError):
+        obj["spec"]
+    meta["annotations"] = {"seen": "yes"}  # kept when the whole object is parsed
+    assert obj.dict()["metadata"] is meta and obj.dict()["metadata"]["annotations"]
+    del meta["annotations"]
+    assert obj == cm("a", 11) and cm("a", 11) == obj and obj != cm("a", 12)
+    assert isinstance(obj, MutableMapping) and not isinstance(obj, dict)
+    assert obj.get("kind") == "ConfigMap" and "metadata" in obj and len(obj) == 3
+    assert sorted(obj) == sorted(obj.keys()) == ["apiVersion", "kind", "metadata"]
+    assert dict(obj) == {**obj} == copy.deepcopy(obj) == cm("a", 11)
+    assert isinstance(obj.dict(), dict) and obj.dict() is obj.dict()
+    obj["metadata"]["labels"] = {"x": "y"}  # a handler's own view: the cache is untouched
+    assert obj.dict()["metadata"]["labels"] == {"x": "y"}
+    assert orjson.loads(obj.raw) == cm("a", 11) == orjson.loads(sink.store.get_raw("ns/a"))
 
 
 async def test_a_bad_line_still_delivers_the_changes_before_it(
@@ -175,10 +213,40 @@ async def test_a_bad_line_still_delivers_the_changes_before_it(
     sink, _, queues, recorder = fanned_out()
     bad = event("ADDED", cm("a", 1)) + b"{oops}\n"
     try:
-        sink.apply(WatchDecoder(), bad, trio.current_time(), None)
+        sink.apply(bad, trio.current_time(), None)
     except Exception as exc:  # DecodeError
         assert "line 2" in str(exc)
     else:
         raise AssertionError("a malformed line must raise")
     assert ready(queues[0]) == ["ns/a"]
     assert recorder.calls == [("add", "a", None, "1")]
+
+
+def chunked(data: bytes) -> bytes:
+    """`data` as HTTP/1.1 chunks of 7 bytes, then the last chunk."""
+    parts = [data[i : i + 7] for i in range(0, len(data), 7)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+async def test_the_core_frames_a_stream_from_its_response_head_and_keeps_the_position(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sink, store, _, recorder = fanned_out()
+    head = parse_response_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert head is not None
+    sink.begin(head)  # once per stream; then only socket reads
+    body = chunked(READ)
+    for i in range(0, len(body), 5):  # reads may end anywhere, even inside a chunk size
+        assert not sink.body_done
+        sink.apply(body[i : i + 5], trio.current_time(), None)
+    assert sink.body_done and sink.resource_version == "14" == store.resource_version
+    assert [c[0] for c in recorder.calls] == ["add", "add", "update"]
+    # A new stream drops what the last one left buffered; counts and position stay.
+    sink.begin(head)
+    sink.apply(b"60\r\n" + READ[:20], trio.current_time(), None)  # half a line
+    assert sink.core.pending_bytes > 0
+    sink.begin(None)  # no head: lines until the connection closes
+    assert sink.core.pending_bytes == 0 and not sink.body_done
+    sink.apply(event("DELETED", cm("b", 15)), trio.current_time(), None)
+    assert sink.counts() == {"ADDED": 2, "MODIFIED": 1, "DELETED": 1, "BOOKMARK": 1, "ERROR": 0}
+    assert sink.resource_version == "15"

@@ -4,7 +4,8 @@ Time is always an argument: ``now`` is seconds as a float from ``trio.current_ti
 Nothing in this module reads a clock, sleeps, blocks or starts a thread.
 """
 
-from collections.abc import Callable, Iterable
+import builtins
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
 from typing import Any, Final, Literal, final
 
 from typing_extensions import disjoint_base
@@ -18,10 +19,13 @@ __all__ = [
     "WORKQUEUE_BUCKETS",
     "BodyDecoder",
     "BucketRateLimiter",
+    "Changes",
+    "ChangesIterator",
     "DecodeError",
     "ExponentialFailureRateLimiter",
     "FeedResult",
     "InformerCore",
+    "LazyObject",
     "ListAccumulator",
     "MaxOfRateLimiter",
     "OwnerMapping",
@@ -37,6 +41,7 @@ __all__ = [
     "WorkQueue",
     "__version__",
     "default_controller_rate_limiter",
+    "group_of",
     "parse_response_head",
 ]
 
@@ -333,25 +338,112 @@ class InformerCore:
         update only if every predicate holds and ``check`` returns true. ValueError if
         ``queue`` is already a target or a bit names no predicate.
         """
+    def begin(self, head: ResponseHead | None = None) -> None:
+        """Start a new watch stream: its body is framed as ``head`` (the response head the
+        transport parsed) says: chunked, ``content_length`` bytes, or (no head) lines
+        until the connection closes. Drops anything buffered of the previous stream; the
+        event counts and the resourceVersion stay."""
     def feed(
         self,
-        decoder: WatchDecoder,
         data: bytes,
         now: float,
         initial: ListAccumulator | None = None,
     ) -> FeedResult:
-        """Apply the events ``data`` completes (``WatchDecoder.feed_into``'s rules) and fan
-        each change out to every target in the same call."""
+        """Apply the events the socket read ``data`` completes (``WatchDecoder.feed_into``'s
+        rules, on the stream ``begin`` started) and fan each change out to every target
+        in the same call. With ``initial`` (a streaming list), events up to the
+        initial-events-end bookmark go into it; that bookmark returns at once, leaving
+        the rest buffered (``feed(b"", ...)`` continues)."""
+    @property
+    def body_done(self) -> bool:
+        """The current stream's body was read to its end (the last chunk and its trailers,
+        or ``content_length`` bytes). Always False for a body read until EOF."""
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the current stream buffered and not yet decoded."""
+    @property
+    def resource_version(self) -> str | None:
+        """The watch position: the resourceVersion of the last list, event or bookmark
+        applied (None before the first)."""
+    def counts(self) -> dict[str, int]:
+        """Watch events seen by this core since it was created, by type: ADDED, MODIFIED,
+        DELETED, BOOKMARK, ERROR."""
     def relist(
         self, acc: ListAccumulator, resource_version: str | None, now: float
     ) -> ReplaceResult:
         """Replace the store's content with ``acc``'s objects (a relist; empties ``acc``) and
         fan it out as listed changes: adds, updates (against the version each replaced)
         and deletes with each vanished object's last state."""
-    def take_changes(self) -> list[tuple[str, str, bytes | None, bytes | None, bool]]:
-        """The changes buffered since the last call, in order, as
-        ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the
-        objects' JSON bytes (``old`` None for an add, ``new`` None for a delete)."""
+    def take_changes(self) -> Changes:
+        """The changes buffered since the last call, in order (``Changes``: iterate it for
+        ``(type, key, old, new, listed)`` tuples)."""
+
+@final
+class Changes:
+    """One read's changes for Python consumers. Iterating gives, in order,
+    ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the objects
+    as ``LazyObject`` (parsed when first read; ``old`` None for an add, ``new`` None for a
+    delete), ``listed`` for a change from a list. Each iteration makes its tuples as it
+    goes (fresh objects each time), so what a consumer does not keep is freed at once."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> ChangesIterator: ...
+
+@final
+class ChangesIterator:
+    """An iteration over ``Changes``."""
+
+    def __iter__(self) -> ChangesIterator: ...
+    def __next__(self) -> tuple[str, str, LazyObject | None, LazyObject | None, bool]: ...
+
+@final
+class LazyObject:
+    """An object's JSON bytes that read as the dict they encode (a mutable mapping),
+    parsed (orjson) only as far as they are read: ``obj[key]`` and ``obj.get(key)``
+    parse that top-level member alone (``obj["metadata"]`` is a third of a pod); any
+    other read (``in``, ``len``, iteration, ``==``, ``keys``, ``items``, ``values``,
+    ``copy``, ``pop``, ``setdefault``, ``update``, assignment) parses the whole object
+    once, keeping the members read before. A handler that never reads it never pays for
+    a parse. ``dict()`` gives the whole dict itself (for ``json.dumps`` and
+    ``isinstance(.., dict)``); ``raw`` the bytes. Each change gets objects of its own:
+    writing to one changes neither the cache nor another handler's view."""
+
+    def __new__(cls, raw: bytes) -> LazyObject: ...
+    def dict(self) -> builtins.dict[str, Any]:
+        """The parsed object (parsed now if it was not yet); the same dict on every call."""
+    @property
+    def raw(self) -> bytes:
+        """The object's JSON bytes as the cache holds them."""
+    @property
+    def parsed(self) -> bool:
+        """Whether any of it was parsed (read) already."""
+    def __getitem__(self, key: str, /) -> Any: ...
+    def __setitem__(self, key: str, value: Any, /) -> None: ...
+    def __delitem__(self, key: str, /) -> None: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def get(self, key: str, default: Any = None) -> Any:
+        """``dict.get`` on the parsed object."""
+    def keys(self) -> KeysView[str]:
+        """``dict.keys`` of the parsed object."""
+    def values(self) -> ValuesView[Any]:
+        """``dict.values`` of the parsed object."""
+    def items(self) -> ItemsView[str, Any]:
+        """``dict.items`` of the parsed object."""
+    def copy(self) -> builtins.dict[str, Any]:
+        """A shallow copy of the parsed object, as a dict."""
+    def pop(self, key: str, *default: Any) -> Any:
+        """``dict.pop`` on the parsed object."""
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """``dict.setdefault`` on the parsed object."""
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """``dict.update`` on the parsed object."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...  # type: ignore[override]
+    def __copy__(self) -> builtins.dict[str, Any]: ...
+    def __deepcopy__(self, memo: Any, /) -> Any: ...
 
 @final
 class Store:
@@ -718,6 +810,10 @@ class ResponseHead:
         """The Content-Length, or None."""
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (any case), or None."""
+
+def group_of(api_version: str) -> str:
+    """The API group of ``api_version``: ``example.com/v1`` → ``example.com``; ``v1`` (the
+    core group) → ``""``."""
 
 def parse_response_head(buf: bytes) -> ResponseHead | None:
     """The response head at the start of ``buf``, or None while it is incomplete.

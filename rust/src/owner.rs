@@ -24,8 +24,9 @@ pub struct OwnerMapping {
     namespaced: bool,
 }
 
-/// `"example.com/v1"` → `"example.com"`; `"v1"` (the core group) → `""`.
-fn group_of(api_version: &str) -> &str {
+/// `"example.com/v1"` → `"example.com"`; `"v1"` (the core group) → `""`. The one
+/// definition: Python's mappers use it through `_native.group_of`.
+pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
 

@@ -161,7 +161,8 @@ class Informer:
             self.sink.add_consumer(QueueMapped(queue, mapper, filter))
 
     def add_handlers(self, handlers: EventHandlers) -> None:
-        """Call `handlers` with each change, as dicts (on the reflector's task)."""
+        """Call `handlers` with each change (on the reflector's task); each object is a
+        `LazyObject`, read like a dict and parsed only when the handler reads it."""
         self.sink.add_consumer(Handlers(handlers))
 
     def restore(self, snapshot: bytes) -> int:

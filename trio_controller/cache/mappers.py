@@ -6,22 +6,18 @@
         # maps to "a/w"
 
 Group and kind are compared, not the version (as controller-runtime does, and as the
-Rust owner mapping does), so references written under an older version still map.
+Rust owner mapping does, with the same `group_of`), so references written under an
+older version still map.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from trio_controller._native import group_of
 from trio_controller.cache.sink import Mapper
 
 __all__ = ["controller_owner", "group_of"]
-
-
-def group_of(api_version: str) -> str:
-    """`example.com/v1` → `example.com`; `v1` (the core group) → ``""``."""
-    group, _, version = api_version.rpartition("/")
-    return group if version else ""
 
 
 def controller_owner(api_version: str, kind: str, namespaced: bool = True) -> Mapper:

@@ -24,11 +24,14 @@ go, waits as told and logs.
            exist) ──▶ same state after backoff for `permanent_grace` seconds (a CRD being
            established), then `ListFailed`
 
-Each socket read of a watch goes in one call to the sink (cache/sink.py): the native
-one applies the events to the Rust store and queue without Python per event; the
-Python-handler one hands each change to its consumers. A relist collects every page in
-a Rust `ListAccumulator` and swaps it in whole (`sink.replace`), so readers never see a
-half-listed cache and keys that vanished in a gap come back as tombstones.
+The sink (cache/sink.py, the Rust informer core) owns the decoder and the watch
+position: the reflector hands it each stream's response head once (`sink.begin`), then
+each socket read in one call (`sink.apply`), which applies the events to the store and
+fans them out to queues and Python consumers; the reflector asks it for the position
+(`sink.resource_version`) and whether the body ended (`sink.body_done`). A relist
+collects every page in a Rust `ListAccumulator` and swaps it in whole (`sink.replace`),
+so readers never see a half-listed cache and keys that vanished in a gap come back as
+tombstones.
 
 Logs: WARNING for failures, V(2) for relists and watch restarts with their counts,
 V(4) for list pages, watch starts, resourceVersions and bookmarks (per page or per
@@ -46,7 +49,7 @@ from typing import Literal
 import trio
 
 from trio_controller import errors
-from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult, Store, WatchDecoder
+from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult, Store
 from trio_controller.cache.backoff import Backoff
 from trio_controller.cache.options import PAGE_SIZE
 from trio_controller.cache.sink import Sink
@@ -319,7 +322,6 @@ class Reflector:
         self.kind = kind or path
         self.rng = rng or random.Random()
         self.synced = trio.Event()
-        self.decoder = WatchDecoder()
         # What metrics and health probes read (Trio times; updated per read, not per event).
         self.relists = 0  # how many times the cache was replaced (first list included)
         self.watch_restarts = 0  # watches started after the first one
@@ -336,6 +338,16 @@ class Reflector:
     @property
     def store(self) -> Store:
         return self.sink.store
+
+    @property
+    def resource_version(self) -> str | None:
+        """The watch position, as the informer core holds it (None before the first list)."""
+        return self.sink.resource_version
+
+    def counts(self) -> dict[str, int]:
+        """Watch events the core decoded so far, by type: ADDED, MODIFIED, DELETED,
+        BOOKMARK, ERROR (for metrics; counted in Rust)."""
+        return self.sink.counts()
 
     def listed_so_far(self) -> int:
         """Objects collected by the list (or streaming list) under way; 0 when none is."""
@@ -363,7 +375,7 @@ class Reflector:
     def _failed(self, exc: Exception) -> Failed:
         return Failed(
             exc,
-            self.store.resource_version or "",
+            self.resource_version or "",
             listed=self._listed,
             delivered=self._stream_events > 0,
             lasted=(
@@ -545,7 +557,7 @@ class Reflector:
         )
         started = trio.current_time()
         events = await self._consume(params, idle, initial=None)
-        rv = self.store.resource_version or resource_version
+        rv = self.resource_version or resource_version
         return WatchEnded(rv, events, trio.current_time() - started)
 
     async def _stream_list(self) -> Outcome:
@@ -560,7 +572,7 @@ class Reflector:
             # to know sendInitialEvents treats it as a plain watch. List instead.
             self._acc = None
             return StreamListUnsupported("the stream ended before its initial events did")
-        return Listed(self.store.resource_version or "")
+        return Listed(self.resource_version or "")
 
     async def _consume(
         self, params: dict[str, str], idle: float, initial: ListAccumulator | None
@@ -579,8 +591,8 @@ class Reflector:
                 self.path, params, idle_timeout=idle, accept=accept
             ) as body:
                 self._stream_opened_at = trio.current_time()
-                self.decoder.reset(chunked=body.chunked, content_length=body.content_length)
-                while not self.decoder.body_done:
+                self.sink.begin(body.head)  # the core frames the body from here on
+                while not self.sink.body_done:
                     data = await body.receive()
                     if not data:
                         self._end_of_connection(body)
@@ -602,7 +614,7 @@ class Reflector:
                     self.kind,
                     self._stream_events,
                     self._stream_bookmarks,
-                    self.store.resource_version,
+                    self.resource_version,
                 )
         return self._stream_events
 
@@ -617,7 +629,7 @@ class Reflector:
         """One socket read's bytes through the sink; returns the events it held."""
         events = 0
         while True:
-            fed = self.sink.apply(self.decoder, data, now, initial)
+            fed = self.sink.apply(data, now, initial)
             events += fed.applied + fed.bookmarks
             self._stream_bookmarks += fed.bookmarks
             if fed.error is not None:

@@ -1,37 +1,42 @@
 """Where a reflector's events go: the informer core (Rust) and its Python consumers.
 
-    reflector ──a read's bytes──▶ sink.apply(decoder, data, now, initial) → FeedResult
-              ──after a list────▶ sink.replace(acc, resource_version)      → ReplaceResult
+    reflector ──a response head──▶ sink.begin(head)                    (the body's framing)
+              ──a read's bytes───▶ sink.apply(data, now, initial)      → FeedResult
+              ──after a list─────▶ sink.replace(acc, resource_version) → ReplaceResult
+              ──the position─────▶ sink.resource_version, sink.body_done, sink.counts()
 
-`CoreSink` is the one write path. Its `InformerCore` (Rust) applies each read or list to
-the store and, in the same call, enqueues every changed key into each queue target
-(its own key, or through an `OwnerMapping` its controller owner's key; updates only if
-they pass the target's predicates): no Python per event. Python consumers (client-go's
-`EventHandlers`, key mappers) get the read's changes once per read from the core's
-changes buffer, as `(type, key, old, new)`, each object parsed only if a consumer reads
-it. Adds, updates with the old and the new version, deletes with the last state, and
-after a relist the same: each object found again an update against the version it
-replaced, each vanished one a delete (a tombstone).
+`CoreSink` is the one write path. Its `InformerCore` (Rust) owns the decoder (the
+stream's framing and lines), the store and the watch position; it applies each read or
+list to the store and, in the same call, enqueues every changed key into each queue
+target (its own key, or through an `OwnerMapping` its controller owner's key; updates
+only if they pass the target's predicates): no Python per event. Python consumers
+(client-go's `EventHandlers`, key mappers) get the read's changes once per read from
+the core's changes buffer, as `(type, key, old, new, listed)` tuples whose objects are
+`LazyObject`s: parsed (orjson) only if a consumer reads them. Adds, updates with the
+old and the new version, deletes with the last state, and after a relist the same: each
+object found again an update against the version it replaced, each vanished one a
+delete (a tombstone).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
 import trio
 
 from trio_controller._native import (
+    Changes,
     FeedResult,
     InformerCore,
+    LazyObject,
     ListAccumulator,
     OwnerMapping,
     ReplaceResult,
+    ResponseHead,
     Store,
-    WatchDecoder,
 )
 from trio_controller._native import WorkQueue as NativeWorkQueue
 
@@ -42,6 +47,7 @@ __all__ = [
     "EventHandlers",
     "Filter",
     "Handlers",
+    "LazyObject",
     "Mapper",
     "Queue",
     "QueueMapped",
@@ -50,6 +56,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# A LazyObject reads as the dict it encodes (parsed on the first read).
+MutableMapping.register(LazyObject)
 
 Obj = dict[str, Any]
 Mapper = Callable[[Obj], Iterable[str]]
@@ -123,14 +132,32 @@ class Queue(Protocol):
 
 
 class Sink(Protocol):
-    """What a reflector feeds: a store kept equal to the server's view, and its targets."""
+    """What a reflector feeds: a store kept equal to the server's view, and its targets.
+    It owns the stream's decoder and the watch position; the reflector hands it the
+    response head once per stream, then only socket reads."""
 
     @property
     def store(self) -> Store: ...
 
-    def apply(
-        self, decoder: WatchDecoder, data: bytes, now: float, initial: ListAccumulator | None
-    ) -> FeedResult:
+    @property
+    def resource_version(self) -> str | None:
+        """The watch position: the resourceVersion of the last list, event or bookmark."""
+        ...
+
+    @property
+    def body_done(self) -> bool:
+        """The current stream's body was read to its end (chunked or Content-Length)."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Watch events seen so far, by type (ADDED ... ERROR)."""
+        ...
+
+    def begin(self, head: ResponseHead | None) -> None:
+        """A new stream whose body is framed as `head` says (None: lines until EOF)."""
+        ...
+
+    def apply(self, data: bytes, now: float, initial: ListAccumulator | None) -> FeedResult:
         """Decode one socket read and apply its events (with `initial`, a streaming
         list's events go into it); stops at an ERROR event and returns it; a malformed
         line raises `DecodeError` after applying the events before it."""
@@ -141,42 +168,25 @@ class Sink(Protocol):
         ...
 
 
-class Change:
-    """One change for Python consumers; `old` and `new` are parsed when first read."""
-
-    __slots__ = ("_new", "_new_raw", "_old", "_old_raw", "key", "kind", "listed")
-
-    def __init__(
-        self, kind: str, key: str, old: bytes | None, new: bytes | None, listed: bool
-    ) -> None:
-        self.kind = kind
-        self.key = key
-        self.listed = listed
-        self._old_raw, self._new_raw = old, new
-        self._old: Obj | None = None
-        self._new: Obj | None = None
-
-    @property
-    def old(self) -> Obj | None:
-        """The version replaced or deleted (None for an add)."""
-        if self._old is None and self._old_raw is not None:
-            self._old = orjson.loads(self._old_raw)
-        return self._old
-
-    @property
-    def new(self) -> Obj | None:
-        """The version stored (None for a delete)."""
-        if self._new is None and self._new_raw is not None:
-            self._new = orjson.loads(self._new_raw)
-        return self._new
+Change = tuple[str, str, LazyObject | None, LazyObject | None, bool]
+"""One change for Python consumers, `(type, key, old, new, listed)`: type ADDED, MODIFIED
+or DELETED; `old` the version replaced or deleted (None for an add), `new` the version
+stored (None for a delete), each a `LazyObject` parsed when first read; `listed` for a
+change from a list (initial list, relist, snapshot) rather than a watch event."""
 
 
 class Consumer(Protocol):
     """A Python consumer of an informer's changes."""
 
-    def event(self, change: Change) -> None:
-        """One change: `change.kind` is ADDED, MODIFIED or DELETED."""
+    def deliver(self, changes: Changes) -> None:
+        """One read's changes (never empty): iterate it, once or more, for `Change`
+        tuples in order; each iteration makes fresh objects, and what is not kept is
+        freed as the iteration moves on."""
         ...
+
+
+def _dict(obj: LazyObject | None) -> Obj | None:
+    return None if obj is None else obj.dict()
 
 
 class QueueMapped:
@@ -194,16 +204,19 @@ class QueueMapped:
         self.mapper = mapper
         self.filter = filter
 
-    def event(self, change: Change) -> None:
-        old, new = change.old, change.new
-        if change.kind == "MODIFIED" and not self.filter.passes(change.key, old, new):
-            return
+    def deliver(self, changes: Changes) -> None:
         keys: set[str] = set()
-        for obj in (old, new):
-            if obj is not None:
-                keys.update(self.mapper(obj))
+        passes, mapper = self.filter.passes, self.mapper
+        for kind, key, old_obj, new_obj, _ in changes:
+            old, new = _dict(old_obj), _dict(new_obj)
+            if kind == "MODIFIED" and not passes(key, old, new):
+                continue
+            for obj in (old, new):
+                if obj is not None:
+                    keys.update(mapper(obj))
         if keys:
             self.queue.native.add_many(sorted(keys), trio.current_time())
+        self.queue.wake()
 
 
 @dataclass(frozen=True)
@@ -215,6 +228,11 @@ class EventHandlers:
     version it replaces); `on_delete(old)` with the last known state, also for objects
     a relist no longer found (tombstones). Handlers run on the reflector's task, once
     per change, after the read that carried it was applied: quick, and never blocking.
+
+    Each object is a `LazyObject`: it reads as the dict it encodes (``obj["metadata"]``,
+    ``.get``, ``in``, iteration, ``==``, dict methods) and is parsed only when the
+    handler first reads it, so a handler that looks at few objects costs little;
+    ``obj.dict()`` gives the parsed dict itself (``json.dumps``, ``isinstance(.., dict)``).
     """
 
     on_add: Callable[[Obj], None] | None = None
@@ -223,22 +241,24 @@ class EventHandlers:
 
 
 class Handlers:
-    """`EventHandlers` as a consumer (objects parsed only for the callbacks given)."""
+    """`EventHandlers` as a consumer: each callback gets `LazyObject`s, which read as the
+    dicts they encode and are parsed only when the callback reads them."""
 
     def __init__(self, handlers: EventHandlers) -> None:
         self.handlers = handlers
 
-    def event(self, change: Change) -> None:
+    def deliver(self, changes: Changes) -> None:
         h = self.handlers
-        if change.kind == "ADDED":
-            if h.on_add is not None and (new := change.new) is not None:
-                h.on_add(new)
-        elif change.kind == "MODIFIED":
-            if h.on_update is not None and (new := change.new) is not None:
-                old = change.old
-                h.on_update(old if old is not None else new, new)
-        elif h.on_delete is not None and (old := change.old) is not None:
-            h.on_delete(old)
+        on_add, on_update, on_delete = h.on_add, h.on_update, h.on_delete
+        for kind, _, old, new, _ in changes:
+            if kind == "MODIFIED":
+                if on_update is not None and new is not None:
+                    on_update(new if old is None else old, new)  # type: ignore[arg-type]
+            elif kind == "ADDED":
+                if on_add is not None and new is not None:
+                    on_add(new)  # type: ignore[arg-type]
+            elif on_delete is not None and old is not None:
+                on_delete(old)  # type: ignore[arg-type]
 
 
 class CoreSink:
@@ -274,11 +294,23 @@ class CoreSink:
         self._consumers.append(consumer)
         self.core.changes = True
 
-    def apply(
-        self, decoder: WatchDecoder, data: bytes, now: float, initial: ListAccumulator | None
-    ) -> FeedResult:
+    @property
+    def resource_version(self) -> str | None:
+        return self.core.resource_version
+
+    @property
+    def body_done(self) -> bool:
+        return self.core.body_done
+
+    def counts(self) -> dict[str, int]:
+        return self.core.counts()
+
+    def begin(self, head: ResponseHead | None) -> None:
+        self.core.begin(head)
+
+    def apply(self, data: bytes, now: float, initial: ListAccumulator | None) -> FeedResult:
         try:
-            return self.core.feed(decoder, data, now, initial)
+            return self.core.feed(data, now, initial)
         finally:  # also after a bad line: the events before it were applied
             self._deliver()
 
@@ -291,13 +323,8 @@ class CoreSink:
     def _deliver(self) -> None:
         for queue in self._queues:
             queue.wake()
-        consumers = self._consumers
-        if not consumers:
-            return
-        for kind, key, old, new, listed in self.core.take_changes():
-            change = Change(kind, key, old, new, listed)
-            for consumer in consumers:
-                consumer.event(change)
-        for consumer in consumers:
-            if isinstance(consumer, QueueMapped):
-                consumer.queue.wake()
+        if self._consumers:
+            changes = self.core.take_changes()
+            if changes:
+                for consumer in self._consumers:
+                    consumer.deliver(changes)

@@ -258,7 +258,7 @@ class ReflectorCollector(Collector):
         for name, reflector in self._reflectors:
             relists.add_metric([name], reflector.relists)
             restarts.add_metric([name], reflector.watch_restarts)
-            counts = reflector.decoder.counts()
+            counts = reflector.counts()
             for kind in EVENT_TYPES:
                 events.add_metric([name, kind], counts.get(kind, 0))
             objects.add_metric([name], len(reflector.store))

@@ -2,10 +2,10 @@
 on its own connection, its body handed on as raw bytes, one socket read at a time.
 
     async with open_watch(client.watch_endpoint(), path, params, idle_timeout=330) as body:
-        decoder.reset(chunked=body.chunked, content_length=body.content_length)
-        while not decoder.body_done:
+        core.begin(body.head)                    # the core reads the framing from the head
+        while not core.body_done:
             data = await body.receive()          # b"": the server closed the connection
-            core.feed(decoder, data, now)        # de-framing + lines + apply, Rust
+            core.feed(data, now)                 # de-framing + lines + apply, Rust
 
 Why not httpx here: the apiserver sends one HTTP chunk per event, and httpx → httpcore →
 h11 → SSLStream cost a stack of Python steps per chunk, i.e. per event. Here the request
@@ -90,8 +90,6 @@ class WatchBody:
         "_scope",
         "_server",
         "_slid",
-        "chunked",
-        "content_length",
         "head",
     )
 
@@ -105,14 +103,23 @@ class WatchBody:
         server: str,
     ) -> None:
         self._conn = conn
+        #: The response head (Rust): the informer core reads the body's framing from it.
         self.head = head
-        self.chunked = head.chunked
-        self.content_length = head.content_length
         self._scope = scope
         self._idle = idle
         self._slid = -math.inf
         self._server = server
         self._first: bytes | None = first or None
+
+    @property
+    def chunked(self) -> bool:
+        """The body is chunked (from the head)."""
+        return self.head.chunked
+
+    @property
+    def content_length(self) -> int | None:
+        """The body's Content-Length, or None (from the head)."""
+        return self.head.content_length
 
     @property
     def status_code(self) -> int:

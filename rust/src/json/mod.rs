@@ -5,16 +5,19 @@
 //! bytes ──scanner (validate, skip)──▶ spans of the schema's fields
 //!       ──extract──▶ Meta (name, namespace, uid, RV, labels, index values, ...)
 //! cut: the managedFields member of an object, located for a store to drop
+//! member: one top-level member's value, located for a lazy object to parse alone
 //! ```
 //!
 //! `watch` (events, list pages) and `store` build on it; nothing here knows about HTTP.
 pub mod cut;
 pub mod extract;
+pub mod member;
 pub mod scanner;
 pub mod schema;
 
 pub use cut::{member_cut, strip_member};
 pub use extract::{decode_object, Meta};
+pub use member::member_span;
 pub use schema::{Schema, INITIAL_EVENTS_END};
 
 use std::borrow::Cow;

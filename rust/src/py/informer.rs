@@ -2,15 +2,18 @@
 //! front of either) and a changes buffer for Python event handlers; one call per read.
 use super::convert::{predicate_set, python_check, store_error};
 use super::guard;
+use super::object::PyLazyObject;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::store::{PyListAccumulator, PyReplaceResult, PyStore};
-use super::watch::{PyFeedResult, PyWatchDecoder};
+use super::watch::{counts_dict, feed_decoder, head_framing, PyFeedResult, PyResponseHead};
 use crate::informer::{relist, Changed, Check, Fanout, QueueTarget};
 use crate::queue::Change;
+use crate::watch::decoder::Decoder;
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 
 /// One queue target as Python handed it.
 struct Target {
@@ -32,6 +35,8 @@ pub struct PyInformerCore {
     source: String,
     targets: Vec<Target>,
     changes: Option<Vec<Changed>>,
+    /// The current stream's framing and line state, and the events seen by type.
+    decoder: Decoder,
 }
 
 impl PyInformerCore {
@@ -95,6 +100,7 @@ impl PyInformerCore {
             source: source.to_string(),
             targets: Vec::new(),
             changes: changes.then(Vec::new),
+            decoder: Decoder::default(),
         }
     }
 
@@ -160,21 +166,68 @@ impl PyInformerCore {
         self.targets.len()
     }
 
-    /// Apply the events ``data`` completes (``WatchDecoder.feed_into``'s rules) and fan
-    /// each change out to every target in the same call.
-    #[pyo3(signature = (decoder, data, now, initial = None))]
+    /// Start a new watch stream: its body is framed as ``head`` (the response head the
+    /// transport parsed) says: chunked, ``content_length`` bytes, or (no head) lines
+    /// until the connection closes. Drops anything buffered of the previous stream; the
+    /// event counts and the resourceVersion stay.
+    #[pyo3(signature = (head = None))]
+    fn begin(&mut self, head: Option<PyRef<'_, PyResponseHead>>) -> PyResult<()> {
+        self.decoder.reset(head_framing(head.as_deref())?);
+        Ok(())
+    }
+
+    /// Apply the events the socket read ``data`` completes (``WatchDecoder.feed_into``'s
+    /// rules, on the stream ``begin`` started) and fan each change out to every target
+    /// in the same call. With ``initial`` (a streaming list), events up to the
+    /// initial-events-end bookmark go into it; that bookmark returns at once, leaving
+    /// the rest buffered (``feed(b"", ...)`` continues).
+    #[pyo3(signature = (data, now, initial = None))]
     fn feed(
         &mut self,
         py: Python<'_>,
-        mut decoder: PyRefMut<'_, PyWatchDecoder>,
         data: &[u8],
         now: f64,
         mut initial: Option<PyRefMut<'_, PyListAccumulator>>,
     ) -> PyResult<PyFeedResult> {
         let initial = initial.as_deref_mut().map(|acc| &mut acc.inner);
-        self.with_fan(py, now, |store, fan| {
-            decoder.feed_to(py, data, &mut store.inner, initial, fan)
-        })
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let result = self.with_fan(py, now, |store, fan| {
+            feed_decoder(py, &mut decoder, data, &mut store.inner, initial, fan)
+        });
+        self.decoder = decoder;
+        result
+    }
+
+    /// The current stream's body was read to its end (the last chunk and its trailers,
+    /// or ``content_length`` bytes). Always False for a body read until EOF.
+    #[getter]
+    fn body_done(&self) -> bool {
+        self.decoder.body_done()
+    }
+
+    /// Bytes of the current stream buffered and not yet decoded.
+    #[getter]
+    fn pending_bytes(&self) -> usize {
+        self.decoder.pending()
+    }
+
+    /// The watch position: the resourceVersion of the last list, event or bookmark
+    /// applied (None before the first).
+    #[getter]
+    fn resource_version(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        Ok(self
+            .store
+            .bind(py)
+            .try_borrow()?
+            .inner
+            .resource_version
+            .clone())
+    }
+
+    /// Watch events seen by this core since it was created, by type: ADDED, MODIFIED,
+    /// DELETED, BOOKMARK, ERROR.
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        counts_dict(py, &self.decoder)
     }
 
     /// Replace the store's content with ``acc``'s objects (a relist; empties ``acc``) and
@@ -197,36 +250,85 @@ impl PyInformerCore {
         })
     }
 
-    /// The changes buffered since the last call, in order, as
-    /// ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the
-    /// objects' JSON bytes (``old`` None for an add, ``new`` None for a delete).
-    fn take_changes<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let taken = match self.changes.as_mut() {
+    /// The changes buffered since the last call, in order (``Changes``: iterate it for
+    /// ``(type, key, old, new, listed)`` tuples).
+    fn take_changes(&mut self) -> PyChanges {
+        let items = match self.changes.as_mut() {
             Some(c) => std::mem::take(c),
             None => Vec::new(),
         };
-        let bytes = |b: &Option<Box<[u8]>>| b.as_deref().map(|b| PyBytes::new(py, b));
-        let items = taken.iter().map(|c| {
-            let kind = match c.change {
-                Change::Added => "ADDED",
-                Change::Updated => "MODIFIED",
-                Change::Deleted => "DELETED",
-            };
-            PyTuple::new(
-                py,
-                [
-                    kind.into_pyobject(py)?.into_any(),
-                    (&*c.key).into_pyobject(py)?.into_any(),
-                    bytes(&c.old).into_pyobject(py)?,
-                    bytes(&c.new).into_pyobject(py)?,
-                    pyo3::types::PyBool::new(py, c.listed).to_owned().into_any(),
-                ],
-            )
-        });
-        let list = PyList::empty(py);
-        for item in items {
-            list.append(item?)?;
+        PyChanges { items }
+    }
+}
+
+/// One read's changes for Python consumers. Iterating gives, in order,
+/// ``(type, key, old, new, listed)``: type ``ADDED``/``MODIFIED``/``DELETED``, the objects
+/// as ``LazyObject`` (parsed when first read; ``old`` None for an add, ``new`` None for a
+/// delete), ``listed`` for a change from a list. Each iteration makes its tuples as it
+/// goes (fresh objects each time), so what a consumer does not keep is freed at once.
+#[pyclass(frozen, module = "trio_controller._native", name = "Changes")]
+pub struct PyChanges {
+    items: Vec<Changed>,
+}
+
+#[pymethods]
+impl PyChanges {
+    fn __len__(&self) -> usize {
+        self.items.len()
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> PyChangesIter {
+        PyChangesIter {
+            batch: slf.unbind(),
+            at: 0,
         }
-        Ok(list)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Changes: {}>", self.items.len())
+    }
+}
+
+/// An iteration over ``Changes``.
+#[pyclass(module = "trio_controller._native", name = "ChangesIterator")]
+pub struct PyChangesIter {
+    batch: Py<PyChanges>,
+    at: usize,
+}
+
+#[pymethods]
+impl PyChangesIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let batch = self.batch.get();
+        let Some(c) = batch.items.get(self.at) else {
+            return Ok(None);
+        };
+        self.at += 1;
+        let kind = match c.change {
+            Change::Added => intern!(py, "ADDED"),
+            Change::Updated => intern!(py, "MODIFIED"),
+            Change::Deleted => intern!(py, "DELETED"),
+        };
+        let object = |b: &Option<Box<[u8]>>| -> PyResult<Bound<'py, PyAny>> {
+            match b {
+                Some(b) => Ok(Bound::new(py, PyLazyObject::new(b.clone()))?.into_any()),
+                None => Ok(py.None().into_bound(py)),
+            }
+        };
+        PyTuple::new(
+            py,
+            [
+                kind.clone().into_any(),
+                PyString::new(py, &c.key).into_any(),
+                object(&c.old)?,
+                object(&c.new)?,
+                PyBool::new(py, c.listed).to_owned().into_any(),
+            ],
+        )
+        .map(Some)
     }
 }

@@ -2,6 +2,7 @@
 pub mod convert;
 pub mod errors;
 pub mod informer;
+pub mod object;
 pub mod owner;
 pub mod queue;
 pub mod store;
@@ -55,9 +56,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PREDICATE_ANNOTATIONS", Predicates::ANNOTATIONS)?;
     m.add("PREDICATE_RESOURCE_VERSION", Predicates::RESOURCE_VERSION)?;
     m.add_class::<owner::PyOwnerMapping>()?;
+    m.add_function(wrap_pyfunction!(owner::group_of, m)?)?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyStoreReader>()?;
     m.add_class::<informer::PyInformerCore>()?;
+    m.add_class::<informer::PyChanges>()?;
+    m.add_class::<informer::PyChangesIter>()?;
+    m.add_class::<object::PyLazyObject>()?;
     m.add_class::<store::PyReplaceResult>()?;
     m.add_class::<store::PyListAccumulator>()?;
     m.add_class::<store::PageInfo>()?;

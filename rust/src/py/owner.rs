@@ -1,7 +1,7 @@
 //! `OwnerMapping`.
 use super::errors::decode_error;
 use super::guard;
-use crate::owner::OwnerMapping;
+use crate::owner::{self, OwnerMapping};
 use pyo3::prelude::*;
 
 /// Owned objects map to the key of their controller owner of one kind, as
@@ -68,4 +68,11 @@ impl PyOwnerMapping {
             }
         )
     }
+}
+
+/// The API group of ``api_version``: ``example.com/v1`` → ``example.com``; ``v1`` (the
+/// core group) → ``""``.
+#[pyfunction]
+pub fn group_of(api_version: &str) -> &str {
+    owner::group_of(api_version)
 }

@@ -1,7 +1,8 @@
 //! `WorkQueue` and the rate limiters.
 use super::errors::ShutDown;
-use crate::queue::{Cause, Causes, Change, Key, Origin, WorkQueue};
+use crate::queue::{Cause, Causes, Change, Origin, WorkQueue};
 use crate::ratelimit::{self, Bucket, ExponentialFailure, MaxOf, RateLimiter, Shared};
+use crate::store::Key;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -470,12 +471,14 @@ impl PyWorkQueue {
         d.set_item("depth", m.depth as f64)?;
         d.set_item("adds", m.adds as f64)?;
         d.set_item("retries", m.retries as f64)?;
-        d.set_item("queue_latency_sum", m.queue_latency_sum)?;
-        d.set_item("queue_latency_count", m.queue_latency_count as f64)?;
-        d.set_item("queue_latency_buckets", m.queue_latency_buckets.to_vec())?;
-        d.set_item("work_duration_sum", m.work_duration_sum)?;
-        d.set_item("work_duration_count", m.work_duration_count as f64)?;
-        d.set_item("work_duration_buckets", m.work_duration_buckets.to_vec())?;
+        for (name, h) in [
+            ("queue_latency", &m.queue_latency),
+            ("work_duration", &m.work_duration),
+        ] {
+            d.set_item(format!("{name}_sum"), h.sum)?;
+            d.set_item(format!("{name}_count"), h.count as f64)?;
+            d.set_item(format!("{name}_buckets"), h.buckets.to_vec())?;
+        }
         d.set_item("unfinished_work_seconds", m.unfinished_work_seconds)?;
         d.set_item(
             "longest_running_processor_seconds",

@@ -144,46 +144,63 @@ impl PyFeedResult {
     }
 }
 
-impl PyWatchDecoder {
-    /// Feeds `data` to `store` and `fan` (and `initial`); the Python result.
-    pub fn feed_to(
-        &mut self,
-        py: Python<'_>,
-        data: &[u8],
-        store: &mut Store,
-        initial: Option<&mut ListAccumulator>,
-        fan: &mut Fanout<'_>,
-    ) -> PyResult<PyFeedResult> {
-        guard(|| {
-            let mut to = Target {
-                store,
-                initial,
-                fan,
-            };
-            let out = match feed_into(&mut self.inner, data, &mut to) {
-                Ok(out) => out,
-                Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
-                Err(FeedError::Framing(e)) => {
-                    let line = self.inner.line_number();
-                    return Err(framing_error(py, e, line, Vec::new()));
-                }
-            };
-            let error = match out.error {
-                Some((raw, meta)) => Some(Py::new(
-                    py,
-                    WatchEvent::from_parts(py, EventType::Error, &raw, meta),
-                )?),
-                None => None,
-            };
-            Ok(PyFeedResult {
-                applied: out.applied,
-                bookmarks: out.bookmarks,
-                resource_version: out.resource_version,
-                error,
-                initial_events_end: out.initial_events_end,
-                body_done: out.body_done,
-            })
+/// Feeds `data` through `decoder` to `store` and `fan` (and `initial`); the Python
+/// result. Shared by `WatchDecoder.feed_into` and the informer core's `feed`.
+pub fn feed_decoder(
+    py: Python<'_>,
+    decoder: &mut Decoder,
+    data: &[u8],
+    store: &mut Store,
+    initial: Option<&mut ListAccumulator>,
+    fan: &mut Fanout<'_>,
+) -> PyResult<PyFeedResult> {
+    guard(|| {
+        let mut to = Target {
+            store,
+            initial,
+            fan,
+        };
+        let out = match feed_into(decoder, data, &mut to) {
+            Ok(out) => out,
+            Err(FeedError::Read(e)) => return Err(line_error(py, e, Vec::new())),
+            Err(FeedError::Framing(e)) => {
+                let line = decoder.line_number();
+                return Err(framing_error(py, e, line, Vec::new()));
+            }
+        };
+        let error = match out.error {
+            Some((raw, meta)) => Some(Py::new(
+                py,
+                WatchEvent::from_parts(py, EventType::Error, &raw, meta),
+            )?),
+            None => None,
+        };
+        Ok(PyFeedResult {
+            applied: out.applied,
+            bookmarks: out.bookmarks,
+            resource_version: out.resource_version,
+            error,
+            initial_events_end: out.initial_events_end,
+            body_done: out.body_done,
         })
+    })
+}
+
+/// The events seen by `decoder`, by type, as a dict.
+pub fn counts_dict<'py>(py: Python<'py>, decoder: &Decoder) -> PyResult<Bound<'py, PyDict>> {
+    let counts = decoder.counts();
+    let d = PyDict::new(py);
+    for kind in EventType::ALL {
+        d.set_item(kind.as_str(), counts.get(kind))?;
+    }
+    Ok(d)
+}
+
+/// The framing of a body with response head `head` (None: lines until EOF).
+pub fn head_framing(head: Option<&PyResponseHead>) -> PyResult<Framing> {
+    match head {
+        Some(h) => framing(h.inner.chunked, h.inner.content_length),
+        None => Ok(Framing::UntilEof),
     }
 }
 
@@ -289,7 +306,14 @@ impl PyWatchDecoder {
             });
         }
         let initial = initial.as_deref_mut().map(|acc| &mut acc.inner);
-        self.feed_to(py, data, &mut store.inner, initial, &mut fan)
+        feed_decoder(
+            py,
+            &mut self.inner,
+            data,
+            &mut store.inner,
+            initial,
+            &mut fan,
+        )
     }
 
     /// Start a new stream (position 0, line 1), dropping anything buffered.
@@ -318,12 +342,7 @@ impl PyWatchDecoder {
     /// Events seen by this decoder since it was created (``reset`` keeps them), by
     /// type: ADDED, MODIFIED, DELETED, BOOKMARK, ERROR.
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let counts = self.inner.counts();
-        let d = PyDict::new(py);
-        for kind in EventType::ALL {
-            d.set_item(kind.as_str(), counts.get(kind))?;
-        }
-        Ok(d)
+        counts_dict(py, &self.inner)
     }
 }
 

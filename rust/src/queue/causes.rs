@@ -5,8 +5,8 @@
 //! mapped to the key) and the latest error-retry number. Memory per key is bounded:
 //! `CAUSES` counters, at most `RELATED_KEPT` related objects, one retry number.
 use super::{Change, Origin};
+use crate::store::Key;
 use hashbrown::HashMap;
-use std::sync::Arc;
 
 /// Why a key was added to the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,7 +106,7 @@ pub enum Priority {
 }
 
 /// A related object: its resource's name and its key.
-pub type Related = (Arc<str>, Arc<str>);
+pub type Related = (Key, Key);
 
 /// The causes of one key, since it was last handed out. Small (32 bytes): every queued
 /// key holds two (pending and taken); related objects are boxed, as they are rarer.
@@ -141,7 +141,7 @@ impl Causes {
                 if related.len() == RELATED_KEPT {
                     related.remove(0);
                 }
-                related.push((Arc::from(resource), Arc::from(key)));
+                related.push((Key::from(resource), Key::from(key)));
             }
         }
     }
@@ -189,7 +189,7 @@ impl Causes {
 /// A key handed out more than `threshold` times within `window` seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HotLoop {
-    pub key: Arc<str>,
+    pub key: Key,
     /// Hand-outs in the current window.
     pub reconciles: u32,
     /// The causes of those hand-outs, summed.
@@ -215,7 +215,7 @@ pub struct HotLoops {
     /// 0: off.
     pub threshold: u32,
     pub window: f64,
-    recent: HashMap<Arc<str>, Recent>,
+    recent: HashMap<Key, Recent>,
     found: Vec<HotLoop>,
     sweep_at: usize,
     swept: f64,
@@ -236,7 +236,7 @@ impl HotLoops {
     }
 
     /// `key` was handed out at `now` for `causes`.
-    pub fn handed_out(&mut self, key: &Arc<str>, causes: &Causes, now: f64) {
+    pub fn handed_out(&mut self, key: &Key, causes: &Causes, now: f64) {
         if self.threshold == 0 {
             return;
         }
@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn a_key_handed_out_more_than_the_threshold_in_a_window_is_reported_once() {
         let mut h = HotLoops::new(3, 60.0);
-        let key: Arc<str> = Arc::from("ns/a");
+        let key: Key = Key::from("ns/a");
         for i in 0..10 {
             h.handed_out(&key, &updated(), i as f64);
         }
@@ -368,7 +368,7 @@ mod tests {
     #[test]
     fn a_key_is_reported_again_after_a_calm_window() {
         let mut h = HotLoops::new(3, 60.0);
-        let key: Arc<str> = Arc::from("ns/a");
+        let key: Key = Key::from("ns/a");
         for i in 0..5 {
             h.handed_out(&key, &updated(), i as f64);
         }
@@ -388,7 +388,7 @@ mod tests {
     fn keys_reconciled_slowly_are_never_reported_and_are_swept() {
         let mut h = HotLoops::new(3, 60.0);
         for i in 0..5000u32 {
-            let key: Arc<str> = Arc::from(format!("ns/{}", i % 2000));
+            let key: Key = Key::from(format!("ns/{}", i % 2000));
             h.handed_out(&key, &updated(), f64::from(i) * 0.1);
         }
         assert!(h.take().is_empty());
@@ -399,9 +399,9 @@ mod tests {
     fn the_keys_of_a_large_relist_are_forgotten_a_window_later() {
         let mut h = HotLoops::new(10, 60.0);
         for i in 0..100_000u32 {
-            h.handed_out(&Arc::from(format!("ns/{i}")), &updated(), 0.0);
+            h.handed_out(&Key::from(format!("ns/{i}")), &updated(), 0.0);
         }
-        let key: Arc<str> = Arc::from("ns/live");
+        let key: Key = Key::from("ns/live");
         for i in 0..70 {
             h.handed_out(&key, &updated(), 30.0 + f64::from(i));
         }
@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn a_threshold_of_zero_turns_detection_off() {
         let mut h = HotLoops::new(0, 60.0);
-        let key: Arc<str> = Arc::from("ns/a");
+        let key: Key = Key::from("ns/a");
         for i in 0..100 {
             h.handed_out(&key, &updated(), i as f64 * 0.01);
         }

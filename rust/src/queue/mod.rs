@@ -25,8 +25,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-/// A key as stored in the queue's sets: one allocation shared by all of them.
-pub type Key = Arc<str>;
+use crate::store::Key;
 
 /// `get` on a queue that is shut down and empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +80,10 @@ pub struct Metrics {
     pub depth: u64,
     pub adds: u64,
     pub retries: u64,
-    pub queue_latency_sum: f64,
-    pub queue_latency_count: u64,
-    /// Per bucket of `BUCKET_BOUNDS`, then +Inf; not cumulative.
-    pub queue_latency_buckets: [u64; BUCKETS + 1],
-    pub work_duration_sum: f64,
-    pub work_duration_count: u64,
-    /// Per bucket of `BUCKET_BOUNDS`, then +Inf; not cumulative.
-    pub work_duration_buckets: [u64; BUCKETS + 1],
+    /// Dirty → handed out.
+    pub queue_latency: Histogram,
+    /// Handed out → done.
+    pub work_duration: Histogram,
     pub unfinished_work_seconds: f64,
     pub longest_running_processor_seconds: f64,
 }
@@ -597,12 +592,8 @@ impl WorkQueue {
             depth: self.dirty as u64,
             adds: self.adds,
             retries: self.retries,
-            queue_latency_sum: self.latency.sum,
-            queue_latency_count: self.latency.count,
-            queue_latency_buckets: self.latency.buckets,
-            work_duration_sum: self.work.sum,
-            work_duration_count: self.work.count,
-            work_duration_buckets: self.work.buckets,
+            queue_latency: self.latency.clone(),
+            work_duration: self.work.clone(),
             unfinished_work_seconds: unfinished,
             longest_running_processor_seconds: longest,
         }
@@ -776,13 +767,13 @@ mod tests {
         q.get(3.0).unwrap();
         let m = q.metrics(7.0);
         assert_eq!(m.depth, 1);
-        assert_eq!((m.queue_latency_sum, m.queue_latency_count), (3.0, 1));
+        assert_eq!((m.queue_latency.sum, m.queue_latency.count), (3.0, 1));
         assert_eq!(m.unfinished_work_seconds, 4.0);
         assert_eq!(m.longest_running_processor_seconds, 4.0);
         q.done("a", 8.0);
         q.add_after("c", 1.0, 8.0);
         let m = q.metrics(8.0);
-        assert_eq!((m.work_duration_sum, m.work_duration_count), (5.0, 1));
+        assert_eq!((m.work_duration.sum, m.work_duration.count), (5.0, 1));
         assert_eq!(m.unfinished_work_seconds, 0.0);
         assert_eq!(m.retries, 1);
     }
@@ -836,12 +827,12 @@ mod tests {
         let mut latency = [0u64; BUCKETS + 1];
         latency[7] = 1; // 0.05 <= 0.1
         latency[10] = 1; // 20 <= 100
-        assert_eq!(m.queue_latency_buckets, latency);
+        assert_eq!(m.queue_latency.buckets, latency);
         let mut work = [0u64; BUCKETS + 1];
         work[3] = 1; // 1e-06 < 2e-06 <= 9.999999999999999e-06
         work[12] = 1; // 4980 > 1000: +Inf
-        assert_eq!(m.work_duration_buckets, work);
-        assert_eq!((m.queue_latency_count, m.work_duration_count), (2, 2));
+        assert_eq!(m.work_duration.buckets, work);
+        assert_eq!((m.queue_latency.count, m.work_duration.count), (2, 2));
     }
 
     fn listed(q: &mut WorkQueue, key: &str) {

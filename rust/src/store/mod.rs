@@ -32,6 +32,8 @@ use hashbrown::{HashMap, HashSet};
 use index::{index_add, parse_index_path, Index};
 use std::sync::Arc;
 
+/// An object's key (`namespace/name` or `name`): one allocation shared by the store,
+/// its indexes and every queue that holds it. The one definition (the queue uses it).
 pub type Key = Arc<str>;
 
 /// The name of the built-in namespace index.
