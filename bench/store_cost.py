@@ -9,7 +9,7 @@ pods arrive once as ADDED (filling the store; a compressing store learns its dic
 there), then the measured stream MODIFIED every pod (each event replaces a cached
 object, the steady state of a watch). CPU time (`time.process_time`) per event.
 
-Settings: `default` (the build's `Store()`), `plain` (`compress=False`), `compress`
+Settings: `default` (the build's `InformerOptions()` store settings), `plain` (`compress=False`), `compress`
 (`compress=True`). With `--old DIR`, DIR is put first on PYTHONPATH for the "old" rows
 (a copy of the `trio_controller` package with another build's `_native`), interleaved
 with this worktree's rows round by round; medians over rounds.
@@ -52,7 +52,10 @@ def child(n: int, setting: str) -> None:
     from trio_controller._native import InformerCore, Store, WatchDecoder, WorkQueue
 
     if setting == "default":
-        store = Store()
+        from trio_controller.cache.options import InformerOptions
+
+        opts = InformerOptions()
+        store = Store(strip_managed_fields=opts.strip_managed_fields, compress=opts.compress)
     else:
         store = Store(strip_managed_fields=True, compress=setting == "compress")
     core = InformerCore(store, "Pod")

@@ -25,7 +25,7 @@ pub const MAX_DICT: usize = 65_535;
 /// (two table loads and an unpredictable branch), and a match found late is extended
 /// backwards, so skipping early is cheap: on bench pods against a 16 KiB dictionary 6
 /// (LZ4's) / 2 / 1 give 445 / 446 / 451 bytes per pod at 3.6 / 2.4 / 2.2 µs.
-const SKIP_TRIGGER: u32 = 2;
+const SKIP_TRIGGER: u32 = 1;
 
 #[inline(always)]
 fn read4(b: &[u8], at: usize) -> u32 {
