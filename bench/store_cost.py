@@ -9,10 +9,11 @@ pods arrive once as ADDED (filling the store; a compressing store learns its dic
 there), then the measured stream MODIFIED every pod (each event replaces a cached
 object, the steady state of a watch). CPU time (`time.process_time`) per event.
 
-Settings: `default` (the build's `InformerOptions()` store settings), `plain` (`compress=False`), `compress`
-(`compress=True`). With `--old DIR`, DIR is put first on PYTHONPATH for the "old" rows
-(a copy of the `trio_controller` package with another build's `_native`), interleaved
-with this worktree's rows round by round; medians over rounds.
+Settings: `default` (the build's `InformerOptions()` store settings), `plain`
+(`compress=False`), `compress` (`compress=True`). With `--old DIR`, DIR is put first on
+PYTHONPATH for the "old" rows (a copy of the `trio_controller` package with another
+build's `_native`), interleaved with this worktree's rows round by round; medians over
+rounds.
 """
 
 from __future__ import annotations

@@ -171,15 +171,14 @@ impl Encoder {
                 let cand = self.table[h].saturating_sub(base) as usize;
                 self.table[h] = base + (pos + 1) as u32;
                 // The best of: the object's own candidate, the dictionary's.
-                let mut best: Option<(usize, usize, usize)> = None; // (start, offset, len)
-                if cand > 0 && pos - (cand - 1) <= MAX_DISTANCE && read4(input, cand - 1) == seq
-                {
+                let mut best: Option<(usize, usize)> = None; // (offset, len)
+                if cand > 0 && pos - (cand - 1) <= MAX_DISTANCE && read4(input, cand - 1) == seq {
                     let c = cand - 1;
                     let len = MIN_MATCH
                         + common(&input[pos + MIN_MATCH..match_end], &input[c + MIN_MATCH..]);
-                    best = Some((c, pos - c, len));
+                    best = Some((pos - c, len));
                 }
-                if let (Some((_, table)), true) = (dict, best.map_or(true, |(_, _, l)| l < 32)) {
+                if let (Some((_, table)), true) = (dict, best.map_or(true, |(_, l)| l < 32)) {
                     let h = 2 * (h >> (HASH_LOG - DICT_HASH_LOG));
                     for &dc in &table.0[h..h + 1] {
                         let Some(c) = (dc as usize).checked_sub(1) else {
@@ -187,9 +186,8 @@ impl Encoder {
                         };
                         let offset = dict_bytes.len() - c + pos;
                         // Only a candidate that would beat `best` is measured.
-                        let beats = best.map_or(true, |(_, _, l)| {
-                            pos + l < match_end
-                                && dict_bytes.get(c + l) == Some(&input[pos + l])
+                        let beats = best.map_or(true, |(_, l)| {
+                            pos + l < match_end && dict_bytes.get(c + l) == Some(&input[pos + l])
                         });
                         if beats
                             && offset <= MAX_DISTANCE
@@ -201,13 +199,13 @@ impl Encoder {
                                     &input[pos + MIN_MATCH..match_end],
                                     &dict_bytes[c + MIN_MATCH..],
                                 );
-                            if best.map_or(true, |(_, _, l)| len > l) {
-                                best = Some((c, offset, len));
+                            if best.map_or(true, |(_, l)| len > l) {
+                                best = Some((offset, len));
                             }
                         }
                     }
                 }
-                let Some((_, offset, mut len)) = best else {
+                let Some((offset, mut len)) = best else {
                     pos += (misses >> SKIP_TRIGGER) as usize;
                     misses += 1;
                     continue;
@@ -297,7 +295,13 @@ mod tests {
         // A big object made of pods: dictionary matches far back are out of reach.
         inputs.push(dict.repeat(6));
         for input in &inputs {
-            for d in [&[][..], &dict[..], &dict[..100], &json[..], &dict.repeat(5)[..]] {
+            for d in [
+                &[][..],
+                &dict[..],
+                &dict[..100],
+                &json[..],
+                &dict.repeat(5)[..],
+            ] {
                 roundtrip(input, d);
             }
         }
