@@ -4,13 +4,14 @@
 //! (~0.2 µs per KiB), which made a useful dictionary cost more than the object itself.
 //!
 //! Greedy: per position one probe into the object's own table (6-byte hashes) and, unless
-//! that found 32 bytes or more, two into the dictionary's; the longest match wins. Skips
-//! ahead through data that does not match (LZ4's acceleration, sooner). Block rules kept: the last 5 bytes are literals, no match
-//! starts in the last 12, offsets are 1..=65535 into dictionary-then-object.
+//! that found 32 bytes or more, one into the dictionary's; the longer match wins. Skips
+//! ahead through data that does not match (LZ4's acceleration, sooner). Block rules kept:
+//! the last 5 bytes are literals, no match starts in the last 12, offsets are 1..=65535
+//! into dictionary-then-object.
 
 /// Slots of the per-object hash table (log2).
 const HASH_LOG: u32 = 12;
-/// Slots of a dictionary's hash table (log2; two entries each).
+/// Slots of a dictionary's hash table (log2).
 /// (At most `HASH_LOG`: a dictionary slot is the object's hash shifted right.)
 const DICT_HASH_LOG: u32 = 12;
 const MIN_MATCH: usize = 4;
@@ -53,7 +54,7 @@ fn hash6(b: &[u8], at: usize) -> usize {
 }
 
 /// The hash table of a dictionary's 6-byte sequences, built once per dictionary: per
-/// hash the positions + 1 of the last two with it (0: none), newest first.
+/// hash the position + 1 of the last one with it (0: none).
 #[derive(Debug)]
 pub struct DictTable(Box<[u16]>);
 
@@ -61,12 +62,10 @@ impl DictTable {
     /// Hashes every position of `dict` (of its last `MAX_DICT` bytes).
     pub fn new(dict: &[u8]) -> Self {
         let dict = tail(dict);
-        let mut table = vec![0u16; 2 << DICT_HASH_LOG].into_boxed_slice();
+        let mut table = vec![0u16; 1 << DICT_HASH_LOG].into_boxed_slice();
         for i in 0..dict.len().saturating_sub(7) {
-            let h = 2 * (hash6(dict, i) >> (HASH_LOG - DICT_HASH_LOG));
-            table[h + 1] = table[h];
             // i + 1 <= 65,535 - 7: fits.
-            table[h] = (i + 1) as u16;
+            table[hash6(dict, i) >> (HASH_LOG - DICT_HASH_LOG)] = (i + 1) as u16;
         }
         DictTable(table)
     }
@@ -179,11 +178,8 @@ impl Encoder {
                     best = Some((pos - c, len));
                 }
                 if let (Some((_, table)), true) = (dict, best.map_or(true, |(_, l)| l < 32)) {
-                    let h = 2 * (h >> (HASH_LOG - DICT_HASH_LOG));
-                    for &dc in &table.0[h..h + 1] {
-                        let Some(c) = (dc as usize).checked_sub(1) else {
-                            break;
-                        };
+                    let dc = table.0[h >> (HASH_LOG - DICT_HASH_LOG)];
+                    if let Some(c) = (dc as usize).checked_sub(1) {
                         let offset = dict_bytes.len() - c + pos;
                         // Only a candidate that would beat `best` is measured.
                         let beats = best.map_or(true, |(_, l)| {
