@@ -31,7 +31,7 @@ class InformerOptions:
     PartialObjectMetadata only (apiVersion, kind, metadata); `strip_managed_fields`:
     drop `metadata.managedFields` before caching; `compress`: keep cached objects
     LZ4-compressed against a shared dictionary (the default: about a quarter of the
-    memory for ~2 µs more per event; reads decompress, metadata and indexes never do;
+    memory for ~2.5 µs more per event; reads decompress, metadata and indexes never do;
     False keeps plain bytes); `streaming_list`: sync with a WatchList (falls back to list+watch
     where the server refuses it); `page_size`: items per list page; `indexes`: store
     indexes as `(name, field path)` pairs (a mapping is accepted and frozen)."""

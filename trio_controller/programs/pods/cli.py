@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="keep cached objects LZ4-compressed (the default): about a quarter of the "
-        "memory, ~2 µs more per event; --no-compress-cache keeps plain bytes",
+        "memory, ~2.5 µs more per event; --no-compress-cache keeps plain bytes",
     )
     p.add_argument(
         "--streaming-list",
