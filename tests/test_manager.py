@@ -56,8 +56,8 @@ def options(parser: argparse.ArgumentParser) -> dict[str, object]:
 def test_the_standard_flags_are_the_pod_programs_spelling_and_defaults() -> None:
     ours = options(add_flags(argparse.ArgumentParser(), leader_elect_resource_name="x"))
     pods = options(pod_parser())
-    own = {"--resync", "--cache-snapshot", "--compress-cache", "--streaming-list",
-           "--no-streaming-list"}  # fmt: skip
+    own = {"--resync", "--cache-snapshot", "--compress-cache", "--no-compress-cache",
+           "--streaming-list", "--no-streaming-list"}  # fmt: skip
     assert set(pods) - own == set(ours)
     for opt, default in ours.items():
         if opt != "--leader-elect-resource-name":

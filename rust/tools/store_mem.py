@@ -1,6 +1,11 @@
 """RSS per cached pod in a `Store` filled the way the reflector fills it.
 
-    .venv/bin/python rust/tools/store_mem.py [--strip|--no-strip] [--compress] [--pods 10000 100000]
+    .venv/bin/python rust/tools/store_mem.py [--no-strip] [--compress|--plain] [--pods 10000 100000]
+        [--old DIR]
+
+Without `--compress` or `--plain` the store has `InformerOptions()`'s settings (the
+default). With `--old DIR` the same runs are made, interleaved, with DIR first on
+PYTHONPATH (a copy of the `trio_controller` package with another build's `_native`).
 
 Pages of 500 realistic pods (bench/pods.py, ~4.1 KB each, all distinct) are written once
 to a cache file, then each size runs in a fresh process: feed every page into one
@@ -60,12 +65,14 @@ def rss_kb() -> int:
     raise RuntimeError("no VmRSS")
 
 
-def child(path: str, n: int, strip: bool, compress: bool) -> None:
+def child(path: str, n: int, strip: bool, compress: bool | None) -> None:
     from trio_controller._native import ListAccumulator, Store
+    from trio_controller.cache.options import InformerOptions
 
-    kwargs = {"compress": True} if compress else {}
-    store = Store(strip_managed_fields=strip, **kwargs)
-    acc = ListAccumulator(strip_managed_fields=strip, **kwargs)
+    if compress is None:
+        compress = InformerOptions().compress
+    store = Store(strip_managed_fields=strip, compress=compress)
+    acc = ListAccumulator(strip_managed_fields=strip, compress=compress)
     fed = 0
     with open(path, "rb") as f:
         while fed < n:
@@ -76,14 +83,16 @@ def child(path: str, n: int, strip: bool, compress: bool) -> None:
             fed += acc.feed_page(f.read(size)).items
     store.replace(acc, "5000")
     assert len(store) == n, (len(store), n)
-    print(rss_kb())
+    print(rss_kb(), store.compress)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, nargs=2, default=[10_000, 100_000])
     parser.add_argument("--no-strip", dest="strip", action="store_false")
-    parser.add_argument("--compress", action="store_true")
+    parser.add_argument("--compress", action="store_const", const=True, default=None)
+    parser.add_argument("--plain", dest="compress", action="store_const", const=False)
+    parser.add_argument("--old", help="a directory holding another build's trio_controller")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2)
     args = parser.parse_args()
@@ -93,22 +102,35 @@ def main() -> None:
     small, large = args.pods
     path = pages_file(large)
     flags = [] if args.strip else ["--no-strip"]
-    flags += ["--compress"] if args.compress else []
-    rss: dict[int, list[int]] = {small: [], large: []}
+    flags += {True: ["--compress"], False: ["--plain"], None: []}[args.compress]
+    builds: dict[str, str | None] = {"new": None}
+    if args.old:
+        builds = {"old": args.old, "new": str(ROOT)}
+    rss: dict[tuple[str, int], list[int]] = {}
+    compressed: dict[str, str] = {}
     for _ in range(args.repeat):
-        for n in (small, large):
-            out = subprocess.run(
-                [sys.executable, __file__, *flags, "--child", str(path), str(n)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            rss[n].append(int(out.stdout.split()[-1]))
-    a, b = min(rss[small]), min(rss[large])
-    print(
-        f"strip={args.strip} compress={args.compress}: RSS {a / 1024:.0f} MB at {small:,}, "
-        f"{b / 1024:.0f} MB at {large:,} -> {(b - a) * 1024 / (large - small) / 1000:.2f} KB/pod"
-    )
+        for name, pythonpath in builds.items():
+            env = dict(os.environ)
+            if pythonpath:
+                env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+            for n in (small, large):
+                out = subprocess.run(
+                    [sys.executable, __file__, *flags, "--child", str(path), str(n)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd="/" if pythonpath else None,
+                )
+                kb, compressed[name] = out.stdout.split()[-2:]
+                rss.setdefault((name, n), []).append(int(kb))
+    for name in builds:
+        a, b = min(rss[(name, small)]), min(rss[(name, large)])
+        print(
+            f"{name}: strip={args.strip} compress={compressed[name]}: RSS {a / 1024:.0f} MB "
+            f"at {small:,}, {b / 1024:.0f} MB at {large:,} -> "
+            f"{(b - a) * 1024 / (large - small) / 1000:.2f} KB/pod"
+        )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,7 @@ async def test_the_cache_snapshot_reports_pods_deleted_while_the_controller_was_
     args: tuple[str | Path, ...] = (
         "--kubeconfig", envtest.admin_kubeconfig, "-n", namespace, "--cache-snapshot", snapshot,
     )  # fmt: skip
-    if compress:
-        args += ("--compress-cache",)
+    args += ("--compress-cache",) if compress else ("--no-compress-cache",)
     async with run_controller(*args) as ctl:
         await ctl.wait_stdout(sync("mypod"))
         await ctl.wait_stdout(sync("stays"))

@@ -30,7 +30,9 @@ class InformerOptions:
     `label_selector`/`field_selector`: the server-side filters; `metadata_only`: cache
     PartialObjectMetadata only (apiVersion, kind, metadata); `strip_managed_fields`:
     drop `metadata.managedFields` before caching; `compress`: keep cached objects
-    LZ4-compressed; `streaming_list`: sync with a WatchList (falls back to list+watch
+    LZ4-compressed against a shared dictionary (the default: about a quarter of the
+    memory for ~2.5 µs more per event; reads decompress, metadata and indexes never do;
+    False keeps plain bytes); `streaming_list`: sync with a WatchList (falls back to list+watch
     where the server refuses it); `page_size`: items per list page; `indexes`: store
     indexes as `(name, field path)` pairs (a mapping is accepted and frozen)."""
 
@@ -38,7 +40,7 @@ class InformerOptions:
     field_selector: str | None = None
     metadata_only: bool = False
     strip_managed_fields: bool = True
-    compress: bool = False
+    compress: bool = True
     streaming_list: bool = True
     page_size: int = PAGE_SIZE
     indexes: tuple[tuple[str, str], ...] = ()

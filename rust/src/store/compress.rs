@@ -1,13 +1,13 @@
-//! Compression of stored objects: LZ4 (lz4_flex block format) against a shared
-//! dictionary learnt from the first objects a `Compressor` sees, frozen thereafter.
-//! Each compressed entry holds an `Arc` of its dictionary, so entries move between
-//! accumulators and stores (`replace`) without re-compression.
+//! Compression of stored objects: LZ4 (block format, decoded by lz4_flex) against a
+//! shared dictionary learnt from the first objects a `Compressor` sees, frozen
+//! thereafter. Each compressed entry holds an `Arc` of its dictionary, so entries move
+//! between accumulators and stores (`replace`) without re-compression.
+use super::lz4::{DictTable, Encoder};
 use std::sync::Arc;
 
-/// lz4_flex 0.11 hashes the whole dictionary on every compression (it has no prepared
-/// dictionary), so this trades time for diversity: for bench pods (~3.1 KB stripped)
-/// 8/16/32 KiB all give ~0.5 KB per pod, at 7.4/9.0/12.0 µs per watch event (plain LZ4
-/// was 7.3). 16 KiB holds ~5 pods, for clusters whose pods differ more than bench's.
+/// The dictionary's hash table is built once (`lz4::DictTable`), so its size costs no
+/// time per object: 16 KiB holds ~5 pods, for clusters whose pods differ more than
+/// bench's (whose ~3.1 KB stripped pods compress to ~0.5 KB with any of 4-32 KiB).
 pub const DICT_MAX: usize = 16 * 1024;
 /// Objects a `Compressor` learns from at most before it freezes its dictionary.
 const DICT_OBJECTS: u32 = 64;
@@ -18,6 +18,14 @@ const DICT_MIN: usize = 1024;
 #[derive(Debug)]
 pub struct Dict {
     pub(super) bytes: Box<[u8]>,
+    table: DictTable,
+}
+
+impl Dict {
+    fn new(bytes: Box<[u8]>) -> Self {
+        let table = DictTable::new(&bytes);
+        Dict { bytes, table }
+    }
 }
 
 /// Compresses objects, learning its dictionary from the first ones it sees.
@@ -27,6 +35,9 @@ pub struct Compressor {
     seen: u32,
     frozen: bool,
     dict: Option<Arc<Dict>>,
+    encoder: Encoder,
+    /// The last object compressed (reused: one allocation per entry, of its size).
+    scratch: Vec<u8>,
 }
 
 impl Compressor {
@@ -59,44 +70,25 @@ impl Compressor {
             self.frozen = true;
             let bytes = std::mem::take(&mut self.training);
             if bytes.len() >= DICT_MIN {
-                self.dict = Some(Arc::new(Dict {
-                    bytes: bytes.into_boxed_slice(),
-                }));
+                self.dict = Some(Arc::new(Dict::new(bytes.into_boxed_slice())));
             }
         }
     }
 
-    /// Appends `input` LZ4-compressed (u32-LE size first) to `out` if that is smaller;
-    /// returns `None` if it is not (`out` unchanged), else the dictionary used.
-    pub(super) fn compress(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Option<Option<Arc<Dict>>> {
+    /// `input` LZ4-compressed (u32-LE size first) if that is smaller, with the
+    /// dictionary used; `None` if it is not.
+    pub(super) fn compress(&mut self, input: &[u8]) -> Option<(&[u8], Option<Arc<Dict>>)> {
         let dict = self.dict.clone();
         self.learn(input);
         let size = u32::try_from(input.len()).ok()?;
-        let start = out.len();
-        out.extend_from_slice(&size.to_le_bytes());
-        out.resize(
-            start + 4 + lz4_flex::block::get_maximum_output_size(input.len()),
-            0,
-        );
-        let done = match &dict {
-            Some(d) => {
-                lz4_flex::block::compress_into_with_dict(input, &mut out[start + 4..], &d.bytes)
-            }
-            None => lz4_flex::block::compress_into(input, &mut out[start + 4..]),
-        };
-        match done {
-            Ok(n) if 4 + n < input.len() => {
-                out.truncate(start + 4 + n);
-                Some(dict)
-            }
-            _ => {
-                out.truncate(start);
-                None
-            }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&size.to_le_bytes());
+        let d = dict.as_deref().map(|d| (&d.bytes[..], &d.table));
+        let limit = input.len().checked_sub(4)?;
+        if self.encoder.compress(input, d, &mut self.scratch, limit) {
+            Some((&self.scratch, dict))
+        } else {
+            None
         }
     }
 }

@@ -59,13 +59,10 @@ impl Body<'_> {
         out.extend_from_slice(&self.raw[self.cut.end..]);
     }
 
-    /// Writes the bytes compressed by `comp` (size first) if that is smaller, else as
-    /// they are; returns whether compressed and the dictionary used.
-    fn write_compressed(
-        &self,
-        out: &mut Vec<u8>,
-        comp: &mut Compressor,
-    ) -> (bool, Option<Arc<Dict>>) {
+    /// `out` with room for `extra` more bytes after the bytes compressed by `comp` (size
+    /// first) if that is smaller, else as they are; whether compressed, and the
+    /// dictionary used.
+    fn write_compressed(&self, comp: &mut Compressor, extra: usize) -> Packed {
         let joined;
         let input: &[u8] = if self.cut.is_empty() {
             self.raw
@@ -75,15 +72,18 @@ impl Body<'_> {
             joined = v;
             &joined
         };
-        match comp.compress(input, out) {
-            Some(dict) => (true, dict),
-            None => {
-                out.extend_from_slice(input);
-                (false, None)
-            }
-        }
+        let (bytes, compressed, dict) = match comp.compress(input) {
+            Some((bytes, dict)) => (bytes, true, dict),
+            None => (input, false, None),
+        };
+        let mut out = Vec::with_capacity(bytes.len() + extra);
+        out.extend_from_slice(bytes);
+        (out, compressed, dict)
     }
 }
+
+/// An entry's bytes so far, whether they are compressed, and their dictionary.
+type Packed = (Vec<u8>, bool, Option<Arc<Dict>>);
 
 impl Entry {
     /// Packs `raw` (without managedFields if `strip`) and `meta` into one allocation;
@@ -115,16 +115,12 @@ impl Entry {
         let labels_len: usize = meta.labels.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
         let meta_len = uid.map_or(0, str::len) + rv.map_or(0, str::len) + labels_len;
         len32(body.len() + meta_len)?;
-        let mut buf;
-        let (compressed, dict) = if let Some(comp) = compress {
-            buf = Vec::with_capacity(
-                4 + lz4_flex::block::get_maximum_output_size(body.len()) + meta_len,
-            );
-            body.write_compressed(&mut buf, comp)
+        let (mut buf, compressed, dict) = if let Some(comp) = compress {
+            body.write_compressed(comp, meta_len)
         } else {
-            buf = Vec::with_capacity(body.len() + meta_len);
+            let mut buf = Vec::with_capacity(body.len() + meta_len);
             body.write(&mut buf);
-            (false, None)
+            (buf, false, None)
         };
         let raw_len = len32(buf.len())?;
         buf.extend_from_slice(uid.unwrap_or("").as_bytes());
@@ -175,12 +171,12 @@ impl Entry {
         let cut = if cut.end <= raw.len() { cut } else { 0..0 };
         let body = Body { raw: &raw, cut };
         let meta = self.buf.get(self.raw_len as usize..).unwrap_or_default();
-        let mut buf = Vec::with_capacity(body.len() + meta.len());
-        let (compressed, dict) = if let Some(comp) = compress {
-            body.write_compressed(&mut buf, comp)
+        let (mut buf, compressed, dict) = if let Some(comp) = compress {
+            body.write_compressed(comp, meta.len())
         } else {
+            let mut buf = Vec::with_capacity(body.len() + meta.len());
             body.write(&mut buf);
-            (false, None)
+            (buf, false, None)
         };
         let raw_len = len32(buf.len())?;
         buf.extend_from_slice(meta);

@@ -19,6 +19,7 @@ pub mod accumulator;
 pub mod compress;
 pub mod entry;
 mod index;
+mod lz4;
 mod snapshot;
 #[cfg(test)]
 mod tests;

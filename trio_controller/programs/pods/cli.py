@@ -55,9 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--compress-cache",
-        action="store_true",
-        help="keep cached objects LZ4-compressed: about a third less memory, a few µs more "
-        "per event",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep cached objects LZ4-compressed (the default): about a quarter of the "
+        "memory, ~2.5 µs more per event; --no-compress-cache keeps plain bytes",
     )
     p.add_argument(
         "--streaming-list",

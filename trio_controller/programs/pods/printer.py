@@ -56,7 +56,7 @@ def pod_controller(
     resync: float | None = None,
     out: TextIO | None = None,
     strip_managed_fields: bool = True,
-    compress: bool = False,
+    compress: bool = True,
     streaming_list: bool = True,
     cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
     factory: SharedInformerFactory | None = None,
