@@ -92,9 +92,7 @@ async def failure_on(url: str, tls_config: TLSConfig, *, native: bool) -> str:
 @pytest.mark.parametrize(
     "case", ["unknown CA", "wrong name", "expired", "not yet valid", "no client certificate"]
 )
-async def test_failures_read_the_same_on_both_tls_paths(
-    ca: CA, tmp_path: Path, case: str
-) -> None:
+async def test_failures_read_the_same_on_both_tls_paths(ca: CA, tmp_path: Path, case: str) -> None:
     trusted = ca.cert_pem
     require = False
     if case == "unknown CA":
@@ -234,4 +232,3 @@ def test_a_request_written_to_the_session_reaches_the_server(ca: CA, tmp_path: P
     session.write(b"GET / HTTP/1.1\r\n\r\n")
     s_in.write(session.take_output())
     assert server.read(1000) == b"GET / HTTP/1.1\r\n\r\n"
-

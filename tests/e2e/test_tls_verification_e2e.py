@@ -158,7 +158,9 @@ async def test_a_client_certificate_watch_works_on_both_tls_paths_and_through_a_
     )
     heads: list[bytes] = []
     async with contextlib.AsyncExitStack() as stack:
-        proxy = await stack.enter_async_context(connect_proxy(heads)) if through == "proxy" else None
+        proxy = (
+            await stack.enter_async_context(connect_proxy(heads)) if through == "proxy" else None
+        )
         event, used = await first_event(envtest, probe_namespace, tls, native=native, proxy=proxy)
     assert used is native
     assert event["type"] == "ADDED" and event["object"]["metadata"]["name"] == PROBE

@@ -84,15 +84,20 @@ pub struct PyTlsSession {
 impl PyTlsSession {
     /// Feed the bytes of one socket read (b"" when the peer closed); the plaintext the
     /// records in them completed, b"" if none. Raises TlsSessionError.
-    fn receive<'py>(&mut self, py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    fn receive<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: PyBuffer<u8>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| {
             if !data.is_c_contiguous() {
                 return Err(PyValueError::new_err("receive() needs a contiguous buffer"));
             }
             // SAFETY: a C-contiguous buffer of `len_bytes()` bytes held by `data` for
             // this call; nothing else runs (no GIL release) while the slice is alive.
-            let input =
-                unsafe { std::slice::from_raw_parts(data.buf_ptr() as *const u8, data.len_bytes()) };
+            let input = unsafe {
+                std::slice::from_raw_parts(data.buf_ptr() as *const u8, data.len_bytes())
+            };
             self.plain.clear();
             self.inner.receive(input, &mut self.plain).map_err(to_py)?;
             Ok(PyBytes::new(py, &self.plain))

@@ -107,9 +107,8 @@ impl TlsSettings {
     /// must carry; an IP address is matched against IP SANs), offering ALPN
     /// `http/1.1`, certificates checked at `now` (seconds since the Unix epoch).
     pub fn connect(&self, server_name: &str, now: f64) -> Result<TlsSession, TlsFailure> {
-        let name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
-            TlsFailure::Protocol(format!("invalid server name {server_name:?}"))
-        })?;
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| TlsFailure::Protocol(format!("invalid server name {server_name:?}")))?;
         let time = Arc::new(FixedTime(UnixTime::since_unix_epoch(
             std::time::Duration::from_secs_f64(now.max(0.0)),
         )));
@@ -156,7 +155,11 @@ impl TlsSession {
         result
     }
 
-    fn receive_inner(&mut self, input: &mut &[u8], plain: &mut Vec<u8>) -> Result<bool, TlsFailure> {
+    fn receive_inner(
+        &mut self,
+        input: &mut &[u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<bool, TlsFailure> {
         let closing = input.is_empty();
         loop {
             if !input.is_empty() || closing {
@@ -364,5 +367,77 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_failures_read_as_openssl_words_them() {
+        let unknown = Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(
+            failure(unknown),
+            TlsFailure::Verification("unable to get local issuer certificate".into())
+        );
+        let ip = ServerName::try_from("127.0.0.1").unwrap().to_owned();
+        let name = Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ip,
+            presented: vec!["DnsName(\"kubernetes\")".into()],
+        });
+        assert_eq!(
+            failure(name).message(),
+            "IP address mismatch, certificate is not valid for '127.0.0.1'."
+        );
+        let host = ServerName::try_from("api.example").unwrap().to_owned();
+        let name = Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: host,
+            presented: vec![],
+        });
+        assert_eq!(
+            failure(name).message(),
+            "Hostname mismatch, certificate is not valid for 'api.example'."
+        );
+        let expired = Error::InvalidCertificate(CertificateError::Expired);
+        assert_eq!(failure(expired).message(), "certificate has expired");
+    }
+
+    #[test]
+    fn alerts_are_named_by_openssl_reasons_and_are_not_verification_failures() {
+        let alert = failure(Error::AlertReceived(AlertDescription::CertificateRequired));
+        assert_eq!(
+            alert,
+            TlsFailure::Protocol("TLSV13_ALERT_CERTIFICATE_REQUIRED".into())
+        );
+        let alert = failure(Error::AlertReceived(AlertDescription::UnknownCA));
+        assert_eq!(alert.message(), "TLSV1_ALERT_UNKNOWN_CA");
+    }
+
+    #[test]
+    fn unusable_pem_is_refused_with_the_field_it_came_from() {
+        let err = TlsSettings::new(Some(b"nothing here"), None, false).unwrap_err();
+        assert_eq!(err, "certificate-authority: no PEM certificate");
+        let err = TlsSettings::new(None, None, false).unwrap_err();
+        assert_eq!(err, "no certificate authority");
+        let insecure = TlsSettings::new(None, None, true).unwrap();
+        let bad = TlsSettings::new(None, Some((b"x", b"y")), true).unwrap_err();
+        assert!(bad.starts_with("client-certificate"), "{bad}");
+        // A session needs a name that is a DNS name or an IP address.
+        assert!(insecure.connect("not a name!", 0.0).is_err());
+        let session = insecure.connect("127.0.0.1", 1.8e9).unwrap();
+        assert!(session.is_handshaking() && !session.eof());
+    }
+
+    #[test]
+    fn a_new_session_starts_with_a_client_hello_and_eof_ends_it() {
+        let settings = TlsSettings::new(None, None, true).unwrap();
+        let mut session = settings.connect("kubernetes.local", 1.8e9).unwrap();
+        let hello = session.take_output();
+        assert_eq!(hello[0], 0x16, "a handshake record");
+        assert!(session.take_output().is_empty());
+        let mut plain = Vec::new();
+        assert_eq!(session.receive(b"", &mut plain), Ok(true));
+        assert!(session.eof() && plain.is_empty());
     }
 }
