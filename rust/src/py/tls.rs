@@ -80,6 +80,17 @@ pub struct PyTlsSession {
     plain: Vec<u8>,
 }
 
+impl PyTlsSession {
+    /// The plaintext `input` (one socket read) completed, in a buffer reused from call
+    /// to call. The seam for the informer core: a `feed` that takes the session can
+    /// decode this slice in the same FFI call, so the plaintext never reaches Python.
+    pub(crate) fn decrypt(&mut self, input: &[u8]) -> PyResult<&[u8]> {
+        self.plain.clear();
+        self.inner.receive(input, &mut self.plain).map_err(to_py)?;
+        Ok(&self.plain)
+    }
+}
+
 #[pymethods]
 impl PyTlsSession {
     /// Feed the bytes of one socket read (b"" when the peer closed); the plaintext the
@@ -98,9 +109,7 @@ impl PyTlsSession {
             let input = unsafe {
                 std::slice::from_raw_parts(data.buf_ptr() as *const u8, data.len_bytes())
             };
-            self.plain.clear();
-            self.inner.receive(input, &mut self.plain).map_err(to_py)?;
-            Ok(PyBytes::new(py, &self.plain))
+            Ok(PyBytes::new(py, self.decrypt(input)?))
         })
     }
 
