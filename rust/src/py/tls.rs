@@ -14,8 +14,8 @@ create_exception!(
     PyException,
     concat!(
         "A TLS session failed. ``verification`` is True when the server's certificate was\n",
-        "refused (the message is OpenSSL's verify message for the same case), False for\n",
-        "any other handshake or record-layer failure (the message is OpenSSL's reason)."
+        "refused (the message is OpenSSL's verify message for the same case), False for any\n",
+        "other handshake or record-layer failure (the message is OpenSSL's reason)."
     )
 );
 
@@ -30,8 +30,11 @@ fn to_py(err: TlsFailure) -> PyErr {
     })
 }
 
-/// TLS client settings for watches (rustls): the CA bundle to trust, a client
-/// certificate, or no verification at all. Raises ValueError for PEM it cannot use.
+/// TLS client settings for watches (rustls, ring): the PEM CA bundle to trust, a
+/// PEM client certificate chain and its unencrypted key (PKCS#8, PKCS#1 RSA, SEC1 EC),
+/// or ``insecure`` (no verification). Sessions offer ALPN ``http/1.1`` only.
+///
+/// Raises ValueError (one line) for PEM it cannot use.
 #[pyclass(name = "TlsConfig", module = "trio_controller._native", frozen)]
 pub struct PyTlsConfig {
     inner: TlsSettings,
@@ -58,8 +61,10 @@ impl PyTlsConfig {
         })
     }
 
-    /// A new session to `server_name` (DNS name or IP address), certificates checked
-    /// at `now` (seconds since the Unix epoch, `time.time()`).
+    /// A new session to ``server_name`` (a DNS name: SNI and the name to verify; an
+    /// IP address: matched against IP SANs, no SNI). ``now`` is wall-clock seconds since
+    /// the Unix epoch (``time.time()``; certificate validity needs the calendar, not
+    /// Trio's clock). Raises TlsSessionError for a name that is neither.
     fn session(&self, server_name: &str, now: f64) -> PyResult<PyTlsSession> {
         guard(|| {
             self.inner
@@ -73,7 +78,8 @@ impl PyTlsConfig {
     }
 }
 
-/// One TLS client connection over buffers: feed it socket bytes, send what it outputs.
+/// One TLS client connection over buffers: send ``take_output()``, feed every
+/// socket read to ``receive``. Not thread-safe.
 #[pyclass(name = "TlsSession", module = "trio_controller._native", unsendable)]
 pub struct PyTlsSession {
     inner: TlsSession,
@@ -93,8 +99,10 @@ impl PyTlsSession {
 
 #[pymethods]
 impl PyTlsSession {
-    /// Feed the bytes of one socket read (b"" when the peer closed); the plaintext the
-    /// records in them completed, b"" if none. Raises TlsSessionError.
+    /// Feed the bytes of one socket read (``b""`` when the peer closed the socket);
+    /// the plaintext the records in them completed, ``b""`` if none (a record torn
+    /// across reads waits inside). Raises TlsSessionError, then again on every later
+    /// call.
     fn receive<'py>(
         &mut self,
         py: Python<'py>,
@@ -113,7 +121,7 @@ impl PyTlsSession {
         })
     }
 
-    /// Queue plaintext `data` to send (encrypted into `take_output()`).
+    /// Queue plaintext ``data`` to send; ``take_output()`` hands out its records.
     fn write(&mut self, data: &[u8]) -> PyResult<()> {
         guard(|| self.inner.write(data).map_err(to_py))
     }
@@ -143,7 +151,7 @@ impl PyTlsSession {
             .map(|p| String::from_utf8_lossy(p).into_owned())
     }
 
-    /// The negotiated cipher suite (``"TLS13_AES_128_GCM_SHA256"``), None before the
+    /// The negotiated cipher suite (``"TLS13_AES_256_GCM_SHA384"``), None before the
     /// handshake.
     #[getter]
     fn cipher(&self) -> Option<String> {
