@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::guard;
-use crate::tls::{TlsFailure, TlsSession, TlsSettings};
+use crate::tls::{self, TlsSession};
 
 create_exception!(
     trio_controller._native,
@@ -19,8 +19,8 @@ create_exception!(
     )
 );
 
-fn to_py(err: TlsFailure) -> PyErr {
-    let verification = matches!(err, TlsFailure::Verification(_));
+fn to_py(err: tls::TlsSessionError) -> PyErr {
+    let verification = matches!(err, tls::TlsSessionError::Verification(_));
     Python::attach(|py| {
         let e = TlsSessionError::new_err(err.message().to_owned());
         if let Err(set) = e.value(py).setattr("verification", verification) {
@@ -37,7 +37,7 @@ fn to_py(err: TlsFailure) -> PyErr {
 /// Raises ValueError (one line) for PEM it cannot use.
 #[pyclass(name = "TlsConfig", module = "trio_controller._native", frozen)]
 pub struct PyTlsConfig {
-    inner: TlsSettings,
+    inner: tls::TlsConfig,
 }
 
 #[pymethods]
@@ -55,7 +55,7 @@ impl PyTlsConfig {
                 (Some(c), Some(k)) => Some((c, k)),
                 _ => None,
             };
-            TlsSettings::new(ca_pem, client, insecure)
+            tls::TlsConfig::new(ca_pem, client, insecure)
                 .map(|inner| PyTlsConfig { inner })
                 .map_err(PyValueError::new_err)
         })
@@ -68,7 +68,7 @@ impl PyTlsConfig {
     fn session(&self, server_name: &str, now: f64) -> PyResult<PyTlsSession> {
         guard(|| {
             self.inner
-                .connect(server_name, now)
+                .session(server_name, now)
                 .map(|inner| PyTlsSession {
                     inner,
                     plain: Vec::new(),

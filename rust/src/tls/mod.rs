@@ -1,13 +1,13 @@
 //! TLS client sessions over buffers (rustls, ring): the caller owns the socket.
 //!
 //! ```text
-//! settings = TlsSettings::new(ca_pem, client_pem, insecure)    // once per kubeconfig
-//! session  = settings.connect("host", now_unix_seconds)          // once per connection
+//! config  = TlsConfig::new(ca_pem, client_pem, insecure)   // once per kubeconfig
+//! session = config.session("host", now_unix_seconds)       // once per connection
 //! loop { send(session.take_output()); session.receive(socket_bytes, &mut plain)? }
 //! ```
 //!
 //! No I/O and no clock: certificate validity is checked against the wall-clock time
-//! the caller passes to `connect`. `receive` takes everything one socket read brought
+//! the caller passes to `session`. `receive` takes everything one socket read brought
 //! and appends every plaintext byte those records completed to a buffer the caller
 //! owns (the seam for the informer core: decrypt into its scratch, then decode).
 use std::io::Read;
@@ -28,30 +28,30 @@ use rustls::{
 /// Why a session failed, as OpenSSL's verify messages and reasons name it, so the
 /// caller's one-line errors read the same whichever library did the TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsFailure {
+pub enum TlsSessionError {
     /// The server's certificate was refused (`TLS verification of … failed: …`).
     Verification(String),
     /// Anything else in the handshake or record layer (`TLS handshake with … failed: …`).
     Protocol(String),
 }
 
-impl TlsFailure {
+impl TlsSessionError {
     pub fn message(&self) -> &str {
         match self {
-            TlsFailure::Verification(m) | TlsFailure::Protocol(m) => m,
+            TlsSessionError::Verification(m) | TlsSessionError::Protocol(m) => m,
         }
     }
 }
 
 /// Settings shared by every session of one kubeconfig cluster/user.
 #[derive(Debug, Clone)]
-pub struct TlsSettings {
+pub struct TlsConfig {
     provider: Arc<CryptoProvider>,
     verifier: Arc<dyn ServerCertVerifier>,
     client: Option<Arc<CertifiedKey>>,
 }
 
-impl TlsSettings {
+impl TlsConfig {
     /// `ca_pem`: the PEM bundle to trust (required unless `insecure`); `client`: a PEM
     /// certificate chain and its PEM key (PKCS#8, PKCS#1 RSA or SEC1 EC), unencrypted.
     pub fn new(
@@ -96,7 +96,7 @@ impl TlsSettings {
                 Some(Arc::new(CertifiedKey::new(chain, signer)))
             }
         };
-        Ok(TlsSettings {
+        Ok(TlsConfig {
             provider,
             verifier,
             client,
@@ -106,15 +106,16 @@ impl TlsSettings {
     /// A session to `server_name` (SNI for a DNS name, and the name the certificate
     /// must carry; an IP address is matched against IP SANs), offering ALPN
     /// `http/1.1`, certificates checked at `now` (seconds since the Unix epoch).
-    pub fn connect(&self, server_name: &str, now: f64) -> Result<TlsSession, TlsFailure> {
-        let name = ServerName::try_from(server_name.to_owned())
-            .map_err(|_| TlsFailure::Protocol(format!("invalid server name {server_name:?}")))?;
+    pub fn session(&self, server_name: &str, now: f64) -> Result<TlsSession, TlsSessionError> {
+        let name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
+            TlsSessionError::Protocol(format!("invalid server name {server_name:?}"))
+        })?;
         let time = Arc::new(FixedTime(UnixTime::since_unix_epoch(
             std::time::Duration::from_secs_f64(now.max(0.0)),
         )));
         let builder = ClientConfig::builder_with_details(self.provider.clone(), time)
             .with_protocol_versions(rustls::DEFAULT_VERSIONS)
-            .map_err(|e| TlsFailure::Protocol(e.to_string()))?
+            .map_err(|e| TlsSessionError::Protocol(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(self.verifier.clone());
         let mut config = match &self.client {
@@ -124,7 +125,7 @@ impl TlsSettings {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config.resumption = Resumption::disabled();
         let conn = ClientConnection::new(Arc::new(config), name)
-            .map_err(|e| TlsFailure::Protocol(e.to_string()))?;
+            .map_err(|e| TlsSessionError::Protocol(e.to_string()))?;
         Ok(TlsSession {
             conn,
             eof: false,
@@ -137,14 +138,18 @@ impl TlsSettings {
 pub struct TlsSession {
     conn: ClientConnection,
     eof: bool,
-    failed: Option<TlsFailure>,
+    failed: Option<TlsSessionError>,
 }
 
 impl TlsSession {
     /// Feed what one socket read brought (empty: the peer closed) and append the
     /// plaintext it completed to `plain`. Records torn across reads wait inside.
     /// Returns whether the stream has ended (close_notify, or the socket closed).
-    pub fn receive(&mut self, mut input: &[u8], plain: &mut Vec<u8>) -> Result<bool, TlsFailure> {
+    pub fn receive(
+        &mut self,
+        mut input: &[u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<bool, TlsSessionError> {
         if let Some(failed) = &self.failed {
             return Err(failed.clone());
         }
@@ -159,7 +164,7 @@ impl TlsSession {
         &mut self,
         input: &mut &[u8],
         plain: &mut Vec<u8>,
-    ) -> Result<bool, TlsFailure> {
+    ) -> Result<bool, TlsSessionError> {
         let closing = input.is_empty();
         loop {
             if !input.is_empty() || closing {
@@ -167,7 +172,7 @@ impl TlsSession {
                 // an error of its own, drained below before the next read.
                 match self.conn.read_tls(input) {
                     Ok(_) => {}
-                    Err(e) => return Err(TlsFailure::Protocol(e.to_string())),
+                    Err(e) => return Err(TlsSessionError::Protocol(e.to_string())),
                 }
             }
             let state = self.conn.process_new_packets().map_err(failure)?;
@@ -196,12 +201,12 @@ impl TlsSession {
     }
 
     /// Queue `data` (a request) to be encrypted; `take_output` hands out the records.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), TlsFailure> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), TlsSessionError> {
         use std::io::Write;
         self.conn
             .writer()
             .write_all(data)
-            .map_err(|e| TlsFailure::Protocol(e.to_string()))
+            .map_err(|e| TlsSessionError::Protocol(e.to_string()))
     }
 
     /// The bytes to send now (handshake messages, alerts, encrypted writes).
@@ -237,14 +242,16 @@ impl TlsSession {
 }
 
 /// A rustls error in OpenSSL's words (its verify messages, its alert reasons).
-fn failure(err: Error) -> TlsFailure {
+fn failure(err: Error) -> TlsSessionError {
     match err {
-        Error::InvalidCertificate(cert) => TlsFailure::Verification(certificate_message(&cert)),
-        Error::AlertReceived(alert) => TlsFailure::Protocol(alert_reason(alert)),
-        Error::NoCertificatesPresented => {
-            TlsFailure::Verification("the server presented no certificate".into())
+        Error::InvalidCertificate(cert) => {
+            TlsSessionError::Verification(certificate_message(&cert))
         }
-        other => TlsFailure::Protocol(other.to_string()),
+        Error::AlertReceived(alert) => TlsSessionError::Protocol(alert_reason(alert)),
+        Error::NoCertificatesPresented => {
+            TlsSessionError::Verification("the server presented no certificate".into())
+        }
+        other => TlsSessionError::Protocol(other.to_string()),
     }
 }
 
@@ -379,7 +386,7 @@ mod tests {
         let unknown = Error::InvalidCertificate(CertificateError::UnknownIssuer);
         assert_eq!(
             failure(unknown),
-            TlsFailure::Verification("unable to get local issuer certificate".into())
+            TlsSessionError::Verification("unable to get local issuer certificate".into())
         );
         let ip = ServerName::try_from("127.0.0.1").unwrap().to_owned();
         let name = Error::InvalidCertificate(CertificateError::NotValidForNameContext {
@@ -408,7 +415,7 @@ mod tests {
         let alert = failure(Error::AlertReceived(AlertDescription::CertificateRequired));
         assert_eq!(
             alert,
-            TlsFailure::Protocol("TLSV13_ALERT_CERTIFICATE_REQUIRED".into())
+            TlsSessionError::Protocol("TLSV13_ALERT_CERTIFICATE_REQUIRED".into())
         );
         let alert = failure(Error::AlertReceived(AlertDescription::UnknownCA));
         assert_eq!(alert.message(), "TLSV1_ALERT_UNKNOWN_CA");
@@ -416,23 +423,23 @@ mod tests {
 
     #[test]
     fn unusable_pem_is_refused_with_the_field_it_came_from() {
-        let err = TlsSettings::new(Some(b"nothing here"), None, false).unwrap_err();
+        let err = TlsConfig::new(Some(b"nothing here"), None, false).unwrap_err();
         assert_eq!(err, "certificate-authority: no PEM certificate");
-        let err = TlsSettings::new(None, None, false).unwrap_err();
+        let err = TlsConfig::new(None, None, false).unwrap_err();
         assert_eq!(err, "no certificate authority");
-        let insecure = TlsSettings::new(None, None, true).unwrap();
-        let bad = TlsSettings::new(None, Some((b"x", b"y")), true).unwrap_err();
+        let insecure = TlsConfig::new(None, None, true).unwrap();
+        let bad = TlsConfig::new(None, Some((b"x", b"y")), true).unwrap_err();
         assert!(bad.starts_with("client-certificate"), "{bad}");
         // A session needs a name that is a DNS name or an IP address.
-        assert!(insecure.connect("not a name!", 0.0).is_err());
-        let session = insecure.connect("127.0.0.1", 1.8e9).unwrap();
+        assert!(insecure.session("not a name!", 0.0).is_err());
+        let session = insecure.session("127.0.0.1", 1.8e9).unwrap();
         assert!(session.is_handshaking() && !session.eof());
     }
 
     #[test]
     fn a_new_session_starts_with_a_client_hello_and_eof_ends_it() {
-        let settings = TlsSettings::new(None, None, true).unwrap();
-        let mut session = settings.connect("kubernetes.local", 1.8e9).unwrap();
+        let settings = TlsConfig::new(None, None, true).unwrap();
+        let mut session = settings.session("kubernetes.local", 1.8e9).unwrap();
         let hello = session.take_output();
         assert_eq!(hello[0], 0x16, "a handshake record");
         assert!(session.take_output().is_empty());
