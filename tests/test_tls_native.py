@@ -10,12 +10,17 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import logging
 import random
+import socket
 import ssl
+import struct
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -121,6 +126,91 @@ async def test_failures_read_the_same_on_both_tls_paths(ca: CA, tmp_path: Path, 
     assert "\n" not in native and "\n" not in python
 
 
+async def test_a_certificate_only_openssl_accepts_still_connects_then_skips_rustls(
+    ca: CA, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A self-signed CA certificate as the server's own (what ``openssl req -x509`` makes):
+    webpki refuses a CA as an end entity, OpenSSL accepts it as a trusted certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "self-signed")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    ssl_ctx = ca.server_context(Pair(cert_pem, key_pem), tmp_path)
+    tls.NATIVE_TLS, saved = True, tls.NATIVE_TLS
+    caplog.set_level(logging.INFO, logger="trio_controller.transport.connection")
+    try:
+        replies = [Reply.chunks([b"{}\n"]), Reply.chunks([b"{}\n"])]
+        async with (
+            open_stream_server(*replies, ssl_context=ssl_ctx) as server,
+            Client(ClusterConfig(server=server.url, tls=TLSConfig(ca_pem=cert_pem))) as client,
+        ):
+            assert tls.native_config(client.watch_ssl_context) is not None
+            for _ in range(2):
+                async with client.watch(PODS, idle_timeout=10) as body:
+                    assert await body.receive()
+            assert tls.native_config(client.watch_ssl_context) is None
+    finally:
+        tls.NATIVE_TLS = saved
+    notes = [r.getMessage() for r in caplog.records if "rustls refused" in r.getMessage()]
+    assert len(notes) == 1 and "CaUsedAsEndEntity" in notes[0], notes
+    # Two requests: OpenSSL's retry and the second watch (the refused handshake sent none).
+    assert len(server.requests) == 2
+
+
+async def test_a_reset_during_a_native_handshake_is_a_connection_failure(ca: CA) -> None:
+    async def reset_at_once(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)  # the ClientHello
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), reset_at_once, 0)
+        url = f"https://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+        message = await failure_on(url, TLSConfig(ca_pem=ca.cert_pem), native=True)
+        nursery.cancel_scope.cancel()
+    assert message.startswith("ConnectionLost: ") and url in message, message
+
+
+@pytest.mark.parametrize(
+    ("case", "words", "verification"),
+    [
+        ("unknown CA", "unable to get local issuer certificate", True),
+        ("wrong name", "Hostname mismatch, certificate is not valid for 'elsewhere'.", True),
+        ("expired", "certificate has expired", True),
+    ],
+)
+def test_a_session_names_a_refused_certificate_in_openssls_words(
+    ca: CA, tmp_path: Path, case: str, words: str, verification: bool
+) -> None:
+    trusted = CA("elsewhere") if case == "unknown CA" else ca
+    pair = dated_pair(ca, days_from_now=-3) if case == "expired" else None
+    name = "elsewhere" if case == "wrong name" else "s"
+    with pytest.raises(TlsSessionError) as info:
+        _pair(ca, tmp_path, trusted=trusted, server=pair, name=name)
+    assert str(info.value) == words
+    assert info.value.verification is verification
+
+
 @pytest.mark.parametrize("key_type", ["rsa", "ec"])
 @pytest.mark.parametrize(
     "key_format",
@@ -171,21 +261,29 @@ def test_unusable_pem_is_one_value_error_line() -> None:
 # -- the session on its own, against Python's ssl over memory -------------------------
 
 
-def _pair(ca: CA, folder: Path) -> tuple[TlsSession, ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
-    pair = ca.issue("s", server=True, dns=("s",))
+def _pair(
+    ca: CA,
+    folder: Path,
+    *,
+    trusted: CA | None = None,
+    server: Pair | None = None,
+    name: str = "s",
+) -> tuple[TlsSession, ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """A session to a Python ssl server end over memory, handshake done."""
+    pair = server or ca.issue("s", server=True, dns=("s",))
     server_ctx = ca.server_context(pair, folder)
     s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
-    session = TlsConfig(ca_pem=ca.cert_pem).session("s", time.time())
+    end = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    session = TlsConfig(ca_pem=(trusted or ca).cert_pem).session(name, time.time())
     for _ in range(10):
         if out := session.take_output():
             s_in.write(out)
-        with contextlib.suppress(ssl.SSLWantReadError):
-            server.do_handshake()
+        with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLError):
+            end.do_handshake()
         if s_out.pending:
             assert session.receive(s_out.read()) == b""
     assert not session.handshaking and session.alpn_protocol is None
-    return session, server, s_in, s_out
+    return session, end, s_in, s_out
 
 
 def test_records_torn_at_any_byte_come_out_whole_and_in_order(ca: CA, tmp_path: Path) -> None:

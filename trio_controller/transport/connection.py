@@ -27,6 +27,7 @@ one `receive_some` per `receive`, so the socket variant keeps its `recv_into` pa
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 import time
 import urllib.parse
@@ -42,7 +43,7 @@ from trio_controller._native import (
     parse_response_head,
 )
 from trio_controller.errors import ConnectionFailed, ConnectionLost
-from trio_controller.transport.tls import native_config
+from trio_controller.transport.tls import drop_native, native_config
 
 __all__ = [
     "READ_SIZE",
@@ -52,6 +53,8 @@ __all__ = [
     "open_connection",
     "read_head",
 ]
+
+log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024
 MAX_HEAD = 64 * 1024
@@ -112,12 +115,8 @@ class Connection:
     # -- TLS -------------------------------------------------------------------------
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
-        """The TLS handshake, over whatever this connection carries (a proxy tunnel too):
-        native when `context` has a native twin, else through `context` itself."""
-        native = native_config(context)
-        if native is not None:
-            await self._start_native(native, server_hostname)
-            return
+        """The TLS handshake through `context`, over whatever this connection carries
+        (a proxy tunnel too)."""
         tls = context.wrap_bio(self._in, self._out, server_hostname=server_hostname)
         while True:
             try:
@@ -137,7 +136,9 @@ class Connection:
             raise ConnectionFailed(f"the server chose {protocol} (ALPN); watches speak HTTP/1.1")
         self._tls = tls
 
-    async def _start_native(self, config: TlsConfig, server_hostname: str) -> None:
+    async def start_native_tls(self, config: TlsConfig, server_hostname: str) -> None:
+        """The TLS handshake in a native (rustls) session; its failures raised as the
+        `ssl` errors OpenSSL raises for the same cause."""
         try:
             session = config.session(server_hostname, time.time())
             early = []
@@ -365,6 +366,27 @@ async def _tunnel(conn: Connection, proxy: urllib.parse.SplitResult, target: str
         raise ConnectionFailed(f"proxy {proxy.hostname} sent data before the tunnel opened")
 
 
+async def _reach(
+    server: urllib.parse.SplitResult, proxy: urllib.parse.SplitResult | None
+) -> Connection:
+    """A TCP connection to `server`, or to `proxy` (a CONNECT tunnel to `server` for
+    https, the proxy itself for http)."""
+    if proxy is None:
+        return await _connect(*_host_port(server))
+    if proxy.scheme != "http":
+        raise ConnectionFailed(
+            f"{proxy.scheme}:// proxies are not supported for watches (use an http:// proxy)"
+        )
+    conn = await _connect(*_host_port(proxy))
+    if server.scheme == "https":
+        try:
+            await _tunnel(conn, proxy, authority(server))
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
 async def open_connection(
     server: urllib.parse.SplitResult,
     ssl_context: ssl.SSLContext | None,
@@ -374,27 +396,40 @@ async def open_connection(
 ) -> Connection:
     """Connect to `server` (through `proxy`'s CONNECT tunnel for https, or to the proxy
     itself for http), then TLS for https with SNI and verification against
-    `server_name` (kubeconfig tls-server-name) or the server's host."""
-    https = server.scheme == "https"
-    if proxy is not None:
-        if proxy.scheme != "http":
-            raise ConnectionFailed(
-                f"{proxy.scheme}:// proxies are not supported for watches (use an http:// proxy)"
-            )
-        conn = await _connect(*_host_port(proxy))
-        if https:
-            try:
-                await _tunnel(conn, proxy, authority(server))
-            except BaseException:
-                conn.close()
-                raise
-    else:
-        conn = await _connect(*_host_port(server))
-    if https:
-        assert ssl_context is not None
+    `server_name` (kubeconfig tls-server-name) or the server's host.
+
+    TLS is native (rustls) when `ssl_context` has a native twin. A handshake rustls
+    fails is tried again through `ssl_context` on a new connection, so OpenSSL decides
+    as it always did (rustls is stricter in places: a CA certificate presented as the
+    server's own, TLS 1.2 without ECDHE or with CBC): its error is the one raised, or,
+    when it succeeds, the twin is dropped and this server's watches use Python's ssl.
+    """
+    conn = await _reach(server, proxy)
+    if server.scheme != "https":
+        return conn
+    assert ssl_context is not None
+    name = server_name or server.hostname or ""
+    native = native_config(ssl_context)
+    try:
+        if native is None:
+            await conn.start_tls(ssl_context, name)
+            return conn
         try:
-            await conn.start_tls(ssl_context, server_name or server.hostname or "")
-        except BaseException:
-            conn.close()
-            raise
+            await conn.start_native_tls(native, name)
+            return conn
+        except ssl.SSLError as exc:
+            refused = str(exc)
+        conn.close()
+        conn = await _reach(server, proxy)
+        await conn.start_tls(ssl_context, name)
+    except BaseException:
+        conn.close()
+        raise
+    drop_native(ssl_context)
+    log.info(
+        "TLS to %s: rustls refused the handshake (%s), Python's ssl accepted it; "
+        "watches with these settings use Python's ssl from now on",
+        authority(server),
+        refused,
+    )
     return conn

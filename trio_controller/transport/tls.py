@@ -21,7 +21,13 @@ from trio_controller._native import TlsConfig
 from trio_controller.config.cluster import TLSConfig
 from trio_controller.errors import KubeconfigError
 
-__all__ = ["NATIVE_TLS", "build_ssl_context", "load_client_certificate", "native_config"]
+__all__ = [
+    "NATIVE_TLS",
+    "build_ssl_context",
+    "drop_native",
+    "load_client_certificate",
+    "native_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,11 @@ def native_config(ctx: ssl.SSLContext) -> TlsConfig | None:
     """The rustls settings equivalent to `ctx` (built here), or None: use `ctx` itself."""
     twin = _twins.get(ctx)
     return twin.config if twin is not None else None
+
+
+def drop_native(ctx: ssl.SSLContext) -> None:
+    """Forget `ctx`'s native twin: its watches use `ctx` itself from now on."""
+    _twins.pop(ctx, None)
 
 
 def _set_twin(
