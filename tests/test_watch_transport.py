@@ -38,7 +38,7 @@ from trio_controller.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from trio_controller.transport import connection
+from trio_controller.transport import connection, tls
 from trio_controller.transport.client import Client
 from trio_controller.transport.watch import WatchBody
 
@@ -61,6 +61,24 @@ def ca() -> CA:
 @pytest.fixture(scope="module")
 def server_pair(ca: CA) -> Pair:
     return ca.issue("apiserver", server=True, dns=("kubernetes.local",), ips=("127.0.0.1",))
+
+
+@pytest.fixture(params=["rustls", "openssl"])
+def tls_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Runs a TLS test on both watch TLS paths (transport/tls.py's NATIVE_TLS switch) and
+    checks afterwards that every watch handshake went the chosen way."""
+    native = request.param == "rustls"
+    monkeypatch.setattr(tls, "NATIVE_TLS", native)
+    taken: list[bool] = []
+
+    def spy(ctx: Any) -> Any:
+        found = tls.native_config(ctx)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(connection, "native_config", spy)
+    yield request.param
+    assert all(t == native for t in taken), taken
 
 
 def config(url: str, **kw: Any) -> ClusterConfig:
@@ -320,6 +338,7 @@ async def test_request_hooks_see_each_watch_opening() -> None:
 # -- TLS -----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_tls_with_the_right_ca(ca: CA, server_pair: Pair, tmp_path: Path) -> None:
     ssl_ctx = ca.server_context(server_pair, tmp_path)
     reply = Reply.chunks([b'{"type":"BOOKMARK"}\n'] * 50)
@@ -331,6 +350,7 @@ async def test_tls_with_the_right_ca(ca: CA, server_pair: Pair, tmp_path: Path) 
         assert await drain(body) == (b'{"type":"BOOKMARK"}\n' * 50, True)
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_tls_verification_failure_is_readable(server_pair: Pair, tmp_path: Path) -> None:
     ssl_ctx = CA("other").server_context(server_pair, tmp_path)
     async with (
@@ -345,6 +365,7 @@ async def test_tls_verification_failure_is_readable(server_pair: Pair, tmp_path:
     assert "unable to get local issuer certificate" in message
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_tls_server_name_is_used_for_sni_and_verification(ca: CA, tmp_path: Path) -> None:
     pair = ca.issue("apiserver", server=True, dns=("kubernetes.local",))
     ssl_ctx = ca.server_context(pair, tmp_path)
@@ -363,6 +384,7 @@ async def test_tls_server_name_is_used_for_sni_and_verification(ca: CA, tmp_path
             assert await drain(body) == (b"{}\n", True)
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_insecure_skips_verification(server_pair: Pair, tmp_path: Path) -> None:
     ssl_ctx = CA("other").server_context(server_pair, tmp_path)
     async with (
@@ -373,6 +395,7 @@ async def test_insecure_skips_verification(server_pair: Pair, tmp_path: Path) ->
         assert await drain(body) == (b"{}\n", True)
 
 
+@pytest.mark.usefixtures("tls_path")
 @pytest.mark.parametrize("key_type", ["rsa", "ec"])
 async def test_the_client_certificate_is_presented(
     ca: CA, server_pair: Pair, tmp_path: Path, key_type: str
@@ -390,6 +413,7 @@ async def test_the_client_certificate_is_presented(
     assert peer is not None and (("commonName", "alice"),) in peer["subject"]
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_a_missing_client_certificate_is_one_clear_error(
     ca: CA, server_pair: Pair, tmp_path: Path
 ) -> None:
@@ -417,6 +441,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_an_exec_plugin_client_certificate_is_used_for_the_watch(
     ca: CA, server_pair: Pair, tmp_path: Path
 ) -> None:
@@ -496,6 +521,7 @@ async def open_relay(
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_tls_records_torn_across_reads_are_put_back_together(
     ca: CA, server_pair: Pair, tmp_path: Path
 ) -> None:
@@ -511,6 +537,7 @@ async def test_tls_records_torn_across_reads_are_put_back_together(
             assert await drain(body) == (b"".join(events), True)
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_a_server_that_closes_during_the_handshake_is_one_clear_error(
     ca: CA,
 ) -> None:
@@ -523,6 +550,7 @@ async def test_a_server_that_closes_during_the_handshake_is_one_clear_error(
     assert relay in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_an_https_server_is_watched_through_an_http_proxy_tunnel(
     ca: CA, server_pair: Pair, tmp_path: Path
 ) -> None:
@@ -546,6 +574,7 @@ async def test_an_http_server_is_watched_through_a_proxy_with_an_absolute_target
     assert proxy.requests[0].target == f"http://kubernetes.invalid:6443{PODS}?watch=1"
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_a_watch_speaks_http_1_1_even_when_requests_may_use_http2(
     ca: CA, server_pair: Pair, tmp_path: Path
 ) -> None:
@@ -563,6 +592,7 @@ async def test_a_watch_speaks_http_1_1_even_when_requests_may_use_http2(
             assert await drain(body) == (b"{}\n", True)
 
 
+@pytest.mark.usefixtures("tls_path")
 async def test_records_larger_than_the_read_buffer_arrive_whole(
     ca: CA, server_pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,9 @@ __all__ = [
     "ShutDown",
     "Store",
     "StoreReader",
+    "TlsConfig",
+    "TlsSession",
+    "TlsSessionError",
     "WatchDecoder",
     "WatchEvent",
     "WorkQueue",
@@ -823,3 +826,62 @@ def parse_response_head(buf: bytes) -> ResponseHead | None:
     conflict), or a Transfer-Encoding other than chunked/identity. A 1xx head is
     returned like any other: the caller skips it and parses the next.
     """
+
+# --- TLS (rustls sessions over buffers; the caller owns the socket) -----------------
+
+class TlsSessionError(Exception):
+    """A TLS session failed. ``verification`` is True when the server's certificate was
+    refused (the message is OpenSSL's verify message for the same case), False for any
+    other handshake or record-layer failure (the message is OpenSSL's reason)."""
+
+    verification: bool
+
+@final
+class TlsConfig:
+    """TLS client settings for watches (rustls, ring): the PEM CA bundle to trust, a
+    PEM client certificate chain and its unencrypted key (PKCS#8, PKCS#1 RSA, SEC1 EC),
+    or ``insecure`` (no verification). Sessions offer ALPN ``http/1.1`` only.
+
+    Raises ValueError (one line) for PEM it cannot use."""
+
+    def __new__(
+        cls,
+        *,
+        ca_pem: bytes | None = None,
+        cert_pem: bytes | None = None,
+        key_pem: bytes | None = None,
+        insecure: bool = False,
+    ) -> TlsConfig: ...
+    def session(self, server_name: str, now: float) -> TlsSession:
+        """A new session to ``server_name`` (a DNS name: SNI and the name to verify; an
+        IP address: matched against IP SANs, no SNI). ``now`` is wall-clock seconds since
+        the Unix epoch (``time.time()``; certificate validity needs the calendar, not
+        Trio's clock). Raises TlsSessionError for a name that is neither."""
+
+@final
+class TlsSession:
+    """One TLS client connection over buffers: send ``take_output()``, feed every
+    socket read to ``receive``. Not thread-safe."""
+
+    def receive(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Feed the bytes of one socket read (``b""`` when the peer closed the socket);
+        the plaintext the records in them completed, ``b""`` if none (a record torn
+        across reads waits inside). Raises TlsSessionError, then again on every later
+        call."""
+    def write(self, data: bytes) -> None:
+        """Queue plaintext ``data`` to send; ``take_output()`` hands out its records."""
+    def take_output(self) -> bytes:
+        """The bytes to write to the socket now (handshake, alerts, encrypted data)."""
+    @property
+    def handshaking(self) -> bool:
+        """True until the handshake completed."""
+    @property
+    def eof(self) -> bool:
+        """True once the stream ended (close_notify, or the peer closed the socket)."""
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The protocol the server chose by ALPN (``"http/1.1"``), or None."""
+    @property
+    def cipher(self) -> str | None:
+        """The negotiated cipher suite (``"TLS13_AES_256_GCM_SHA384"``), None before the
+        handshake."""

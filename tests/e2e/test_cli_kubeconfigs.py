@@ -302,16 +302,18 @@ async def test_a_broken_setup_exits_with_one_clear_line(
 WATCH_SHAPES: list[Shape] = [data_fields, token, token_file, exec_v1, tls_server_name, insecure]
 
 
+@pytest.mark.parametrize("tls", ["rustls", "openssl"])
 @pytest.mark.parametrize("mode", ["--streaming-list", "--no-streaming-list"])
 @pytest.mark.parametrize("shape", WATCH_SHAPES, ids=[s.__name__ for s in WATCH_SHAPES])
 async def test_the_watch_transport_follows_changes_with_each_kubeconfig_shape(
-    shape: Shape, mode: str, envtest: EnvInfo, pods: PodHelper, probe_namespace: str,
-    tmp_path: Path,
+    shape: Shape, mode: str, tls: str, envtest: EnvInfo, pods: PodHelper,
+    probe_namespace: str, tmp_path: Path,
 ) -> None:  # fmt: skip
-    """The project's own watch transport (TLS over MemoryBIO, chunked framing in Rust)
-    with each way of authenticating, in both sync modes: a pod created and deleted after
-    the sync is seen through the watch, not a list."""
+    """The project's own watch transport (TLS in rustls or over MemoryBIO, chunked framing
+    in Rust) with each way of authenticating, in both sync modes: a pod created and
+    deleted after the sync is seen through the watch, not a list."""
     path, args, env = shape(envtest, tmp_path, probe_namespace)
+    env = {**env, "TRIO_CONTROLLER_NATIVE_TLS": "1" if tls == "rustls" else "0"}
     async with run_controller("--kubeconfig", path, *args, mode, env=env, cwd=Path("/")) as ctl:
         await ctl.wait_stdout(f"Sync/Add/Update for Pod {PROBE}")
         await ctl.wait_stderr("Caches are synced")

@@ -1,6 +1,11 @@
 """TLS settings to an `ssl.SSLContext`: the CA (or the system's), client certificates.
 
-The same context serves httpx requests and the owned watch transport.
+The same context serves httpx requests and the owned watch transport. Each context built
+here has a native twin (`native_config`): the same settings for the watch transport's
+rustls sessions (`_native.TlsConfig`), used when `NATIVE_TLS` is on (the default; the
+environment variable ``TRIO_CONTROLLER_NATIVE_TLS=0`` turns it off) and the settings name a
+CA bundle or insecure-skip-tls-verify. Without a CA (the system's store) or with a key
+rustls cannot use, the watch stays on Python's ssl.
 """
 
 from __future__ import annotations
@@ -9,15 +14,66 @@ import logging
 import os
 import ssl
 import tempfile
+import weakref
+from dataclasses import dataclass
 
+from trio_controller._native import TlsConfig
 from trio_controller.config.cluster import TLSConfig
 from trio_controller.errors import KubeconfigError
 
-__all__ = ["build_ssl_context", "load_client_certificate"]
+__all__ = [
+    "NATIVE_TLS",
+    "build_ssl_context",
+    "drop_native",
+    "load_client_certificate",
+    "native_config",
+]
 
 log = logging.getLogger(__name__)
 
 _warned_insecure = False
+
+NATIVE_TLS = os.environ.get("TRIO_CONTROLLER_NATIVE_TLS", "1") != "0"
+"""Whether contexts built from now on get a native (rustls) twin for watches."""
+
+
+@dataclass(frozen=True)
+class _Twin:
+    ca_pem: bytes | None
+    insecure: bool
+    config: TlsConfig
+
+
+_twins: weakref.WeakKeyDictionary[ssl.SSLContext, _Twin] = weakref.WeakKeyDictionary()
+
+
+def native_config(ctx: ssl.SSLContext) -> TlsConfig | None:
+    """The rustls settings equivalent to `ctx` (built here), or None: use `ctx` itself."""
+    twin = _twins.get(ctx)
+    return twin.config if twin is not None else None
+
+
+def drop_native(ctx: ssl.SSLContext) -> None:
+    """Forget `ctx`'s native twin: its watches use `ctx` itself from now on."""
+    _twins.pop(ctx, None)
+
+
+def _set_twin(
+    ctx: ssl.SSLContext,
+    ca_pem: bytes | None,
+    insecure: bool,
+    cert_pem: bytes | None = None,
+    key_pem: bytes | None = None,
+) -> None:
+    _twins.pop(ctx, None)
+    if not NATIVE_TLS or (ca_pem is None and not insecure):
+        return
+    try:
+        config = TlsConfig(ca_pem=ca_pem, cert_pem=cert_pem, key_pem=key_pem, insecure=insecure)
+    except ValueError as exc:  # OpenSSL took it (checked first); rustls did not
+        log.debug("watches use Python's ssl: %s", exc)
+        return
+    _twins[ctx] = _Twin(ca_pem, insecure, config)
 
 
 def build_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -44,6 +100,7 @@ def build_ssl_context(tls: TLSConfig) -> ssl.SSLContext:
             cert_source=tls.cert_source or "client-certificate",
             key_source=tls.key_source or "client-key",
         )
+    _set_twin(ctx, tls.ca_pem, tls.insecure, tls.cert_pem, tls.key_pem)
     return ctx
 
 
@@ -81,8 +138,18 @@ def load_client_certificate(
 
     The pair is handed to OpenSSL through an in-memory file (or a private temporary file)
     and never logged. An encrypted key, or a pair OpenSSL refuses, is checked with
-    `cryptography` (imported only then) so the error says what is wrong.
+    `cryptography` (imported only then) so the error says what is wrong. The context's
+    native twin, if it has one, presents the same pair from now on.
     """
+    _load_client_certificate(ctx, cert_pem, key_pem, cert_source, key_source)
+    twin = _twins.get(ctx)
+    if twin is not None:
+        _set_twin(ctx, twin.ca_pem, twin.insecure, cert_pem, key_pem)
+
+
+def _load_client_certificate(
+    ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes, cert_source: str, key_source: str
+) -> None:
     if b"ENCRYPTED" not in key_pem:  # OpenSSL would ask a terminal for the passphrase
         try:
             _load_cert_chain(ctx, cert_pem, key_pem)

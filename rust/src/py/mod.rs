@@ -6,6 +6,7 @@ pub mod object;
 pub mod owner;
 pub mod queue;
 pub mod store;
+pub mod tls;
 pub mod watch;
 
 use pyo3::prelude::*;
@@ -72,5 +73,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<watch::PyBodyDecoder>()?;
     m.add_class::<watch::PyResponseHead>()?;
     m.add_function(wrap_pyfunction!(watch::parse_response_head, m)?)?;
+    tls::register(m)?;
     Ok(())
 }
