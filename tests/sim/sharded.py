@@ -102,8 +102,9 @@ class ShardedConfig:
 
     @classmethod
     def draw(cls, rng: random.Random, objects: int | None = None) -> ShardedConfig:
+        drawn = rng.choice((20, 100, 300, 1000))  # drawn always: `objects` changes no other draw
         return cls(
-            objects=objects if objects is not None else rng.choice((20, 100, 300, 1000)),
+            objects=drawn if objects is None else objects,
             shards=rng.randint(0, 4),
             sharders=rng.choice((1, 2)),
             duration=rng.choice((120.0, 300.0)),
@@ -201,6 +202,7 @@ class World:
     ring_changes: list[tuple[int, int, int]] = field(default_factory=list)  # (N0, N1, moves)
     max_unowned: float = 0.0
     last_ring: HashRing = field(default_factory=HashRing)
+    _desired: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.model = ShardModel(self.label_changed)
@@ -230,6 +232,15 @@ class World:
             self.owner[key] = new
         else:
             self.unowned_since.setdefault(key, now)
+
+    def desired(self, running: tuple[str, ...]) -> list[str]:
+        """The shard of every object (in `model.keys` order) on the ring of `running`."""
+        cached = self._desired.get(running)
+        if cached is None or len(cached) != len(self.model.keys):
+            ring = HashRing(running)
+            cached = [ring.shard_for(RR.hash_key(self.model.objects[k])) for k in self.model.keys]
+            self._desired = {running: cached}
+        return cached
 
     def shard_started(self, name: str) -> None:
         if not self.leading:
@@ -546,23 +557,21 @@ class ShardedResult:
 def final_differences(world: World) -> list[str]:
     """What is not settled yet: objects not on the ring's shard, drains, stale reconciles."""
     out: list[str] = []
-    running = sorted(world.leading)
+    running = tuple(sorted(world.leading))
     if not running:
         return ["no shard runs"]
-    ring = HashRing(running)
+    desired = world.desired(running)
     label, drain = shard_label(RING), drain_label(RING)
-    for key in world.model.keys:
-        meta = world.model.objects[key]
-        want = ring.shard_for(RR.hash_key(meta))
-        have = meta["labels"].get(label, "")
+    last, assigned_at = world.ledger.last, world.assigned_at
+    for key, want in zip(world.model.keys, desired, strict=False):
+        labels = world.model.objects[key]["labels"]
+        have = labels.get(label, "")
         if have != want:
-            out.append(f"{key} on {have or 'no shard'}, the ring of {running} says {want}")
-        elif drain in meta["labels"]:
+            out.append(f"{key} on {have or 'no shard'}, the ring of {list(running)} says {want}")
+        elif drain in labels:
             out.append(f"{key} still carries the drain label")
-        else:
-            last = world.ledger.last.get(key)
-            if last is None or last[0] != want or last[1] < world.assigned_at.get(key, 0.0):
-                out.append(f"{key} not reconciled by its shard {want} since assigned (last {last})")
+        elif (seen := last.get(key)) is None or seen[0] != want or seen[1] < assigned_at[key]:
+            out.append(f"{key} not reconciled by its shard {want} since assigned (last {seen})")
         if len(out) >= 5:
             break
     return out
