@@ -114,7 +114,5 @@ def test_a_shard_whose_renewal_hangs_stops_reconciling_before_its_lease_expires(
         return stopped_at, renewed + 15.0
 
     with sharded.virtual_wall_clock():
-        stopped_at, expires_at = trio.run(
-            main, clock=trio.testing.MockClock(autojump_threshold=0)
-        )
+        stopped_at, expires_at = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert stopped_at < expires_at, (stopped_at, expires_at)

@@ -382,11 +382,12 @@ def sharded_verdict(counts: list[dict[str, Any]]) -> str:
     moved = sum(p[0] for p in pairs) / len(pairs) if pairs else 0.0
     ideal = sum(p[1] for p in pairs) / len(pairs) if pairs else 0.0
     ratio = f"{moves / expected:.3f}" if expected else "n/a"
+    unowned = max((c["max_unowned"] or 0 for c in counts), default=0)
     return (
         f"{sum(c['objects'] or 0 for c in counts)} objects, {changes} ring changes, "
         f"{sum(c['reconciles'] or 0 for c in counts)} reconciles; moves {moves} / minimum "
         f"{expected} = {ratio}; moved per change {moved:.3f} of the objects (1/N: {ideal:.3f}); "
-        f"longest unowned while a shard ran {max((c['max_unowned'] or 0 for c in counts), default=0):.1f}s"
+        f"longest unowned while a shard ran {unowned:.1f}s"
     )
 
 

@@ -23,7 +23,7 @@ connection); the active sharder is killed. Checked at every step:
   its own label);
 - no key is reconciled by two shards at once (a ledger of reconcile intervals);
 - an object is unowned only transiently while a shard runs (at most `UNOWNED_LIMIT`);
-- moves stay near the minimum: label moves between shards ≤ 2 × the moves the ring
+- moves stay near the minimum: label moves between shards at most twice the moves the ring
   changes the sharder went through require (+1 % of the objects), reported as a ratio.
 At the end (faults off, membership still): every object is on the shard the ring of
 the running shards names, with no drain label, and was reconciled by it.
@@ -354,7 +354,7 @@ class ShardProcess:
             if cursor == len(model.log):
                 await model.changed.wait()
             await trio.sleep(self.rng.choice(lag))
-            while (cut := self.client.partition_until - trio.current_time()) > 0:
+            if (cut := self.client.partition_until - trio.current_time()) > 0:
                 await trio.sleep(cut)  # the watch is cut off: the cache goes stale
             end = len(model.log)
             for kind, key in model.log[cursor:end]:
@@ -526,7 +526,9 @@ class SharderProcess:
             with trio.move_on_after(min(1.0, max(after, 0.01))):
                 await changed.wait()
 
-    async def assigner(self, sharder: Any, ring: Any, queue: KeyQueue, nursery: trio.Nursery) -> None:
+    async def assigner(
+        self, sharder: Any, ring: Any, queue: KeyQueue, nursery: trio.Nursery
+    ) -> None:
         while True:
             key = await queue.get()
             try:

@@ -123,8 +123,12 @@ class ShardModel:
         if start + limit < len(self.keys):
             meta["continue"] = base64.b64encode(orjson.dumps({"i": start + limit})).decode()
         return orjson.dumps(
-            {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-             "metadata": meta, "items": items}  # fmt: skip
+            {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": items,
+            }
         )
 
     # -- Leases ---------------------------------------------------------------------------
