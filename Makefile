@@ -59,6 +59,8 @@ test-soak: setup testenv
 # The deterministic simulation (issue 11; tests/sim/): SIM_SEEDS seeds of the reflector,
 # queue and controller against the in-process model apiserver under seeded faults; a
 # failing seed prints its one-line reproducer. CI runs a fixed set in tests/test_simulation.py.
+# The sharded mode (issue 16; tests/sim/sharded.py, CI: tests/test_simulation_sharded.py):
+# `make sim SIM_ARGS=--sharded SIM_SEEDS=1000` (add `--objects 100000` for the full size).
 SIM_SEEDS ?= 10000
 sim: setup
 	$(BIN)/python -m tests.sim.run --seeds $(SIM_SEEDS) $(SIM_ARGS)

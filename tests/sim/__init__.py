@@ -7,4 +7,7 @@ wire.py     the model on the wire: watch responses written byte by byte on a Tri
             transport, each with the faults the schedule chose
 faults.py   the seeded fault schedule and the writers' plan, from one random.Random
 run.py      one seed: run, quiesce, converge, check the invariants; the CLI
+sharded.py  the sharded mode (`--sharded`): real shards and the real sharder over
+            shardmodel.py (Widgets' metadata and Leases, an HTTP-free client), with
+            joins, leaves, kills, partitions and sharder failovers by seed
 """

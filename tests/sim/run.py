@@ -1,4 +1,5 @@
-"""Run seeds: `python -m tests.sim.run --seeds 10000` (or `--seed S` for one, verbose).
+"""Run seeds: `python -m tests.sim.run --seeds 10000` (or `--seed S` for one, verbose;
+`--sharded [--objects N]` for the sharded mode, tests/sim/sharded.py).
 
 One seed, in virtual time (`MockClock(autojump_threshold=0)`, Trio's scheduler seeded):
 
@@ -337,8 +338,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def reproducer(seed: int) -> str:
-    return f"PYTHONHASHSEED=0 {sys.executable} -m tests.sim.run --seed {seed}"
+def reproducer(seed: int, sharded: bool = False, objects: int | None = None) -> str:
+    mode = " --sharded" if sharded else ""
+    if objects is not None:
+        mode += f" --objects {objects}"
+    return f"PYTHONHASHSEED=0 {sys.executable} -m tests.sim.run{mode} --seed {seed}"
 
 
 def quiet_logs() -> None:
@@ -350,16 +354,102 @@ def _worker(seeds: range) -> list[Result]:
     return [r for r in map(run_seed, seeds) if not r.ok]
 
 
+def _sharded_worker(job: tuple[range, int | None]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Failed results, and every seed's move counts (for the verdict's ratio)."""
+    from .sharded import run_sharded_seed
+
+    quiet_logs()
+    seeds, objects = job
+    failed, counts = [], []
+    for seed in seeds:
+        result = run_sharded_seed(seed, objects)
+        if not result.ok:
+            failed.append(result)
+        counts.append({k: result.stats.get(k) for k in SHARDED_COUNTS})
+    return failed, counts
+
+
+SHARDED_COUNTS = ("objects", "moves", "expected_moves", "moved_fraction", "ideal_fraction",
+                  "ring_changes", "reconciles", "max_unowned")  # fmt: skip
+
+
+def sharded_verdict(counts: list[dict[str, Any]]) -> str:
+    """Moves measured against the minimum the ring changes need, over every seed."""
+    moves = sum(c["moves"] or 0 for c in counts)
+    expected = sum(c["expected_moves"] or 0 for c in counts)
+    changes = sum(c["ring_changes"] or 0 for c in counts)
+    pairs = [(c["moved_fraction"], c["ideal_fraction"]) for c in counts if c["moved_fraction"]]
+    moved = sum(p[0] for p in pairs) / len(pairs) if pairs else 0.0
+    ideal = sum(p[1] for p in pairs) / len(pairs) if pairs else 0.0
+    ratio = f"{moves / expected:.3f}" if expected else "n/a"
+    unowned = max((c["max_unowned"] or 0 for c in counts), default=0)
+    return (
+        f"{sum(c['objects'] or 0 for c in counts)} objects, {changes} ring changes, "
+        f"{sum(c['reconciles'] or 0 for c in counts)} reconciles; moves {moves} / minimum "
+        f"{expected} = {ratio}; moved per change {moved:.3f} of the objects (1/N: {ideal:.3f}); "
+        f"longest unowned while a shard ran {unowned:.1f}s"
+    )
+
+
+def main_sharded(args: argparse.Namespace) -> int:
+    """`--sharded`: the sharded mode (tests/sim/sharded.py)."""
+    from .sharded import run_sharded_seed
+
+    if args.seed is not None:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        started = time.perf_counter()
+        result = run_sharded_seed(args.seed, args.objects)
+        print(result.stats)
+        for failure in result.failures:
+            print("  ", failure)
+        print(f"{time.perf_counter() - started:.1f}s")
+        print("ok" if result.ok else f"FAILED: {reproducer(args.seed, True, args.objects)}")
+        return 0 if result.ok else 1
+    started = time.perf_counter()
+    seeds = range(args.start, args.start + args.seeds)
+    jobs = max(1, min(args.jobs, args.seeds))
+    parts = [(seeds[i::jobs], args.objects) for i in range(jobs)]
+    if jobs == 1:
+        done = [_sharded_worker(parts[0])]
+    else:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            done = pool.map(_sharded_worker, parts)
+    failed = [r for f, _ in done for r in f]
+    counts = [c for _, cs in done for c in cs]
+    elapsed = time.perf_counter() - started
+    for r in sorted(failed, key=lambda r: r.seed):
+        print(
+            f"seed {r.seed}: {r.failures[0]} ({len(r.failures)} failures): "
+            f"{reproducer(r.seed, True, args.objects)}"
+        )
+    print(sharded_verdict(counts))
+    print(
+        f"sharded: {len(seeds)} seeds, {len(failed)} failed, {elapsed:.1f}s "
+        f"({len(seeds) / elapsed:.1f} seeds/s, {jobs} processes)"
+    )
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.sim.run", description=__doc__)
     parser.add_argument("--seeds", type=int, default=1000, help="how many seeds")
     parser.add_argument("--start", type=int, default=0, help="the first seed")
     parser.add_argument("--seed", type=int, help="run this one seed, with logs")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--sharded",
+        action="store_true",
+        help="the sharded mode: shards and a sharder over the model apiserver",
+    )
+    parser.add_argument(
+        "--objects", type=int, help="sharded mode: objects per seed (default: drawn per seed)"
+    )
     args = parser.parse_args(argv)
     if os.environ.get("PYTHONHASHSEED") != "0":  # set and dict orders must replay too
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable, "-m", "tests.sim.run", *sys.argv[1:]])
+    if args.sharded:
+        return main_sharded(args)
     if args.seed is not None:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         result = run_seed(args.seed)

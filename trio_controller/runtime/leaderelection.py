@@ -146,20 +146,27 @@ class LeaderElector:
         log.info("successfully acquired lease %s/%s", self.namespace, self.name)
 
     async def renew_until_lost(self) -> None:
-        """Renew every `retry_period`; return when renewing failed for `renew_deadline`."""
+        """Renew every `retry_period`; return when renewing failed for `renew_deadline`.
+        A request that hangs (a half-open connection) is cut at the deadline, as
+        client-go's renew context is: the Lease may expire before the request's own
+        timeout, and another replica may lead by then."""
         while True:
             await trio.sleep(self.retry_period)
             deadline = trio.current_time() + self.renew_deadline
-            while not await self.try_acquire_or_renew():
-                if trio.current_time() + self.retry_period > deadline:
-                    log.warning(
-                        "failed to renew lease %s/%s within %.1fs",
-                        self.namespace,
-                        self.name,
-                        self.renew_deadline,
-                    )
-                    return
-                await trio.sleep(self.retry_period)
+            with trio.move_on_at(deadline):
+                while not await self.try_acquire_or_renew():
+                    if trio.current_time() + self.retry_period > deadline:
+                        break
+                    await trio.sleep(self.retry_period)
+                else:
+                    continue
+            log.warning(
+                "failed to renew lease %s/%s within %.1fs",
+                self.namespace,
+                self.name,
+                self.renew_deadline,
+            )
+            return
 
     async def release(self) -> None:
         """Give the Lease up at once (holder cleared, duration 1 s), if we hold it."""
