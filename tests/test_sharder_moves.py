@@ -112,23 +112,3 @@ def test_with_no_ready_shard_nothing_moves() -> None:
     meta = widget_meta("w1", **{shard_label(RING): "dead"})
     assert action(RING, PRIMARY, meta, HashRing([]), SHARDS) is None
 
-
-# -- the sharder's own informers -------------------------------------------------------------
-
-
-async def test_a_sharder_watches_rings_and_only_the_ring_leases_of_its_namespace() -> None:
-    from trio_controller import LEASES, Client
-    from trio_controller.config.cluster import ClusterConfig
-    from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
-    from trio_controller.programs.sharder.sharder import Sharder
-    from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING
-
-    async with Client(ClusterConfig(server="https://127.0.0.1:1")) as client:
-        sharder = Sharder(client, namespace="ops")
-    keys = {(i.key.path, i.key.label_selector) for i in sharder.factory.informers}
-    assert keys == {
-        (CONTROLLER_RINGS.path(), None),
-        (LEASES.path(namespace="ops"), LABEL_CONTROLLER_RING),
-    }
-    # The Lease controller and the ring controller's Lease watch share that one informer.
-    assert sharder.lease_controller.informer is sharder.leases_informer

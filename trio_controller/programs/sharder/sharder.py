@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 SYNC_PERIOD = 300.0  # the original's default: every 5 minutes
 CONCURRENT_MOVES = 100
 CONFLICT_RETRY = 1.0  # a resync that met conflicts runs again after this
+RESOLVE_RETRY = 0.5  # a ring whose resources are unknown is looked at again after this,
+RESOLVE_RETRY_MAX = 30.0  # doubling up to this (its shards' Lease changes look sooner)
 SETTLE = 5.0  # after a shard joins, wait this long for others joining with it
 
 
@@ -81,6 +83,8 @@ class _Ring:
     resync_error: str | None = None  # why the last resync failed
     retry_at: float = -math.inf  # no resync before (after a failed one)
     retry_delay: float = 0.5
+    resolve_error: str | None = None  # why the ring's resources are unknown
+    resolve_delay: float = RESOLVE_RETRY
     mover: Mover = field(init=False)
 
     @property
@@ -210,8 +214,18 @@ class Sharder:
         try:
             resources = await self._resolve(obj)
         except errors.TrioControllerError as exc:
+            # A ring may name a resource before its CRD is installed: say so (once per
+            # reason, and in the status) and look again, never giving up on the ring.
+            delay = ring.resolve_delay
+            ring.resolve_delay = min(delay * 2, RESOLVE_RETRY_MAX)
+            if str(exc) != ring.resolve_error:
+                log.warning("Ring %s: %s; trying again", key, exc)
+            ring.resolve_error = str(exc)
             await self._status(obj, {}, ready=False, reason="ResourceUnknown", message=str(exc))
-            raise
+            return delay
+        if ring.resolve_error is not None:
+            log.info("Ring %s: its resources are known now", key)
+            ring.resolve_error, ring.resolve_delay = None, RESOLVE_RETRY
         if resources != ring.resources:
             ring.resources = resources
             self._start_assigners(ring)
