@@ -22,6 +22,7 @@ from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.moves import RingResource
 from trio_controller.programs.sharder.sharder import RESOLVE_RETRY_MAX, Sharder
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING
+from trio_controller.runtime.sharding import LABEL_STATE as STATE
 
 WIDGETS_RING = {
     "apiVersion": "sharding.timebertt.dev/v1alpha1",
@@ -102,3 +103,20 @@ async def test_a_ring_naming_an_unknown_resource_says_so_and_is_looked_at_again(
     assert any("known now" in r.getMessage() for r in caplog.records)
     known.clear()
     assert await sharder.reconcile_ring("widget-operator") == 0.5
+
+
+def test_a_lease_renewal_does_not_wake_the_ring_but_a_new_holder_or_state_does() -> None:
+    from trio_controller.programs.sharder.sharder import shard_changed
+
+    lease = {
+        "metadata": {"name": "r1", "labels": {LABEL_CONTROLLER_RING: "ring", STATE: "ready"}},
+        "spec": {"holderIdentity": "r1", "leaseDurationSeconds": 15, "renewTime": "t1"},
+    }
+    renewed = {**lease, "spec": {**lease["spec"], "renewTime": "t2"}}
+    taken = {**lease, "spec": {**lease["spec"], "holderIdentity": "shardlease-controller"}}
+    labels = {LABEL_CONTROLLER_RING: "ring", STATE: "expired"}
+    expired = {**lease, "metadata": {**lease["metadata"], "labels": labels}}
+    assert not shard_changed(lease, renewed)
+    assert shard_changed(lease, taken)
+    assert shard_changed(lease, expired)
+    assert shard_changed(None, lease) and shard_changed(lease, None)

@@ -56,7 +56,7 @@ from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
 from trio_controller.transport.client import Client
 
-__all__ = ["Sharder"]
+__all__ = ["Sharder", "shard_changed"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,23 @@ class _Ring:
     @property
     def drain_label(self) -> str:
         return drain_label(self.name)
+
+
+def shard_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """For the ring controller's Lease watch: an update that may change the ring's shards
+    (the Lease's labels, among them the state the Lease controller keeps, its holder or
+    its duration); not a renewal, which only moves renewTime."""
+
+    def shard(lease: dict[str, Any] | None) -> tuple[Any, ...]:
+        meta, spec = (lease or {}).get("metadata") or {}, (lease or {}).get("spec") or {}
+        return (
+            meta.get("labels"),
+            meta.get("deletionTimestamp"),
+            spec.get("holderIdentity"),
+            spec.get("leaseDurationSeconds"),
+        )
+
+    return shard(old) != shard(new)
 
 
 class Sharder:
@@ -135,13 +152,19 @@ class Sharder:
             label_selector=LABEL_CONTROLLER_RING,
             factory=self.factory,
             name="ShardLease",
+            # Every renewal (each shard's, every 2 s) reconciles its Lease: by design.
+            hot_loop_threshold=None,
         )
         self.ring_controller = Controller(
             client, CONTROLLER_RINGS, self.reconcile_ring, factory=self.factory,
             name="ControllerRing",
         )  # fmt: skip
         self.ring_controller.watches(
-            LEASES, self._ring_of_lease, namespace=namespace, label_selector=LABEL_CONTROLLER_RING
+            LEASES,
+            self._ring_of_lease,
+            namespace=namespace,
+            label_selector=LABEL_CONTROLLER_RING,
+            predicates=[shard_changed],
         )
         self.rings: dict[str, _Ring] = {}
         self._nursery: trio.Nursery | None = None
