@@ -178,7 +178,7 @@ class Cluster:
         return str((cm.get("data") or {}).get("message"))
 
     async def report(self, path: Path) -> None:
-        """What a failing run leaves behind to be looked at (and printed)."""
+        """What the processes said and the apiserver shows, in a file (its path printed)."""
         with trio.move_on_after(10):
             text = [f"widgets: {await self.placement()}",
                     f"configmaps: {await self.configmap_placement()}"]  # fmt: skip
