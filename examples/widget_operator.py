@@ -3,6 +3,8 @@
     python examples/widget_operator.py --kubeconfig KC [--namespace NS | --all-namespaces]
                                        [--workers N] [-v N] [--leader-elect ...]
                                        [--metrics-bind-address HOST:PORT] [--ledger PATH]
+                                       [--controller-ring NAME --shard-name rN
+                                        --shard-lease-namespace NS]
 
 It is a `Manager` program: the flags (the `trio-controller` CLI's: kubeconfig, namespace,
 workers, logging, metrics and probes, leader election, timeouts), signals, logging and
@@ -52,7 +54,15 @@ After this operator writes a Widget or its ConfigMap, the next reconcile of that
 waits until the caches hold the write (the controller's read-your-own-writes), so it
 never acts on its own stale data. Writes still never clobber another writer: the
 ConfigMap update and the status apply carry the resourceVersion read from the cache, and
-a 409 is looked at again (`Requeue()`).
+a 409 is looked at again (`Requeue()`). A ConfigMap the cache does not hold but the
+apiserver has (its create answers 409 AlreadyExists) is read once from the apiserver and
+dealt with as if cached: a shard's cache holds only the ConfigMaps labelled for it, and
+the sharder labels a new or moving ConfigMap a moment after the fact.
+
+Sharding (`--controller-ring NAME --shard-name rN --shard-lease-namespace NS`, with
+`trio-controller-sharder` running): this replica is one shard of the ring and reconciles
+only the Widgets (and watches only the ConfigMaps) the sharder labelled for it; see
+docs/sharding.md.
 
 Webhooks (`--webhook-bind-address HOST:PORT`, certificates from `--webhook-cert-dir`):
 validation of `spec.message` and `spec.replicas`, `spec.replicas: 1` by default on
@@ -239,9 +249,19 @@ class WidgetReconciler:
                 "metadata": {"name": name, "namespace": namespace, "ownerReferences": [ours]},
                 "data": {"message": message},
             }
-            await api.create(body, field_manager=FIELD_MANAGER)  # exists: Conflict (someone else)
-            changes.append(f"created ConfigMap {name}")
-            return True, "ConfigMapReady", f"ConfigMap {name} holds spec.message"
+            try:
+                await api.create(body, field_manager=FIELD_MANAGER)
+            except Conflict as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+                # It exists, but the cache does not hold it: made by another writer just
+                # now, or (sharded) on its way into this shard's cache, or moving to
+                # another shard with its Widget. Look at it once in the apiserver, rather
+                # than creating it again and again until the cache catches up.
+                cached = await api.get(name)
+            else:
+                changes.append(f"created ConfigMap {name}")
+                return True, "ConfigMapReady", f"ConfigMap {name} holds spec.message"
         refs = list(cached["metadata"].get("ownerReferences") or ())
         controller = next((r for r in refs if r.get("controller")), None)
         if controller is not None and controller.get("uid") != ours["uid"]:

@@ -1,11 +1,14 @@
 """What the sharder does with one object during a resync (moves.action): assign, drain,
-move at once, or wait; and the hash keys of ring and controlled resources."""
+move at once, or wait; the hash keys of ring and controlled resources; and the order of a
+resync's writes (Mover.resync)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+import trio
 
 from trio_controller.api.resource import CONFIGMAPS, Resource
 from trio_controller.programs.sharder.leasekeeper import micro_time
@@ -111,3 +114,52 @@ def test_objects_of_a_dead_or_unknown_shard_move_at_once_even_mid_drain(holder: 
 def test_with_no_ready_shard_nothing_moves() -> None:
     meta = widget_meta("w1", **{shard_label(RING): "dead"})
     assert action(RING, PRIMARY, meta, HashRing([]), SHARDS) is None
+
+
+# -- a resync's writes -----------------------------------------------------------------------
+
+
+class ListAndPatch:
+    """Lists `objects` by path (metadata, one page) and answers PATCHes, each taking a
+    moment; remembers the order of the PATCHes' starts and ends."""
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+        self.objects = objects
+        self.events: list[tuple[str, str]] = []
+
+    async def list_page(self, path: str, params: Any, *, accept: str) -> bytes:
+        self.events.append(("list", path))
+        items = [{"metadata": meta} for meta in self.objects[path]]
+        return json.dumps({"items": items, "metadata": {}}).encode()
+
+    async def request_json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        self.events.append(("start", path))
+        await trio.sleep(0.01 if "configmaps" in path else 0.001)
+        self.events.append(("end", path))
+        return {"metadata": {"name": path.rsplit("/", 1)[1], "resourceVersion": "6"}}
+
+
+async def test_a_resync_moves_the_controlled_objects_before_it_looks_at_their_owners() -> None:
+    from trio_controller.programs.sharder.moves import Mover
+
+    names = [f"w{i}" for i in range(20)]
+    ref = {"apiVersion": "example.com/v1", "kind": "Widget", "controller": True}
+    client = ListAndPatch(
+        {
+            WIDGETS.path(): [widget_meta(n, **{shard_label(RING): "dead"}) for n in names],
+            CONFIGMAPS.path(): [
+                {**widget_meta(f"{n}-config", **{shard_label(RING): "dead"}),
+                 "ownerReferences": [{**ref, "name": n, "uid": n}]}
+                for n in names
+            ],
+        }
+    )  # fmt: skip
+    result = await Mover(client, RING, concurrent=8).resync(  # type: ignore[arg-type]
+        [PRIMARY, CONTROLLED], HASH_RING, SHARDS
+    )
+    assert (result.moved, result.drained, result.conflicts) == (40, 0, 0)
+    widget_list = client.events.index(("list", WIDGETS.path()))
+    before, after = client.events[:widget_list], client.events[widget_list:]
+    assert sum(1 for e in before if e[0] == "end" and "/configmaps/" in e[1]) == 20
+    assert not any("/widgets/" in e[1] for e in before)
+    assert sum(1 for e in after if e[0] == "end" and "/widgets/" in e[1]) == 20

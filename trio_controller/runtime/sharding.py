@@ -4,8 +4,9 @@ protocol): one replica of a controller among several, each reconciling its own p
     shard = Shard(client, ShardOptions(controller_ring="widget-operator", shard_name="r1",
                                        shard_lease_namespace="operators"))
     selector = shard.label_selector    # shard.alpha.sharding.timebertt.dev/widget-operator=r1
-    widgets = factory.informer(WIDGETS, label_selector=selector)       # primary and
-    configmaps = factory.informer(CONFIGMAPS, label_selector=selector) # controlled alike
+    mine = factory.defaults.replace(label_selector=selector)
+    widgets = factory.informer(WIDGETS, options=mine)        # primary and
+    configmaps = factory.informer(CONFIGMAPS, options=mine)  # controlled alike
     reconcile = shard.sharded(reconciler.reconcile, widgets.store, WIDGETS)
     controller = Controller(client, WIDGETS, reconcile, label_selector=selector, ...)
     await shard.run(controller.run)    # holds the shard Lease; cancelled if it is lost

@@ -6,7 +6,8 @@ label writes, and a resync of a whole ring (`Mover`).
                    ("move", s)  unassigned, or its shard is dead or gone: label it s now
 
 A controlled object is never drained (its controller is the synchronisation point, as in
-the original sharder): it moves at once. An object whose shard is expired or uncertain
+the original sharder): it moves at once, and a resync moves every controlled object
+before it looks at the ring's own objects. An object whose shard is expired or uncertain
 is left until the sharder has acquired that shard's Lease (dead). Every write carries the
 resourceVersion read: a stale read is a conflict, never an overwrite.
 """
@@ -152,9 +153,41 @@ class Mover:
         shards: Mapping[str, Shard],
     ) -> Resynced:
         """List every object of `resources` (metadata only) and drain or move those not
-        on their desired shard. A failed list raises (as itself)."""
+        on their desired shard. A failed list raises (as itself).
+
+        Controlled objects go first, and their writes are done before any object of the
+        ring's own resources is listed: a shard that gets an object finds the objects it
+        controls in its cache already, instead of creating them again (409) until they
+        arrive."""
         started = time.perf_counter()
         result = Resynced()
+        resources = list(resources)
+        for batch in (
+            [rr for rr in resources if rr.controlled],
+            [rr for rr in resources if not rr.controlled],
+        ):
+            await self._resync_batch(batch, hash_ring, shards, result)
+        log.info(
+            "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
+            self.ring,
+            ", ".join(hash_ring.nodes),
+            result.moved,
+            result.drained,
+            result.conflicts,
+            time.perf_counter() - started,
+        )
+        return result
+
+    async def _resync_batch(
+        self,
+        resources: list[RingResource],
+        hash_ring: HashRing,
+        shards: Mapping[str, Shard],
+        result: Resynced,
+    ) -> None:
+        """List `resources` and do their writes, `concurrent` at once, until all are done."""
+        if not resources:
+            return
         send, receive = trio.open_memory_channel[Work](self.concurrent)
         try:
             async with trio.open_nursery() as nursery:
@@ -169,16 +202,6 @@ class Mover:
                                 await send.send((what[0], rr, meta, what[1]))
         except BaseExceptionGroup as group:
             raise first_leaf(group) from None
-        log.info(
-            "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
-            self.ring,
-            ", ".join(hash_ring.nodes),
-            result.moved,
-            result.drained,
-            result.conflicts,
-            time.perf_counter() - started,
-        )
-        return result
 
     async def _work(self, receive: trio.MemoryReceiveChannel[Work], result: Resynced) -> None:
         async with receive:

@@ -56,13 +56,15 @@ from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
 from trio_controller.transport.client import Client
 
-__all__ = ["Sharder"]
+__all__ = ["Sharder", "shard_changed"]
 
 log = logging.getLogger(__name__)
 
 SYNC_PERIOD = 300.0  # the original's default: every 5 minutes
 CONCURRENT_MOVES = 100
 CONFLICT_RETRY = 1.0  # a resync that met conflicts runs again after this
+RESOLVE_RETRY = 0.5  # a ring whose resources are unknown is looked at again after this,
+RESOLVE_RETRY_MAX = 30.0  # doubling up to this (its shards' Lease changes look sooner)
 SETTLE = 5.0  # after a shard joins, wait this long for others joining with it
 
 
@@ -81,6 +83,8 @@ class _Ring:
     resync_error: str | None = None  # why the last resync failed
     retry_at: float = -math.inf  # no resync before (after a failed one)
     retry_delay: float = 0.5
+    resolve_error: str | None = None  # why the ring's resources are unknown
+    resolve_delay: float = RESOLVE_RETRY
     mover: Mover = field(init=False)
 
     @property
@@ -90,6 +94,23 @@ class _Ring:
     @property
     def drain_label(self) -> str:
         return drain_label(self.name)
+
+
+def shard_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """For the ring controller's Lease watch: an update that may change the ring's shards
+    (the Lease's labels, among them the state the Lease controller keeps, its holder or
+    its duration); not a renewal, which only moves renewTime."""
+
+    def shard(lease: dict[str, Any] | None) -> tuple[Any, ...]:
+        meta, spec = (lease or {}).get("metadata") or {}, (lease or {}).get("spec") or {}
+        return (
+            meta.get("labels"),
+            meta.get("deletionTimestamp"),
+            spec.get("holderIdentity"),
+            spec.get("leaseDurationSeconds"),
+        )
+
+    return shard(old) != shard(new)
 
 
 class Sharder:
@@ -131,13 +152,19 @@ class Sharder:
             label_selector=LABEL_CONTROLLER_RING,
             factory=self.factory,
             name="ShardLease",
+            # Every renewal (each shard's, every 2 s) reconciles its Lease: by design.
+            hot_loop_threshold=None,
         )
         self.ring_controller = Controller(
             client, CONTROLLER_RINGS, self.reconcile_ring, factory=self.factory,
             name="ControllerRing",
         )  # fmt: skip
         self.ring_controller.watches(
-            LEASES, self._ring_of_lease, namespace=namespace, label_selector=LABEL_CONTROLLER_RING
+            LEASES,
+            self._ring_of_lease,
+            namespace=namespace,
+            label_selector=LABEL_CONTROLLER_RING,
+            predicates=[shard_changed],
         )
         self.rings: dict[str, _Ring] = {}
         self._nursery: trio.Nursery | None = None
@@ -210,8 +237,18 @@ class Sharder:
         try:
             resources = await self._resolve(obj)
         except errors.TrioControllerError as exc:
+            # A ring may name a resource before its CRD is installed: say so (once per
+            # reason, and in the status) and look again, never giving up on the ring.
+            delay = ring.resolve_delay
+            ring.resolve_delay = min(delay * 2, RESOLVE_RETRY_MAX)
+            if str(exc) != ring.resolve_error:
+                log.warning("Ring %s: %s; trying again", key, exc)
+            ring.resolve_error = str(exc)
             await self._status(obj, {}, ready=False, reason="ResourceUnknown", message=str(exc))
-            raise
+            return delay
+        if ring.resolve_error is not None:
+            log.info("Ring %s: its resources are known now", key)
+            ring.resolve_error, ring.resolve_delay = None, RESOLVE_RETRY
         if resources != ring.resources:
             ring.resources = resources
             self._start_assigners(ring)
