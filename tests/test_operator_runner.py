@@ -16,11 +16,12 @@ PROGRAM = """\
 import signal, sys, time
 signal.signal(signal.SIGTERM, lambda *_: (print("stopping", file=sys.stderr), sys.exit(0)))
 print("args", *sys.argv[1:])
-print("Caches are synced (0 objects)", file=sys.stderr)
 for i in range(3):
     print(f"Set quota of team-{i % 2}")
 print("half a line", end="")
 sys.stdout.flush()
+# Last: a test that waited for this line has all of stdout (PYTHONUNBUFFERED or not).
+print("Caches are synced (0 objects)", file=sys.stderr, flush=True)
 while True:
     time.sleep(0.05)
 """
