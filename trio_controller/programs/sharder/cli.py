@@ -32,7 +32,6 @@ from trio_controller.observe.serving import (
     Response,
     Route,
     format_address,
-    parse_bind_address,
     serve_http,
 )
 from trio_controller.programs.sharder.crd import ensure_crd
@@ -43,6 +42,7 @@ from trio_controller.programs.sharder.sharder import (
     SYNC_PERIOD,
     Sharder,
 )
+from trio_controller.runtime.flags import bind_address, non_negative_float, positive_int
 from trio_controller.runtime.leaderelection import LeaderElector, lease_identity_from_env
 from trio_controller.runtime.sharding import IN_CLUSTER_NAMESPACE
 from trio_controller.transport.client import Client
@@ -75,14 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--concurrent-moves",
-        type=_positive_int,
+        type=positive_int,
         default=CONCURRENT_MOVES,
         metavar="N",
         help=f"label writes in flight during a resync (default {CONCURRENT_MOVES})",
     )
     p.add_argument(
         "--settle",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=SETTLE,
         metavar="SECONDS",
         help="after a shard joins a ring, wait this long for shards joining with it before "
@@ -109,14 +109,14 @@ def _parser() -> argparse.ArgumentParser:
     ob = p.add_argument_group("observability (controller-runtime's flags)")
     ob.add_argument(
         "--metrics-bind-address",
-        type=_bind_address,
+        type=bind_address,
         default=None,
         metavar="HOST:PORT",
         help="serve Prometheus metrics on http://HOST:PORT/metrics (default 0: off)",
     )
     ob.add_argument(
         "--health-probe-bind-address",
-        type=_bind_address,
+        type=bind_address,
         default=None,
         metavar="HOST:PORT",
         help="serve /healthz and /readyz on HOST:PORT (default 0: off)",
@@ -132,32 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a number of seconds above 0")
     return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
-    return value
-
-
-def _bind_address(text: str) -> tuple[str | None, int] | None:
-    try:
-        return parse_bind_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _namespace(args: argparse.Namespace, config_namespace: str | None) -> str:
