@@ -87,11 +87,18 @@ def add_flags(
     *,
     leader_elect_resource_name: str = "trio-controller",
     version: str | None = None,
+    leader_elect: bool = False,
+    shard_flags: bool = True,
 ) -> argparse.ArgumentParser:
     """Add the standard flags to `parser` (and return it).
 
     `leader_elect_resource_name` is the default name of the Lease; `version` what
-    `--version` prints (default: `<prog> <trio-controller's version>`)."""
+    `--version` prints (default: `<prog> <trio-controller's version>`). A program whose
+    replicas must elect a leader passes `leader_elect=True`: the flag is then on by
+    default and `--no-leader-elect` turns it off. `shard_flags=False` leaves out the
+    sharding flags (a program that cannot be a shard, such as the sharder)."""
+    import argparse
+
     p = parser
     p.add_argument("--kubeconfig", metavar="PATH", help="path to a kubeconfig file (must exist)")
     p.add_argument("--context", metavar="NAME", help="the kubeconfig context to use")
@@ -105,9 +112,11 @@ def add_flags(
     le = p.add_argument_group("leader election (kube-controller-manager's flags)")
     le.add_argument(
         "--leader-elect",
-        action="store_true",
+        action=argparse.BooleanOptionalAction if leader_elect else "store_true",
+        default=leader_elect,
         help="run only while holding a coordination.k8s.io Lease (one active replica); "
-        "the others keep their caches warm and take over when it is released or expires",
+        "the others keep their caches warm and take over when it is released or expires"
+        + (" (default: on)" if leader_elect else ""),
     )
     le.add_argument(
         "--leader-elect-resource-name",
@@ -173,7 +182,8 @@ def add_flags(
         "bookmarks and tracebacks, 6 every request",
     )
     add_webhook_flags(p)
-    add_shard_flags(p)
+    if shard_flags:
+        add_shard_flags(p)
     p.add_argument("--version", action="version", version=version or f"{p.prog} {__version__}")
     return p
 

@@ -143,6 +143,8 @@ class Manager:
       and, on stop, drains;
     - `manager.add_runnable(fn, needs_leader=False)`: any other service (a webhook
       server, a shard coordinator), started in the manager's nursery;
+      `add_observed(controller)` and `add_collector(collector)` put what such a
+      service runs in the manager's metrics and probes;
     - `manager.run()`: until `stop()`; `manager.is_leader`, `manager.stopping`.
     """
 
@@ -214,6 +216,8 @@ class Manager:
         self._recorders: dict[str, EventRecorder] = {}
         self._runnables: list[tuple[Runnable, bool]] = []
         self._cleanups: list[Callable[[], None]] = []
+        self._observed: list[tuple[Controller, bool]] = []
+        self._collectors: list[Any] = []
         self._stop_requested = trio.Event()
         self._leading = False
         self._running = False
@@ -339,6 +343,18 @@ class Manager:
         leads (cancelled when it stops leading). It is cancelled when the manager has
         stopped its controllers."""
         self._runnables.append((runnable, needs_leader))
+
+    def add_observed(self, controller: Controller, *, needs_leader: bool = False) -> None:
+        """Serve the metrics and probes of a controller the program runs itself (in a
+        runnable, on a factory of its own), as if the manager ran it: its series under
+        its lower-case name, and `watch-<name>`/`informer-sync-<name>` checks; with
+        `needs_leader`, its cache counts as synced while this replica does not lead."""
+        self._observed.append((controller, needs_leader))
+
+    def add_collector(self, collector: Any) -> None:
+        """Register a `prometheus_client` collector of the program's own with the
+        metrics the manager serves (`--metrics-bind-address`)."""
+        self._collectors.append(collector)
 
     def add_cleanup(self, cleanup: Callable[[], None]) -> None:
         """Call `cleanup()` after `run` has returned normally (e.g. save a snapshot)."""
@@ -525,8 +541,10 @@ class Manager:
         from trio_controller.observe.serving import Response
 
         metrics = Metrics()
-        for controller in self.controllers:
+        for controller in [*self.controllers, *(c for c, _ in self._observed)]:
             metrics.add_controller(controller)
+        for collector in self._collectors:
+            metrics.registry.register(collector)
         metrics.add_client(self.client)
         # The Lease's name: elected, or (from the flags) the one it would use; without
         # election a running manager leads by itself, so it reports 1.
@@ -548,6 +566,11 @@ class Manager:
 
         health = Health()
         health.add_factory(self.factory)
+        for controller, needs_leader in self._observed:
+            standby = (lambda: not self.is_leader) if needs_leader else (lambda: False)
+            health.add_controller(
+                controller, standby=standby, suffix=f"-{controller.name.lower()}"
+            )
         return health.routes()
 
     # -- the program ---------------------------------------------------------------------

@@ -435,6 +435,26 @@ class Sharder:
             log.debug("Assigned %s %s to shard %s", rr.resource.kind, key, shard)
         return None
 
+    def shard_for(self, ring: str, group: str, resource: str, meta: dict[str, Any]) -> str | None:
+        """The shard an unassigned object of `ring` (its `group`, plural `resource` and
+        `metadata`) belongs on now: the one `assign` would label it with (for a
+        controlled object, its controller owner's). None when the ring or the resource is
+        not (yet) known here, the ring is settling, no shard is ready, or the object is
+        not sharded or has no name yet (the watch assigns it then). For the webhook."""
+        state = self.rings.get(ring)
+        rr = next(
+            (r for r in state.resources
+             if r.resource.group == group and r.resource.plural == resource),
+            None,
+        ) if state is not None else None  # fmt: skip
+        if state is None or rr is None or (not rr.controlled and not meta.get("name")):
+            return None
+        shards = self.shards(ring)
+        if self.settling(shards) > 0:
+            return None
+        hash_key = rr.hash_key(meta)
+        return (self._hash_ring(state, shards).shard_for(hash_key) or None) if hash_key else None
+
     # -- resync ---------------------------------------------------------------------------
 
     async def resync(self, ring: _Ring, shards: dict[str, Shard]) -> Resynced:
