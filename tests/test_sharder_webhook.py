@@ -54,8 +54,8 @@ class World:
         self.sharder = Sharder(client, namespace="ops", settle=5.0, now=lambda: NOW)
         self.leases = leases
         self.sharder.shards = lambda ring: shards_of(self.leases, NOW)  # type: ignore[method-assign]
-        ring = _Ring(RING, resources=(RingResource(WIDGETS),
-                                      RingResource(CONFIGMAPS, frozenset({("example.com", "Widget")}))))  # fmt: skip
+        controlled = RingResource(CONFIGMAPS, frozenset({("example.com", "Widget")}))
+        ring = _Ring(RING, resources=(RingResource(WIDGETS), controlled))
         ring.mover = Mover(client, RING)
         self.sharder.rings[RING] = ring
         self.leader = True
@@ -96,8 +96,9 @@ class World:
             if message["type"] == "http.response.body":
                 sent.append(message.get("body", b""))
 
+        length = [(b"content-length", str(len(body)).encode())]
         scope = {"type": "http", "method": "POST", "path": webhook_path(ring),
-                 "query_string": b"", "headers": [(b"content-length", str(len(body)).encode())]}  # fmt: skip
+                 "query_string": b"", "headers": length}  # fmt: skip
         await self.server.app(scope, receive, send)
         response: dict[str, Any] = orjson.loads(b"".join(sent))["response"]
         assert response["allowed"] is True, response
@@ -156,7 +157,7 @@ async def test_a_controlled_configmap_gets_its_owner_widgets_shard(world: World)
 
 
 async def test_a_dry_run_is_answered_but_not_counted(world: World) -> None:
-    response, stored = await world.review(widget("dry"), dryRun=True)
+    _, stored = await world.review(widget("dry"), dryRun=True)
     assert stored["metadata"]["labels"] == {LABEL: desired("dry")}
     assert world.counted == [] and world.webhook.assigned == 0
 

@@ -568,9 +568,7 @@ class Manager:
         health.add_factory(self.factory)
         for controller, needs_leader in self._observed:
             standby = (lambda: not self.is_leader) if needs_leader else (lambda: False)
-            health.add_controller(
-                controller, standby=standby, suffix=f"-{controller.name.lower()}"
-            )
+            health.add_controller(controller, standby=standby, suffix=f"-{controller.name.lower()}")
         return health.routes()
 
     # -- the program ---------------------------------------------------------------------

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from trio_controller.cache.factory import SharedInformerFactory
     from trio_controller.runtime.webhooks import AdmissionRequest, WebhookServer
 
-__all__ = ["PATH_PREFIX", "SharderWebhook", "ShardFinder", "webhook_path"]
+__all__ = ["PATH_PREFIX", "ShardFinder", "SharderWebhook", "webhook_path"]
 
 log = logging.getLogger(__name__)
 
@@ -127,4 +127,3 @@ class SharderWebhook:
             shard,
         )
         return obj
-
