@@ -56,3 +56,29 @@ def test_defaults_are_the_original_sharders(monkeypatch: pytest.MonkeyPatch) -> 
         _namespace(args, "ctx") in ("ctx",)
         or Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").exists()
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["-A"], "-A/--all-namespaces: the sharder's Leases live in one namespace"),
+        (["--controller-ring", "r"], "unrecognized arguments: --controller-ring"),
+    ],
+)
+def test_the_sharder_is_no_shard_and_watches_one_lease_namespace(
+    argv: list[str], why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert why in capsys.readouterr().err
+
+
+def test_the_managers_flags_serve_the_webhook_and_name_the_lease() -> None:
+    args = _parser().parse_args(["--webhook-bind-address", ":9443", "--webhook-cert-dir", "/c"])
+    assert (args.webhook_bind_address, args.webhook_cert_dir) == (":9443", "/c")
+    assert args.leader_elect_resource_name == "trio-controller-sharder"
+    assert args.graceful_shutdown_timeout == 30.0
+    help_text = _parser().format_help()
+    assert "--no-leader-elect" in help_text and "--controller-ring" not in help_text
+    assert "--all-namespaces" not in help_text
