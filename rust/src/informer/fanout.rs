@@ -15,6 +15,7 @@ use super::predicate::{update_passes, Check, Predicates};
 use crate::owner::OwnerMapping;
 use crate::queue::{Change, Origin, WorkQueue};
 use crate::store::{Entry, Key, Store, StoreError};
+use std::sync::Arc;
 
 /// One queue the core feeds.
 pub struct QueueTarget<'a> {
@@ -40,16 +41,17 @@ impl<'a> QueueTarget<'a> {
     }
 }
 
-/// One change for Python event handlers: the object's bytes before and after.
+/// One change for Python event handlers: the object's bytes before and after, shared
+/// (not copied) with every `LazyObject` each iteration of the batch makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changed {
     pub change: Change,
     pub key: Key,
     /// The cached version it replaced or deleted (the event's object for a delete of a
     /// key not cached); None for an add.
-    pub old: Option<Box<[u8]>>,
+    pub old: Option<Arc<[u8]>>,
     /// None for a delete.
-    pub new: Option<Box<[u8]>>,
+    pub new: Option<Arc<[u8]>>,
     /// From a list (initial, relist, snapshot) rather than a watch event.
     pub listed: bool,
 }
@@ -146,8 +148,8 @@ impl<'a> Fanout<'a> {
             changes.push(Changed {
                 change,
                 key: key.clone(),
-                old: old.map(Entry::into_raw).transpose()?,
-                new: Some(new.raw()?.into_owned().into_boxed_slice()),
+                old: old.map(Entry::into_raw).transpose()?.map(Arc::from),
+                new: Some(Arc::from(&*new.raw()?)),
                 listed,
             });
         }
@@ -160,7 +162,7 @@ impl<'a> Fanout<'a> {
     pub fn deleted(
         &mut self,
         key: &Key,
-        last: impl FnOnce() -> Result<Box<[u8]>, StoreError>,
+        last: impl FnOnce() -> Result<Arc<[u8]>, StoreError>,
         owners: &[Option<String>],
         listed: bool,
     ) -> Result<(), StoreError> {

@@ -335,7 +335,7 @@ impl PyChangesIter {
             Change::Updated => intern!(py, "MODIFIED"),
             Change::Deleted => intern!(py, "DELETED"),
         };
-        let object = |b: &Option<Box<[u8]>>| -> PyResult<Bound<'py, PyAny>> {
+        let object = |b: &Option<std::sync::Arc<[u8]>>| -> PyResult<Bound<'py, PyAny>> {
             match b {
                 Some(b) => Ok(Bound::new(py, PyLazyObject::new(b.clone()))?.into_any()),
                 None => Ok(py.None().into_bound(py)),

@@ -5,6 +5,7 @@ use crate::json::member_span;
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
+use std::sync::Arc;
 
 /// An object's JSON bytes that read as the dict they encode (a mutable mapping),
 /// parsed (orjson) only as far as they are read: ``obj[key]`` and ``obj.get(key)``
@@ -17,7 +18,8 @@ use pyo3::types::{PyBytes, PyDict};
 /// writing to one changes neither the cache nor another handler's view.
 #[pyclass(module = "trio_controller._native", name = "LazyObject", mapping)]
 pub struct PyLazyObject {
-    raw: Box<[u8]>,
+    /// Shared with the change batch it came from (and its other iterations).
+    raw: Arc<[u8]>,
     /// The whole object, once something needed all of it.
     parsed: Option<Py<PyDict>>,
     /// Top-level members read by key before that (each parsed alone), by name.
@@ -25,7 +27,7 @@ pub struct PyLazyObject {
 }
 
 impl PyLazyObject {
-    pub fn new(raw: Box<[u8]>) -> Self {
+    pub fn new(raw: Arc<[u8]>) -> Self {
         PyLazyObject {
             raw,
             parsed: None,
