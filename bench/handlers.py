@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pods import pod
 
-from trio_controller.cache.sink import CoreSink, EventHandlers, Handlers
+from trio_controller.cache.sink import EventHandlers  # in every base (0dbb960 on)
 from trio_controller.native import Store, WatchDecoder
 
 
@@ -127,6 +127,8 @@ def before(chunks: list[bytes], count: Count) -> None:
 
 def after(chunks: list[bytes], count: Count) -> None:
     """The informer core: one call per read, the handler once per change."""
+    from trio_controller.cache.sink import CoreSink, Handlers  # not in bases before it
+
     sink = CoreSink(Store())
     sink.add_consumer(Handlers(count.handlers()))
     if hasattr(sink, "begin"):  # the core owns its decoder
