@@ -491,24 +491,33 @@ async def test_a_bad_record_in_a_native_watch_is_one_tls_error_line(ca: CA, tmp_
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
             + b"%x\r\n%s\r\n" % (len(line), line)
         )
+        await first_applied.wait()  # not in the same socket read as the event
         await stream.send_all(b"\x17\x03\x03\x00\x05hello")
         await trio.sleep_forever()
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), serve, 0)
-        url = f"https://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        settings = TLSConfig(ca_pem=ca.cert_pem)
-        async with Client(ClusterConfig(server=url, tls=settings)) as client:
-            async with client.watch(PODS, idle_timeout=10) as body:
+    first_applied = trio.Event()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), serve, 0)
+            url = f"https://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+            settings = TLSConfig(ca_pem=ca.cert_pem)
+            async with (
+                Client(ClusterConfig(server=url, tls=settings)) as client,
+                client.watch(PODS, idle_timeout=10) as body,
+            ):
                 assert body.tls is not None
                 core = InformerCore(Store())
                 core.begin(body.head)
                 applied = core.feed(body.take_first(), 0.0).applied
+                while not applied:
+                    data = await body.receive_encrypted()
+                    applied += core.feed_tls(body.tls, data, 0.0).applied
+                first_applied.set()
                 with pytest.raises(TlsSessionError) as info:
-                    while applied < 2:
-                        applied += core.feed_tls(body.tls, await body.receive_encrypted(), 0.0).applied
+                    while True:
+                        core.feed_tls(body.tls, await body.receive_encrypted(), 0.0)
                 error = body.tls_error(info.value)
-        nursery.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()
     assert applied == 1
     assert isinstance(error, TLSError)
     assert str(error).startswith(f"TLS handshake with {url} failed: ") and "\n" not in str(error)
