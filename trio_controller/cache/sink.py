@@ -334,6 +334,8 @@ class CoreSink:
         now: float,
         initial: ListAccumulator | None,
     ) -> FeedResult:
+        """`apply` for one socket read still encrypted: the core decrypts it with
+        `session` and applies it in the same call (`InformerCore.feed_tls`)."""
         try:
             return self.core.feed_tls(session, data, now, initial)
         finally:
