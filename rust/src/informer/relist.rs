@@ -144,7 +144,8 @@ mod tests {
             ]
         );
         assert!(changes.iter().all(|c| c.listed));
-        let old = String::from_utf8(changes[1].old.as_deref().unwrap().to_vec()).unwrap();
+        let old = changes[1].old.as_ref().unwrap().raw().unwrap();
+        let old = String::from_utf8(old.to_vec()).unwrap();
         assert!(old.contains("w-old"), "{old}");
         assert_eq!(store.resource_version.as_deref(), Some("9"));
     }

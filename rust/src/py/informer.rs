@@ -8,7 +8,7 @@ use super::queue::PyWorkQueue;
 use super::store::{PyListAccumulator, PyReplaceResult, PyStore};
 use super::tls::{buffer_bytes, PyTlsSession};
 use super::watch::{counts_dict, feed_decoder, head_framing, PyFeedResult, PyResponseHead};
-use crate::informer::{relist, Changed, Check, Fanout, QueueTarget};
+use crate::informer::{relist, Changed, Check, Fanout, Object, QueueTarget};
 use crate::queue::Change;
 use crate::watch::decoder::Decoder;
 use pyo3::buffer::PyBuffer;
@@ -335,7 +335,7 @@ impl PyChangesIter {
             Change::Updated => intern!(py, "MODIFIED"),
             Change::Deleted => intern!(py, "DELETED"),
         };
-        let object = |b: &Option<std::sync::Arc<[u8]>>| -> PyResult<Bound<'py, PyAny>> {
+        let object = |b: &Option<Object>| -> PyResult<Bound<'py, PyAny>> {
             match b {
                 Some(b) => Ok(Bound::new(py, PyLazyObject::new(b.clone()))?.into_any()),
                 None => Ok(py.None().into_bound(py)),
