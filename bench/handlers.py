@@ -25,7 +25,9 @@ for `--rounds` rounds, medians printed. With `--tls` it runs over TLS at the
 kube-apiserver's framing instead: bench/streamserver-go serves `--pods` pods then
 `--events` churn events (one HTTP chunk per event), and a child process per run syncs an
 `Informer` with the handlers and times the watch stream from the server's first byte to
-the last handler call.
+the last handler call; its process CPU over the stream is printed per event beside the
+rate (on a shared, loaded machine the wall-clock rate swings with the neighbours, CPU per
+event much less).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pods import pod
 
-from trio_controller.cache.sink import CoreSink, EventHandlers, Handlers
+from trio_controller.cache.sink import EventHandlers  # in every base (0dbb960 on)
 from trio_controller.native import Store, WatchDecoder
 
 
@@ -127,6 +129,8 @@ def before(chunks: list[bytes], count: Count) -> None:
 
 def after(chunks: list[bytes], count: Count) -> None:
     """The informer core: one call per read, the handler once per change."""
+    from trio_controller.cache.sink import CoreSink, Handlers  # not in bases before it
+
     sink = CoreSink(Store())
     sink.add_consumer(Handlers(count.handlers()))
     if hasattr(sink, "begin"):  # the core owns its decoder
@@ -157,8 +161,8 @@ async def _run(fn: Any, chunks: list[bytes], count: Count) -> None:
 
 
 def child(kubeconfig: str, expect: int, what: str) -> None:
-    """Sync an Informer with counting handlers, print `synced`, then `done <monotonic>`
-    once `expect` more handler calls came (the watch stream's events)."""
+    """Sync an Informer with counting handlers, print `synced`, then `done <monotonic>
+    <cpu seconds>` once `expect` more handler calls came (the watch stream's events)."""
     from trio_controller import config as kubeconfig_mod
     from trio_controller.cache.informer import Informer
     from trio_controller.transport.client import Client
@@ -174,14 +178,21 @@ def child(kubeconfig: str, expect: int, what: str) -> None:
             await informer.wait_for_cache_sync()
             count.goal, count.reached = count.n + expect, trio.Event()
             print("synced", flush=True)
+            cpu = time.process_time()
             await count.reached.wait()
-            print(f"done {time.monotonic()!r}", flush=True)  # CLOCK_MONOTONIC, as the server
+            cpu = time.process_time() - cpu
+            # CLOCK_MONOTONIC, as the server; the process's CPU seconds for the stream
+            print(f"done {time.monotonic()!r} {cpu!r}", flush=True)
             nursery.cancel_scope.cancel()
 
     trio.run(main)
 
 
-def tls_run(server: Any, site: str | None, pods: int, events: int, what: str) -> float:
+def tls_run(
+    server: Any, site: str | None, pods: int, events: int, what: str
+) -> tuple[float, float]:
+    """One run over TLS: events/s (first byte to the last handler call) and the child's
+    CPU µs per event over the same span (the figure that holds on a loaded machine)."""
     server.reset()
     env = dict(os.environ)
     if site:
@@ -196,9 +207,10 @@ def tls_run(server: Any, site: str | None, pods: int, events: int, what: str) ->
         server.go()
         line = p.stdout.readline().decode()
         assert line.startswith("done "), line
-        done = float(line.split()[1])
+        _, done, cpu = line.split()
         stats = server.stats()
-        return stats["events"] / (done - stats["first_byte"])
+        rate = stats["events"] / (float(done) - stats["first_byte"])
+        return rate, float(cpu) / stats["events"] * 1e6
     finally:
         p.kill()
         p.wait()
@@ -224,17 +236,20 @@ def ab(args: argparse.Namespace) -> None:
         server = StreamServer(args.pods, args.events, tls=True)
     whats = args.handler.split(",")
     rates: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     try:
         for r in range(args.rounds):
             for what in whats:
                 for label, site in (("base", args.ab), ("new", None)):
                     if server is not None:
-                        rate = tls_run(server, site, args.pods, args.events, what)
-                    else:
+                        rate, cpu = tls_run(server, site, args.pods, args.events, what)
+                    else:  # one thread, nothing else in the process: CPU is wall time
                         rate = memory_run(site, args, what)
+                        cpu = 1e6 / rate
                     rates.setdefault((label, what), []).append(rate)
-                    print(f"round {r + 1} {label:4} {what:5} {rate:10,.0f} events/s",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    cpus.setdefault((label, what), []).append(cpu)
+                    print(f"round {r + 1} {label:4} {what:5} {rate:10,.0f} events/s"
+                          f" {cpu:6.2f} µs CPU/event", file=sys.stderr, flush=True)  # fmt: skip
     finally:
         if server is not None:
             server.close()
@@ -246,6 +261,10 @@ def ab(args: argparse.Namespace) -> None:
         new = statistics.median(rates[("new", what)])
         print(f"  handler reads {what:5}  base {base:10,.0f}  new {new:10,.0f} events/s"
               f"  ratio {new / base:5.2f}x")  # fmt: skip
+        base_cpu = statistics.median(cpus[("base", what)])
+        new_cpu = statistics.median(cpus[("new", what)])
+        print(f"  {'':19}  base {base_cpu:10.2f}  new {new_cpu:10.2f} µs CPU/event"
+              f"  ratio {base_cpu / new_cpu:5.2f}x")  # fmt: skip
 
 
 def main() -> None:

@@ -181,6 +181,41 @@ async def test_objects_are_parsed_only_when_a_handler_reads_them(
     assert old.parsed and not seen[2][3].parsed  # only what was read
 
 
+async def test_a_compressed_cache_hands_consumers_the_same_changes_as_a_plain_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Objects of a compressed cache reach consumers still compressed and are
+    decompressed when read: what they read is the same bytes and dicts."""
+
+    def changes_of(store: Store) -> list[tuple[Any, ...]]:
+        batches: list[Changes] = []
+
+        class Keep:
+            def deliver(self, changes: Changes) -> None:
+                batches.append(changes)
+
+        sink = CoreSink(store)
+        sink.add_consumer(Keep())
+        sink.apply(READ, trio.current_time(), None)
+        sink.apply(event("DELETED", cm("b", 15)), trio.current_time(), None)
+        sink.replace(list_of(cm("a", 20, owner="w5"), cm("c", 21)), "30")
+        sink.replace(list_of(cm("c", 22)), "40")  # a vanishes: a tombstone
+        out = []
+        for batch in batches:
+            for kind, key, old, new, listed in batch:  # objects read in a changing order
+                got = (new.dict() if new is not None else None, old.raw if old else None)
+                out.append((kind, key, listed, *got, new.raw if new else None))
+        return out
+
+    plain, compressed = changes_of(Store()), changes_of(Store(compress=True))
+    assert compressed == plain
+    assert [(kind, key) for kind, key, *_ in plain] == [
+        ("ADDED", "ns/a"), ("ADDED", "ns/b"), ("MODIFIED", "ns/a"), ("DELETED", "ns/b"),
+        ("ADDED", "ns/c"), ("MODIFIED", "ns/a"), ("MODIFIED", "ns/c"), ("DELETED", "ns/a"),
+    ]  # fmt: skip
+    assert orjson.loads(plain[-1][4]) == cm("a", 20, owner="w5")  # the tombstone's state
+
+
 async def test_handlers_get_objects_that_read_like_the_dicts_they_encode(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -18,6 +18,7 @@ import struct
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -27,7 +28,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from helpers.certs import CA, Pair
 from streamserver import Reply, open_stream_server
 
-from trio_controller._native import BodyDecoder, TlsConfig, TlsSession, TlsSessionError
+from trio_controller._native import (
+    BodyDecoder,
+    InformerCore,
+    Store,
+    TlsConfig,
+    TlsSession,
+    TlsSessionError,
+)
+from trio_controller.cache.reflector import Reflector
+from trio_controller.cache.sink import CoreSink, EventHandlers, Handlers
 from trio_controller.config import ClusterConfig, TLSConfig
 from trio_controller.errors import ConnectionFailed, ConnectionLost, TLSError
 from trio_controller.transport import tls
@@ -330,3 +340,183 @@ def test_a_request_written_to_the_session_reaches_the_server(ca: CA, tmp_path: P
     session.write(b"GET / HTTP/1.1\r\n\r\n")
     s_in.write(session.take_output())
     assert server.read(1000) == b"GET / HTTP/1.1\r\n\r\n"
+
+
+# -- ciphertext straight into the informer core (`InformerCore.feed_tls`) --------------
+
+
+def _pods_stream(count: int) -> bytes:
+    """Watch lines (unframed) for `count` pods: each added, then the first modified."""
+    from helpers.watch import event, pod
+
+    lines = [event("ADDED", pod(f"p{i}", 10 + i)) for i in range(count)]
+    lines.append(event("MODIFIED", pod("p0", 10 + count)))
+    return b"".join(lines)
+
+
+def test_the_core_decrypts_and_applies_records_torn_anywhere_in_one_call_per_read(
+    ca: CA, tmp_path: Path
+) -> None:
+    session, server, _, s_out = _pair(ca, tmp_path)
+    plain = _pods_stream(40)
+    rng = random.Random(11)
+    at = 0
+    while at < len(plain):  # records of every size, as the server's flushes make them
+        step = rng.randint(1, 9000)
+        server.write(plain[at : at + step])
+        at += step
+    wire = s_out.read()
+    store = Store()
+    core = InformerCore(store, changes=True)
+    core.begin(None)
+    applied, at = 0, 0
+    changes: list[tuple[str, str]] = []
+    while at < len(wire):
+        step = rng.choice((1, 7, 300, 4096, 20000))
+        read = bytearray(wire[at : at + step])  # a socket read lands in a bytearray
+        applied += core.feed_tls(session, memoryview(read), 1.0).applied
+        changes += [(kind, key) for kind, key, *_ in core.take_changes()]
+        at += step
+    assert applied == 41
+    assert len(store) == 40 and store.resource_version == "50"
+    assert store.object_resource_version("default/p0") == "50"
+    assert changes[-1] == ("MODIFIED", "default/p0") and len(changes) == 41
+    assert core.pending_bytes == 0 and not session.eof
+
+
+def test_a_bad_record_fed_to_the_core_is_a_tls_error_that_applies_nothing_of_that_read(
+    ca: CA, tmp_path: Path
+) -> None:
+    session, server, _, s_out = _pair(ca, tmp_path)
+    server.write(_pods_stream(1))
+    good = s_out.read()
+    store = Store()
+    core = InformerCore(store)
+    core.begin(None)
+    assert core.feed_tls(session, good, 1.0).applied == 2
+    server.write(_pods_stream(3))
+    with pytest.raises(TlsSessionError) as info:
+        core.feed_tls(session, s_out.read() + b"\x17\x03\x03\x00\x05hello", 1.0)
+    assert info.value.verification is False and "\n" not in str(info.value)
+    assert store.list_keys() == ["default/p0"] and store.resource_version == "11"
+    with pytest.raises(TlsSessionError):  # the session stays failed
+        core.feed_tls(session, b"", 1.0)
+
+
+def test_close_notify_fed_to_the_core_ends_the_session_after_its_last_events(
+    ca: CA, tmp_path: Path
+) -> None:
+    session, server, _, s_out = _pair(ca, tmp_path)
+    server.write(_pods_stream(2))
+    with contextlib.suppress(ssl.SSLWantReadError):
+        server.unwrap()
+    core = InformerCore(Store())
+    core.begin(None)
+    assert core.feed_tls(session, s_out.read(), 1.0).applied == 3
+    assert session.eof and not session.wants_write
+
+
+async def test_a_watch_over_native_tls_goes_to_the_core_encrypted_and_keeps_every_event(
+    ca: CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reflector hands the core each socket read still encrypted (after the bytes
+    that came with the head); a dropped watch resumes on a new session; an
+    `EventHandlers` consumer sees client-go's add/update/delete."""
+    from helpers.watch import event, pod, pod_list
+    from streamserver import Close, Stall
+
+    fed: list[int] = []
+    apply_tls = CoreSink.apply_tls
+
+    def counting(self: CoreSink, session: TlsSession, data: bytes, *rest: object) -> object:
+        fed.append(len(data))
+        return apply_tls(self, session, data, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CoreSink, "apply_tls", counting)
+    monkeypatch.setattr(tls, "NATIVE_TLS", True)
+    seen: list[tuple[str, str, str]] = []
+
+    def name_rv(obj: Any) -> str:
+        return f"{obj['metadata']['name']}@{obj['metadata']['resourceVersion']}"
+
+    handlers = EventHandlers(
+        on_add=lambda new: seen.append(("add", "", name_rv(new))),
+        on_update=lambda old, new: seen.append(("update", name_rv(old), name_rv(new))),
+        on_delete=lambda old: seen.append(("delete", name_rv(old), "")),
+    )
+    pair = ca.issue("apiserver", server=True, ips=("127.0.0.1",))
+    replies = [
+        pod_list(10, pod("a", 5), pod("b", 6)),
+        Reply.chunks([event("MODIFIED", pod("a", 11)), event("ADDED", pod("c", 12)), Close()]),
+        Reply.chunks([event("DELETED", pod("b", 13)), Stall()]),
+    ]
+    store = Store()
+    sink = CoreSink(store)
+    sink.add_consumer(Handlers(handlers))
+    async with (
+        open_stream_server(*replies, ssl_context=ca.server_context(pair, tmp_path)) as server,
+        Client(ClusterConfig(server=server.url, tls=TLSConfig(ca_pem=ca.cert_pem))) as client,
+    ):
+        assert tls.native_config(client.watch_ssl_context) is not None
+        reflector = Reflector(client, PODS, sink)
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reflector.run)
+                while store.resource_version != "13":  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+    assert sorted(store.list_keys()) == ["default/a", "default/c"]
+    assert sorted(seen[:2]) == [("add", "", "a@5"), ("add", "", "b@6")]  # the list
+    assert seen[2:] == [  # the watch events, in order
+        ("update", "a@5", "a@11"),
+        ("add", "", "c@12"),
+        ("delete", "b@13", ""),  # the DELETED event's object: the last state
+    ]
+    assert fed, "no read reached the core encrypted"
+
+
+async def test_a_bad_record_in_a_native_watch_is_one_tls_error_line(ca: CA, tmp_path: Path) -> None:
+    """A server end that sends a valid head and event, then a record it did not encrypt."""
+    from helpers.watch import event, pod
+
+    pair = ca.issue("apiserver", server=True, ips=("127.0.0.1",))
+    server_ctx = ca.server_context(pair, tmp_path)
+
+    async def serve(stream: trio.SocketStream) -> None:
+        tls_stream = trio.SSLStream(stream, server_ctx, server_side=True)
+        await tls_stream.receive_some(65536)  # the request
+        line = event("ADDED", pod("a", 5))
+        await tls_stream.send_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(line), line)
+        )
+        await first_applied.wait()  # not in the same socket read as the event
+        await stream.send_all(b"\x17\x03\x03\x00\x05hello")
+        await trio.sleep_forever()
+
+    first_applied = trio.Event()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), serve, 0)
+            url = f"https://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+            settings = TLSConfig(ca_pem=ca.cert_pem)
+            async with (
+                Client(ClusterConfig(server=url, tls=settings)) as client,
+                client.watch(PODS, idle_timeout=10) as body,
+            ):
+                assert body.tls is not None
+                core = InformerCore(Store())
+                core.begin(body.head)
+                applied = core.feed(body.take_first(), 0.0).applied
+                while not applied:
+                    data = await body.receive_encrypted()
+                    applied += core.feed_tls(body.tls, data, 0.0).applied
+                first_applied.set()
+                with pytest.raises(TlsSessionError) as info:
+                    while True:
+                        core.feed_tls(body.tls, await body.receive_encrypted(), 0.0)
+                error = body.tls_error(info.value)
+            nursery.cancel_scope.cancel()
+    assert applied == 1
+    assert isinstance(error, TLSError)
+    assert str(error).startswith(f"TLS handshake with {url} failed: ") and "\n" not in str(error)

@@ -357,6 +357,19 @@ class InformerCore:
         in the same call. With ``initial`` (a streaming list), events up to the
         initial-events-end bookmark go into it; that bookmark returns at once, leaving
         the rest buffered (``feed(b"", ...)`` continues)."""
+    def feed_tls(
+        self,
+        session: TlsSession,
+        data: bytes | bytearray | memoryview,
+        now: float,
+        initial: ListAccumulator | None = None,
+    ) -> FeedResult:
+        """``feed`` for a stream that arrives encrypted: ``data`` is one socket read as it
+        came (TLS records; ``b""`` when the socket closed), decrypted in ``session`` and
+        the plaintext it completed applied, all in this call: the plaintext never
+        reaches Python. Raises TlsSessionError when the session fails (a bad record, an
+        alert), after nothing of that read was applied; DecodeError as ``feed`` does.
+        Continue after an initial-events-end bookmark with ``feed(b"", ...)``."""
     @property
     def body_done(self) -> bool:
         """The current stream's body was read to its end (the last chunk and its trailers,
@@ -872,6 +885,10 @@ class TlsSession:
         """Queue plaintext ``data`` to send; ``take_output()`` hands out its records."""
     def take_output(self) -> bytes:
         """The bytes to write to the socket now (handshake, alerts, encrypted data)."""
+    @property
+    def wants_write(self) -> bool:
+        """True when records wait to be sent (``take_output()``): after the handshake, only
+        answers to the server's TLS 1.3 key updates."""
     @property
     def handshaking(self) -> bool:
         """True until the handshake completed."""

@@ -26,7 +26,8 @@ go, waits as told and logs.
 
 The sink (cache/sink.py, the Rust informer core) owns the decoder and the watch
 position: the reflector hands it each stream's response head once (`sink.begin`), then
-each socket read in one call (`sink.apply`), which applies the events to the store and
+each socket read in one call (`sink.apply`; over native TLS `sink.apply_tls` with the
+stream's rustls session, so the core decrypts too), which applies the events to the store and
 fans them out to queues and Python consumers; the reflector asks it for the position
 (`sink.resource_version`) and whether the body ended (`sink.body_done`). A relist
 collects every page in a Rust `ListAccumulator` and swaps it in whole (`sink.replace`),
@@ -49,7 +50,14 @@ from typing import Literal
 import trio
 
 from trio_controller import errors
-from trio_controller._native import DecodeError, ListAccumulator, ReplaceResult, Store
+from trio_controller._native import (
+    DecodeError,
+    ListAccumulator,
+    ReplaceResult,
+    Store,
+    TlsSession,
+    TlsSessionError,
+)
 from trio_controller.cache.backoff import Backoff
 from trio_controller.cache.options import PAGE_SIZE
 from trio_controller.cache.sink import Sink
@@ -592,14 +600,23 @@ class Reflector:
             ) as body:
                 self._stream_opened_at = trio.current_time()
                 self.sink.begin(body.head)  # the core frames the body from here on
+                # Over native TLS each read goes to the core still encrypted; what came
+                # with the head was decrypted with it and goes first, as plaintext.
+                tls = body.tls
+                receive = body.receive if tls is None else body.receive_encrypted
+                pending = body.take_first()
                 while not self.sink.body_done:
-                    data = await body.receive()
-                    if not data:
-                        self._end_of_connection(body)
-                        break
+                    session = tls
+                    if pending:
+                        data, pending, session = pending, b"", None
+                    else:
+                        data = await receive()
+                        if not data:
+                            self._end_of_connection(body)
+                            break
                     now = trio.current_time()
                     self.last_activity_at = now
-                    n = self._apply(data, now, initial)
+                    n = self._apply(data, now, initial, session, body)
                     if self._listed:
                         initial = None
                     if n:
@@ -625,11 +642,26 @@ class Reflector:
                 f"connection to {self.client.server} lost in the middle of the watch"
             )
 
-    def _apply(self, data: bytes, now: float, initial: ListAccumulator | None) -> int:
-        """One socket read's bytes through the sink; returns the events it held."""
+    def _apply(
+        self,
+        data: bytes | memoryview,
+        now: float,
+        initial: ListAccumulator | None,
+        session: TlsSession | None,
+        body: WatchBody,
+    ) -> int:
+        """One socket read's bytes through the sink (still encrypted with `session`, the
+        body's rustls session); returns the events it held."""
         events = 0
         while True:
-            fed = self.sink.apply(data, now, initial)
+            if session is None:
+                fed = self.sink.apply(data, now, initial)
+            else:
+                try:
+                    fed = self.sink.apply_tls(session, data, now, initial)
+                except TlsSessionError as exc:
+                    raise body.tls_error(exc) from None
+                session = None  # what the read held is decrypted: go on in plaintext
             events += fed.applied + fed.bookmarks
             self._stream_bookmarks += fed.bookmarks
             if fed.error is not None:

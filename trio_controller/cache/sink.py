@@ -2,6 +2,7 @@
 
     reflector ──a response head──▶ sink.begin(head)                    (the body's framing)
               ──a read's bytes───▶ sink.apply(data, now, initial)      → FeedResult
+              ──or still TLS─────▶ sink.apply_tls(session, data, now, initial)
               ──after a list─────▶ sink.replace(acc, resource_version) → ReplaceResult
               ──the position─────▶ sink.resource_version, sink.body_done, sink.counts()
 
@@ -37,6 +38,7 @@ from trio_controller._native import (
     ReplaceResult,
     ResponseHead,
     Store,
+    TlsSession,
 )
 from trio_controller._native import WorkQueue as NativeWorkQueue
 
@@ -161,6 +163,17 @@ class Sink(Protocol):
         """Decode one socket read and apply its events (with `initial`, a streaming
         list's events go into it); stops at an ERROR event and returns it; a malformed
         line raises `DecodeError` after applying the events before it."""
+        ...
+
+    def apply_tls(
+        self,
+        session: TlsSession,
+        data: bytes | memoryview,
+        now: float,
+        initial: ListAccumulator | None,
+    ) -> FeedResult:
+        """`apply` for a read still encrypted: decrypted in `session` in the same native
+        call (`TlsSessionError` when the session fails)."""
         ...
 
     def replace(self, acc: ListAccumulator, resource_version: str | None) -> ReplaceResult:
@@ -312,6 +325,20 @@ class CoreSink:
         try:
             return self.core.feed(data, now, initial)
         finally:  # also after a bad line: the events before it were applied
+            self._deliver()
+
+    def apply_tls(
+        self,
+        session: TlsSession,
+        data: bytes | memoryview,
+        now: float,
+        initial: ListAccumulator | None,
+    ) -> FeedResult:
+        """`apply` for one socket read still encrypted: the core decrypts it with
+        `session` and applies it in the same call (`InformerCore.feed_tls`)."""
+        try:
+            return self.core.feed_tls(session, data, now, initial)
+        finally:
             self._deliver()
 
     def replace(self, acc: ListAccumulator, resource_version: str | None) -> ReplaceResult:

@@ -7,6 +7,10 @@ twin: transport/tls.py) or `ssl.SSLObject` over `ssl.MemoryBIO`.
     data = await conn.receive()      # everything one socket read brought, decrypted
     conn.close()
 
+With a native session (`conn.tls_session`), a watch body skips the decryption here: each
+`receive_encrypted()` is one socket read as it came, which the informer core decrypts and
+decodes in one call (`InformerCore.feed_tls`), so the plaintext never crosses into Python.
+
 Trio's `SSLStream` hands back one TLS record per `receive_some`; the apiserver writes a
 record per ~4 KB event, so that would be one Trio round trip per event. Here one socket
 read (up to `READ_SIZE`, into a reused buffer) is decrypted record after record before
@@ -50,6 +54,7 @@ __all__ = [
     "ByteConnection",
     "Connection",
     "StreamConnection",
+    "as_ssl_error",
     "open_connection",
     "read_head",
 ]
@@ -155,7 +160,7 @@ class Connection:
                     )
                 early.append(session.receive(self._view[:n]))
         except TlsSessionError as exc:
-            raise _as_ssl_error(exc) from None
+            raise as_ssl_error(exc) from None
         protocol = session.alpn_protocol
         if protocol not in (None, "http/1.1"):
             raise ConnectionFailed(f"the server chose {protocol} (ALPN); watches speak HTTP/1.1")
@@ -172,7 +177,7 @@ class Connection:
             try:
                 native.write(data)
             except TlsSessionError as exc:
-                raise _as_ssl_error(exc) from None
+                raise as_ssl_error(exc) from None
             await self._send_raw(native.take_output())
             return
         if self._tls is None:
@@ -190,7 +195,7 @@ class Connection:
             try:
                 data = session.receive(self._view[:n])
             except TlsSessionError as exc:
-                raise _as_ssl_error(exc) from None
+                raise as_ssl_error(exc) from None
             out = session.take_output()  # post-handshake answers (TLS 1.3 key updates)
             if out:
                 await self._send_raw(out)
@@ -199,6 +204,30 @@ class Connection:
                 return data
         self.eof = True
         return b""
+
+    @property
+    def tls_session(self) -> TlsSession | None:
+        """The native (rustls) session this connection's TLS runs in, or None (plain, or
+        Python's ssl)."""
+        return self._native
+
+    async def receive_encrypted(self) -> memoryview:
+        """One socket read of a native TLS connection as it came (TLS records), for the
+        session's owner to decrypt (`InformerCore.feed_tls(conn.tls_session, data, now)`);
+        empty once the stream ended (the peer closed, or its close_notify was
+        decrypted). The view is valid until the next receive. First sends what the
+        session has to answer (a TLS 1.3 key update). Plaintext left from the handshake
+        or a `receive()` comes only from `receive()`."""
+        session = self._native
+        assert session is not None, "receive_encrypted() needs a native TLS session"
+        if session.wants_write:
+            await self._send_raw(session.take_output())
+        if session.eof:
+            self.eof = True
+            return self._view[:0]
+        n = await self._recv()
+        self.eof = n == 0
+        return self._view[:n]
 
     async def receive(self) -> bytes:
         """The next bytes (b"" at the end of the stream), every TLS record that one socket
@@ -246,7 +275,7 @@ class Connection:
         self._sock.close()
 
 
-def _as_ssl_error(exc: TlsSessionError) -> ssl.SSLError:
+def as_ssl_error(exc: TlsSessionError) -> ssl.SSLError:
     """The `ssl` exception OpenSSL raises for the cause rustls reported (same wording)."""
     message = str(exc)
     if exc.verification:
@@ -272,6 +301,11 @@ class StreamConnection:
 
     async def send_all(self, data: bytes) -> None:
         await self._stream.send_all(data)
+
+    @property
+    def tls_session(self) -> None:
+        """No native TLS session: the stream's bytes are what `receive` gives."""
+        return None
 
     async def receive(self) -> bytes:
         """The next bytes (b"" at the end of the stream), one `receive_some` of them."""

@@ -7,6 +7,12 @@ on its own connection, its body handed on as raw bytes, one socket read at a tim
             data = await body.receive()          # b"": the server closed the connection
             core.feed(data, now)                 # de-framing + lines + apply, Rust
 
+Over native TLS (`body.tls` is the rustls session) the body's bytes need not be decrypted
+here: after the plaintext that came with the head (`body.take_first()`), each
+`receive_encrypted()` is one socket read's TLS records, and `core.feed_tls(body.tls, data,
+now)` decrypts and applies them in one call; a failure it raises becomes our error through
+`body.tls_error(exc)`.
+
 Why not httpx here: the apiserver sends one HTTP chunk per event, and httpx → httpcore →
 h11 → SSLStream cost a stack of Python steps per chunk, i.e. per event. Here the request
 is written once, the response head parsed once (Rust, httparse), and the body's chunked
@@ -34,16 +40,23 @@ from typing import Any, Protocol
 
 import trio
 
-from trio_controller._native import BodyDecoder, DecodeError, ResponseHead
-from trio_controller.errors import Timeout, from_response
+from trio_controller._native import (
+    BodyDecoder,
+    DecodeError,
+    ResponseHead,
+    TlsSession,
+    TlsSessionError,
+)
+from trio_controller.errors import Timeout, TransportError, from_response
 from trio_controller.transport.connection import (
     ByteConnection,
     StreamConnection,
+    as_ssl_error,
     authority,
     open_connection,
     read_head,
 )
-from trio_controller.transport.errors import map_exceptions
+from trio_controller.transport.errors import map_exceptions, transport_error
 
 __all__ = ["Observed", "WatchBody", "WatchEndpoint", "open_watch"]
 
@@ -91,6 +104,7 @@ class WatchBody:
         "_server",
         "_slid",
         "head",
+        "tls",
     )
 
     def __init__(
@@ -110,6 +124,9 @@ class WatchBody:
         self._slid = -math.inf
         self._server = server
         self._first: bytes | None = first or None
+        #: The native (rustls) session the body arrives through, or None: the body is
+        #: read with `receive` (plain, Python's ssl, or a stream).
+        self.tls: TlsSession | None = conn.tls_session
 
     @property
     def chunked(self) -> bool:
@@ -131,14 +148,38 @@ class WatchBody:
         if first is not None:
             self._first = None
             return first
+        self._slide()
+        with map_exceptions(self._server):
+            return await self._conn.receive()
+
+    def take_first(self) -> bytes:
+        """The body's bytes that came with the response head (plaintext), once; b"" when
+        none did or they were taken (`receive` hands them out first too)."""
+        first, self._first = self._first, None
+        return first or b""
+
+    async def receive_encrypted(self) -> memoryview:
+        """One socket read of the body as it came, still TLS records, for
+        `InformerCore.feed_tls(body.tls, data, now)`; empty once the stream ended (the
+        server closed the connection or sent close_notify). Valid until the next receive.
+        Only when `tls` is set; take the plaintext that came with the head first
+        (`take_first`)."""
+        self._slide()
+        with map_exceptions(self._server):
+            return await self._conn.receive_encrypted()  # type: ignore[union-attr]
+
+    def tls_error(self, exc: TlsSessionError) -> TransportError:
+        """The error to raise for a failure of the body's TLS session (`feed_tls`): the
+        same one line as a failure `receive` would have met."""
+        return transport_error(as_ssl_error(exc), self._server)
+
+    def _slide(self) -> None:
         # The idle deadline slides at most once a second: moving a Trio deadline is a
         # heap operation, and at 10k events/s it would be one per read.
         now = trio.current_time()
         if now - self._slid > 1.0:
             self._slid = now
             self._scope.deadline = now + self._idle
-        with map_exceptions(self._server):
-            return await self._conn.receive()
 
 
 def _target(path: str, params: Mapping[str, str | int | bool] | None) -> str:

@@ -18,6 +18,7 @@ use crate::store::{Key, ListAccumulator, Store, StoreError};
 use crate::watch::decoder::{Decoder, FeedError, LineError, Stop};
 use crate::watch::event::{decode_event, EventCounts, EventType};
 use crate::watch::lines::Chunk;
+use std::sync::Arc;
 
 /// What one `feed_into` call did (summed over the `apply` calls it made).
 #[derive(Debug, Default, PartialEq)]
@@ -206,7 +207,7 @@ fn delete(
     };
     let key = Key::from(key.as_str());
     store.delete(&key);
-    fan.deleted(&key, || Ok(obj.into()), &owners, false)
+    fan.deleted(&key, || Ok(Arc::from(obj)), &owners, false)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::predicate::{update_passes, Check, Predicates};
 use crate::owner::OwnerMapping;
 use crate::queue::{Change, Origin, WorkQueue};
 use crate::store::{Entry, Key, Store, StoreError};
+use std::sync::Arc;
 
 /// One queue the core feeds.
 pub struct QueueTarget<'a> {
@@ -40,16 +41,51 @@ impl<'a> QueueTarget<'a> {
     }
 }
 
-/// One change for Python event handlers: the object's bytes before and after.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An object a change carries, shared (not copied) with every `LazyObject` the
+/// batch's iterations make: its bytes, or a compressed store entry, decompressed only
+/// when a handler reads it (most handlers read the new version only, many neither).
+#[derive(Debug, Clone)]
+pub enum Object {
+    Bytes(Arc<[u8]>),
+    Entry(Arc<Entry>),
+}
+
+impl Object {
+    /// The object of a cached entry the store gave up (replaced or deleted).
+    pub fn of_entry(entry: Entry) -> Result<Self, StoreError> {
+        if entry.compressed() {
+            return Ok(Object::Entry(Arc::new(entry)));
+        }
+        Ok(Object::Bytes(Arc::from(entry.into_raw()?)))
+    }
+
+    /// The object of an entry the store keeps.
+    pub fn of_cached(entry: &Entry) -> Result<Self, StoreError> {
+        if entry.compressed() {
+            return Ok(Object::Entry(Arc::new(entry.clone())));
+        }
+        Ok(Object::Bytes(Arc::from(&*entry.raw()?)))
+    }
+
+    /// The object's JSON bytes (decompressed now for a compressed entry).
+    pub fn raw(&self) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+        match self {
+            Object::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Object::Entry(e) => e.raw(),
+        }
+    }
+}
+
+/// One change for Python event handlers: the object before and after.
+#[derive(Debug, Clone)]
 pub struct Changed {
     pub change: Change,
     pub key: Key,
     /// The cached version it replaced or deleted (the event's object for a delete of a
     /// key not cached); None for an add.
-    pub old: Option<Box<[u8]>>,
+    pub old: Option<Object>,
     /// None for a delete.
-    pub new: Option<Box<[u8]>>,
+    pub new: Option<Object>,
     /// From a list (initial, relist, snapshot) rather than a watch event.
     pub listed: bool,
 }
@@ -146,8 +182,8 @@ impl<'a> Fanout<'a> {
             changes.push(Changed {
                 change,
                 key: key.clone(),
-                old: old.map(Entry::into_raw).transpose()?,
-                new: Some(new.raw()?.into_owned().into_boxed_slice()),
+                old: old.map(Object::of_entry).transpose()?,
+                new: Some(Object::of_cached(new)?),
                 listed,
             });
         }
@@ -160,7 +196,7 @@ impl<'a> Fanout<'a> {
     pub fn deleted(
         &mut self,
         key: &Key,
-        last: impl FnOnce() -> Result<Box<[u8]>, StoreError>,
+        last: impl FnOnce() -> Result<Arc<[u8]>, StoreError>,
         owners: &[Option<String>],
         listed: bool,
     ) -> Result<(), StoreError> {
@@ -185,7 +221,7 @@ impl<'a> Fanout<'a> {
             changes.push(Changed {
                 change: Change::Deleted,
                 key: key.clone(),
-                old: Some(last()?),
+                old: Some(Object::Bytes(last()?)),
                 new: None,
                 listed,
             });

@@ -14,6 +14,6 @@ pub mod fanout;
 pub mod predicate;
 pub mod relist;
 
-pub use fanout::{Changed, Fanout, QueueTarget};
+pub use fanout::{Changed, Fanout, Object, QueueTarget};
 pub use predicate::{Check, Predicates};
 pub use relist::relist;

@@ -5,6 +5,7 @@
 use super::fanout::Fanout;
 use crate::queue::Change;
 use crate::store::{ListItem, ReplaceResult, Store, StoreError};
+use std::sync::Arc;
 
 /// Replaces `store`'s content with `items` at `resource_version` and fans the change
 /// out. The result's `old` is empty (the replaced entries went to the targets).
@@ -38,7 +39,7 @@ pub fn relist(
         } else {
             Vec::new()
         };
-        fan.deleted(key, || Ok(last.clone()), &owners, true)?;
+        fan.deleted(key, || Ok(Arc::from(&last[..])), &owners, true)?;
     }
     Ok(out)
 }
@@ -143,7 +144,8 @@ mod tests {
             ]
         );
         assert!(changes.iter().all(|c| c.listed));
-        let old = String::from_utf8(changes[1].old.clone().unwrap().into_vec()).unwrap();
+        let old = changes[1].old.as_ref().unwrap().raw().unwrap();
+        let old = String::from_utf8(old.to_vec()).unwrap();
         assert!(old.contains("w-old"), "{old}");
         assert_eq!(store.resource_version.as_deref(), Some("9"));
     }

@@ -6,10 +6,12 @@ use super::object::PyLazyObject;
 use super::owner::PyOwnerMapping;
 use super::queue::PyWorkQueue;
 use super::store::{PyListAccumulator, PyReplaceResult, PyStore};
+use super::tls::{buffer_bytes, PyTlsSession};
 use super::watch::{counts_dict, feed_decoder, head_framing, PyFeedResult, PyResponseHead};
-use crate::informer::{relist, Changed, Check, Fanout, QueueTarget};
+use crate::informer::{relist, Changed, Check, Fanout, Object, QueueTarget};
 use crate::queue::Change;
 use crate::watch::decoder::Decoder;
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -198,6 +200,26 @@ impl PyInformerCore {
         result
     }
 
+    /// ``feed`` for a stream that arrives encrypted: ``data`` is one socket read as it
+    /// came (TLS records; ``b""`` when the socket closed), decrypted in ``session`` and
+    /// the plaintext it completed applied, all in this call: the plaintext never
+    /// reaches Python. Raises TlsSessionError when the session fails (a bad record, an
+    /// alert), after nothing of that read was applied; DecodeError as ``feed`` does.
+    /// Continue after an initial-events-end bookmark with ``feed(b"", ...)``.
+    #[pyo3(signature = (session, data, now, initial = None))]
+    fn feed_tls(
+        &mut self,
+        py: Python<'_>,
+        session: &Bound<'_, PyTlsSession>,
+        data: PyBuffer<u8>,
+        now: f64,
+        initial: Option<PyRefMut<'_, PyListAccumulator>>,
+    ) -> PyResult<PyFeedResult> {
+        let mut session = session.try_borrow_mut()?;
+        let plain = guard(|| session.decrypt(buffer_bytes(&data, "feed_tls()")?))?;
+        self.feed(py, plain, now, initial)
+    }
+
     /// The current stream's body was read to its end (the last chunk and its trailers,
     /// or ``content_length`` bytes). Always False for a body read until EOF.
     #[getter]
@@ -313,7 +335,7 @@ impl PyChangesIter {
             Change::Updated => intern!(py, "MODIFIED"),
             Change::Deleted => intern!(py, "DELETED"),
         };
-        let object = |b: &Option<Box<[u8]>>| -> PyResult<Bound<'py, PyAny>> {
+        let object = |b: &Option<Object>| -> PyResult<Bound<'py, PyAny>> {
             match b {
                 Some(b) => Ok(Bound::new(py, PyLazyObject::new(b.clone()))?.into_any()),
                 None => Ok(py.None().into_bound(py)),

@@ -1,10 +1,12 @@
 //! `LazyObject`: one object of a change handed to Python event handlers, its JSON parsed
 //! into a dict (orjson) only when a handler first reads it.
-use super::convert::loads;
+use super::convert::{loads, store_error};
+use crate::informer::Object;
 use crate::json::member_span;
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
+use std::sync::Arc;
 
 /// An object's JSON bytes that read as the dict they encode (a mutable mapping),
 /// parsed (orjson) only as far as they are read: ``obj[key]`` and ``obj.get(key)``
@@ -17,7 +19,9 @@ use pyo3::types::{PyBytes, PyDict};
 /// writing to one changes neither the cache nor another handler's view.
 #[pyclass(module = "trio_controller._native", name = "LazyObject", mapping)]
 pub struct PyLazyObject {
-    raw: Box<[u8]>,
+    /// Shared with the change batch it came from (and its other iterations); a
+    /// compressed store entry until something reads it.
+    object: Object,
     /// The whole object, once something needed all of it.
     parsed: Option<Py<PyDict>>,
     /// Top-level members read by key before that (each parsed alone), by name.
@@ -25,11 +29,25 @@ pub struct PyLazyObject {
 }
 
 impl PyLazyObject {
-    pub fn new(raw: Box<[u8]>) -> Self {
+    pub fn new(object: Object) -> Self {
         PyLazyObject {
-            raw,
+            object,
             parsed: None,
             members: None,
+        }
+    }
+
+    /// The object's JSON bytes, decompressed (once) if it is still a compressed entry.
+    fn bytes(&mut self, py: Python<'_>) -> PyResult<Arc<[u8]>> {
+        if let Object::Entry(entry) = &self.object {
+            let raw = entry.raw().map_err(|e| store_error(py, e))?;
+            self.object = Object::Bytes(Arc::from(&*raw));
+        }
+        match &self.object {
+            Object::Bytes(b) => Ok(b.clone()),
+            Object::Entry(_) => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "a LazyObject's entry was not decompressed",
+            )),
         }
     }
 
@@ -38,7 +56,7 @@ impl PyLazyObject {
         if let Some(d) = &self.parsed {
             return Ok(d.bind(py).clone());
         }
-        let d = loads(py, &self.raw)?.cast_into::<PyDict>()?;
+        let d = loads(py, &self.bytes(py)?)?.cast_into::<PyDict>()?;
         if let Some(members) = self.members.take() {
             d.update(members.bind(py).as_mapping())?;
         }
@@ -63,12 +81,13 @@ impl PyLazyObject {
                 return Ok(Some(v));
             }
         }
-        let span = match member_span(&self.raw, name.to_str()?) {
+        let raw = self.bytes(py)?;
+        let span = match member_span(&raw, name.to_str()?) {
             Ok(Some(span)) => span,
             Ok(None) => return Ok(None),
             Err(_) => return self.parse(py)?.get_item(key), // orjson says what is wrong
         };
-        let value = loads(py, &self.raw[span])?;
+        let value = loads(py, &raw[span])?;
         let members = self.members.get_or_insert_with(|| PyDict::new(py).unbind());
         members.bind(py).set_item(name, &value)?;
         Ok(Some(value))
@@ -79,7 +98,7 @@ impl PyLazyObject {
 impl PyLazyObject {
     #[new]
     fn py_new(raw: &[u8]) -> Self {
-        PyLazyObject::new(raw.into())
+        PyLazyObject::new(Object::Bytes(raw.into()))
     }
 
     /// The parsed object (parsed now if it was not yet); the same dict on every call.
@@ -89,8 +108,8 @@ impl PyLazyObject {
 
     /// The object's JSON bytes as the cache holds them.
     #[getter]
-    fn raw<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.raw)
+    fn raw<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.bytes(py)?))
     }
 
     /// Whether any of it was parsed (read) already.

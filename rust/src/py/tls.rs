@@ -30,6 +30,20 @@ fn to_py(err: tls::TlsSessionError) -> PyErr {
     })
 }
 
+/// The bytes of a buffer (``bytes``, ``bytearray``, a ``memoryview`` of a socket
+/// read) without copying; ValueError (naming `what`) for one that is not contiguous.
+pub(crate) fn buffer_bytes<'a>(data: &'a PyBuffer<u8>, what: &str) -> PyResult<&'a [u8]> {
+    if !data.is_c_contiguous() {
+        return Err(PyValueError::new_err(format!(
+            "{what} needs a contiguous buffer"
+        )));
+    }
+    // SAFETY: a C-contiguous buffer of `len_bytes()` bytes, exported to `data` for as
+    // long as the slice borrows it; the GIL stays held (no `allow_threads`) meanwhile,
+    // so no Python code can resize or free it.
+    Ok(unsafe { std::slice::from_raw_parts(data.buf_ptr() as *const u8, data.len_bytes()) })
+}
+
 /// TLS client settings for watches (rustls, ring): the PEM CA bundle to trust, a
 /// PEM client certificate chain and its unencrypted key (PKCS#8, PKCS#1 RSA, SEC1 EC),
 /// or ``insecure`` (no verification). Sessions offer ALPN ``http/1.1`` only.
@@ -88,8 +102,8 @@ pub struct PyTlsSession {
 
 impl PyTlsSession {
     /// The plaintext `input` (one socket read) completed, in a buffer reused from call
-    /// to call. The seam for the informer core: a `feed` that takes the session can
-    /// decode this slice in the same FFI call, so the plaintext never reaches Python.
+    /// to call: `InformerCore.feed_tls` decodes this slice in the same FFI call, so the
+    /// plaintext never reaches Python.
     pub(crate) fn decrypt(&mut self, input: &[u8]) -> PyResult<&[u8]> {
         self.plain.clear();
         self.inner.receive(input, &mut self.plain).map_err(to_py)?;
@@ -109,14 +123,7 @@ impl PyTlsSession {
         data: PyBuffer<u8>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| {
-            if !data.is_c_contiguous() {
-                return Err(PyValueError::new_err("receive() needs a contiguous buffer"));
-            }
-            // SAFETY: a C-contiguous buffer of `len_bytes()` bytes held by `data` for
-            // this call; nothing else runs (no GIL release) while the slice is alive.
-            let input = unsafe {
-                std::slice::from_raw_parts(data.buf_ptr() as *const u8, data.len_bytes())
-            };
+            let input = buffer_bytes(&data, "receive()")?;
             Ok(PyBytes::new(py, self.decrypt(input)?))
         })
     }
@@ -129,6 +136,13 @@ impl PyTlsSession {
     /// The bytes to write to the socket now (handshake, alerts, encrypted data).
     fn take_output<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| Ok(PyBytes::new(py, &self.inner.take_output())))
+    }
+
+    /// True when records wait to be sent (``take_output()``): after the handshake, only
+    /// answers to the server's TLS 1.3 key updates.
+    #[getter]
+    fn wants_write(&self) -> bool {
+        self.inner.wants_write()
     }
 
     /// True until the handshake completed.

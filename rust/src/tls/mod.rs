@@ -220,6 +220,12 @@ impl TlsSession {
         out
     }
 
+    /// Records are waiting for `take_output` (handshake, alerts, answers to a TLS 1.3
+    /// key update).
+    pub fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
