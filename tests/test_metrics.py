@@ -20,7 +20,7 @@ from trio_controller.errors import ConnectionFailed, ServerError, TrioController
 from trio_controller.observe.metrics import Metrics, new_registry
 from trio_controller.observe.serving import Response, parse_bind_address, serve_http
 from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram
-from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
@@ -350,7 +350,9 @@ async def test_active_workers_count_the_keys_being_reconciled(
         await release.wait()
 
     queue = WorkQueue()
-    controller = Controller.over(FakeReflector(), queue, reconcile, name="Widget", workers=3)  # type: ignore[arg-type]
+    controller = Controller.over(
+        FakeReflector(), queue, reconcile, name="Widget", options=ControllerOptions(workers=3)
+    )  # type: ignore[arg-type]
     metrics = Metrics(new_registry(process=False))
     metrics.add_controller(controller)
     active = "controller_runtime_active_workers"

@@ -357,7 +357,7 @@ class Metrics:
         async reconcile (a worker holds one key), for a batched plain one an upper bound
         (a worker holding a batch counts once per key, up to `workers`)."""
         name = controller.name.lower()
-        queue, workers = controller.queue, controller.workers
+        queue, workers = controller.queue, controller.options.workers
         self.workqueues.add(name, queue)
         self.reconciles.add(
             name,
