@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,23 +15,14 @@ from trio_controller import (
     ControllerOptions,
     InformerOptions,
     Manager,
-    load_config,
 )
+from trio_controller.config import ClusterConfig
 from trio_controller.transport.client import Client
-
-KUBECONFIG = (
-    "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-    "users: [{name: u, user: {token: t}}]\n"
-    "contexts: [{name: c, context: {cluster: c, user: u, namespace: default}}]\n"
-)
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    path = tmp_path / "config"
-    path.write_text(KUBECONFIG)
-    async with Client(load_config(str(path))) as client:
+async def client() -> AsyncIterator[Client]:
+    async with Client(ClusterConfig(server="https://127.0.0.1:1")) as client:
         yield client
 
 
