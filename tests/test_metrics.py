@@ -19,7 +19,7 @@ from trio_controller.config import ClusterConfig
 from trio_controller.errors import ConnectionFailed, ServerError, TrioControllerError
 from trio_controller.observe.metrics import Metrics, new_registry
 from trio_controller.observe.serving import Response, parse_bind_address, serve_http
-from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram
+from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram, cumulative_buckets
 from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
@@ -235,6 +235,12 @@ def test_a_histogram_counts_each_value_in_the_first_bucket_that_holds_it() -> No
     assert h.cumulative() == [(0.1, 2), (1.0, 3), (math.inf, 4)]
     assert h.sum == pytest.approx(3.65)
     assert RECONCILE_TIME_BUCKETS[0] == 0.005 and RECONCILE_TIME_BUCKETS[-1] == 60.0
+
+
+def test_counts_per_bucket_become_prometheus_buckets_the_last_one_inf() -> None:
+    assert cumulative_buckets((0.1, 1.0), [2, 0, 5]) == [(0.1, 2), (1.0, 2), (math.inf, 7)]
+    with pytest.raises(ValueError, match="2 bounds need 3 counts, not 2"):
+        cumulative_buckets((0.1, 1.0), [2, 0])
 
 
 def test_the_registry_is_our_own_and_carries_process_metrics() -> None:
