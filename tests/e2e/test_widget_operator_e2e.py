@@ -469,7 +469,8 @@ async def test_two_replicas_only_the_leader_reconciles_and_sigterm_hands_over_at
             )
             took_over = trio.current_time() - signalled
             assert await first.wait() == 0
-            assert line(namespace, "fa") in second.stdout
+            # (the line comes after the reconcile's last write, the ConfigMap's before it)
+            await second.wait_for_stdout(line(namespace, "fa"), within=10)
             after = await scrape(http, await served_at(second, "/metrics"))
             assert value(after, "leader_election_master_status", name=LEASE) == 1
             assert await second.terminate() == 0
