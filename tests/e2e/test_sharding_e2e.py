@@ -13,8 +13,9 @@ import json
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,13 @@ from trio_controller import (
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.runtime.sharding import LABEL_STATE, drain_label, shard_label
 from trio_controller.testing import EnvInfo, OperatorProcess, run_operator
+from trio_controller.testing import eventually as poll
 
 HERE = Path(__file__).resolve().parent
 SHARD_PROGRAM = HERE / "sharded_widgets.py"
 CRD_FILE = HERE.parents[1] / "examples" / "widget-crd.yaml"
 WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
+eventually = partial(poll, every=0.2)  # (these checks list the ring's Widgets)
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -200,18 +203,6 @@ async def cluster(
         with suppress(Exception):
             await Api(client, CONTROLLER_RINGS).delete(made.ring)
         # Widgets of this test stay labelled with its ring: harmless to others.
-
-
-async def eventually(
-    check: Callable[[], Any], what: str, within: float = 20.0, every: float = 0.2
-) -> Any:
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(every)
-    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
 
 
 def live(cluster: Cluster) -> set[str]:

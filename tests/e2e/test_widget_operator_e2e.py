@@ -13,7 +13,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from trio_controller import (
     Resource,
     load_config,
 )
-from trio_controller.testing import EnvInfo, OperatorProcess, run_operator
+from trio_controller.testing import EnvInfo, OperatorProcess, eventually, run_operator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "widget_operator.py"
 CRD_FILE = EXAMPLE.with_name("widget-crd.yaml")
@@ -112,19 +112,6 @@ def check_output(proc: OperatorProcess) -> None:
 async def client(envtest: EnvInfo) -> AsyncIterator[Client]:
     async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
         yield client
-
-
-async def eventually(
-    check: Callable[[], Any], what: str, within: float = 20.0, every: float = 0.1
-) -> Any:
-    """Poll the async `check()` until it returns something truthy; that value."""
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(every)
-    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
 
 
 async def get_or_none(api: Api, name: str) -> dict[str, Any] | None:

@@ -18,8 +18,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from trio_controller import (
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.runtime.sharding import drain_label, shard_label
 from trio_controller.testing import EnvInfo, OperatorProcess, open_envtest, run_operator
+from trio_controller.testing import eventually as poll
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "widget_operator.py"
 SHARDER = Path(sys.executable).with_name("trio-controller-sharder")
@@ -51,17 +52,7 @@ WIDGET_NAMESPACES = ("team-a", "team-b")  # --all-namespaces: Widgets in two of 
 LEASE_DURATION = 15.0  # the sharder's leader election, its default
 
 
-async def eventually(
-    check: Callable[[], Any], what: str, within: float = 30.0, every: float = 0.1
-) -> Any:
-    """Poll the async `check()` until it returns something truthy; that value."""
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(every)
-    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+eventually = partial(poll, within=30.0)
 
 
 class Cluster:
