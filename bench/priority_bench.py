@@ -32,7 +32,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from trio_controller import CONFIGMAPS, Api, Client, Controller, load_config
+from trio_controller import CONFIGMAPS, Api, Client, Controller, ControllerOptions, load_config
 from trio_controller.testing import open_envtest
 
 CONCURRENCY = 64
@@ -87,9 +87,9 @@ async def one_run(client: Client, api: Api, n: int, priorities: bool, tag: str) 
         reconcile,
         namespace="default",
         label_selector="role=prio",
-        cache_sync_timeout=None,
-        hot_loop_threshold=None,
-        priorities=priorities,
+        options=ControllerOptions(
+            cache_sync_timeout=None, hot_loop_threshold=None, priorities=priorities
+        ),
     )
     async with trio.open_nursery() as nursery:
         t_start = time.perf_counter()

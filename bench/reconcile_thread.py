@@ -18,7 +18,7 @@ import orjson
 import trio
 
 from trio_controller._native import Store
-from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.runtime.workqueue import WorkQueue
 
 
@@ -54,7 +54,9 @@ async def one_run(n: int, *, threaded: bool, batch: int) -> float:
         if not left:
             trio.from_thread.run_sync(done.set) if threaded else done.set()
 
-    controller = Controller.over(source, queue, reconcile, threaded=threaded, batch=batch)  # type: ignore[arg-type]
+    controller = Controller.over(
+        source, queue, reconcile, options=ControllerOptions(threaded=threaded, batch=batch)
+    )  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         started = time.perf_counter()

@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from trio_controller import (
 )
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.runtime.sharding import drain_label, shard_label
+from trio_controller.testing import eventually as poll
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -145,14 +147,7 @@ class Child:
         return None
 
 
-async def eventually(check: Any, what: str, within: float, every: float = 0.5) -> Any:
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(every)
-    raise RuntimeError(f"timed out after {within:g}s waiting for {what}")
+eventually = partial(poll, every=0.5)  # each check lists every Widget
 
 
 class Bench:
@@ -314,7 +309,7 @@ async def run(kc: Path, work: Path, n: int, writers: int) -> dict[str, Any]:
                     return False
             return True
 
-        await eventually(moved, f"{victim}'s Widgets to be reconciled elsewhere", 120, 0.25)
+        await eventually(moved, f"{victim}'s Widgets to be reconciled elsewhere", 120, every=0.25)
         res["kill"] = {"shard": victim, "widgets": len(on_victim),
                        "reassigned_and_reconciled_s": time.monotonic() - killed}  # fmt: skip
         print(json.dumps(res["kill"]), flush=True)

@@ -17,7 +17,7 @@ import trio.testing
 
 from trio_controller._native import Store
 from trio_controller.programs.pods.printer import PodSyncPrinter
-from trio_controller.runtime.controller import Controller, Requeue
+from trio_controller.runtime.controller import Controller, ControllerOptions, Requeue
 from trio_controller.runtime.workqueue import WorkQueue
 
 
@@ -111,7 +111,7 @@ async def test_async_reconcile_runs_on_several_workers_but_never_twice_at_once(
 
     reflector = FilledReflector()
     queue = WorkQueue()
-    controller = Controller.over(reflector, queue, reconcile, workers=4)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile, options=ControllerOptions(workers=4))  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add("default/hot")
@@ -131,7 +131,7 @@ async def test_resync_reenqueues_every_cached_key_each_period(
         reflector,  # type: ignore[arg-type]
         queue,
         lambda key: seen.append((trio.current_time(), key)),
-        resync=30.0,
+        options=ControllerOptions(resync=30.0),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
@@ -156,7 +156,7 @@ async def test_stop_drains_the_keys_already_queued(autojump_clock: trio.testing.
 
     reflector = FilledReflector()
     queue = WorkQueue()
-    controller = Controller.over(reflector, queue, reconcile, workers=2)  # type: ignore[arg-type]
+    controller = Controller.over(reflector, queue, reconcile, options=ControllerOptions(workers=2))  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add_many([f"default/p{i}" for i in range(6)])
@@ -204,7 +204,9 @@ async def test_the_lines_of_a_batch_of_ready_keys_leave_in_one_write(
     queue = WorkQueue()
     out = CountingOut()
     printer = PodSyncPrinter(reflector.store, out)  # type: ignore[arg-type]
-    controller = Controller.over(reflector, queue, printer, flush=printer.flush)  # type: ignore[arg-type]
+    controller = Controller.over(
+        reflector, queue, printer, options=ControllerOptions(flush=printer.flush)
+    )  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add_many([f"default/{n}" for n in names] + ["default/gone"])
@@ -302,7 +304,9 @@ async def test_a_reconcile_returning_something_else_is_an_error(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     queue = WorkQueue()
-    controller = Controller.over(FilledReflector(), queue, lambda key: True, max_retries=0)  # type: ignore[arg-type]
+    controller = Controller.over(
+        FilledReflector(), queue, lambda key: True, options=ControllerOptions(max_retries=0)
+    )  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add("default/a")
@@ -328,7 +332,9 @@ async def test_a_threaded_reconcile_blocks_in_a_worker_thread_while_trio_runs_on
             ticks += 1
 
     queue = WorkQueue()
-    controller = Controller.over(FilledReflector(), queue, reconcile, threaded=True)  # type: ignore[arg-type]
+    controller = Controller.over(
+        FilledReflector(), queue, reconcile, options=ControllerOptions(threaded=True)
+    )  # type: ignore[arg-type]
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             await nursery.start(controller.run)

@@ -14,7 +14,7 @@ import trio.testing
 from trio_controller._native import Store
 from trio_controller.observe.log import v
 from trio_controller.runtime.causes import ReconcileCauses, reconcile_causes
-from trio_controller.runtime.controller import Controller, Requeue
+from trio_controller.runtime.controller import Controller, ControllerOptions, Requeue
 from trio_controller.runtime.workqueue import WorkQueue
 
 
@@ -134,7 +134,7 @@ async def test_a_hot_loop_is_reported_again_after_it_calmed_down(
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         lambda key: 0.5 if trio.current_time() % 200 < 30 else None,
-        hot_loop_threshold=5,
+        options=ControllerOptions(hot_loop_threshold=5),
     )
     caplog.set_level(logging.WARNING, logger="trio_controller")
     async with trio.open_nursery() as nursery:
@@ -155,7 +155,7 @@ async def test_no_hot_loop_warning_when_turned_off(
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         lambda key: 0.1,
-        hot_loop_threshold=None,
+        options=ControllerOptions(hot_loop_threshold=None),
     )
     caplog.set_level(logging.WARNING, logger="trio_controller")
     async with trio.open_nursery() as nursery:
@@ -175,7 +175,9 @@ async def test_a_resync_waits_behind_live_changes(autojump_clock: trio.testing.M
         causes = reconcile_causes()
         order.append((key, str(causes)))
 
-    controller = Controller.over(reflector, queue, reconcile, resync=10.0, batch=1, name="Pod")  # type: ignore[arg-type]
+    controller = Controller.over(
+        reflector, queue, reconcile, options=ControllerOptions(resync=10.0, batch=1), name="Pod"
+    )  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         await trio.sleep(10)  # the resync adds a, b, c (low) ...
@@ -202,7 +204,7 @@ async def test_an_async_reconcile_over_its_timeout_is_cancelled_and_retried_with
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         reconcile,
-        reconcile_timeout=2.0,
+        options=ControllerOptions(reconcile_timeout=2.0),
         name="Pod",
     )
     caplog.set_level(logging.INFO, logger="trio_controller")
@@ -243,7 +245,7 @@ async def test_a_plain_function_over_its_timeout_runs_to_the_end_with_a_warning(
         FilledReflector(),
         queue,  # type: ignore[arg-type]
         reconcile,
-        reconcile_timeout=1.0,
+        options=ControllerOptions(reconcile_timeout=1.0),
         name="Pod",
     )
     caplog.set_level(logging.WARNING, logger="trio_controller")
@@ -262,7 +264,12 @@ async def test_a_plain_function_over_its_timeout_runs_to_the_end_with_a_warning(
 
 def test_a_bad_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="reconcile_timeout must be a positive number"):
-        Controller.over(FilledReflector(), WorkQueue(), lambda k: None, reconcile_timeout=0)  # type: ignore[arg-type]
+        Controller.over(
+            FilledReflector(),
+            WorkQueue(),
+            lambda k: None,
+            options=ControllerOptions(reconcile_timeout=0),
+        )  # type: ignore[arg-type]
 
 
 async def test_a_threaded_reconcile_reads_its_causes_in_its_worker_thread() -> None:
@@ -275,7 +282,9 @@ async def test_a_threaded_reconcile_reads_its_causes_in_its_worker_thread() -> N
         token.run_sync_soon(done.set)
 
     queue = WorkQueue()
-    controller = Controller.over(FilledReflector(), queue, reconcile, threaded=True, name="Pod")  # type: ignore[arg-type]
+    controller = Controller.over(
+        FilledReflector(), queue, reconcile, options=ControllerOptions(threaded=True), name="Pod"
+    )  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(controller.run)
         queue.add_many_from(["default/t"], "added")

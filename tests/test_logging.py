@@ -19,7 +19,7 @@ from trio_controller.auth import BearerTokenAuth
 from trio_controller.config import ClusterConfig
 from trio_controller.observe import log as klog
 from trio_controller.programs.pods.cli import main
-from trio_controller.runtime.controller import CacheSyncTimeout, Controller
+from trio_controller.runtime.controller import CacheSyncTimeout, Controller, ControllerOptions
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
@@ -202,7 +202,7 @@ async def test_a_sync_that_does_not_finish_in_time_raises_cache_sync_timeout(
         SlowReflector(1000),  # type: ignore[arg-type]
         WorkQueue(),
         lambda key: None,
-        cache_sync_timeout=30,
+        options=ControllerOptions(cache_sync_timeout=30),
     )
     with pytest.raises(CacheSyncTimeout, match=r"^timed out waiting for caches to sync after 30s$"):
         await controller.run()
@@ -219,7 +219,7 @@ async def test_the_default_cache_sync_timeout_is_controller_runtimes_two_minutes
         SlowReflector(1000),  # type: ignore[arg-type]
         WorkQueue(),
         lambda key: None,
-        cache_sync_timeout=None,
+        options=ControllerOptions(cache_sync_timeout=None),
     )
     with trio.move_on_after(3600) as waited:
         await slow.run()  # no timeout: waits as long as it takes

@@ -19,8 +19,8 @@ from trio_controller.config import ClusterConfig
 from trio_controller.errors import ConnectionFailed, ServerError, TrioControllerError
 from trio_controller.observe.metrics import Metrics, new_registry
 from trio_controller.observe.serving import Response, parse_bind_address, serve_http
-from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram
-from trio_controller.runtime.controller import Controller
+from trio_controller.observe.stats import RECONCILE_TIME_BUCKETS, Histogram, cumulative_buckets
+from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
@@ -237,6 +237,12 @@ def test_a_histogram_counts_each_value_in_the_first_bucket_that_holds_it() -> No
     assert RECONCILE_TIME_BUCKETS[0] == 0.005 and RECONCILE_TIME_BUCKETS[-1] == 60.0
 
 
+def test_counts_per_bucket_become_prometheus_buckets_the_last_one_inf() -> None:
+    assert cumulative_buckets((0.1, 1.0), [2, 0, 5]) == [(0.1, 2), (1.0, 2), (math.inf, 7)]
+    with pytest.raises(ValueError, match="2 bounds need 3 counts, not 2"):
+        cumulative_buckets((0.1, 1.0), [2, 0])
+
+
 def test_the_registry_is_our_own_and_carries_process_metrics() -> None:
     from prometheus_client import REGISTRY
 
@@ -350,7 +356,9 @@ async def test_active_workers_count_the_keys_being_reconciled(
         await release.wait()
 
     queue = WorkQueue()
-    controller = Controller.over(FakeReflector(), queue, reconcile, name="Widget", workers=3)  # type: ignore[arg-type]
+    controller = Controller.over(
+        FakeReflector(), queue, reconcile, name="Widget", options=ControllerOptions(workers=3)
+    )  # type: ignore[arg-type]
     metrics = Metrics(new_registry(process=False))
     metrics.add_controller(controller)
     active = "controller_runtime_active_workers"

@@ -83,3 +83,14 @@ async def test_a_program_still_running_at_the_end_of_the_block_is_killed(program
         await op.wait_for_stdout("Set quota of team-1")
         process = op.process
     assert process.returncode is not None and process.returncode < 0
+
+
+async def test_a_path_that_is_not_a_script_is_run_as_an_executable(tmp_path: Path) -> None:
+    executable = tmp_path / "sharder"
+    script = "import sys\nprint('console script', *sys.argv[1:])\n"
+    executable.write_text(f"#!{sys.executable}\n{script}")
+    executable.chmod(0o755)
+    async with run_operator(executable, "--namespace", "sharding") as op:
+        assert await op.wait() == 0
+        assert op.command == [str(executable), "--namespace", "sharding"]
+        assert op.stdout == ["console script --namespace sharding"]

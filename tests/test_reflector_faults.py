@@ -24,7 +24,7 @@ from trio_controller.cache.sink import CoreSink
 from trio_controller.config import ClusterConfig
 from trio_controller.errors import Forbidden
 from trio_controller.programs.pods.printer import PodSyncPrinter
-from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport.client import Client
 
@@ -61,7 +61,9 @@ class Harness:
         sink.add_queue(self.queue)
         self.reflector = Reflector(client, PODS, sink, **reflector_args)
         printer = PodSyncPrinter(self.store, self.out)
-        self.controller = Controller.over(self.reflector, self.queue, printer, flush=printer.flush)
+        self.controller = Controller.over(
+            self.reflector, self.queue, printer, options=ControllerOptions(flush=printer.flush)
+        )
 
     def lines(self) -> list[str]:
         return self.out.getvalue().splitlines()

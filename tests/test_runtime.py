@@ -159,7 +159,7 @@ async def test_owned_objects_enqueue_their_controller_owner_and_nothing_else(
     ):
         keys = Keys()
         controller = Controller(
-            client, WIDGETS, keys, options=InformerOptions(streaming_list=False)
+            client, WIDGETS, keys, informer_options=InformerOptions(streaming_list=False)
         ).owns(CONFIGMAPS)
         async with trio.open_nursery() as nursery:
             await nursery.start(controller.run)
@@ -195,7 +195,7 @@ async def test_watches_maps_objects_to_keys_with_any_mapper(
     ):
         keys = Keys()
         controller = Controller(
-            client, WIDGETS, keys, options=InformerOptions(streaming_list=False)
+            client, WIDGETS, keys, informer_options=InformerOptions(streaming_list=False)
         )
         controller.watches(CONFIGMAPS, by_label)
         async with trio.open_nursery() as nursery:

@@ -4,7 +4,7 @@
 
 The names here are what a controller needs: the client and its configuration, resources
 and their verbs (`Api`, `Discovery`), informers (`Informer`, `SharedInformerFactory`,
-`EventHandlers`, `InformerOptions`), `Controller` and `Requeue`, predicates
+`EventHandlers`, `InformerOptions`), `Controller`, `ControllerOptions` and `Requeue`, predicates
 (`generation_changed`, ...), `LeaderElector`, events and finalizers, and the error
 classes. The Rust building blocks (store, decoders, the native queue and rate limiters)
 live in `trio_controller.native`.
@@ -43,6 +43,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "Controller",
+    "ControllerOptions",
     "Discovery",
     "EventHandlers",
     "EventRecorder",
@@ -135,6 +136,7 @@ _LAZY = {
     "wait_for": "trio_controller.runtime.conditions",
     "CacheSyncTimeout": "trio_controller.runtime.controller",
     "Controller": "trio_controller.runtime.controller",
+    "ControllerOptions": "trio_controller.runtime.controller",
     "Requeue": "trio_controller.runtime.controller",
     "EventRecorder": "trio_controller.runtime.events",
     "finalizer": "trio_controller.runtime.finalizers",
@@ -200,6 +202,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from trio_controller.runtime.conditions import wait_for as wait_for
     from trio_controller.runtime.controller import CacheSyncTimeout as CacheSyncTimeout
     from trio_controller.runtime.controller import Controller as Controller
+    from trio_controller.runtime.controller import ControllerOptions as ControllerOptions
     from trio_controller.runtime.controller import Requeue as Requeue
     from trio_controller.runtime.events import EventRecorder as EventRecorder
     from trio_controller.runtime.finalizers import finalizer as finalizer

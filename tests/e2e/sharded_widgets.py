@@ -22,7 +22,16 @@ from typing import Any
 
 import trio
 
-from trio_controller import CONFIGMAPS, Api, Client, Conflict, Controller, Resource, load_config
+from trio_controller import (
+    CONFIGMAPS,
+    Api,
+    Client,
+    Conflict,
+    Controller,
+    ControllerOptions,
+    Resource,
+    load_config,
+)
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.options import InformerOptions
 from trio_controller.observe import log as klog
@@ -76,7 +85,7 @@ async def run(args: argparse.Namespace) -> None:
             namespace=args.namespace,
             label_selector=selector,
             factory=factory,
-            workers=4,
+            options=ControllerOptions(workers=4),
         )
         controller.owns(CONFIGMAPS, label_selector=selector)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

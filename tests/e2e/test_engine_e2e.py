@@ -10,7 +10,16 @@ import logging
 import pytest
 import trio
 
-from trio_controller import CONFIGMAPS, SECRETS, Api, Client, Conflict, Controller, load_config
+from trio_controller import (
+    CONFIGMAPS,
+    SECRETS,
+    Api,
+    Client,
+    Conflict,
+    Controller,
+    ControllerOptions,
+    load_config,
+)
 from trio_controller.runtime.causes import reconcile_causes
 from trio_controller.testing import EnvInfo
 
@@ -129,7 +138,7 @@ async def test_a_child_created_by_a_reconcile_is_in_the_cache_when_it_looks_agai
             CONFIGMAPS,
             reconcile,
             namespace=namespace,
-            own_writes_timeout=5.0,  # None: 409s (seen in 1 of 2 runs)
+            options=ControllerOptions(own_writes_timeout=5.0),  # None: 409s (seen in 1 of 2 runs)
         ).owns(SECRETS)
         assert controller.factory is not None
         children = controller.factory.informer(SECRETS, namespace=namespace).store

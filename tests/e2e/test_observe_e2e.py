@@ -25,7 +25,7 @@ from trio_controller.config import load_config
 from trio_controller.observe.health import Health
 from trio_controller.observe.metrics import CONTENT_TYPE_LATEST, Metrics
 from trio_controller.observe.serving import Response, serve_http
-from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.testing import EnvInfo, PodHelper
 from trio_controller.transport.client import Client
 
@@ -176,8 +176,9 @@ async def test_workqueue_retries_count_failing_reconciles_on_a_real_apiserver(
     config = load_config(kubeconfig=envtest.admin_kubeconfig)
     async with Client(config) as client:
         controller = Controller(
-            client, PODS, reconcile, namespace=namespace, name="Widget", max_retries=3,
-            options=InformerOptions(streaming_list=True),
+            client, PODS, reconcile, namespace=namespace, name="Widget",
+            options=ControllerOptions(max_retries=3),
+            informer_options=InformerOptions(streaming_list=True),
         )  # fmt: skip
         metrics = Metrics()
         metrics.add_controller(controller)

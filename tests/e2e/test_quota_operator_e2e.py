@@ -13,15 +13,14 @@ Terminating), so every test uses Namespaces of its own, unique names."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 from trio_controller import EVENTS, NAMESPACES, RESOURCE_QUOTAS, Api, Client, NotFound, load_config
-from trio_controller.testing import EnvInfo, run_operator
+from trio_controller.testing import EnvInfo, eventually, run_operator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quota_operator.py"
 LABEL = "quota.example.com/enabled"
@@ -33,17 +32,6 @@ HARD = {"pods": "10", "requests.cpu": "4", "requests.memory": "8Gi"}
 async def client(envtest: EnvInfo) -> AsyncIterator[Client]:
     async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
         yield client
-
-
-async def eventually(check: Callable[[], Any], what: str, within: float = 20.0) -> Any:
-    """Poll the async `check()` until it returns something truthy; that value."""
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(0.1)
-    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
 
 
 async def new_namespace(client: Client, labelled: bool) -> dict[str, Any]:

@@ -75,7 +75,7 @@ async def test_owned_configmaps_enqueue_their_controller_owner(
             DEPLOYMENTS,
             reconcile,
             namespace=namespace,
-            options=InformerOptions(streaming_list=streaming_list),
+            informer_options=InformerOptions(streaming_list=streaming_list),
         ).owns(CONFIGMAPS)
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:

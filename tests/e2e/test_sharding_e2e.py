@@ -10,14 +10,12 @@ may be reconciled by two shards at overlapping times."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ import httpx
 import pytest
 import trio
 import yaml
-from controller_process import ControllerProcess
 
 from trio_controller import (
     CONFIGMAPS,
@@ -39,40 +36,17 @@ from trio_controller import (
 )
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.runtime.sharding import LABEL_STATE, drain_label, shard_label
-from trio_controller.testing import EnvInfo
+from trio_controller.testing import EnvInfo, OperatorProcess, run_operator
+from trio_controller.testing import eventually as poll
 
 HERE = Path(__file__).resolve().parent
 SHARD_PROGRAM = HERE / "sharded_widgets.py"
 CRD_FILE = HERE.parents[1] / "examples" / "widget-crd.yaml"
 WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
+eventually = partial(poll, every=0.2)  # (these checks list the ring's Widgets)
 
 
 # -- processes -----------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def child(*command: str | Path) -> AsyncIterator[ControllerProcess]:
-    """A child process whose output is collected; killed (-9) if still running at the end."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, *map(str, command)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    proc = ControllerProcess(process)
-    async with trio.open_nursery() as nursery:
-        assert process.stdout is not None and process.stderr is not None
-        nursery.start_soon(proc._read, process.stdout, proc.stdout)
-        nursery.start_soon(proc._read, process.stderr, proc.stderr)
-        nursery.start_soon(proc._wait_exit)
-        try:
-            yield proc
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.move_on_after(10):
-                await process.wait()
 
 
 class Cluster:
@@ -86,8 +60,8 @@ class Cluster:
         self.ledger = tmp / "ledger.jsonl"
         self.ledger.touch()
         self.stack = AsyncExitStack()
-        self.shards: dict[str, ControllerProcess] = {}
-        self.sharders: list[ControllerProcess] = []
+        self.shards: dict[str, OperatorProcess] = {}
+        self.sharders: list[OperatorProcess] = []
         self.widgets = Api(client, WIDGETS, namespace)
         self.label = shard_label(self.ring)
 
@@ -100,10 +74,10 @@ class Cluster:
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.stack.__aexit__(*exc_info)
 
-    async def sharder(self, *extra: str, kubeconfig: Path | None = None) -> ControllerProcess:
+    async def sharder(self, *extra: str, kubeconfig: Path | None = None) -> OperatorProcess:
         proc = await self.stack.enter_async_context(
-            child(
-                "-m", "trio_controller.programs.sharder",
+            run_operator(
+                "trio_controller.programs.sharder",
                 "--kubeconfig", kubeconfig or self.envtest.admin_kubeconfig,
                 "--namespace", self.namespace,
                 "--leader-elect-resource-name", f"sharder-{self.ring}",
@@ -113,9 +87,9 @@ class Cluster:
         self.sharders.append(proc)
         return proc
 
-    async def shard(self, name: str, *extra: str) -> ControllerProcess:
+    async def shard(self, name: str, *extra: str) -> OperatorProcess:
         proc = await self.stack.enter_async_context(
-            child(
+            run_operator(
                 SHARD_PROGRAM,
                 "--kubeconfig", self.envtest.admin_kubeconfig,
                 "--namespace", self.namespace,
@@ -229,18 +203,6 @@ async def cluster(
         with suppress(Exception):
             await Api(client, CONTROLLER_RINGS).delete(made.ring)
         # Widgets of this test stay labelled with its ring: harmless to others.
-
-
-async def eventually(
-    check: Callable[[], Any], what: str, within: float = 20.0, every: float = 0.2
-) -> Any:
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(every)
-    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
 
 
 def live(cluster: Cluster) -> set[str]:
@@ -436,9 +398,9 @@ async def test_when_the_active_sharder_is_killed_the_other_replica_takes_over(
             metrics = ("--metrics-bind-address", "127.0.0.1:0")
             first = await cluster.sharder(*probes, *metrics)
             await cluster.make_ring()
-            await first.wait_stderr("Sharder running", within=30)
+            await first.wait_for_stderr("Sharder running", within=30)
             second = await cluster.sharder(*probes)
-            await second.wait_stderr("/healthz")
+            await second.wait_for_stderr("/healthz")
             for replica in (first, second):  # the leader and its standby: live and ready
                 (line,) = [x for x in replica.stderr if "Serving" in x and "/healthz" in x]
                 url = line.rsplit(" on ", 1)[1]

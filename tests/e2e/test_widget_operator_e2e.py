@@ -9,15 +9,12 @@ bring their own widgets.example.com find none of ours."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,6 @@ import httpx
 import pytest
 import trio
 import yaml
-from controller_process import ControllerProcess
 
 from trio_controller import (
     CONFIGMAPS,
@@ -38,7 +34,7 @@ from trio_controller import (
     Resource,
     load_config,
 )
-from trio_controller.testing import EnvInfo
+from trio_controller.testing import EnvInfo, OperatorProcess, eventually, run_operator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "widget_operator.py"
 CRD_FILE = EXAMPLE.with_name("widget-crd.yaml")
@@ -104,33 +100,7 @@ def _no_widget_crd_afterwards(envtest: EnvInfo) -> Iterator[None]:
 # -- running the example -----------------------------------------------------------------
 
 
-@asynccontextmanager
-async def run_operator(*args: str | Path) -> AsyncIterator[ControllerProcess]:
-    """`python examples/widget_operator.py *args` in the background; killed if still
-    running at the end."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, str(EXAMPLE), *map(str, args)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    proc = ControllerProcess(process)
-    async with trio.open_nursery() as nursery:
-        assert process.stdout is not None and process.stderr is not None
-        nursery.start_soon(proc._read, process.stdout, proc.stdout)
-        nursery.start_soon(proc._read, process.stderr, proc.stderr)
-        nursery.start_soon(proc._wait_exit)
-        try:
-            yield proc
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.move_on_after(10):
-                await process.wait()
-
-
-def check_output(proc: ControllerProcess) -> None:
+def check_output(proc: OperatorProcess) -> None:
     """stdout carries `Reconciled Widget <ns>/<name>` lines and nothing else; no
     traceback on stderr."""
     assert proc.stdout, proc
@@ -142,19 +112,6 @@ def check_output(proc: ControllerProcess) -> None:
 async def client(envtest: EnvInfo) -> AsyncIterator[Client]:
     async with Client(load_config(str(envtest.admin_kubeconfig))) as client:
         yield client
-
-
-async def eventually(
-    check: Callable[[], Any], what: str, within: float = 20.0, every: float = 0.1
-) -> Any:
-    """Poll the async `check()` until it returns something truthy; that value."""
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(every)
-    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
 
 
 async def get_or_none(api: Api, name: str) -> dict[str, Any] | None:
@@ -192,8 +149,8 @@ async def test_the_crd_is_created_and_a_widget_gets_configmap_status_finalizer_e
 ) -> None:
     await trio.to_thread.run_sync(delete_widget_crd, envtest)
     kc = envtest.admin_kubeconfig
-    async with run_operator("--kubeconfig", kc, "--namespace", namespace) as op:
-        await op.wait_stderr("Caches are synced", within=60)
+    async with run_operator(EXAMPLE, "--kubeconfig", kc, "--namespace", namespace) as op:
+        await op.wait_for_stderr("Caches are synced", within=60)
         crd = await Api(client, CUSTOM_RESOURCE_DEFINITIONS).get(CRD)
         version = crd["spec"]["versions"][0]
         assert crd["spec"]["names"]["kind"] == "Widget" and crd["spec"]["scope"] == "Namespaced"
@@ -201,7 +158,7 @@ async def test_the_crd_is_created_and_a_widget_gets_configmap_status_finalizer_e
 
         widgets = Api(client, WIDGETS, namespace)
         created = await widgets.create(widget("w1", "hello"))
-        await op.wait_stdout(line(namespace, "w1"))
+        await op.wait_for_stdout(line(namespace, "w1"))
         # When the line is out, that reconcile's writes are done.
         cm = await Api(client, CONFIGMAPS, namespace).get("w1-config")
         assert cm["data"] == {"message": "hello"}
@@ -244,7 +201,7 @@ async def test_the_crd_is_created_and_a_widget_gets_configmap_status_finalizer_e
         # its line but records no event and writes no status.
         configmaps = Api(client, CONFIGMAPS, namespace)
         await configmaps.patch("w1-config", {"metadata": {"annotations": {"touched": "yes"}}})
-        await op.wait_stdout(line(namespace, "w1"), count=count + 1)
+        await op.wait_for_stdout(line(namespace, "w1"), count=count + 1)
         await trio.sleep(1.0)  # an event would have been sent by now
         assert (await widgets.get("w1"))["status"] == before
         (again,) = await reasons(client, namespace, "w1")
@@ -267,13 +224,14 @@ async def test_a_present_crd_is_used_and_the_configmap_is_repaired_and_follows_t
 ) -> None:
     await install_widget_crd(client)  # present before the operator starts
     kc = envtest.admin_kubeconfig
-    async with run_operator("--kubeconfig", kc, "--namespace", namespace, "--workers", "2") as op:
-        await op.wait_stderr("Caches are synced", within=60)
+    args = ("--kubeconfig", kc, "--namespace", namespace, "--workers", "2")
+    async with run_operator(EXAMPLE, *args) as op:
+        await op.wait_for_stderr("Caches are synced", within=60)
         assert "Created CustomResourceDefinition" not in "\n".join(op.stderr)
         widgets = Api(client, WIDGETS, namespace)
         configmaps = Api(client, CONFIGMAPS, namespace)
         await widgets.create(widget("w2", "first"))
-        await op.wait_stdout(line(namespace, "w2"))
+        await op.wait_for_stdout(line(namespace, "w2"))
 
         async def message() -> str | None:
             cm = await get_or_none(configmaps, "w2-config")
@@ -322,18 +280,19 @@ async def test_a_present_crd_is_used_and_the_configmap_is_repaired_and_follows_t
 async def test_deleting_a_widget_emits_cleanup_and_the_finalizer_lets_it_go(
     envtest: EnvInfo, client: Client, namespace: str
 ) -> None:
-    async with run_operator("--kubeconfig", envtest.admin_kubeconfig, "-n", namespace) as op:
+    kc = envtest.admin_kubeconfig
+    async with run_operator(EXAMPLE, "--kubeconfig", kc, "-n", namespace) as op:
         widgets = Api(client, WIDGETS, namespace)
-        await op.wait_stderr("Caches are synced", within=60)
+        await op.wait_for_stderr("Caches are synced", within=60)
         await widgets.create(widget("w3"))
-        await op.wait_stdout(line(namespace, "w3"))
+        await op.wait_for_stdout(line(namespace, "w3"))
         assert (await widgets.get("w3"))["metadata"]["finalizers"] == [FINALIZER]
         count = op.stdout.count(line(namespace, "w3"))
         await widgets.delete("w3")
         await eventually(lambda: _gone(widgets, "w3"), "the Widget to be deleted")
         # The reconcile that ran the cleanup prints its line too (once its finalizer
         # removal has returned: the Widget may be seen gone a moment before).
-        await op.wait_stdout(line(namespace, "w3"), count=count + 1, within=5)
+        await op.wait_for_stdout(line(namespace, "w3"), count=count + 1, within=5)
 
         async def cleanup_event() -> list[dict[str, Any]]:
             return [e for e in await reasons(client, namespace, "w3") if e["reason"] == "Cleanup"]
@@ -354,11 +313,11 @@ async def test_namespace_limits_everything_and_all_namespaces_sees_both(
         {"metadata": {"name": other}}
     )
     kc = envtest.admin_kubeconfig
-    async with run_operator("--kubeconfig", kc, "--namespace", namespace) as op:
-        await op.wait_stderr("Caches are synced", within=60)
+    async with run_operator(EXAMPLE, "--kubeconfig", kc, "--namespace", namespace) as op:
+        await op.wait_for_stderr("Caches are synced", within=60)
         await Api(client, WIDGETS, other).create(widget("elsewhere"))
         await Api(client, WIDGETS, namespace).create(widget("here"))
-        await op.wait_stdout(line(namespace, "here"))
+        await op.wait_for_stdout(line(namespace, "here"))
         await trio.sleep(1.0)  # time enough to have touched the other one, if it would
         assert line(other, "elsewhere") not in op.stdout
         assert await get_or_none(Api(client, CONFIGMAPS, other), "elsewhere-config") is None
@@ -367,9 +326,9 @@ async def test_namespace_limits_everything_and_all_namespaces_sees_both(
         assert await op.terminate() == 0
     check_output(op)
 
-    async with run_operator("--kubeconfig", kc, "--all-namespaces") as op:
-        await op.wait_stdout(line(other, "elsewhere"), within=60)
-        await op.wait_stdout(line(namespace, "here"))
+    async with run_operator(EXAMPLE, "--kubeconfig", kc, "--all-namespaces") as op:
+        await op.wait_for_stdout(line(other, "elsewhere"), within=60)
+        await op.wait_for_stdout(line(namespace, "here"))
         assert await get_or_none(Api(client, CONFIGMAPS, other), "elsewhere-config") is not None
         for ns, name in ((other, "elsewhere"), (namespace, "here")):
             await Api(client, WIDGETS, ns).delete(name)
@@ -379,7 +338,7 @@ async def test_namespace_limits_everything_and_all_namespaces_sees_both(
 
 
 async def test_a_broken_set_up_prints_one_error_line_and_exits_1(tmp_path: Path) -> None:
-    async with run_operator("--kubeconfig", tmp_path / "missing.yaml") as op:
+    async with run_operator(EXAMPLE, "--kubeconfig", tmp_path / "missing.yaml") as op:
         assert await op.wait(within=30) == 1
     assert op.stdout == []
     assert len(op.stderr) == 1 and op.stderr[0].startswith("error: "), op
@@ -406,10 +365,10 @@ def replica_args(envtest: EnvInfo, namespace: str, ledger: Path) -> tuple[str | 
     )  # fmt: skip
 
 
-async def served_at(proc: ControllerProcess, what: str) -> str:
+async def served_at(proc: OperatorProcess, what: str) -> str:
     """The base URL the operator logged for `what` (`/metrics` or `/healthz`)."""
     pattern = re.compile(rf"Serving (?:\S+, )*{what}(?:, \S+)* on (http://\S+)")
-    await proc.wait_stderr("Serving ")
+    await proc.wait_for_stderr("Serving ")
     with trio.fail_after(10):
         while True:
             for text in proc.stderr:
@@ -463,13 +422,13 @@ async def test_two_replicas_only_the_leader_reconciles_and_sigterm_hands_over_at
     widgets = Api(client, WIDGETS, namespace)
     await widgets.create(widget("fa", "one"))
     async with (
-        run_operator(*args) as first,
+        run_operator(EXAMPLE, *args) as first,
         httpx.AsyncClient(timeout=10) as http,
     ):
-        await first.wait_stdout(line(namespace, "fa"), within=60)
-        async with run_operator(*args) as second:
+        await first.wait_for_stdout(line(namespace, "fa"), within=60)
+        async with run_operator(EXAMPLE, *args) as second:
             # Warm standby: the follower syncs its caches, is ready, and does not lead.
-            await second.wait_stderr("waiting to lead", within=60)
+            await second.wait_for_stderr("waiting to lead", within=60)
             probes = await served_at(second, "/readyz")
             ready_answer = await http.get(probes + "/readyz")
             assert ready_answer.status_code == 200, ready_answer.text
@@ -483,7 +442,7 @@ async def test_two_replicas_only_the_leader_reconciles_and_sigterm_hands_over_at
             assert value(leader, "controller_runtime_active_workers", controller="widget") >= 0
 
             await widgets.create(widget("fb", "two"))
-            await first.wait_stdout(line(namespace, "fb"))
+            await first.wait_for_stdout(line(namespace, "fb"))
             await trio.sleep(3 * RETRY_PERIOD)  # several retries: the follower keeps off
             assert second.stdout == []
 
@@ -497,7 +456,8 @@ async def test_two_replicas_only_the_leader_reconciles_and_sigterm_hands_over_at
             )
             took_over = trio.current_time() - signalled
             assert await first.wait() == 0
-            assert line(namespace, "fa") in second.stdout
+            # (the line comes after the reconcile's last write, the ConfigMap's before it)
+            await second.wait_for_stdout(line(namespace, "fa"), within=10)
             after = await scrape(http, await served_at(second, "/metrics"))
             assert value(after, "leader_election_master_status", name=LEASE) == 1
             assert await second.terminate() == 0
@@ -520,11 +480,11 @@ async def test_a_killed_leader_is_replaced_once_its_lease_expires(
     widgets = Api(client, WIDGETS, namespace)
     for name in ("ka", "kb", "kc"):
         await widgets.create(widget(name, "one"))
-    async with run_operator(*args) as first:
+    async with run_operator(EXAMPLE, *args) as first:
         for name in ("ka", "kb", "kc"):
-            await first.wait_stdout(line(namespace, name), within=60)
-        async with run_operator(*args) as second:
-            await second.wait_stderr("waiting to lead", within=60)
+            await first.wait_for_stdout(line(namespace, name), within=60)
+        async with run_operator(EXAMPLE, *args) as second:
+            await second.wait_for_stderr("waiting to lead", within=60)
             await trio.sleep(2 * RETRY_PERIOD)
             assert second.stdout == []
             first.process.kill()

@@ -14,19 +14,16 @@ test_widget_operator_e2e.py.)"""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
-from controller_process import ControllerProcess
 from test_widget_operator_e2e import install_widget_crd
 
 from trio_controller import (
@@ -41,7 +38,8 @@ from trio_controller import (
 )
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.runtime.sharding import drain_label, shard_label
-from trio_controller.testing import EnvInfo, open_envtest
+from trio_controller.testing import EnvInfo, OperatorProcess, open_envtest, run_operator
+from trio_controller.testing import eventually as poll
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "widget_operator.py"
 SHARDER = Path(sys.executable).with_name("trio-controller-sharder")
@@ -54,42 +52,7 @@ WIDGET_NAMESPACES = ("team-a", "team-b")  # --all-namespaces: Widgets in two of 
 LEASE_DURATION = 15.0  # the sharder's leader election, its default
 
 
-@asynccontextmanager
-async def spawn(*argv: str | Path) -> AsyncIterator[ControllerProcess]:
-    """A child process whose output is collected; killed (-9) if still running at the end."""
-    process = await trio.lowlevel.open_process(
-        [str(a) for a in argv],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    proc = ControllerProcess(process)
-    async with trio.open_nursery() as nursery:
-        assert process.stdout is not None and process.stderr is not None
-        nursery.start_soon(proc._read, process.stdout, proc.stdout)
-        nursery.start_soon(proc._read, process.stderr, proc.stderr)
-        nursery.start_soon(proc._wait_exit)
-        try:
-            yield proc
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.move_on_after(10):
-                await process.wait()
-
-
-async def eventually(
-    check: Callable[[], Any], what: str, within: float = 30.0, every: float = 0.1
-) -> Any:
-    """Poll the async `check()` until it returns something truthy; that value."""
-    with trio.move_on_after(within):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await trio.sleep(every)
-    raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+eventually = partial(poll, within=30.0)
 
 
 class Cluster:
@@ -100,20 +63,20 @@ class Cluster:
         self.kubeconfig = kubeconfig
         self.ledger = ledger
         self.stack = AsyncExitStack()
-        self.shards: dict[str, ControllerProcess] = {}
-        self.sharders: list[ControllerProcess] = []
+        self.shards: dict[str, OperatorProcess] = {}
+        self.sharders: list[OperatorProcess] = []
 
-    async def sharder(self) -> ControllerProcess:
+    async def sharder(self) -> OperatorProcess:
         proc = await self.stack.enter_async_context(
-            spawn(SHARDER, "--kubeconfig", self.kubeconfig, "--namespace", LEASE_NAMESPACE)
+            run_operator(SHARDER, "--namespace", LEASE_NAMESPACE, kubeconfig=self.kubeconfig)
         )
         self.sharders.append(proc)
         return proc
 
-    async def shard(self, name: str) -> ControllerProcess:
+    async def shard(self, name: str) -> OperatorProcess:
         proc = await self.stack.enter_async_context(
-            spawn(
-                sys.executable, EXAMPLE, "--kubeconfig", self.kubeconfig, "--all-namespaces",
+            run_operator(
+                EXAMPLE, "--kubeconfig", self.kubeconfig, "--all-namespaces",
                 "--controller-ring", RING, "--shard-name", name,
                 "--shard-lease-namespace", LEASE_NAMESPACE, "--ledger", self.ledger,
             )
@@ -204,7 +167,7 @@ class Cluster:
             assert "Traceback" not in "\n".join(proc.stderr), proc
 
 
-def fails_over(sharder: ControllerProcess) -> bool:
+def fails_over(sharder: OperatorProcess) -> bool:
     return any("Sharder running" in line for line in sharder.stderr)
 
 
@@ -398,7 +361,7 @@ async def run_the_contract(cluster: Cluster, measured: dict[str, float]) -> None
         trio.current_time() - killed
     )
     assert fails_over(standby)
-    await cluster.shards[shard].wait_stdout("Reconciled Widget team-a/after-sharder", within=10)
+    await cluster.shards[shard].wait_for_stdout("Reconciled Widget team-a/after-sharder", within=10)
 
     cluster.assert_no_overlapping_reconciles()
     cluster.assert_clean_output()
@@ -459,8 +422,8 @@ async def test_a_shard_takes_up_configmaps_its_cache_does_not_hold_without_a_ret
                     {"metadata": {"name": name, "labels": {label: "r1"}},
                      "spec": {"message": "hello"}}
                 )  # fmt: skip
-            async with spawn(
-                sys.executable, EXAMPLE, "--kubeconfig", envtest.admin_kubeconfig,
+            async with run_operator(
+                EXAMPLE, "--kubeconfig", envtest.admin_kubeconfig,
                 "--namespace", namespace, "--controller-ring", ring, "--shard-name", "r1",
                 "--shard-lease-namespace", namespace,
             ) as shard:  # fmt: skip

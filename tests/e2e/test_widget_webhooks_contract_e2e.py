@@ -22,14 +22,13 @@ from typing import Any
 import httpx
 import trio
 import yaml
-from controller_process import ControllerProcess
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from test_widget_operator_e2e import run_operator, scrape, served_at, value
+from test_widget_operator_e2e import EXAMPLE, scrape, served_at, value
 
-from trio_controller.testing import EnvTest, open_envtest
+from trio_controller.testing import EnvTest, OperatorProcess, open_envtest, run_operator
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "examples" / "widget-crd.yaml"
 V1 = "/apis/example.com/v1/namespaces/default/widgets"
@@ -148,7 +147,7 @@ def webhook_configuration(kind: str, name: str, path: str, port: int, ca: bytes)
 class Setup:
     env: EnvTest
     http: httpx.AsyncClient  # the admin, on the apiserver
-    operator: ControllerProcess
+    operator: OperatorProcess
     metrics_url: str
 
 
@@ -198,12 +197,12 @@ async def widget_operator_with_webhooks(tmp_path: Path) -> AsyncIterator[Setup]:
             body = webhook_configuration(kind, name, path, port, ca)
             await _ok(await http.post(f"{admission}/{kind.lower()}s", json=body))
         async with run_operator(
-            "--kubeconfig", env.admin_kubeconfig, "--namespace", "default",
+            EXAMPLE, "--kubeconfig", env.admin_kubeconfig, "--namespace", "default",
             "--webhook-bind-address", f"127.0.0.1:{port}", "--webhook-cert-dir", cert_dir,
             "--metrics-bind-address", "127.0.0.1:0",
         ) as operator:  # fmt: skip
-            await operator.wait_stderr("Serving webhooks", within=60)
-            await operator.wait_stderr("Caches are synced", within=60)
+            await operator.wait_for_stderr("Serving webhooks", within=60)
+            await operator.wait_for_stderr("Caches are synced", within=60)
             yield Setup(env, http, operator, await served_at(operator, "/metrics"))
         assert "Traceback" not in "\n".join(operator.stderr), operator
 
@@ -291,7 +290,7 @@ async def test_the_example_validates_and_defaults_widgets_through_the_apiserver(
             assert longest.status_code == 201, longest.text
 
             # The operator reconciles what was let in (its own writes pass the webhooks).
-            await op.wait_stdout("Reconciled Widget default/plain")
+            await op.wait_for_stdout("Reconciled Widget default/plain")
             await eventually_get(http, f"{V1}/plain", ready, "plain to be Ready")
             configmap = await _ok(await http.get(f"{CONFIGMAPS}/plain-config"))
             assert configmap["data"] == {"message": "hello"}
@@ -360,7 +359,7 @@ async def test_a_v1alpha1_widget_is_reconciled_as_v1_and_reads_back_as_v1alpha1(
             assert created.json()["spec"] == {"text": "from alpha", "replicas": 1}  # defaulted
 
             # Reconciled as v1: the ConfigMap holds the text, the line is printed.
-            await op.wait_stdout("Reconciled Widget default/old")
+            await op.wait_for_stdout("Reconciled Widget default/old")
             configmap = await eventually_get(
                 http, f"{CONFIGMAPS}/old-config", lambda cm: True, "old's ConfigMap"
             )

@@ -43,7 +43,7 @@ from trio_controller.cache.backoff import Backoff
 from trio_controller.cache.reflector import Reflector
 from trio_controller.cache.sink import CoreSink
 from trio_controller.config import ClusterConfig
-from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.runtime.workqueue import WorkQueue
 from trio_controller.transport import client as client_module
 from trio_controller.transport.client import Client
@@ -238,7 +238,10 @@ async def simulate(seed: int, *, patch: Callable[[Reflector], None] | None = Non
                 patch(reflector)
             reconcile = rec.reconcile if cfg.async_reconcile else rec.sync
             controller = Controller.over(
-                reflector, queue, reconcile, workers=cfg.workers, cache_sync_timeout=None
+                reflector,
+                queue,
+                reconcile,
+                options=ControllerOptions(workers=cfg.workers, cache_sync_timeout=None),
             )
 
             async def run_controller() -> None:

@@ -3,7 +3,7 @@
     options = InformerOptions(label_selector="app=web", streaming_list=False)
     Informer(client, PODS, options, namespace="default")
     SharedInformerFactory(client, InformerOptions(compress=True))   # its informers' defaults
-    Controller(client, PODS, reconcile, options=InformerOptions(metadata_only=True))
+    Controller(client, PODS, reconcile, informer_options=InformerOptions(metadata_only=True))
 
 Selectors and `metadata_only` are part of what makes two informers the same one
 (`InformerKey`); the store settings (`strip_managed_fields`, `compress`), the sync mode

@@ -31,7 +31,7 @@ Collectors call `trio.current_time()`: scrape from the Trio thread (observe/serv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -53,7 +53,12 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from trio_controller._native import WORKQUEUE_BUCKETS
-from trio_controller.observe.stats import REQUEST_DURATION_BUCKETS, Histogram, ReconcileStats
+from trio_controller.observe.stats import (
+    REQUEST_DURATION_BUCKETS,
+    Histogram,
+    ReconcileStats,
+    cumulative_buckets,
+)
 
 if TYPE_CHECKING:
     from trio_controller.cache.reflector import Reflector
@@ -90,22 +95,9 @@ def new_registry(*, process: bool = True) -> CollectorRegistry:
     return registry
 
 
-def _histogram(h: Histogram) -> list[tuple[str, float]]:
-    return [(floatToGoString(le), float(n)) for le, n in h.cumulative()]
-
-
-_BUCKET_LABELS = [floatToGoString(bound) for bound in WORKQUEUE_BUCKETS] + ["+Inf"]
-
-
-def _cumulative(per_bucket: list[int]) -> list[tuple[str, float]]:
-    """The queue's per-bucket counts (the last one above every bound) as Prometheus
-    cumulative buckets ending in +Inf."""
-    out: list[tuple[str, float]] = []
-    total = 0
-    for label, count in zip(_BUCKET_LABELS, per_bucket, strict=True):
-        total += count
-        out.append((label, float(total)))
-    return out
+def _buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Counts per bucket (a `Histogram`'s, or the native queue's) as Prometheus buckets."""
+    return [(floatToGoString(le), float(n)) for le, n in cumulative_buckets(bounds, counts)]
 
 
 class WorkQueueCollector(Collector):
@@ -153,9 +145,13 @@ class WorkQueueCollector(Collector):
             depth.add_metric([name], m["depth"])
             adds.add_metric([name], m["adds"])
             retries.add_metric([name], m["retries"])
-            queued_buckets = _cumulative(m["queue_latency_buckets"])
+            queued_buckets = _buckets(WORKQUEUE_BUCKETS, m["queue_latency_buckets"])
             queued.add_metric([name], queued_buckets, m["queue_latency_sum"])
-            work.add_metric([name], _cumulative(m["work_duration_buckets"]), m["work_duration_sum"])
+            work.add_metric(
+                [name],
+                _buckets(WORKQUEUE_BUCKETS, m["work_duration_buckets"]),
+                m["work_duration_sum"],
+            )
             unfinished.add_metric([name], m["unfinished_work_seconds"])
             longest.add_metric([name], m["longest_running_processor_seconds"])
         yield from (depth, adds, retries, queued, work, unfinished, longest)
@@ -214,7 +210,7 @@ class ReconcileCollector(Collector):
             for result in RECONCILE_RESULTS:
                 total.add_metric([name, result], counts.get(result, 0))
             errors.add_metric([name], stats.errors)
-            time.add_metric([name], _histogram(stats.time), stats.time.sum)
+            time.add_metric([name], _buckets(stats.time.bounds, stats.time.counts), stats.time.sum)
             workers.add_metric([name], n)
             active_workers.add_metric([name], active())
         yield from (total, errors, time, workers, active_workers)
@@ -325,7 +321,7 @@ class RestClientCollector(Collector):
             labels=["verb", "host"],
         )
         for labels, h in self._durations.items():
-            durations.add_metric(list(labels), _histogram(h), h.sum)
+            durations.add_metric(list(labels), _buckets(h.bounds, h.counts), h.sum)
         yield from (requests, durations)
 
 
@@ -357,7 +353,7 @@ class Metrics:
         async reconcile (a worker holds one key), for a batched plain one an upper bound
         (a worker holding a batch counts once per key, up to `workers`)."""
         name = controller.name.lower()
-        queue, workers = controller.queue, controller.workers
+        queue, workers = controller.queue, controller.options.workers
         self.workqueues.add(name, queue)
         self.reconciles.add(
             name,
@@ -435,7 +431,7 @@ class WebhookCollector(Collector):
             labels=["webhook"],
         )
         for webhook, h in sorted(self.stats.latency.items()):
-            latency.add_metric([webhook], _histogram(h), h.sum)
+            latency.add_metric([webhook], _buckets(h.bounds, h.counts), h.sum)
         in_flight = GaugeMetricFamily(
             "controller_runtime_webhook_requests_in_flight",
             "Current number of admission requests being served.",

@@ -16,7 +16,13 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
-__all__ = ["RECONCILE_TIME_BUCKETS", "REQUEST_DURATION_BUCKETS", "Histogram", "ReconcileStats"]
+__all__ = [
+    "RECONCILE_TIME_BUCKETS",
+    "REQUEST_DURATION_BUCKETS",
+    "Histogram",
+    "ReconcileStats",
+    "cumulative_buckets",
+]
 
 # controller-runtime's controller_runtime_reconcile_time_seconds buckets.
 RECONCILE_TIME_BUCKETS = (
@@ -29,7 +35,10 @@ REQUEST_DURATION_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15
 
 
 class Histogram:
-    """Counts per bucket (`value <= bound`, plus one past the last bound) and the sum."""
+    """Counts per bucket and the sum: bucket `i` counts the values `v` with
+    `bounds[i - 1] < v <= bounds[i]` (Prometheus' `le`), one more bucket those above
+    every bound. The native queue's duration histograms (rust/src/queue) keep the same
+    layout, so `cumulative_buckets` reads both."""
 
     __slots__ = ("bounds", "counts", "sum")
 
@@ -39,22 +48,31 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
+        """Count `value` in the first bucket whose bound is `>= value`."""
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
     @property
     def count(self) -> int:
+        """How many values were observed."""
         return sum(self.counts)
 
     def cumulative(self) -> list[tuple[float, int]]:
         """Prometheus buckets: `(le, observations <= le)`, ending with `inf`."""
-        out = []
-        total = 0
-        for bound, n in zip(self.bounds, self.counts, strict=False):
-            total += n
-            out.append((bound, total))
-        out.append((math.inf, total + self.counts[-1]))
-        return out
+        return cumulative_buckets(self.bounds, self.counts)
+
+
+def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[float, int]]:
+    """Prometheus buckets `(le, observations <= le)`, ending with `inf`, from counts per
+    bucket laid out as `Histogram.counts` (one more count than `bounds`)."""
+    if len(counts) != len(bounds) + 1:
+        raise ValueError(f"{len(bounds)} bounds need {len(bounds) + 1} counts, not {len(counts)}")
+    out = []
+    total = 0
+    for bound, n in zip((*bounds, math.inf), counts, strict=True):
+        total += n
+        out.append((bound, total))
+    return out
 
 
 class ReconcileStats:
@@ -73,8 +91,8 @@ class ReconcileStats:
         self.requeues_after = 0
 
     def observe(self, seconds: float) -> None:
-        self.time.counts[bisect_left(self.time.bounds, seconds)] += 1
-        self.time.sum += seconds
+        """One reconcile finished after `seconds`."""
+        self.time.observe(seconds)
 
     @property
     def successes(self) -> int:

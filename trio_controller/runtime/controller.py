@@ -21,13 +21,14 @@ namespace and selectors share one watch and one store, each with its own queue.
 Timings and counts an operator needs (observe/metrics.py reads them at scrape time):
 `stats` (reconciles per result and their durations, one `perf_counter` per key),
 `reflector_running` and `reflector_error` (the health probe's liveness check). The
-first sync must finish within `cache_sync_timeout` seconds (controller-runtime's
+first sync must finish within `ControllerOptions.cache_sync_timeout` seconds (controller-runtime's
 CacheSyncTimeout, 2 minutes) or `run` raises `CacheSyncTimeout`; while it runs,
 `Still syncing: N objects so far` is logged every `SYNC_PROGRESS_EVERY` seconds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import math
@@ -64,6 +65,7 @@ __all__ = [
     "CACHE_SYNC_TIMEOUT",
     "CacheSyncTimeout",
     "Controller",
+    "ControllerOptions",
     "Reconcile",
     "Requeue",
 ]
@@ -91,6 +93,53 @@ CACHE_SYNC_TIMEOUT = 120.0  # controller-runtime's default CacheSyncTimeout
 SYNC_PROGRESS_EVERY = 5.0
 
 
+@dataclass(frozen=True)
+class ControllerOptions:
+    """How a controller's workers run, as one frozen value (controller-runtime's
+    `controller.Options`); what it watches is `Controller`'s own arguments.
+
+        Controller(client, WIDGETS, reconcile, options=ControllerOptions(workers=4))
+        manager.controller(WIDGETS, options=ControllerOptions(threaded=True))
+
+    `workers`: reconciles running at once (never two of one key). `threaded`: a plain
+    function runs in a worker thread, a batch of up to `batch` keys per hop (see
+    `Controller`). `resync` (seconds, None: never): requeue every cached key that often.
+    `max_retries`: rate-limited retries of a failing key before it is dropped with one
+    ERROR line. `flush`: called after each batch of keys (and each key of an async
+    reconcile), so a reconcile that writes output writes it once per batch.
+    `cache_sync_timeout` (seconds, None: wait forever): the first sync's bound, then
+    `CacheSyncTimeout`. `reconcile_timeout` (seconds, None: off): an async reconcile
+    running longer is cancelled and retried. `hot_loop_threshold` (None: off):
+    reconciles of one key within a minute that earn one WARNING. `own_writes_timeout`
+    (seconds, None: off): how long a reconcile waits for the cache to hold the
+    controller's own writes. `priorities`: keys from lists and resyncs wait behind live
+    events (False: one FIFO)."""
+
+    workers: int = 1
+    threaded: bool = False
+    batch: int = 64
+    resync: float | None = None
+    max_retries: int = MAX_RETRIES
+    flush: Callable[[], None] | None = None
+    cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT
+    reconcile_timeout: float | None = None
+    hot_loop_threshold: int | None = HOT_LOOP_THRESHOLD
+    own_writes_timeout: float | None = OWN_WRITES_TIMEOUT
+    priorities: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ValueError(f"batch must be 1 or more, not {self.batch}")
+        if self.reconcile_timeout is not None and not self.reconcile_timeout > 0:
+            raise ValueError("reconcile_timeout must be a positive number of seconds or None")
+        if self.own_writes_timeout is not None and not self.own_writes_timeout >= 0:
+            raise ValueError("own_writes_timeout must be >= 0 seconds or None")
+
+    def replace(self, **changes: Any) -> ControllerOptions:
+        """A copy with `changes` (None is a value here: `reconcile_timeout=None` is off)."""
+        return dataclasses.replace(self, **changes)
+
+
 def _same_resource(a: Resource, b: Resource) -> bool:
     """The same resource, whatever the version asked for."""
     return a.group == b.group and a.plural == b.plural
@@ -114,29 +163,30 @@ class Controller:
 
     `Controller(client, resource, reconcile, namespace=None, label_selector=...)` watches
     `resource` (every namespace when `namespace` is None) through `factory`'s shared
-    informer (a factory of its own when none is given); `owns()` and `watches()` add
-    secondary resources. `Controller.over(reflector, queue, reconcile)` runs over a
-    reflector (or any `Source`) built by hand instead. `controller.store` is the
-    primary's cache (a read-only `StoreReader`: `get(key)` gives a dict or None); an
-    owned or watched kind's is `controller.store_of(KIND)`.
+    informer (a factory of its own when none is given, with `informer_options` as its
+    defaults); `owns()` and `watches()` add secondary resources. `options`
+    (`ControllerOptions`) says how its workers run. `Controller.over(reflector, queue,
+    reconcile)` runs over a reflector (or any `Source`) built by hand instead.
+    `controller.store` is the primary's cache (a read-only `StoreReader`: `get(key)`
+    gives a dict or None); an owned or watched kind's is `controller.store_of(KIND)`.
 
     `reconcile` may be a coroutine function or a plain function. It returns None (done),
     seconds or `Requeue(after=...)` (look again later), or raises to be retried with the
-    rate limiter (5 ms doubling, 10 qps); after `max_retries` requeues the key is dropped
-    with one ERROR line carrying the exception and its traceback. An exception in
-    `reconcile` never stops the controller.
+    rate limiter (5 ms doubling, 10 qps); after `options.max_retries` requeues the key is
+    dropped with one ERROR line carrying the exception and its traceback. An exception
+    in `reconcile` never stops the controller.
 
-    A plain function runs on the Trio thread by default (`threaded=False`), taking keys in
-    batches of up to `batch`. Measured with bench/reconcile_thread.py (a no-op reconcile
-    over 20,000 queued keys, this 2-core machine under load): ~2-8 µs of runtime cost
-    per key inline, ~12-18 µs with `threaded=True` (each batch goes to a worker thread in
-    one `trio.to_thread.run_sync` hop and back), ~700 µs when the hop is made per key
-    (`batch=1`: the GIL hand-off between the two threads dominates). Inline is the
-    fastest, and a reconcile that only reads the store and writes output never blocks;
-    one that blocks (a `requests` call, a file lock, `time.sleep`) stalls every watch
-    while it runs, so give it `threaded=True` (or make it async). A threaded reconcile
-    must not call Trio or the workqueue: it runs in a worker thread and returns its
-    result for the controller to act on.
+    A plain function runs on the Trio thread by default (`options.threaded` False), taking
+    keys in batches of up to `options.batch`. Measured with bench/reconcile_thread.py (a
+    no-op reconcile over 20,000 queued keys, this 2-core machine under load): ~2-8 µs of
+    runtime cost per key inline, ~12-18 µs with `threaded=True` (each batch goes to a
+    worker thread in one `trio.to_thread.run_sync` hop and back), ~700 µs when the hop is
+    made per key (`batch=1`: the GIL hand-off between the two threads dominates). Inline
+    is the fastest, and a reconcile that only reads the store and writes output never
+    blocks; one that blocks (a `requests` call, a file lock, `time.sleep`) stalls every
+    watch while it runs, so give it `ControllerOptions(threaded=True)` (or make it
+    async). A threaded reconcile must not call Trio or the workqueue: it runs in a worker
+    thread and returns its result for the controller to act on.
 
     `controller.store` is the primary resource's cache, with the controller's namespace
     and selectors (read-only for users: `get(key)` gives a dict parsed then, or None;
@@ -146,8 +196,8 @@ class Controller:
     `@controller.reconciler` decorator, so the reconcile is defined after the controller
     and reads its stores directly.
 
-    `cache_sync_timeout` (seconds, None: wait forever) bounds the first sync of every
-    informer of the controller. `name` (default: the resource's kind) names the
+    `options.cache_sync_timeout` (seconds, None: wait forever) bounds the first sync of
+    every informer of the controller. `name` (default: the resource's kind) names the
     controller in logs and metrics: `Starting Widget controller`, `Error syncing widget
     ns/name`. `predicates` (runtime/predicates.py: `generation_changed`, ... or any
     `(old, new) -> bool`) filter the primary's updates: all must hold; adds and deletes
@@ -159,18 +209,18 @@ class Controller:
       changed (which), requeue_after, requeue, retry N, resync, listed (initial list or
       relist). At `-v 4` each key handed out is logged with its causes; the metric is
       `controller_runtime_reconcile_causes_total{controller,cause}`. A key reconciled
-      more than `hot_loop_threshold` times within 60 s gets one WARNING naming it and
+      more than `options.hot_loop_threshold` times within 60 s gets one WARNING naming it and
       its top causes (again only after it calmed down); None turns it off.
     - Priority: keys from the initial list, relists and resyncs wait behind live events
       and requeues; every 10th hand-out serves a waiting low key (never starved).
-      `priorities=False`: one FIFO.
+      `options.priorities` False: one FIFO.
     - Read your own writes: after a write through `Api` inside a reconcile returns
       resourceVersion R for a key of the primary store, that key's next reconcile waits
       until the store holds it at R or newer; a write to an owned or watched object makes
       the next reconcile of the key being reconciled wait until that object's store holds
-      it. At most `own_writes_timeout` seconds (then it runs anyway, with a V(2) line);
+      it. At most `options.own_writes_timeout` seconds (then it runs anyway, with a V(2) line);
       None turns it off.
-    - `reconcile_timeout` (seconds, None: off): an async reconcile running longer is
+    - `options.reconcile_timeout` (seconds, None: off): an async reconcile running longer is
       cancelled and fails with `ReconcileTimeout` (an error: rate-limited retry). A plain
       function cannot be cancelled: it runs to the end, its result is used, and a
       WARNING says it ran over.
@@ -186,21 +236,11 @@ class Controller:
         label_selector: str | None = None,
         field_selector: str | None = None,
         metadata_only: bool = False,
+        predicates: Sequence[UpdatePredicate] = (),
         factory: SharedInformerFactory | None = None,
         name: str | None = None,
-        workers: int = 1,
-        threaded: bool = False,
-        resync: float | None = None,
-        max_retries: int = MAX_RETRIES,
-        batch: int = 64,
-        flush: Callable[[], None] | None = None,
-        cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
-        reconcile_timeout: float | None = None,
-        hot_loop_threshold: int | None = HOT_LOOP_THRESHOLD,
-        own_writes_timeout: float | None = OWN_WRITES_TIMEOUT,
-        priorities: bool = True,
-        predicates: Sequence[UpdatePredicate] = (),
-        options: InformerOptions | None = None,
+        options: ControllerOptions | None = None,
+        informer_options: InformerOptions | None = None,
     ) -> None:
         if not isinstance(client, Client) or not isinstance(resource, Resource):
             raise TypeError(
@@ -211,9 +251,9 @@ class Controller:
         self.resource: Resource | None = resource
         if factory is None:
             # A factory of its own: its defaults hold for every informer (owns too).
-            factory = SharedInformerFactory(client, options or InformerOptions())
+            factory = SharedInformerFactory(client, informer_options or InformerOptions())
         self.factory: SharedInformerFactory | None = factory
-        primary = (options or factory.defaults).replace(
+        primary = (informer_options or factory.defaults).replace(
             label_selector=label_selector,
             field_selector=field_selector,
             metadata_only=metadata_only or None,
@@ -224,23 +264,7 @@ class Controller:
         queue = WorkQueue()
         self.informer.add_queue(queue, predicates=predicates)
         self._informers = [self.informer]
-        self._setup(
-            self.informer.reflector,
-            queue,
-            reconcile,
-            name or resource.kind,
-            workers=workers,
-            threaded=threaded,
-            resync=resync,
-            max_retries=max_retries,
-            batch=batch,
-            flush=flush,
-            cache_sync_timeout=cache_sync_timeout,
-            reconcile_timeout=reconcile_timeout,
-            hot_loop_threshold=hot_loop_threshold,
-            own_writes_timeout=own_writes_timeout,
-            priorities=priorities,
-        )
+        self._setup(self.informer.reflector, queue, reconcile, name or resource.kind, options)
 
     @classmethod
     def over(
@@ -250,44 +274,18 @@ class Controller:
         reconcile: Reconcile,
         *,
         name: str = "controller",
-        workers: int = 1,
-        threaded: bool = False,
-        resync: float | None = None,
-        max_retries: int = MAX_RETRIES,
-        batch: int = 64,
-        flush: Callable[[], None] | None = None,
-        cache_sync_timeout: float | None = CACHE_SYNC_TIMEOUT,
-        reconcile_timeout: float | None = None,
-        hot_loop_threshold: int | None = HOT_LOOP_THRESHOLD,
-        own_writes_timeout: float | None = OWN_WRITES_TIMEOUT,
-        priorities: bool = True,
+        options: ControllerOptions | None = None,
     ) -> Controller:
         """A controller over a hand-built `source` (a reflector, or anything with `store`,
         `synced` and `run`) and `queue`, instead of an informer of its own; no `owns` or
-        `watches`. The settings mean what they mean for `Controller(...)`."""
+        `watches`. `options` mean what they mean for `Controller(...)`."""
         self = cls.__new__(cls)
         self.namespace = None
         self.resource = None
         self.factory = None
         self.informer = None
         self._informers = []
-        self._setup(
-            source,
-            queue,
-            reconcile,
-            name,
-            workers=workers,
-            threaded=threaded,
-            resync=resync,
-            max_retries=max_retries,
-            batch=batch,
-            flush=flush,
-            cache_sync_timeout=cache_sync_timeout,
-            reconcile_timeout=reconcile_timeout,
-            hot_loop_threshold=hot_loop_threshold,
-            own_writes_timeout=own_writes_timeout,
-            priorities=priorities,
-        )
+        self._setup(source, queue, reconcile, name, options)
         return self
 
     def _setup(
@@ -296,21 +294,23 @@ class Controller:
         queue: WorkQueue,
         reconcile: Reconcile | None,
         name: str,
-        *,
-        workers: int,
-        threaded: bool,
-        resync: float | None,
-        max_retries: int,
-        batch: int,
-        flush: Callable[[], None] | None,
-        cache_sync_timeout: float | None,
-        reconcile_timeout: float | None,
-        hot_loop_threshold: int | None,
-        own_writes_timeout: float | None,
-        priorities: bool,
+        options: ControllerOptions | None,
     ) -> None:
+        if options is None:
+            options = ControllerOptions()
+        elif not isinstance(options, ControllerOptions):
+            raise TypeError(
+                f"options= takes a ControllerOptions, not {type(options).__name__}"
+                + (
+                    ": an InformerOptions goes in informer_options="
+                    if isinstance(options, InformerOptions)
+                    else ""
+                )
+            )
         self.reflector: Any = source
         self.queue = queue
+        #: How the workers run (`ControllerOptions`).
+        self.options = options
         #: The primary resource's cache, read-only (only its informer writes it).
         self.store: StoreReader | Store = (
             self.informer.store if self.informer is not None else source.store
@@ -321,15 +321,6 @@ class Controller:
         if reconcile is not None:
             self._set_reconcile(reconcile)
         self.name = name
-        self.workers = workers
-        self.resync = resync
-        # Called after each batch of keys (and each key of an async reconcile), so a
-        # reconcile that writes output can write it once per batch.
-        self.flush = flush
-        self.max_retries = max_retries
-        self.batch = max(1, batch)
-        self.threaded = threaded
-        self.cache_sync_timeout = cache_sync_timeout
         self.stats = ReconcileStats()
         #: The reflector task is running (False before `run`, after `stop`, on standby).
         self.reflector_running = False
@@ -338,7 +329,14 @@ class Controller:
         self._failure: TrioControllerError | None = None
         self._stop = trio.Event()
         self._fed = trio.Event()  # the feeders of the current run have exited
-        self._init_engine(reconcile_timeout, hot_loop_threshold, own_writes_timeout, priorities)
+        self.queue.native.set_hot_loop(options.hot_loop_threshold or 0, HOT_LOOP_WINDOW)
+        if not options.priorities:  # (a queue given by hand keeps its own aging setting)
+            self.queue.native.set_priorities(False)
+        self._own_writes: OwnWrites | None = None
+        if options.own_writes_timeout and self.resource is not None:
+            self._own_writes = OwnWrites(
+                self.resource, self.store, options.own_writes_timeout, self.name, self._informers
+            )
 
     def _set_reconcile(self, reconcile: Reconcile) -> None:
         self.reconcile = reconcile
@@ -530,7 +528,7 @@ class Controller:
             if synced:
                 n = len(self.store)
                 log.info("Caches are synced (%d objects)", n, extra={"objects": n})
-                for _ in range(self.workers):
+                for _ in range(self.options.workers):
                     workers.start_soon(self._worker)
             task_status.started()
             await self._stop.wait()
@@ -546,7 +544,7 @@ class Controller:
 
         Raises `CacheSyncTimeout` after `cache_sync_timeout` seconds.
         """
-        timeout = self.cache_sync_timeout
+        timeout = self.options.cache_sync_timeout
         with trio.move_on_after(timeout if timeout is not None else math.inf) as deadline:
             async with trio.open_nursery() as nursery:
 
@@ -583,8 +581,8 @@ class Controller:
                         nursery.start_soon(self._run_informers, outer)
                     else:
                         self.reflector_running = True
-                    if self.resync:
-                        nursery.start_soon(self._resync_loop, self.resync)
+                    if self.options.resync:
+                        nursery.start_soon(self._resync_loop, self.options.resync)
         finally:
             self._fed.set()
 
@@ -620,22 +618,22 @@ class Controller:
             while await self.process_next_item():
                 pass
             return
-        queue, flush = self.queue, self.flush
+        queue, flush = self.queue, self.options.flush
         while True:
             try:
-                keys = await queue.get_batch(self.batch)
+                keys = await queue.get_batch(self.options.batch)
             except ShutDown:
                 return
             self._handed_out(keys)
             if self._own_writes:
                 for key in keys:
                     await self._own_writes.wait(key)
-            if self.threaded:
+            if self.options.threaded:
                 outcomes = await trio.to_thread.run_sync(self._reconcile_all, keys)
             else:
                 outcomes = self._reconcile_all(keys)
             finish, observe = self._finish, self.stats.observe
-            timeout = self.reconcile_timeout
+            timeout = self.options.reconcile_timeout
             for key, (result, exc, seconds) in zip(keys, outcomes, strict=True):
                 observe(seconds)
                 if timeout is not None and seconds > timeout:
@@ -687,7 +685,7 @@ class Controller:
         started = time.perf_counter()
         result: Any = None
         error: Exception | None = None
-        timeout = self.reconcile_timeout
+        timeout = self.options.reconcile_timeout
         reconciling = RECONCILING.set(Reconciling(self.queue, key))
         hook = WRITE_HOOK.set(self._own_writes.saw_write if self._own_writes is not None else None)
         try:
@@ -712,8 +710,8 @@ class Controller:
         try:
             self._finish(key, result, error)
         finally:
-            if self.flush is not None:
-                self.flush()
+            if self.options.flush is not None:
+                self.options.flush()
             self.queue.done(key)
 
     def _finish(self, key: str, result: Any, exc: Exception | None) -> None:
@@ -743,7 +741,7 @@ class Controller:
         self.stats.errors += 1
         name = self.name.lower()
         retries = self.queue.num_requeues(key)
-        if retries < self.max_retries:
+        if retries < self.options.max_retries:
             log.info("Error syncing %s %s: %s: %s", name, key, type(exc).__name__, exc)
             self.queue.add_rate_limited(key)
             return
@@ -760,29 +758,6 @@ class Controller:
 
     # -- causes, hot loops, own writes, timeouts ---------------------------------------
 
-    def _init_engine(
-        self,
-        reconcile_timeout: float | None,
-        hot_loop_threshold: int | None,
-        own_writes_timeout: float | None,
-        priorities: bool,
-    ) -> None:
-        """The worker side's options (see `Controller`'s docstring)."""
-        if reconcile_timeout is not None and not reconcile_timeout > 0:
-            raise ValueError("reconcile_timeout must be a positive number of seconds or None")
-        if own_writes_timeout is not None and not own_writes_timeout >= 0:
-            raise ValueError("own_writes_timeout must be >= 0 seconds or None")
-        self.reconcile_timeout = reconcile_timeout
-        self.hot_loop_threshold = hot_loop_threshold
-        self.queue.native.set_hot_loop(hot_loop_threshold or 0, HOT_LOOP_WINDOW)
-        if not priorities:  # (a queue given by hand keeps its own aging setting)
-            self.queue.native.set_priorities(False)
-        self._own_writes: OwnWrites | None = None
-        if own_writes_timeout and self.resource is not None:
-            self._own_writes = OwnWrites(
-                self.resource, self.store, own_writes_timeout, self.name, self._informers
-            )
-
     def causes(self, key: str) -> ReconcileCauses | None:
         """Why `key` is being reconciled (while it is; else None): the causes it was
         queued for since its previous reconcile (`ReconcileCauses`). Inside a reconcile
@@ -798,7 +773,7 @@ class Controller:
                 found = native.causes(key)
                 causes = describe_causes(*found) if found is not None else "none"
                 log.log(V4, "Reconciling %s %s (causes: %s)", name, key, causes)
-        if self.hot_loop_threshold:
+        if self.options.hot_loop_threshold:
             for key, reconciles, counts in native.take_hot_loops():
                 log.warning(
                     "%s %s was reconciled %d times within %gs (a hot loop?); top causes: %s",
@@ -817,7 +792,7 @@ class Controller:
             self.name.lower(),
             key,
             seconds,
-            self.reconcile_timeout,
+            self.options.reconcile_timeout,
         )
 
 

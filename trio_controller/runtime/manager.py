@@ -62,7 +62,12 @@ from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.informer import Informer
 from trio_controller.cache.options import InformerOptions
 from trio_controller.observe import log as klog
-from trio_controller.runtime.controller import CacheSyncTimeout, Controller, Reconcile
+from trio_controller.runtime.controller import (
+    CacheSyncTimeout,
+    Controller,
+    ControllerOptions,
+    Reconcile,
+)
 from trio_controller.runtime.events import EventRecorder
 from trio_controller.runtime.flags import (
     CACHE_SYNC_TIMEOUT,
@@ -295,25 +300,35 @@ class Manager:
         )
 
     def controller(
-        self, resource: Resource, reconcile: Reconcile | None = None, **options: Any
+        self,
+        resource: Resource,
+        reconcile: Reconcile | None = None,
+        *,
+        options: ControllerOptions | None = None,
+        **arguments: Any,
     ) -> Controller:
         """A `Controller` for `resource` on the manager's factory, added to the manager.
 
-        Defaults: the manager's namespace (none for a cluster-scoped resource), workers
-        and cache-sync timeout; `options` are `Controller`'s (`name=`,
-        `label_selector=`, `threaded=`, ...). Without `reconcile`, decorate it with
-        `@controller.reconciler` once the controller is built: the reconcile then reads
-        `controller.store` (the primary's cache, with its selectors) and
-        `controller.store_of(OWNED)` (the cache `owns()` reads) directly."""
-        options.setdefault("namespace", self.namespace if resource.namespaced else None)
-        options.setdefault("workers", self.workers)
-        options.setdefault("cache_sync_timeout", self.cache_sync_timeout)
+        `arguments` are `Controller`'s (`name=`, `label_selector=`, `predicates=`,
+        `informer_options=`, ...; the namespace defaults to the manager's, none for a
+        cluster-scoped resource). `options` (a `ControllerOptions`) default to the
+        manager's workers and cache-sync timeout; a value given is used whole. Without
+        `reconcile`, decorate it with `@controller.reconciler` once the controller is
+        built: the reconcile then reads `controller.store` (the primary's cache, with its
+        selectors) and `controller.store_of(OWNED)` (the cache `owns()` reads) directly."""
+        arguments.setdefault("namespace", self.namespace if resource.namespaced else None)
+        if options is None:
+            options = ControllerOptions(
+                workers=self.workers, cache_sync_timeout=self.cache_sync_timeout
+            )
         if self.shard is not None:
             # Objects being drained reach the reconcile whatever the predicates say (and
             # `add` makes the reconcile hand them back to the sharder).
-            predicates = options.pop("predicates", ())
-            options["predicates"] = [self.shard.predicate(*predicates)]
-        controller = Controller(self.client, resource, reconcile, factory=self.factory, **options)
+            predicates = arguments.pop("predicates", ())
+            arguments["predicates"] = [self.shard.predicate(*predicates)]
+        controller = Controller(
+            self.client, resource, reconcile, factory=self.factory, options=options, **arguments
+        )
         return self.add(controller)
 
     def add(self, controller: Controller) -> Controller:

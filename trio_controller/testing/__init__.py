@@ -7,7 +7,8 @@
 
 ``python -m trio_controller.testing --kubeconfig-out PATH`` runs one in the foreground.
 ``run_operator(program, kubeconfig=env.admin_kubeconfig)`` runs an operator program as a
-child process, reading its output lines and sending it SIGTERM (testing/operator.py).
+child process, reading its output lines and sending it SIGTERM (testing/operator.py);
+``eventually(check, what)`` polls until the cluster shows something (testing/polling.py).
 """
 
 from trio_controller.testing._assets import AssetsNotFound, find_assets
@@ -17,6 +18,7 @@ from trio_controller.testing.envtest import EnvTest, EnvTestError, open_envtest
 from trio_controller.testing.info import TOKEN_USER, EnvInfo
 from trio_controller.testing.operator import OperatorProcess, run_operator
 from trio_controller.testing.pods import PodHelper, open_pod_helper, pod_manifest
+from trio_controller.testing.polling import eventually
 from trio_controller.testing.watching import WatchEvent, about, read_events_until
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "WebhookInstallError",
     "WebhookInstallOptions",
     "about",
+    "eventually",
     "find_assets",
     "open_envtest",
     "open_pod_helper",

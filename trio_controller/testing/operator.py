@@ -11,8 +11,10 @@
             assert await operator.terminate() == 0       # SIGTERM, then the exit code
         assert "Traceback" not in operator.stderr_text
 
-The program runs with this interpreter (`sys.executable`): a path ending in `.py` as a
-script, anything else as a module (`python -m program`); its output is read as it comes,
+A path ending in `.py` runs as a script and a name without a `/` as a module
+(`python -m program`), both with this interpreter (`sys.executable`); any other path is an
+executable run as it is (an installed console script, such as
+`Path(sys.executable).with_name("trio-controller-sharder")`). Its output is read as it comes,
 line by line, into `stdout` and `stderr`. A program still running when the block ends is
 killed. Waits raise `AssertionError` carrying the output so far when they time out or
 the program exits first.
@@ -129,6 +131,14 @@ class OperatorProcess:
         self._changed.unpark_all()
 
 
+def _command_for(target: str) -> list[str]:
+    if target.endswith(".py"):
+        return [sys.executable, target]
+    if os.sep in target or (os.altsep is not None and os.altsep in target):
+        return [target]
+    return [sys.executable, "-m", target]
+
+
 @asynccontextmanager
 async def run_operator(
     program: str | os.PathLike[str],
@@ -137,12 +147,12 @@ async def run_operator(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
 ) -> AsyncIterator[OperatorProcess]:
-    """Start `program *args` (a `.py` script, or a module run with `-m`) with
-    `--kubeconfig kubeconfig` when given (an envtest's `env.admin_kubeconfig`), this
-    process's environment updated with `env` and `PYTHONUNBUFFERED=1`; yield it while
-    it runs; kill it if it still runs when the block ends."""
-    target = os.fspath(program)
-    command = [sys.executable, target] if target.endswith(".py") else [sys.executable, "-m", target]
+    """Start `program *args` (a `.py` script, a module run with `-m`, or the path of an
+    executable) with `--kubeconfig kubeconfig` when given (an envtest's
+    `env.admin_kubeconfig`), this process's environment updated with `env` and
+    `PYTHONUNBUFFERED=1`; yield it while it runs; kill it if it still runs when the block
+    ends."""
+    command = _command_for(os.fspath(program))
     command += [os.fspath(a) for a in args]
     if kubeconfig is not None:
         command += ["--kubeconfig", os.fspath(kubeconfig)]

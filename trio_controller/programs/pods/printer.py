@@ -14,7 +14,7 @@ from trio_controller._native import Store, StoreReader
 from trio_controller.api.resource import PODS
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.options import InformerOptions
-from trio_controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
+from trio_controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller, ControllerOptions
 from trio_controller.transport.client import Client
 
 __all__ = ["PodSyncPrinter", "pod_controller"]
@@ -81,8 +81,10 @@ def pod_controller(
         printer,
         namespace=namespace,
         factory=factory,
-        workers=workers,
-        resync=resync,
-        flush=printer.flush,
-        cache_sync_timeout=cache_sync_timeout,
+        options=ControllerOptions(
+            workers=workers,
+            resync=resync,
+            flush=printer.flush,
+            cache_sync_timeout=cache_sync_timeout,
+        ),
     )

@@ -52,7 +52,7 @@ from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
 from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_of
 from trio_controller.programs.sharder.moves import Mover, Resynced, RingResource, first_leaf
 from trio_controller.programs.sharder.ring import HashRing
-from trio_controller.runtime.controller import Controller
+from trio_controller.runtime.controller import Controller, ControllerOptions
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
 from trio_controller.transport.client import Client
 
@@ -153,7 +153,7 @@ class Sharder:
             factory=self.factory,
             name="ShardLease",
             # Every renewal (each shard's, every 2 s) reconciles its Lease: by design.
-            hot_loop_threshold=None,
+            options=ControllerOptions(hot_loop_threshold=None),
         )
         self.ring_controller = Controller(
             client, CONTROLLER_RINGS, self.reconcile_ring, factory=self.factory,
@@ -370,7 +370,7 @@ class Sharder:
             metadata_only=True,
             factory=factory,
             name=f"{ring.name} {rr.resource.kind} assigner",
-            workers=4,
+            options=ControllerOptions(workers=4),
         )
 
     async def _status(
