@@ -1,5 +1,7 @@
 """The apiserver client: requests through one `httpx.AsyncClient` on Trio, watches
 through the project's own transport (transport/watch.py), raw bytes out, typed errors.
+httpx is imported, and its client made, on the first ordinary request: a program that only
+watches (a streaming-list informer) never loads it.
 
     async with Client(config) as client:
         body = await client.list_page("/api/v1/namespaces/default/pods", {"limit": "500"})
