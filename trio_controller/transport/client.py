@@ -147,7 +147,7 @@ class Client:
         return f"Client({self.server!r})"
 
     async def __aenter__(self) -> Self:
-        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.cancel_shielded_checkpoint()
         return self
 
     async def __aexit__(
@@ -165,7 +165,9 @@ class Client:
         elif self._transport is not None:  # httpx would have closed it
             await self._transport.aclose()
         else:
-            await trio.lowlevel.checkpoint()
+            # Never raise Cancelled here: leaving a cancelled scope on an error (a watch
+            # that failed) must keep that error, as closing an unused httpx client does.
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
