@@ -16,6 +16,10 @@ lightkube-lines  bench/peers/lightkube_peer.py (the figures' peer): the same lis
 
 Every run checks the object count the peer reports (ours and lightkube) against the size.
 Prints a markdown table (medians, min-max, ours/lightkube) and writes the runs as JSON.
+
+The package's bytecode is compiled first (`compileall`), as pip does for an installed
+wheel and did for the peers: a source checkout under PYTHONDONTWRITEBYTECODE=1 (this
+machine's environment) would otherwise compile every module of ours on every start.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 import trio
 from harness import PY, Peer
 
+import trio_controller
 from trio_controller.testing.info import EnvInfo
 from trio_controller.testing.pods import open_pod_helper
 
@@ -52,6 +57,14 @@ def peers(kc: str) -> dict[str, list[str]]:
         "lightkube": [PY, str(HERE / "peers" / "lightkube_sync.py"), kc, NAMESPACE],
         "lightkube-lines": [PY, str(HERE / "peers" / "lightkube_peer.py"), kc],
     }
+
+
+def compile_package() -> None:
+    """Write the package's .pyc files, as installing the wheel would."""
+    package = Path(trio_controller.__file__).parent
+    subprocess.run(
+        [PY, "-m", "compileall", "-q", str(package)], check=True, stdout=subprocess.DEVNULL
+    )
 
 
 async def create_pods(info: EnvInfo, names: list[str]) -> None:
@@ -110,6 +123,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    compile_package()
 
     work = Path(tempfile.mkdtemp(prefix="trio-controller-syncbench-"))
     kc, info_path = work / "kubeconfig", work / "info.json"

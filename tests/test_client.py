@@ -392,7 +392,11 @@ async def test_credentials_load_the_exec_certificate_for_new_connections(
             assert creds is not None and creds.client_certificate is not None
             assert creds.authorization is None
             assert await client.credentials() is creds
-            # loaded once (into the requests and the watch contexts), not per request
+            # loaded once into the watch context, not per request; the requests' context
+            # is built on first use, with the certificate already in it
+            assert loads == ["clientCertificateData"]
+            assert isinstance(client.ssl_context, ssl.SSLContext)
+            assert await client.credentials() is creds
             assert loads == ["clientCertificateData"] * 2
             stream = await trio.open_ssl_over_tcp_stream(
                 "127.0.0.1", server.port, ssl_context=client.ssl_context, https_compatible=True

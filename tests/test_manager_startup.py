@@ -21,14 +21,16 @@ HEAVY = (
     "trio_controller.observe.health",
 )
 
+HTTP_CLIENT = ("httpx", "httpcore", "h2")  # made on a client's first ordinary request
+
 
 def imported_after(code: str) -> set[str]:
-    """The names of HEAVY (and trio, httpx) modules imported by `code` in a fresh
-    interpreter."""
+    """The names of HEAVY (and trio, the HTTP client's) modules imported by `code` in a
+    fresh interpreter."""
     probe = textwrap.dedent(code) + textwrap.dedent(
         f"""
         import sys
-        watched = {(*HEAVY, "trio", "httpx", "argparse")!r}
+        watched = {(*HEAVY, *HTTP_CLIENT, "trio", "argparse")!r}
         print(" ".join(m for m in watched if m in sys.modules))
         """
     )
@@ -50,6 +52,36 @@ def test_importing_the_package_and_its_public_names_loads_no_optional_dependency
     )
     assert not loaded & set(HEAVY), loaded
     assert "argparse" not in loaded  # only a program's own parser imports it
+
+
+def test_the_names_a_manager_program_imports_load_no_http_client() -> None:
+    loaded = imported_after(
+        "from trio_controller import Manager, Controller, Client, Api, load_config"
+    )
+    assert "trio" in loaded
+    assert not loaded & {*HEAVY, *HTTP_CLIENT}, loaded
+
+
+def test_a_client_imports_httpx_on_its_first_ordinary_request_only() -> None:
+    loaded = imported_after(
+        """
+        import trio
+        from trio_controller import Client, ClusterConfig, ConnectionFailed
+
+        async def main():
+            async with Client(ClusterConfig(server="http://127.0.0.1:1")) as client:
+                client.watch_endpoint()
+                assert "httpx" not in sys.modules
+                try:
+                    await client.request_json("GET", "/version")
+                except ConnectionFailed:
+                    pass
+
+        import sys
+        trio.run(main)
+        """
+    )
+    assert "httpx" in loaded
 
 
 def test_a_bare_import_of_the_package_does_not_even_load_trio() -> None:

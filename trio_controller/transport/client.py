@@ -1,5 +1,7 @@
 """The apiserver client: requests through one `httpx.AsyncClient` on Trio, watches
 through the project's own transport (transport/watch.py), raw bytes out, typed errors.
+httpx is imported, and its client made, on the first ordinary request: a program that only
+watches (a streaming-list informer) never loads it.
 
     async with Client(config) as client:
         body = await client.list_page("/api/v1/namespaces/default/pods", {"limit": "500"})
@@ -21,9 +23,8 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import httpx
 import orjson
 import trio
 
@@ -37,9 +38,13 @@ from trio_controller.errors import (
     from_response,
 )
 from trio_controller.transport.errors import map_exceptions
-from trio_controller.transport.http_auth import HttpxAuth
 from trio_controller.transport.tls import build_ssl_context, load_client_certificate
 from trio_controller.transport.watch import WatchBody, WatchEndpoint, open_watch
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 __all__ = ["USER_AGENT", "Client", "RequestHook", "WatchConnector"]
 
@@ -121,38 +126,28 @@ class Client:
         self.connect_timeout = connect_timeout
         self.watch_connector = watch_connector
         self._request_hooks: list[RequestHook] = []
+        self._http2 = http2
+        self._timeout = timeout
+        self._transport = transport
+        self._closed = False
         # Two contexts from the same settings: httpx sets ALPN (h2) on the one it is given,
-        # and the watch transport speaks HTTP/1.1 only, so it offers just that.
-        self.ssl_context = build_ssl_context(config.tls)
+        # and the watch transport speaks HTTP/1.1 only, so it offers just that. The watch
+        # context is built now (it checks the TLS material); httpx and its context on the
+        # first ordinary request: a watch or streaming list alone never imports httpx.
         self.watch_ssl_context = build_ssl_context(config.tls)
         self.watch_ssl_context.set_alpn_protocols(["http/1.1"])
+        self._ssl_context: ssl.SSLContext | None = None
+        self._http_client: httpx.AsyncClient | None = None
         self._client_certificate: tuple[bytes, bytes] | None = None  # loaded from credentials
-        auth = HttpxAuth(config.auth, self._on_credentials) if config.auth is not None else None
-        headers = {"User-Agent": user_agent, "Accept": "application/json"}
-        if config.disable_compression:
-            headers["Accept-Encoding"] = "identity"
         self._extensions: dict[str, Any] = {}
         if config.tls.server_name:
             self._extensions["sni_hostname"] = config.tls.server_name
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._http = httpx.AsyncClient(
-            base_url=config.server,
-            auth=auth,
-            verify=self.ssl_context,
-            http2=http2,
-            timeout=self._timeout,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
-            proxy=config.proxy,
-            headers=headers,
-            transport=transport,
-            follow_redirects=False,
-        )
 
     def __repr__(self) -> str:
         return f"Client({self.server!r})"
 
     async def __aenter__(self) -> Self:
-        await self._http.__aenter__()
+        await trio.lowlevel.cancel_shielded_checkpoint()
         return self
 
     async def __aexit__(
@@ -164,7 +159,58 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        if self._http_client is not None:
+            await self._http_client.aclose()
+        elif self._transport is not None:  # httpx would have closed it
+            await self._transport.aclose()
+        else:
+            # Never raise Cancelled here: leaving a cancelled scope on an error (a watch
+            # that failed) must keep that error, as closing an unused httpx client does.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The SSL context of ordinary (httpx) requests: the kubeconfig's CA and client
+        certificate, ALPN as httpx sets it. Built on first use."""
+        if self._ssl_context is None:
+            context = build_ssl_context(self.config.tls)
+            if self._client_certificate is not None:
+                self._load_certificate(context, self._client_certificate)
+            self._ssl_context = context
+        return self._ssl_context
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The httpx client of ordinary requests, made (and httpx imported) on first use."""
+        if self._http_client is None:
+            if self._closed:
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
+            self._http_client = self._make_http()
+        return self._http_client
+
+    def _make_http(self) -> httpx.AsyncClient:
+        import httpx
+
+        from trio_controller.transport.http_auth import HttpxAuth
+
+        config = self.config
+        auth = HttpxAuth(config.auth, self._on_credentials) if config.auth is not None else None
+        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        if config.disable_compression:
+            headers["Accept-Encoding"] = "identity"
+        return httpx.AsyncClient(
+            base_url=config.server,
+            auth=auth,
+            verify=self.ssl_context,
+            http2=self._http2,
+            timeout=httpx.Timeout(self._timeout, connect=self.connect_timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+            proxy=config.proxy,
+            headers=headers,
+            transport=self._transport,
+            follow_redirects=False,
+        )
 
     async def credentials(self) -> Credentials | None:
         """The credentials to send now (None without auth), once per request or watch.
@@ -191,19 +237,23 @@ class Client:
         if certificate is None or certificate == self._client_certificate:
             return
         # Affects connections made from now on; pooled ones keep their certificate.
+        for context in (self._ssl_context, self.watch_ssl_context):
+            if context is not None:  # the httpx context, once built, loads it itself
+                self._load_certificate(context, certificate)
+        self._client_certificate = certificate
+
+    def _load_certificate(self, context: ssl.SSLContext, certificate: tuple[bytes, bytes]) -> None:
         try:
-            for context in (self.ssl_context, self.watch_ssl_context):
-                load_client_certificate(
-                    context,
-                    *certificate,
-                    cert_source="clientCertificateData",
-                    key_source="clientKeyData",
-                )
+            load_client_certificate(
+                context,
+                *certificate,
+                cert_source="clientCertificateData",
+                key_source="clientKeyData",
+            )
         except KubeconfigError as exc:
             raise ExecPluginError(
                 f"{self.config.auth!r} returned an unusable client certificate: {exc}"
             ) from None
-        self._client_certificate = certificate
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.is_success:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
+import urllib.parse
 from collections.abc import Iterator
 from types import TracebackType
 
-import httpx
 import trio
 
 from trio_controller.errors import (
@@ -46,6 +47,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def transport_error(exc: BaseException, server: str) -> TransportError:
     """Name the root cause of a failed exchange with `server` in one line."""
+    # httpx is imported on a client's first ordinary request (transport/client.py): until
+    # then no httpx exception can exist, and watches alone never import it.
+    httpx = sys.modules.get("httpx")
     for cause in _chain(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             reason = cause.verify_message or cause.reason or "certificate verify failed"
@@ -54,20 +58,24 @@ def transport_error(exc: BaseException, server: str) -> TransportError:
             reason = cause.reason or str(cause)
             return TLSError(f"TLS handshake with {server} failed: {reason}")
         if isinstance(cause, socket.gaierror):
-            host = httpx.URL(server).host
+            host = urllib.parse.urlsplit(server).hostname
             return ConnectionFailed(f"cannot resolve host {host!r} of {server}: {cause.strerror}")
         if isinstance(cause, ConnectionRefusedError):
             return ConnectionFailed(f"connection to {server} refused")
-        if isinstance(cause, httpx.ProxyError):
+        if httpx is not None and isinstance(cause, httpx.ProxyError):
             return ConnectionFailed(f"proxy error reaching {server}: {cause}")
         if "ConnectionTerminated" in str(cause):
             return ConnectionLost(f"{server} closed the HTTP/2 connection (GOAWAY)")
         if isinstance(cause, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
             return ConnectionLost(f"connection to {server} lost: {cause.strerror or 'reset'}")
-        if isinstance(cause, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        if httpx is not None and isinstance(
+            cause, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError
+        ):
             detail = _os_reason(cause) or str(cause) or "closed mid-response"
             return ConnectionLost(f"connection to {server} lost: {detail}")
-    if isinstance(exc, httpx.TimeoutException | trio.TooSlowError):
+    if isinstance(exc, trio.TooSlowError):
+        return Timeout(f"timed out talking to {server}")
+    if httpx is not None and isinstance(exc, httpx.TimeoutException):
         what = {
             httpx.ConnectTimeout: "connecting to",
             httpx.ReadTimeout: "reading from",
@@ -75,7 +83,7 @@ def transport_error(exc: BaseException, server: str) -> TransportError:
             httpx.PoolTimeout: "waiting for a connection to",
         }.get(type(exc), "talking to")
         return Timeout(f"timed out {what} {server}")
-    if isinstance(exc, httpx.ConnectError):
+    if httpx is not None and isinstance(exc, httpx.ConnectError):
         detail = _os_reason(exc) or str(exc) or "connection failed"
         return ConnectionFailed(f"cannot connect to {server}: {detail}")
     detail = _os_reason(exc) or str(exc) or type(exc).__name__
@@ -113,10 +121,15 @@ class map_exceptions:
         if exc is None or isinstance(exc, TrioControllerError):
             return False
         server = self.server
-        if isinstance(exc, httpx.TransportError | ssl.SSLError | OSError | trio.TooSlowError):
+        if isinstance(exc, ssl.SSLError | OSError | trio.TooSlowError):
             raise transport_error(exc, server) from exc
         if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
             raise ConnectionLost(f"connection to {server} lost") from exc
+        httpx = sys.modules.get("httpx")  # not imported: no httpx error to map
+        if httpx is None:
+            return False
+        if isinstance(exc, httpx.TransportError):
+            raise transport_error(exc, server) from exc
         if isinstance(exc, httpx.DecodingError):
             raise ConnectionFailed(f"invalid response encoding from {server}: {exc}") from exc
         return False
