@@ -10,6 +10,13 @@ the original sharder): it moves at once, and a resync moves every controlled obj
 before it looks at the ring's own objects. An object whose shard is expired or uncertain
 is left until the sharder has acquired that shard's Lease (dead). Every write carries the
 resourceVersion read: a stale read is a conflict, never an overwrite.
+
+Failover first: a resync given shards that just died (`evacuate`) first lists only their
+objects (a label selector, so a few hundred objects instead of the whole ring) and moves
+the ring's own objects, then the controlled ones, and only then runs the full resync. A
+shard reconciles an object once the object carries its label, so the dead shard's objects
+are reconciled again after half the writes; the shard that gets one before its controlled
+objects finds those with one read (its create of them answers 409 AlreadyExists).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,21 +158,36 @@ class Mover:
         resources: Iterable[RingResource],
         hash_ring: HashRing,
         shards: Mapping[str, Shard],
+        *,
+        evacuate: Collection[str] = (),
     ) -> Resynced:
         """List every object of `resources` (metadata only) and drain or move those not
         on their desired shard. A failed list raises (as itself).
 
-        Controlled objects go first, and their writes are done before any object of the
-        ring's own resources is listed: a shard that gets an object finds the objects it
-        controls in its cache already, instead of creating them again (409) until they
-        arrive."""
+        First, the objects of the shards named in `evacuate` (dead or gone: their objects
+        move at once) are listed by their shard label and moved, the ring's own objects
+        before the controlled ones: a shard reconciles an object as soon as it carries
+        its label, so failover takes the time of half the writes.
+
+        In the full pass, controlled objects go first, and their writes are done before
+        any object of the ring's own resources is listed: a shard that gets an object
+        (drained from a live shard) finds the objects it controls in its cache already,
+        instead of creating them again (409) until they arrive."""
         started = time.perf_counter()
         result = Resynced()
         resources = list(resources)
-        for batch in (
-            [rr for rr in resources if rr.controlled],
-            [rr for rr in resources if not rr.controlled],
-        ):
+        own = [rr for rr in resources if not rr.controlled]
+        controlled = [rr for rr in resources if rr.controlled]
+        gone = frozenset(evacuate)
+        if gone:
+            for batch in (own, controlled):
+                await self._resync_batch(batch, hash_ring, shards, result, gone)
+            log.info(
+                "Moved the objects of ring %s's dead shards %s: %d moved, %d conflicts, %.2fs",
+                self.ring, ", ".join(sorted(gone)), result.moved, result.conflicts,
+                time.perf_counter() - started,
+            )  # fmt: skip
+        for batch in (controlled, own):
             await self._resync_batch(batch, hash_ring, shards, result)
         log.info(
             "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
@@ -184,10 +206,13 @@ class Mover:
         hash_ring: HashRing,
         shards: Mapping[str, Shard],
         result: Resynced,
+        only: frozenset[str] = frozenset(),
     ) -> None:
-        """List `resources` and do their writes, `concurrent` at once, until all are done."""
+        """List `resources` and do their writes, `concurrent` at once, until all are done.
+        With `only` (shard names), just the objects labelled for one of those shards."""
         if not resources:
             return
+        selector = f"{self.shard_label} in ({','.join(sorted(only))})" if only else None
         send, receive = trio.open_memory_channel[Work](self.concurrent)
         try:
             async with trio.open_nursery() as nursery:
@@ -196,7 +221,12 @@ class Mover:
                 receive.close()
                 async with send:
                     for rr in resources:
-                        async for meta in self.list_metadata(rr.resource):
+                        async for meta in self.list_metadata(rr.resource, selector):
+                            if (
+                                only
+                                and (meta.get("labels") or {}).get(self.shard_label) not in only
+                            ):
+                                continue
                             what = action(self.ring, rr, meta, hash_ring, shards)
                             if what is not None:
                                 await send.send((what[0], rr, meta, what[1]))
@@ -220,11 +250,17 @@ class Mover:
                     log.info("Could not %s %s %s: %s", what, rr.resource.kind,
                              meta.get("name"), exc)  # fmt: skip
 
-    async def list_metadata(self, resource: Resource) -> AsyncIterator[dict[str, Any]]:
-        """Every object of `resource` (all namespaces) as metadata, page by page, first
-        from the watch cache (resourceVersion=0: no quorum read of etcd)."""
+    async def list_metadata(
+        self, resource: Resource, label_selector: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every object of `resource` (all namespaces; those matching `label_selector`) as
+        metadata, page by page, first from the watch cache (resourceVersion=0: no quorum
+        read of etcd)."""
         path = resource.path()
-        params: dict[str, Any] = {"limit": LIST_PAGE, "resourceVersion": "0"}
+        first: dict[str, Any] = {"limit": LIST_PAGE}
+        if label_selector:
+            first["labelSelector"] = label_selector
+        params: dict[str, Any] = {**first, "resourceVersion": "0"}
         while True:
             try:
                 page = orjson.loads(
@@ -233,11 +269,11 @@ class Mover:
             except errors.Gone:
                 if "continue" not in params:
                     raise
-                params = {"limit": LIST_PAGE}  # the token expired: start again
+                params = dict(first)  # the token expired: start again
                 continue
             for item in page.get("items") or ():
                 yield item.get("metadata") or {}
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return
-            params = {"limit": LIST_PAGE, "continue": token}
+            params = {**first, "continue": token}

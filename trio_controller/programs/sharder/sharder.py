@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,7 +53,13 @@ from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_o
 from trio_controller.programs.sharder.moves import Mover, Resynced, RingResource, first_leaf
 from trio_controller.programs.sharder.ring import HashRing
 from trio_controller.runtime.controller import Controller
-from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
+from trio_controller.runtime.predicates import generation_changed
+from trio_controller.runtime.sharding import (
+    LABEL_CONTROLLER_RING,
+    LABEL_STATE,
+    drain_label,
+    shard_label,
+)
 from trio_controller.transport.client import Client
 
 __all__ = ["Sharder", "shard_changed"]
@@ -85,6 +91,7 @@ class _Ring:
     retry_delay: float = 0.5
     resolve_error: str | None = None  # why the ring's resources are unknown
     resolve_delay: float = RESOLVE_RETRY
+    resolved_for: tuple[str, int] | None = None  # (uid, generation) `resources` are for
     mover: Mover = field(init=False)
 
     @property
@@ -98,13 +105,17 @@ class _Ring:
 
 def shard_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
     """For the ring controller's Lease watch: an update that may change the ring's shards
-    (the Lease's labels, among them the state the Lease controller keeps, its holder or
-    its duration); not a renewal, which only moves renewTime."""
+    (the Lease's ring label, its holder, its duration); not a renewal, which only moves
+    renewTime, nor the state label the Lease controller writes: the ring reads a shard's
+    state from the Lease's times and holder (a state that changes by time alone shows as
+    the Lease controller's acquisition, a new holder), and waking on the label too woke
+    the ring twice for every shard that joins."""
 
     def shard(lease: dict[str, Any] | None) -> tuple[Any, ...]:
         meta, spec = (lease or {}).get("metadata") or {}, (lease or {}).get("spec") or {}
+        labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != LABEL_STATE}
         return (
-            meta.get("labels"),
+            labels,
             meta.get("deletionTimestamp"),
             spec.get("holderIdentity"),
             spec.get("leaseDurationSeconds"),
@@ -155,9 +166,11 @@ class Sharder:
             # Every renewal (each shard's, every 2 s) reconciles its Lease: by design.
             hot_loop_threshold=None,
         )
+        # Its own status writes must not wake it again: only spec changes (and adds,
+        # deletes) of a ring do, besides its shards' Leases below.
         self.ring_controller = Controller(
             client, CONTROLLER_RINGS, self.reconcile_ring, factory=self.factory,
-            name="ControllerRing",
+            name="ControllerRing", predicates=[generation_changed],
         )  # fmt: skip
         self.ring_controller.watches(
             LEASES,
@@ -235,7 +248,7 @@ class Sharder:
             ring = self.rings[key] = _Ring(key)
             ring.mover = Mover(self.client, key, concurrent=self.concurrent_moves)
         try:
-            resources = await self._resolve(obj)
+            resources = await self._resources(ring, obj)
         except errors.TrioControllerError as exc:
             # A ring may name a resource before its CRD is installed: say so (once per
             # reason, and in the status) and look again, never giving up on the ring.
@@ -268,15 +281,23 @@ class Sharder:
         """Resync when the ring's shards changed, when it is time, or to retry; the
         seconds until the next look."""
         ready = frozenset(s.name for s in shards.values() if s.state.on_ring)
-        membership = (ready, frozenset(s.name for s in shards.values() if s.state.holds_objects))
+        holding = frozenset(s.name for s in shards.values() if s.state.holds_objects)
+        membership = (ready, holding)
         now = trio.current_time()
         wait = max(self.settling(shards), ring.retry_at - now)
         if wait > 0:
             return wait + 0.01
         if membership != ring.membership or now >= ring.synced_at + self.sync_period:
+            # Shards that held objects at the last resync and hold none now (dead, or
+            # their Lease gone), and dead shards' Leases: their objects move first.
+            dead = {s.name for s in shards.values() if not s.state.holds_objects}
+            if ring.membership is not None:
+                dead |= ring.membership[1] - holding
             try:
-                result = await self.resync(ring, shards)
+                result = await self.resync(ring, shards, evacuate=dead)
             except errors.TrioControllerError as exc:
+                if isinstance(exc, errors.NotFound):
+                    ring.resolved_for = None  # a resource went away: look it up again
                 ring.resync_error = f"cannot resync the ring's objects: {exc}"
                 ring.retry_delay = min(ring.retry_delay * 2, 60.0)
                 ring.retry_at = now + ring.retry_delay
@@ -289,6 +310,17 @@ class Sharder:
                 ring.membership = None  # not done: look again soon
                 return CONFLICT_RETRY
         return max(ring.synced_at + self.sync_period - now, 0.0) + 0.01
+
+    async def _resources(self, ring: _Ring, obj: dict[str, Any]) -> tuple[RingResource, ...]:
+        """The ring's resources: resolved by discovery once per spec (the ring's uid and
+        generation), and again after a NotFound (`resolved_for` reset)."""
+        meta = obj.get("metadata") or {}
+        spec_of = (str(meta.get("uid") or ""), int(meta.get("generation") or 0))
+        if ring.resolved_for != spec_of or not ring.resources:
+            resources = await self._resolve(obj)
+            ring.resolved_for = spec_of
+            return resources
+        return ring.resources
 
     async def _resolve(self, obj: dict[str, Any]) -> tuple[RingResource, ...]:
         """The ring's resources as `Resource`s (discovery: preferred version, kind)."""
@@ -350,6 +382,8 @@ class Sharder:
                             self.ring_controller.queue.add(ring.name)
                 except* errors.TrioControllerError as group:
                     exc = first_leaf(group)
+                    if isinstance(exc, errors.NotFound):
+                        ring.resolved_for = None  # e.g. a CRD removed: look it up again
                     ring.error = f"cannot watch the ring's objects: {exc}"
                     log.error("Ring %s: %s; retrying in %gs", ring.name, ring.error, delay)
                     self.ring_controller.queue.add(ring.name)
@@ -437,10 +471,13 @@ class Sharder:
 
     # -- resync ---------------------------------------------------------------------------
 
-    async def resync(self, ring: _Ring, shards: dict[str, Shard]) -> Resynced:
-        """Drain or move every object of the ring that is not on its desired shard."""
+    async def resync(
+        self, ring: _Ring, shards: dict[str, Shard], *, evacuate: Collection[str] = ()
+    ) -> Resynced:
+        """Drain or move every object of the ring that is not on its desired shard, the
+        objects of the shards in `evacuate` (dead or gone) first."""
         hash_ring = self._hash_ring(ring, shards)
         if not hash_ring:
             log.info("Ring %s has no ready shard: nothing to assign", ring.name)
             return Resynced()
-        return await ring.mover.resync(ring.resources, hash_ring, shards)
+        return await ring.mover.resync(ring.resources, hash_ring, shards, evacuate=evacuate)
