@@ -216,3 +216,20 @@ async def test_a_dead_shards_objects_move_first_the_owners_before_what_they_cont
     assert not any("/configmaps/" in e[1] for e in before)
     full_pass = client.events.index(lists[2])
     assert not any(e[0] == "start" for e in client.events[full_pass:])
+
+
+async def test_a_resync_leaves_objects_in_namespaces_the_ring_does_not_select_alone() -> None:
+    from trio_controller.programs.sharder.moves import Mover
+
+    def meta(name: str, namespace: str) -> dict[str, Any]:
+        return {**widget_meta(name, **{shard_label(RING): "dead"}), "namespace": namespace}
+
+    client = ListAndPatch(
+        {WIDGETS.path(): [meta("a", "selected"), meta("b", "other"), meta("c", "selected")]}
+    )
+    result = await Mover(client, RING).resync(  # type: ignore[arg-type]
+        [PRIMARY], HASH_RING, SHARDS, evacuate={"dead"}, namespaces={"selected"}
+    )
+    assert result.moved == 2
+    patched = {e[1].rsplit("/", 1)[1] for e in client.events if e[0] == "start"}
+    assert patched == {"a", "c"}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +160,7 @@ class Mover:
         shards: Mapping[str, Shard],
         *,
         evacuate: Collection[str] = (),
+        namespaces: Container[str] | None = None,
     ) -> Resynced:
         """List every object of `resources` (metadata only) and drain or move those not
         on their desired shard. A failed list raises (as itself).
@@ -172,7 +173,9 @@ class Mover:
         In the full pass, controlled objects go first, and their writes are done before
         any object of the ring's own resources is listed: a shard that gets an object
         (drained from a live shard) finds the objects it controls in its cache already,
-        instead of creating them again (409) until they arrive."""
+        instead of creating them again (409) until they arrive.
+
+        With `namespaces`, namespaced objects in other namespaces are left alone."""
         started = time.perf_counter()
         result = Resynced()
         resources = list(resources)
@@ -181,14 +184,14 @@ class Mover:
         gone = frozenset(evacuate)
         if gone:
             for batch in (own, controlled):
-                await self._resync_batch(batch, hash_ring, shards, result, gone)
+                await self._resync_batch(batch, hash_ring, shards, result, namespaces, gone)
             log.info(
                 "Moved the objects of ring %s's dead shards %s: %d moved, %d conflicts, %.2fs",
                 self.ring, ", ".join(sorted(gone)), result.moved, result.conflicts,
                 time.perf_counter() - started,
             )  # fmt: skip
         for batch in (controlled, own):
-            await self._resync_batch(batch, hash_ring, shards, result)
+            await self._resync_batch(batch, hash_ring, shards, result, namespaces)
         log.info(
             "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
             self.ring,
@@ -206,10 +209,12 @@ class Mover:
         hash_ring: HashRing,
         shards: Mapping[str, Shard],
         result: Resynced,
+        namespaces: Container[str] | None,
         only: frozenset[str] = frozenset(),
     ) -> None:
         """List `resources` and do their writes, `concurrent` at once, until all are done.
-        With `only` (shard names), just the objects labelled for one of those shards."""
+        With `only` (shard names), just the objects labelled for one of those shards;
+        with `namespaces`, just the namespaced objects in those namespaces."""
         if not resources:
             return
         selector = f"{self.shard_label} in ({','.join(sorted(only))})" if only else None
@@ -222,16 +227,28 @@ class Mover:
                 async with send:
                     for rr in resources:
                         async for meta in self.list_metadata(rr.resource, selector):
-                            if (
-                                only
-                                and (meta.get("labels") or {}).get(self.shard_label) not in only
-                            ):
+                            if not self._wanted(rr, meta, only, namespaces):
                                 continue
                             what = action(self.ring, rr, meta, hash_ring, shards)
                             if what is not None:
                                 await send.send((what[0], rr, meta, what[1]))
         except BaseExceptionGroup as group:
             raise first_leaf(group) from None
+
+    def _wanted(
+        self,
+        rr: RingResource,
+        meta: Mapping[str, Any],
+        only: frozenset[str],
+        namespaces: Container[str] | None,
+    ) -> bool:
+        """Whether a resync looks at the object: on one of the shards `only` (if any), in
+        one of `namespaces` (if any, and if it is namespaced)."""
+        if only and (meta.get("labels") or {}).get(self.shard_label) not in only:
+            return False
+        if namespaces is None or not rr.resource.namespaced:
+            return True
+        return meta.get("namespace") in namespaces
 
     async def _work(self, receive: trio.MemoryReceiveChannel[Work], result: Resynced) -> None:
         async with receive:

@@ -24,6 +24,12 @@ a conflict makes the ring resync again shortly.
 Each ring's assigners run on an informer factory of their own: a ring whose resources
 cannot be watched (no RBAC) says so in its status and is retried, and no other ring stops.
 
+Namespaces (a ring's `spec.namespaceSelector`, namespaces.py): only objects in selected
+namespaces are assigned or moved, as in the original sharder; objects in namespaces that
+stop matching keep their labels and are left alone. The selection is kept from a
+metadata-only watch of the Namespaces (run only for rings with a selector, so a sharder
+without such rings needs no RBAC for Namespaces); a change of it resyncs the ring.
+
 Settling: while a ready shard acquired its Lease less than `settle` seconds ago, neither
 assignment nor resync runs (leases.settle_wait): shards started together join within a
 moment of each other, and the first one must not get every object only to drain them.
@@ -43,7 +49,7 @@ import trio
 
 from trio_controller import errors
 from trio_controller.api.discovery import Discovery, ResourceNotFound
-from trio_controller.api.resource import LEASES, Resource
+from trio_controller.api.resource import LEASES, NAMESPACES, Resource
 from trio_controller.api.verbs import Api
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.options import InformerOptions
@@ -51,6 +57,7 @@ from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
 from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_of
 from trio_controller.programs.sharder.moves import Mover, Resynced, RingResource, first_leaf
+from trio_controller.programs.sharder.namespaces import NamespaceSelector
 from trio_controller.programs.sharder.ring import HashRing
 from trio_controller.runtime.controller import Controller
 from trio_controller.runtime.predicates import generation_changed
@@ -81,7 +88,8 @@ class _Ring:
     name: str
     resources: tuple[RingResource, ...] = ()
     controllers: dict[Resource, Controller] = field(default_factory=dict)
-    membership: tuple[frozenset[str], frozenset[str]] | None = None
+    #: (ready shards, shards holding objects, selected namespaces) at the last resync.
+    membership: tuple[frozenset[str], frozenset[str], frozenset[str] | None] | None = None
     synced_at: float = -math.inf
     hash_ring: HashRing = field(default_factory=HashRing)
     scope: trio.CancelScope | None = None  # the assigners' task
@@ -92,6 +100,9 @@ class _Ring:
     resolve_error: str | None = None  # why the ring's resources are unknown
     resolve_delay: float = RESOLVE_RETRY
     resolved_for: tuple[str, int] | None = None  # (uid, generation) `resources` are for
+    namespace_selector: NamespaceSelector | None = None  # None: every namespace
+    namespaces: set[str] = field(default_factory=set)  # selected (with a selector)
+    namespace_watch: Controller | None = None
     mover: Mover = field(init=False)
 
     @property
@@ -101,6 +112,17 @@ class _Ring:
     @property
     def drain_label(self) -> str:
         return drain_label(self.name)
+
+    def selects(self, rr: RingResource, meta: dict[str, Any]) -> bool:
+        """Whether the object of `meta` is in a namespace the ring shards."""
+        if self.namespace_selector is None or not rr.resource.namespaced:
+            return True
+        return meta.get("namespace") in self.namespaces
+
+    @property
+    def selected(self) -> frozenset[str] | None:
+        """The selected namespaces; None: every namespace."""
+        return None if self.namespace_selector is None else frozenset(self.namespaces)
 
 
 def shard_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
@@ -190,6 +212,8 @@ class Sharder:
         found = [self.ring_controller, self.lease_controller]
         for ring in self.rings.values():
             found.extend(ring.controllers.values())
+            if ring.namespace_watch is not None:
+                found.append(ring.namespace_watch)
         return found
 
     # -- running -------------------------------------------------------------------------
@@ -262,8 +286,17 @@ class Sharder:
         if ring.resolve_error is not None:
             log.info("Ring %s: its resources are known now", key)
             ring.resolve_error, ring.resolve_delay = None, RESOLVE_RETRY
-        if resources != ring.resources:
-            ring.resources = resources
+        try:
+            selector = NamespaceSelector.parse((obj.get("spec") or {}).get("namespaceSelector"))
+        except ValueError as exc:
+            # Wrong until the ring's spec changes (which reconciles it again).
+            log.error("Ring %s: %s", key, exc)
+            await self._status(obj, {}, ready=False, reason="InvalidNamespaceSelector",
+                               message=str(exc))  # fmt: skip
+            return None
+        if resources != ring.resources or selector != ring.namespace_selector:
+            ring.resources, ring.namespace_selector = resources, selector
+            ring.namespaces = set()
             self._start_assigners(ring)
         shards = self.shards(key)
         after = await self._resync_if_due(ring, shards)
@@ -282,7 +315,7 @@ class Sharder:
         seconds until the next look."""
         ready = frozenset(s.name for s in shards.values() if s.state.on_ring)
         holding = frozenset(s.name for s in shards.values() if s.state.holds_objects)
-        membership = (ready, holding)
+        membership = (ready, holding, ring.selected)
         now = trio.current_time()
         wait = max(self.settling(shards), ring.retry_at - now)
         if wait > 0:
@@ -369,11 +402,14 @@ class Sharder:
                 factory = SharedInformerFactory(self.client)
                 ring.controllers = {rr.resource: self._assigner(ring, rr, factory)
                                     for rr in resources}  # fmt: skip
+                ring.namespace_watch = self._namespace_watch(ring, factory)
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(factory.run)
                         for controller in ring.controllers.values():
                             nursery.start_soon(controller.run)
+                        if ring.namespace_watch is not None:
+                            nursery.start_soon(ring.namespace_watch.run)
                         await factory.wait_for_cache_sync()
                         delay = 1.0
                         if ring.error is not None:
@@ -406,6 +442,35 @@ class Sharder:
             name=f"{ring.name} {rr.resource.kind} assigner",
             workers=4,
         )
+
+    def _namespace_watch(self, ring: _Ring, factory: SharedInformerFactory) -> Controller | None:
+        """For a ring with a namespaceSelector: a metadata-only Namespace watch keeping
+        `ring.namespaces`; a namespace that starts or stops matching wakes the ring."""
+        selector = ring.namespace_selector
+        if selector is None:
+            return None
+
+        async def namespace_changed(key: str) -> None:
+            assert watch is not None and selector is not None
+            labels = watch.store.labels(key) if key in watch.store else None
+            selected = labels is not None and selector.matches(labels)
+            if selected != (key in ring.namespaces):
+                (ring.namespaces.add if selected else ring.namespaces.discard)(key)
+                log.info("Ring %s: namespace %s is %s", ring.name, key,
+                         "selected" if selected else "no longer selected")  # fmt: skip
+                self.ring_controller.queue.add(ring.name)
+
+        watch = Controller(
+            self.client,
+            NAMESPACES,
+            namespace_changed,
+            metadata_only=True,
+            factory=factory,
+            name=f"{ring.name} Namespace watch",
+            # Lists and relists hand every namespace over: by design.
+            hot_loop_threshold=None,
+        )
+        return watch
 
     async def _status(
         self, obj: dict[str, Any], shards: dict[str, Shard], *, ready: bool, reason: str,
@@ -458,6 +523,8 @@ class Sharder:
         meta = obj.get("metadata") or {}
         if (meta.get("labels") or {}).get(ring.shard_label):
             return None
+        if not ring.selects(rr, meta):
+            return None  # assigned by a resync if its namespace comes to match
         hash_key = rr.hash_key(meta)
         if not hash_key:
             return None  # a controlled object without a controller of the ring: not sharded
@@ -480,4 +547,6 @@ class Sharder:
         if not hash_ring:
             log.info("Ring %s has no ready shard: nothing to assign", ring.name)
             return Resynced()
-        return await ring.mover.resync(ring.resources, hash_ring, shards, evacuate=evacuate)
+        return await ring.mover.resync(
+            ring.resources, hash_ring, shards, evacuate=evacuate, namespaces=ring.selected
+        )
