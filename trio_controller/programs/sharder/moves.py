@@ -40,7 +40,7 @@ from trio_controller.programs.sharder.ring import HashRing, controller_key, key_
 from trio_controller.runtime.sharding import drain_label, shard_label
 from trio_controller.transport.client import Client
 
-__all__ = ["Mover", "Resynced", "RingResource", "action", "first_leaf"]
+__all__ = ["Mover", "Resynced", "RingResource", "action", "first_leaf", "in_namespaces"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,16 @@ def action(
                 return None  # the drain is under way
             return ("drain", desired)
     return ("move", desired)
+
+
+def in_namespaces(
+    rr: RingResource, meta: Mapping[str, Any], namespaces: Container[str] | None
+) -> bool:
+    """Whether the object of `meta` is sharded by a ring that selects `namespaces` (None:
+    every namespace; cluster-scoped objects always are)."""
+    if namespaces is None or not rr.resource.namespaced:
+        return True
+    return meta.get("namespace") in namespaces
 
 
 def first_leaf(exc: BaseException) -> BaseException:
@@ -246,9 +256,7 @@ class Mover:
         one of `namespaces` (if any, and if it is namespaced)."""
         if only and (meta.get("labels") or {}).get(self.shard_label) not in only:
             return False
-        if namespaces is None or not rr.resource.namespaced:
-            return True
-        return meta.get("namespace") in namespaces
+        return in_namespaces(rr, meta, namespaces)
 
     async def _work(self, receive: trio.MemoryReceiveChannel[Work], result: Resynced) -> None:
         async with receive:

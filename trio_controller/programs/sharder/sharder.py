@@ -56,7 +56,13 @@ from trio_controller.cache.options import InformerOptions
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
 from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_of
-from trio_controller.programs.sharder.moves import Mover, Resynced, RingResource, first_leaf
+from trio_controller.programs.sharder.moves import (
+    Mover,
+    Resynced,
+    RingResource,
+    first_leaf,
+    in_namespaces,
+)
 from trio_controller.programs.sharder.namespaces import NamespaceSelector
 from trio_controller.programs.sharder.ring import HashRing
 from trio_controller.runtime.controller import Controller
@@ -115,9 +121,7 @@ class _Ring:
 
     def selects(self, rr: RingResource, meta: dict[str, Any]) -> bool:
         """Whether the object of `meta` is in a namespace the ring shards."""
-        if self.namespace_selector is None or not rr.resource.namespaced:
-            return True
-        return meta.get("namespace") in self.namespaces
+        return in_namespaces(rr, meta, None if self.namespace_selector is None else self.namespaces)
 
     @property
     def selected(self) -> frozenset[str] | None:
