@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 
+from trio_controller import errors
 from trio_controller.api.resource import CONFIGMAPS, Resource
 from trio_controller.programs.sharder.leasekeeper import micro_time
 from trio_controller.programs.sharder.leases import shards_of
@@ -131,9 +132,12 @@ class ListAndPatch:
     """Lists `objects` by path (metadata, one page) and answers PATCHes, each taking a
     moment; remembers the order of the PATCHes' starts and ends."""
 
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(
+        self, objects: dict[str, list[dict[str, Any]]], conflicting: frozenset[str] = frozenset()
+    ) -> None:
         self.objects = objects
-        self.events: list[tuple[str, str]] = []
+        self.conflicting = conflicting  # names whose PATCH answers 409
+        self.events: list[tuple[str, ...]] = []
 
     async def list_page(self, path: str, params: Any, *, accept: str) -> bytes:
         selector = params.get("labelSelector")
@@ -146,6 +150,8 @@ class ListAndPatch:
         await trio.sleep(0.01 if "configmaps" in path else 0.001)
         self.events.append(("end", path))
         name = path.rsplit("/", 1)[1]
+        if name in self.conflicting:
+            raise errors.Conflict(409, "Conflict", "the object has been modified")
         for meta in (m for metas in self.objects.values() for m in metas if m["name"] == name):
             labels = {**meta["labels"], **body["metadata"]["labels"]}
             meta["labels"] = {k: v for k, v in labels.items() if v is not None}
@@ -233,3 +239,14 @@ async def test_a_resync_leaves_objects_in_namespaces_the_ring_does_not_select_al
     assert result.moved == 2
     patched = {e[1].rsplit("/", 1)[1] for e in client.events if e[0] == "start"}
     assert patched == {"a", "c"}
+
+
+async def test_only_conflicts_on_assigned_objects_make_the_ring_resync_again() -> None:
+    from trio_controller.programs.sharder.moves import Mover
+
+    objects = [widget_meta("unassigned"), widget_meta("stale", **{shard_label(RING): "dead"})]
+    client = ListAndPatch({WIDGETS.path(): objects}, conflicting=frozenset({"unassigned", "stale"}))
+    result = await Mover(client, RING).resync([PRIMARY], HASH_RING, SHARDS)  # type: ignore[arg-type]
+    # The unassigned one changed meanwhile: the assigners' watch of unassigned objects
+    # has it. The one still on a dead shard must be tried again.
+    assert (result.moved, result.conflicts, result.raced) == (0, 1, 1)

@@ -73,11 +73,15 @@ class RingResource:
 
 @dataclass
 class Resynced:
-    """What one resync did."""
+    """What one resync did. `conflicts`: writes that failed and must be tried again (the
+    ring resyncs again shortly); `raced`: objects that were unassigned when listed and had
+    changed by the time of the write (the assigners' watch of unassigned objects has them:
+    assigned meanwhile, or to be assigned from that watch), no reason to list again."""
 
     moved: int = 0
     drained: int = 0
     conflicts: int = 0
+    raced: int = 0
 
 
 def action(
@@ -203,12 +207,14 @@ class Mover:
         for batch in (controlled, own):
             await self._resync_batch(batch, hash_ring, shards, result, namespaces)
         log.info(
-            "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, %.2fs",
+            "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, "
+            "%d assigned meanwhile, %.2fs",
             self.ring,
             ", ".join(hash_ring.nodes),
             result.moved,
             result.drained,
             result.conflicts,
+            result.raced,
             time.perf_counter() - started,
         )
         return result
@@ -268,8 +274,12 @@ class Mover:
                     else:
                         done = await self.move(rr, meta, desired)
                         result.moved += done
-                    if not done:
+                    if done:
+                        continue
+                    if (meta.get("labels") or {}).get(self.shard_label):
                         result.conflicts += 1
+                    else:
+                        result.raced += 1
                 except errors.TrioControllerError as exc:
                     result.conflicts += 1
                     log.info("Could not %s %s %s: %s", what, rr.resource.kind,
