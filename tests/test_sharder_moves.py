@@ -184,7 +184,7 @@ async def test_a_resync_moves_the_controlled_objects_before_it_looks_at_their_ow
     assert sum(1 for e in after if e[0] == "end" and "/widgets/" in e[1]) == 20
 
 
-async def test_a_dead_shards_objects_move_first_the_owners_before_what_they_control() -> None:
+async def test_a_dead_shards_objects_move_first_what_they_control_before_the_owners() -> None:
     from trio_controller.programs.sharder.moves import Mover
 
     dead = [f"w{i}" for i in range(20)]
@@ -208,18 +208,18 @@ async def test_a_dead_shards_objects_move_first_the_owners_before_what_they_cont
     assert (result.moved, result.drained, result.conflicts) == (40, 0, 0)
     selector = f"{shard_label(RING)} in (dead)"
     lists = [e for e in client.events if e[0] == "list"]
-    # Only the dead shard's objects are listed first, Widgets before their ConfigMaps;
+    # Only the dead shard's objects are listed first, ConfigMaps before their Widgets;
     # then the full pass, which finds nothing more to do.
     assert lists == [
-        ("list", WIDGETS.path(), selector),
         ("list", CONFIGMAPS.path(), selector),
+        ("list", WIDGETS.path(), selector),
         ("list", CONFIGMAPS.path()),
         ("list", WIDGETS.path()),
     ]
-    configmaps_listed = client.events.index(lists[1])
-    before = client.events[:configmaps_listed]
-    assert sum(1 for e in before if e[0] == "end" and "/widgets/" in e[1]) == 20
-    assert not any("/configmaps/" in e[1] for e in before)
+    widgets_listed = client.events.index(lists[1])
+    before = client.events[:widgets_listed]
+    assert sum(1 for e in before if e[0] == "end" and "/configmaps/" in e[1]) == 20
+    assert not any("/widgets/" in e[1] for e in before)
     full_pass = client.events.index(lists[2])
     assert not any(e[0] == "start" for e in client.events[full_pass:])
 
