@@ -21,12 +21,18 @@ shard runs, by a few concurrent writers. Then, as child processes,
    in its cache;
 2. with the 3 shards of N = 3: kill -9 of one; the time from the kill until every Widget
    it had carries a live shard's label and that shard printed a `Reconciled` line for it
-   after the kill (goal: the Lease duration, 15 s, + 5 s);
+   after the kill (goal: the Lease duration, 15 s, + 5 s): the time of the last of those
+   first lines, read from the shards' output (the apiserver is asked only to confirm the
+   labels once every Widget shows up there);
 3. a shard joins the two live ones (n3-r4), then a 4th joins the three (n3-r5): for each,
    the time until the labels are stable for 5 s with every Widget on the new shard
-   reconciled there, and how many Widgets changed shard (goal: about 1/3, then 1/4).
+   reconciled there, and how many Widgets changed shard (goal: about 1/3, then 1/4);
+4. the sharder's RSS after each of its resyncs (its `Resynced ring` lines) all along, and
+   after `--resyncs` more periodic ones at the end (`--sync-period`, default 20 s here:
+   the sharder's memory must stay flat from one resync to the next).
 
-    python bench/sharding_bench.py [--widgets 3000] [--writers 8]
+    python bench/sharding_bench.py [--widgets 3000] [--writers 8] [--sync-period 20]
+                                   [--resyncs 5]
 
 Logs (every child's stderr) stay in the printed directory.
 """
@@ -89,6 +95,9 @@ def proc_status_mb(pid: int, field: str) -> float:
 class Child:
     """A child process; remembers when it printed `Reconciled Widget <key>` for each key."""
 
+    #: Marks in its stderr log counted by `marks` (the sharder's resyncs).
+    MARK = b"Resynced ring "
+
     def __init__(self, name: str, command: list[str], log: Path) -> None:
         self.name = name
         self.command = command
@@ -130,6 +139,10 @@ class Child:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
+
+    def marks(self) -> int:
+        """How many times its stderr log holds `MARK` so far."""
+        return self.log.read_bytes().count(self.MARK)
 
     def reconciled_since(self, key: str, since: float) -> bool:
         return any(t >= since for t in self.reconciled.get(key, ()))
@@ -247,22 +260,44 @@ async def setup(client: Client, n: int, writers: int) -> float:
     return n / (time.monotonic() - t0)
 
 
-async def run(kc: Path, work: Path, n: int, writers: int) -> dict[str, Any]:
-    res: dict[str, Any] = {"widgets": n, "rounds": []}
+async def sample_resyncs(sharder: Child, samples: list[dict[str, float]]) -> None:
+    """Append the sharder's RSS (MB) each time its log shows one more resync."""
+    seen = 0
+    while sharder.alive:
+        count = sharder.marks()
+        if count > seen:
+            seen = count
+            rss = round(proc_status_mb(sharder.pid, "VmRSS"), 1)
+            samples.append({"resyncs": count, "rss_mb": rss})
+        await trio.sleep(0.2)
+
+
+async def run(
+    kc: Path,
+    work: Path,
+    n: int,
+    writers: int,
+    sync_period: float,
+    resyncs: int,
+    shard_counts: tuple[int, ...] = (1, 2, 3),
+) -> dict[str, Any]:
+    res: dict[str, Any] = {"widgets": n, "rounds": [], "sharder_rss_at_resyncs": []}
     async with Client(load_config(str(kc))) as client, trio.open_nursery() as nursery:
         bench = Bench(client, kc, work, nursery)
         sharder = Child(
             "sharder",
-            [str(SHARDER), "--kubeconfig", str(kc), "--namespace", LEASE_NAMESPACE],
+            [str(SHARDER), "--kubeconfig", str(kc), "--namespace", LEASE_NAMESPACE,
+             "--sync-period", str(sync_period)],
             work / "sharder.stderr",
-        )
+        )  # fmt: skip
         await sharder.start(nursery)
+        nursery.start_soon(sample_resyncs, sharder, res["sharder_rss_at_resyncs"])
         res["creates_per_s"] = await setup(client, n, writers)
         print(f"{n} Widgets created, {res['creates_per_s']:.0f}/s", flush=True)
         keys = set((await bench.placement()).keys())
         assert len(keys) == n, len(keys)
 
-        for count in (1, 2, 3):
+        for count in shard_counts:
             async with trio.open_nursery() as stopping:  # at once: no detour via each other
                 for child in list(bench.live().values()):
                     stopping.start_soon(child.stop)
@@ -300,18 +335,29 @@ async def run(kc: Path, work: Path, n: int, writers: int) -> dict[str, Any]:
         bench.shards[victim].process.kill()  # type: ignore[union-attr]
         killed = time.monotonic()
 
-        async def moved() -> bool:
-            now = await bench.placement()
+        async def moved() -> float | None:
+            """When the last of the victim's Widgets was first reconciled by the live shard
+            now labelled for it (seconds after the kill). The shards' lines are looked at
+            first, the apiserver only once they all show up (a list of every Widget 4
+            times a second would load the apiserver the sharder is racing against)."""
             live = bench.live()
+            if not all(any(c.reconciled_since(k, killed) for c in live.values())
+                       for k in on_victim):  # fmt: skip
+                return None
+            now = await bench.placement()
+            last = 0.0
             for key in on_victim:
                 shard, _ = now[key]
                 if shard not in live or not live[shard].reconciled_since(key, killed):
-                    return False
-            return True
+                    return None
+                last = max(last, min(t for t in live[shard].reconciled[key] if t >= killed))
+            return last - killed
 
-        await eventually(moved, f"{victim}'s Widgets to be reconciled elsewhere", 120, every=0.25)
+        took = await eventually(
+            moved, f"{victim}'s Widgets to be reconciled elsewhere", 120, every=0.25
+        )
         res["kill"] = {"shard": victim, "widgets": len(on_victim),
-                       "reassigned_and_reconciled_s": time.monotonic() - killed}  # fmt: skip
+                       "reassigned_and_reconciled_s": took}  # fmt: skip
         print(json.dumps(res["kill"]), flush=True)
         await bench.quiet()
 
@@ -321,6 +367,15 @@ async def run(kc: Path, work: Path, n: int, writers: int) -> dict[str, Any]:
             before = await eventually(lambda: bench.settled(keys, 0.0), "settled", 60)
             res["joins"].append(await join(bench, keys, before, name))
             print(json.dumps(res["joins"][-1]), flush=True)
+        # -- the sharder's memory over `resyncs` more periodic resyncs ------------------------
+        until = sharder.marks() + resyncs
+
+        async def resynced() -> bool:
+            return sharder.marks() >= until
+
+        await eventually(resynced, f"{resyncs} resyncs", (resyncs + 2) * sync_period + 120)
+        await trio.sleep(0.5)
+        print(json.dumps({"sharder_rss_at_resyncs": res["sharder_rss_at_resyncs"]}), flush=True)
         res["sharder_peak_rss_mb"] = proc_status_mb(sharder.pid, "VmHWM")
         for child in [*bench.live().values(), sharder]:
             await child.stop()
@@ -393,12 +448,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--widgets", type=int, default=3000)
     ap.add_argument("--writers", type=int, default=8)
+    ap.add_argument("--sync-period", type=float, default=20.0, help="the sharder's (seconds)")
+    ap.add_argument("--resyncs", type=int, default=5, help="periodic resyncs watched at the end")
+    ap.add_argument(
+        "--only-three",
+        action="store_true",
+        help="skip the 1- and 2-shard rounds (a quicker failover and joins run)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="trio-controller-shardbench-"))
     print(json.dumps(versions()), flush=True)
     env = start_testenv(work)
     try:
-        res = trio.run(run, work / "kubeconfig", work, args.widgets, args.writers)
+        res = trio.run(
+            run, work / "kubeconfig", work, args.widgets, args.writers, args.sync_period,
+            args.resyncs, (3,) if args.only_three else (1, 2, 3),
+        )  # fmt: skip
     finally:
         env.terminate()
         env.wait(timeout=60)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 
+from trio_controller import errors
 from trio_controller.api.resource import CONFIGMAPS, Resource
 from trio_controller.programs.sharder.leasekeeper import micro_time
 from trio_controller.programs.sharder.leases import shards_of
@@ -119,23 +120,41 @@ def test_with_no_ready_shard_nothing_moves() -> None:
 # -- a resync's writes -----------------------------------------------------------------------
 
 
+def _matches(selector: str | None, meta: dict[str, Any]) -> bool:
+    """`key in (a,b)`, the one selector form the sharder sends."""
+    if selector is None:
+        return True
+    key, _, values = selector.partition(" in ")
+    return (meta.get("labels") or {}).get(key) in values.strip("()").split(",")
+
+
 class ListAndPatch:
     """Lists `objects` by path (metadata, one page) and answers PATCHes, each taking a
     moment; remembers the order of the PATCHes' starts and ends."""
 
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(
+        self, objects: dict[str, list[dict[str, Any]]], conflicting: frozenset[str] = frozenset()
+    ) -> None:
         self.objects = objects
-        self.events: list[tuple[str, str]] = []
+        self.conflicting = conflicting  # names whose PATCH answers 409
+        self.events: list[tuple[str, ...]] = []
 
     async def list_page(self, path: str, params: Any, *, accept: str) -> bytes:
-        self.events.append(("list", path))
-        items = [{"metadata": meta} for meta in self.objects[path]]
+        selector = params.get("labelSelector")
+        self.events.append(("list", path) if selector is None else ("list", path, selector))
+        items = [{"metadata": meta} for meta in self.objects[path] if _matches(selector, meta)]
         return json.dumps({"items": items, "metadata": {}}).encode()
 
     async def request_json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         self.events.append(("start", path))
         await trio.sleep(0.01 if "configmaps" in path else 0.001)
         self.events.append(("end", path))
+        name = path.rsplit("/", 1)[1]
+        if name in self.conflicting:
+            raise errors.Conflict(409, "Conflict", "the object has been modified")
+        for meta in (m for metas in self.objects.values() for m in metas if m["name"] == name):
+            labels = {**meta["labels"], **body["metadata"]["labels"]}
+            meta["labels"] = {k: v for k, v in labels.items() if v is not None}
         return {"metadata": {"name": path.rsplit("/", 1)[1], "resourceVersion": "6"}}
 
 
@@ -163,3 +182,71 @@ async def test_a_resync_moves_the_controlled_objects_before_it_looks_at_their_ow
     assert sum(1 for e in before if e[0] == "end" and "/configmaps/" in e[1]) == 20
     assert not any("/widgets/" in e[1] for e in before)
     assert sum(1 for e in after if e[0] == "end" and "/widgets/" in e[1]) == 20
+
+
+async def test_a_dead_shards_objects_move_first_what_they_control_before_the_owners() -> None:
+    from trio_controller.programs.sharder.moves import Mover
+
+    dead = [f"w{i}" for i in range(20)]
+    placed = [(f"x{i}", HASH_RING.shard_for(key_for_object("example.com", "Widget", "ns", f"x{i}")))
+              for i in range(20)]  # fmt: skip
+    ref = {"apiVersion": "example.com/v1", "kind": "Widget", "controller": True}
+    client = ListAndPatch(
+        {
+            WIDGETS.path(): [widget_meta(n, **{shard_label(RING): "dead"}) for n in dead]
+            + [widget_meta(n, **{shard_label(RING): s}) for n, s in placed],
+            CONFIGMAPS.path(): [
+                {**widget_meta(f"{n}-config", **{shard_label(RING): "dead"}),
+                 "ownerReferences": [{**ref, "name": n, "uid": n}]}
+                for n in dead
+            ],
+        }
+    )  # fmt: skip
+    result = await Mover(client, RING, concurrent=8).resync(  # type: ignore[arg-type]
+        [PRIMARY, CONTROLLED], HASH_RING, SHARDS, evacuate={"dead"}
+    )
+    assert (result.moved, result.drained, result.conflicts) == (40, 0, 0)
+    selector = f"{shard_label(RING)} in (dead)"
+    lists = [e for e in client.events if e[0] == "list"]
+    # Only the dead shard's objects are listed first, ConfigMaps before their Widgets;
+    # then the full pass, which finds nothing more to do.
+    assert lists == [
+        ("list", CONFIGMAPS.path(), selector),
+        ("list", WIDGETS.path(), selector),
+        ("list", CONFIGMAPS.path()),
+        ("list", WIDGETS.path()),
+    ]
+    widgets_listed = client.events.index(lists[1])
+    before = client.events[:widgets_listed]
+    assert sum(1 for e in before if e[0] == "end" and "/configmaps/" in e[1]) == 20
+    assert not any("/widgets/" in e[1] for e in before)
+    full_pass = client.events.index(lists[2])
+    assert not any(e[0] == "start" for e in client.events[full_pass:])
+
+
+async def test_a_resync_leaves_objects_in_namespaces_the_ring_does_not_select_alone() -> None:
+    from trio_controller.programs.sharder.moves import Mover
+
+    def meta(name: str, namespace: str) -> dict[str, Any]:
+        return {**widget_meta(name, **{shard_label(RING): "dead"}), "namespace": namespace}
+
+    client = ListAndPatch(
+        {WIDGETS.path(): [meta("a", "selected"), meta("b", "other"), meta("c", "selected")]}
+    )
+    result = await Mover(client, RING).resync(  # type: ignore[arg-type]
+        [PRIMARY], HASH_RING, SHARDS, evacuate={"dead"}, namespaces={"selected"}
+    )
+    assert result.moved == 2
+    patched = {e[1].rsplit("/", 1)[1] for e in client.events if e[0] == "start"}
+    assert patched == {"a", "c"}
+
+
+async def test_only_conflicts_on_assigned_objects_make_the_ring_resync_again() -> None:
+    from trio_controller.programs.sharder.moves import Mover
+
+    objects = [widget_meta("unassigned"), widget_meta("stale", **{shard_label(RING): "dead"})]
+    client = ListAndPatch({WIDGETS.path(): objects}, conflicting=frozenset({"unassigned", "stale"}))
+    result = await Mover(client, RING).resync([PRIMARY], HASH_RING, SHARDS)  # type: ignore[arg-type]
+    # The unassigned one changed meanwhile: the assigners' watch of unassigned objects
+    # has it. The one still on a dead shard must be tried again.
+    assert (result.moved, result.conflicts, result.raced) == (0, 1, 1)

@@ -62,8 +62,10 @@ async def test_a_ring_naming_an_unknown_resource_says_so_and_is_looked_at_again(
         statuses.append(condition)
 
     known: list[RingResource] = []
+    resolved: list[int] = []
 
     async def resolve(obj: Any) -> tuple[RingResource, ...]:
+        resolved.append(obj["metadata"].get("generation") or 0)
         if not known:
             raise ResourceNotFound("example.com", "group 'example.com'")
         return tuple(known)
@@ -101,11 +103,27 @@ async def test_a_ring_naming_an_unknown_resource_says_so_and_is_looked_at_again(
     assert started == ["widget-operator"]
     assert statuses[-1]["ready"] is True
     assert any("known now" in r.getMessage() for r in caplog.records)
+
+    # Discovery runs once per spec: not again for the same generation, again for a new one
+    # (or after a NotFound); its next failure starts again from the shortest delay.
+    calls = len(resolved)
+    for _ in range(3):
+        assert await sharder.reconcile_ring("widget-operator") == 300.0
+    assert len(resolved) == calls
     known.clear()
+    changed = {**WIDGETS_RING, "metadata": {**WIDGETS_RING["metadata"], "generation": 2,
+                                            "resourceVersion": "2"}}  # fmt: skip
+    store.upsert(json.dumps(changed).encode())
     assert await sharder.reconcile_ring("widget-operator") == 0.5
+    assert resolved[-1] == 2
+    known.append(RingResource(Resource("example.com", "v1", "widgets", "Widget")))
+    assert await sharder.reconcile_ring("widget-operator") == 300.0
+    sharder.rings["widget-operator"].resolved_for = None  # what a NotFound does
+    assert await sharder.reconcile_ring("widget-operator") == 300.0
+    assert len(resolved) == calls + 3
 
 
-def test_a_lease_renewal_does_not_wake_the_ring_but_a_new_holder_or_state_does() -> None:
+def test_a_lease_renewal_or_state_label_does_not_wake_the_ring_but_a_new_holder_does() -> None:
     from trio_controller.programs.sharder.sharder import shard_changed
 
     lease = {
@@ -118,5 +136,25 @@ def test_a_lease_renewal_does_not_wake_the_ring_but_a_new_holder_or_state_does()
     expired = {**lease, "metadata": {**lease["metadata"], "labels": labels}}
     assert not shard_changed(lease, renewed)
     assert shard_changed(lease, taken)
-    assert shard_changed(lease, expired)
+    # The ring reads states from the Lease's times and holder, not from the label.
+    assert not shard_changed(lease, expired)
+    moved = {**lease, "metadata": {**lease["metadata"], "labels": {LABEL_CONTROLLER_RING: "b"}}}
+    assert shard_changed(lease, moved)
     assert shard_changed(None, lease) and shard_changed(lease, None)
+
+
+async def test_a_resync_that_meets_a_notfound_makes_the_ring_look_its_resources_up_again(
+    sharder: Sharder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trio_controller import errors
+    from trio_controller.programs.sharder.sharder import _Ring
+
+    ring = _Ring("widget-operator", resolved_for=("u1", 1))
+
+    async def resync(ring: Any, shards: Any, *, evacuate: Any = ()) -> Any:
+        raise errors.NotFound(404, "NotFound", 'the server could not find "widgets"')
+
+    monkeypatch.setattr(sharder, "resync", resync)
+    assert await sharder._resync_if_due(ring, {}) == 1.0
+    assert ring.resolved_for is None
+    assert ring.resync_error is not None and "widgets" in ring.resync_error

@@ -24,6 +24,12 @@ a conflict makes the ring resync again shortly.
 Each ring's assigners run on an informer factory of their own: a ring whose resources
 cannot be watched (no RBAC) says so in its status and is retried, and no other ring stops.
 
+Namespaces (a ring's `spec.namespaceSelector`, namespaces.py): only objects in selected
+namespaces are assigned or moved, as in the original sharder; objects in namespaces that
+stop matching keep their labels and are left alone. The selection is kept from a
+metadata-only watch of the Namespaces (run only for rings with a selector, so a sharder
+without such rings needs no RBAC for Namespaces); a change of it resyncs the ring.
+
 Settling: while a ready shard acquired its Lease less than `settle` seconds ago, neither
 assignment nor resync runs (leases.settle_wait): shards started together join within a
 moment of each other, and the first one must not get every object only to drain them.
@@ -34,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,17 +49,30 @@ import trio
 
 from trio_controller import errors
 from trio_controller.api.discovery import Discovery, ResourceNotFound
-from trio_controller.api.resource import LEASES, Resource
+from trio_controller.api.resource import LEASES, NAMESPACES, Resource
 from trio_controller.api.verbs import Api
 from trio_controller.cache.factory import SharedInformerFactory
 from trio_controller.cache.options import InformerOptions
 from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
 from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_of
-from trio_controller.programs.sharder.moves import Mover, Resynced, RingResource, first_leaf
+from trio_controller.programs.sharder.moves import (
+    Mover,
+    Resynced,
+    RingResource,
+    first_leaf,
+    in_namespaces,
+)
+from trio_controller.programs.sharder.namespaces import NamespaceSelector
 from trio_controller.programs.sharder.ring import HashRing
 from trio_controller.runtime.controller import Controller, ControllerOptions
-from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, drain_label, shard_label
+from trio_controller.runtime.predicates import generation_changed
+from trio_controller.runtime.sharding import (
+    LABEL_CONTROLLER_RING,
+    LABEL_STATE,
+    drain_label,
+    shard_label,
+)
 from trio_controller.transport.client import Client
 
 __all__ = ["Sharder", "shard_changed"]
@@ -75,7 +94,8 @@ class _Ring:
     name: str
     resources: tuple[RingResource, ...] = ()
     controllers: dict[Resource, Controller] = field(default_factory=dict)
-    membership: tuple[frozenset[str], frozenset[str]] | None = None
+    #: (ready shards, shards holding objects, selected namespaces) at the last resync.
+    membership: tuple[frozenset[str], frozenset[str], frozenset[str] | None] | None = None
     synced_at: float = -math.inf
     hash_ring: HashRing = field(default_factory=HashRing)
     scope: trio.CancelScope | None = None  # the assigners' task
@@ -85,6 +105,10 @@ class _Ring:
     retry_delay: float = 0.5
     resolve_error: str | None = None  # why the ring's resources are unknown
     resolve_delay: float = RESOLVE_RETRY
+    resolved_for: tuple[str, int] | None = None  # (uid, generation) `resources` are for
+    namespace_selector: NamespaceSelector | None = None  # None: every namespace
+    namespaces: set[str] = field(default_factory=set)  # selected (with a selector)
+    namespace_watch: Controller | None = None
     mover: Mover = field(init=False)
 
     @property
@@ -95,16 +119,29 @@ class _Ring:
     def drain_label(self) -> str:
         return drain_label(self.name)
 
+    def selects(self, rr: RingResource, meta: dict[str, Any]) -> bool:
+        """Whether the object of `meta` is in a namespace the ring shards."""
+        return in_namespaces(rr, meta, None if self.namespace_selector is None else self.namespaces)
+
+    @property
+    def selected(self) -> frozenset[str] | None:
+        """The selected namespaces; None: every namespace."""
+        return None if self.namespace_selector is None else frozenset(self.namespaces)
+
 
 def shard_changed(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
     """For the ring controller's Lease watch: an update that may change the ring's shards
-    (the Lease's labels, among them the state the Lease controller keeps, its holder or
-    its duration); not a renewal, which only moves renewTime."""
+    (the Lease's ring label, its holder, its duration); not a renewal, which only moves
+    renewTime, nor the state label the Lease controller writes: the ring reads a shard's
+    state from the Lease's times and holder (a state that changes by time alone shows as
+    the Lease controller's acquisition, a new holder), and waking on the label too woke
+    the ring twice for every shard that joins."""
 
     def shard(lease: dict[str, Any] | None) -> tuple[Any, ...]:
         meta, spec = (lease or {}).get("metadata") or {}, (lease or {}).get("spec") or {}
+        labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != LABEL_STATE}
         return (
-            meta.get("labels"),
+            labels,
             meta.get("deletionTimestamp"),
             spec.get("holderIdentity"),
             spec.get("leaseDurationSeconds"),
@@ -155,9 +192,11 @@ class Sharder:
             # Every renewal (each shard's, every 2 s) reconciles its Lease: by design.
             options=ControllerOptions(hot_loop_threshold=None),
         )
+        # Its own status writes must not wake it again: only spec changes (and adds,
+        # deletes) of a ring do, besides its shards' Leases below.
         self.ring_controller = Controller(
             client, CONTROLLER_RINGS, self.reconcile_ring, factory=self.factory,
-            name="ControllerRing",
+            name="ControllerRing", predicates=[generation_changed],
         )  # fmt: skip
         self.ring_controller.watches(
             LEASES,
@@ -177,6 +216,8 @@ class Sharder:
         found = [self.ring_controller, self.lease_controller]
         for ring in self.rings.values():
             found.extend(ring.controllers.values())
+            if ring.namespace_watch is not None:
+                found.append(ring.namespace_watch)
         return found
 
     # -- running -------------------------------------------------------------------------
@@ -235,7 +276,7 @@ class Sharder:
             ring = self.rings[key] = _Ring(key)
             ring.mover = Mover(self.client, key, concurrent=self.concurrent_moves)
         try:
-            resources = await self._resolve(obj)
+            resources = await self._resources(ring, obj)
         except errors.TrioControllerError as exc:
             # A ring may name a resource before its CRD is installed: say so (once per
             # reason, and in the status) and look again, never giving up on the ring.
@@ -249,8 +290,17 @@ class Sharder:
         if ring.resolve_error is not None:
             log.info("Ring %s: its resources are known now", key)
             ring.resolve_error, ring.resolve_delay = None, RESOLVE_RETRY
-        if resources != ring.resources:
-            ring.resources = resources
+        try:
+            selector = NamespaceSelector.parse((obj.get("spec") or {}).get("namespaceSelector"))
+        except ValueError as exc:
+            # Wrong until the ring's spec changes (which reconciles it again).
+            log.error("Ring %s: %s", key, exc)
+            await self._status(obj, {}, ready=False, reason="InvalidNamespaceSelector",
+                               message=str(exc))  # fmt: skip
+            return None
+        if resources != ring.resources or selector != ring.namespace_selector:
+            ring.resources, ring.namespace_selector = resources, selector
+            ring.namespaces = set()
             self._start_assigners(ring)
         shards = self.shards(key)
         after = await self._resync_if_due(ring, shards)
@@ -268,15 +318,23 @@ class Sharder:
         """Resync when the ring's shards changed, when it is time, or to retry; the
         seconds until the next look."""
         ready = frozenset(s.name for s in shards.values() if s.state.on_ring)
-        membership = (ready, frozenset(s.name for s in shards.values() if s.state.holds_objects))
+        holding = frozenset(s.name for s in shards.values() if s.state.holds_objects)
+        membership = (ready, holding, ring.selected)
         now = trio.current_time()
         wait = max(self.settling(shards), ring.retry_at - now)
         if wait > 0:
             return wait + 0.01
         if membership != ring.membership or now >= ring.synced_at + self.sync_period:
+            # Shards that held objects at the last resync and hold none now (dead, or
+            # their Lease gone), and dead shards' Leases: their objects move first.
+            dead = {s.name for s in shards.values() if not s.state.holds_objects}
+            if ring.membership is not None:
+                dead |= ring.membership[1] - holding
             try:
-                result = await self.resync(ring, shards)
+                result = await self.resync(ring, shards, evacuate=dead)
             except errors.TrioControllerError as exc:
+                if isinstance(exc, errors.NotFound):
+                    ring.resolved_for = None  # a resource went away: look it up again
                 ring.resync_error = f"cannot resync the ring's objects: {exc}"
                 ring.retry_delay = min(ring.retry_delay * 2, 60.0)
                 ring.retry_at = now + ring.retry_delay
@@ -289,6 +347,17 @@ class Sharder:
                 ring.membership = None  # not done: look again soon
                 return CONFLICT_RETRY
         return max(ring.synced_at + self.sync_period - now, 0.0) + 0.01
+
+    async def _resources(self, ring: _Ring, obj: dict[str, Any]) -> tuple[RingResource, ...]:
+        """The ring's resources: resolved by discovery once per spec (the ring's uid and
+        generation), and again after a NotFound (`resolved_for` reset)."""
+        meta = obj.get("metadata") or {}
+        spec_of = (str(meta.get("uid") or ""), int(meta.get("generation") or 0))
+        if ring.resolved_for != spec_of or not ring.resources:
+            resources = await self._resolve(obj)
+            ring.resolved_for = spec_of
+            return resources
+        return ring.resources
 
     async def _resolve(self, obj: dict[str, Any]) -> tuple[RingResource, ...]:
         """The ring's resources as `Resource`s (discovery: preferred version, kind)."""
@@ -337,11 +406,14 @@ class Sharder:
                 factory = SharedInformerFactory(self.client)
                 ring.controllers = {rr.resource: self._assigner(ring, rr, factory)
                                     for rr in resources}  # fmt: skip
+                ring.namespace_watch = self._namespace_watch(ring, factory)
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(factory.run)
                         for controller in ring.controllers.values():
                             nursery.start_soon(controller.run)
+                        if ring.namespace_watch is not None:
+                            nursery.start_soon(ring.namespace_watch.run)
                         await factory.wait_for_cache_sync()
                         delay = 1.0
                         if ring.error is not None:
@@ -350,6 +422,8 @@ class Sharder:
                             self.ring_controller.queue.add(ring.name)
                 except* errors.TrioControllerError as group:
                     exc = first_leaf(group)
+                    if isinstance(exc, errors.NotFound):
+                        ring.resolved_for = None  # e.g. a CRD removed: look it up again
                     ring.error = f"cannot watch the ring's objects: {exc}"
                     log.error("Ring %s: %s; retrying in %gs", ring.name, ring.error, delay)
                     self.ring_controller.queue.add(ring.name)
@@ -372,6 +446,35 @@ class Sharder:
             name=f"{ring.name} {rr.resource.kind} assigner",
             options=ControllerOptions(workers=4),
         )
+
+    def _namespace_watch(self, ring: _Ring, factory: SharedInformerFactory) -> Controller | None:
+        """For a ring with a namespaceSelector: a metadata-only Namespace watch keeping
+        `ring.namespaces`; a namespace that starts or stops matching wakes the ring."""
+        selector = ring.namespace_selector
+        if selector is None:
+            return None
+
+        async def namespace_changed(key: str) -> None:
+            assert watch is not None and selector is not None
+            labels = watch.store.labels(key) if key in watch.store else None
+            selected = labels is not None and selector.matches(labels)
+            if selected != (key in ring.namespaces):
+                (ring.namespaces.add if selected else ring.namespaces.discard)(key)
+                log.info("Ring %s: namespace %s is %s", ring.name, key,
+                         "selected" if selected else "no longer selected")  # fmt: skip
+                self.ring_controller.queue.add(ring.name)
+
+        watch = Controller(
+            self.client,
+            NAMESPACES,
+            namespace_changed,
+            metadata_only=True,
+            factory=factory,
+            name=f"{ring.name} Namespace watch",
+            # Lists and relists hand every namespace over: by design.
+            options=ControllerOptions(hot_loop_threshold=None),
+        )
+        return watch
 
     async def _status(
         self, obj: dict[str, Any], shards: dict[str, Shard], *, ready: bool, reason: str,
@@ -424,6 +527,8 @@ class Sharder:
         meta = obj.get("metadata") or {}
         if (meta.get("labels") or {}).get(ring.shard_label):
             return None
+        if not ring.selects(rr, meta):
+            return None  # assigned by a resync if its namespace comes to match
         hash_key = rr.hash_key(meta)
         if not hash_key:
             return None  # a controlled object without a controller of the ring: not sharded
@@ -440,7 +545,8 @@ class Sharder:
         `metadata`) belongs on now: the one `assign` would label it with (for a
         controlled object, its controller owner's). None when the ring or the resource is
         not (yet) known here, the ring is settling, no shard is ready, or the object is
-        not sharded or has no name yet (the watch assigns it then). For the webhook."""
+        not sharded (outside the ring's namespaceSelector) or has no name yet (the watch
+        assigns it then). For the webhook."""
         state = self.rings.get(ring)
         rr = next(
             (r for r in state.resources
@@ -449,6 +555,8 @@ class Sharder:
         ) if state is not None else None  # fmt: skip
         if state is None or rr is None or (not rr.controlled and not meta.get("name")):
             return None
+        if not state.selects(rr, meta):
+            return None  # a namespace the ring's namespaceSelector leaves out
         shards = self.shards(ring)
         if self.settling(shards) > 0:
             return None
@@ -457,10 +565,15 @@ class Sharder:
 
     # -- resync ---------------------------------------------------------------------------
 
-    async def resync(self, ring: _Ring, shards: dict[str, Shard]) -> Resynced:
-        """Drain or move every object of the ring that is not on its desired shard."""
+    async def resync(
+        self, ring: _Ring, shards: dict[str, Shard], *, evacuate: Collection[str] = ()
+    ) -> Resynced:
+        """Drain or move every object of the ring that is not on its desired shard, the
+        objects of the shards in `evacuate` (dead or gone) first."""
         hash_ring = self._hash_ring(ring, shards)
         if not hash_ring:
             log.info("Ring %s has no ready shard: nothing to assign", ring.name)
             return Resynced()
-        return await ring.mover.resync(ring.resources, hash_ring, shards)
+        return await ring.mover.resync(
+            ring.resources, hash_ring, shards, evacuate=evacuate, namespaces=ring.selected
+        )
