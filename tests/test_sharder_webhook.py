@@ -18,6 +18,7 @@ from trio_controller.config.cluster import ClusterConfig
 from trio_controller.programs.sharder.leasekeeper import micro_time
 from trio_controller.programs.sharder.leases import shards_of
 from trio_controller.programs.sharder.moves import Mover, RingResource
+from trio_controller.programs.sharder.namespaces import NamespaceSelector
 from trio_controller.programs.sharder.ring import HashRing, key_for_object
 from trio_controller.programs.sharder.sharder import Sharder, _Ring
 from trio_controller.programs.sharder.webhook import SharderWebhook, webhook_path
@@ -154,6 +155,16 @@ async def test_a_controlled_configmap_gets_its_owner_widgets_shard(world: World)
                               "ownerReferences": [ref]}}  # fmt: skip
     _, stored = await world.review(configmap, resource=CONFIGMAPS)
     assert stored["metadata"]["labels"] == {LABEL: desired("w7")}
+
+
+async def test_a_namespace_the_rings_selector_leaves_out_is_not_assigned(world: World) -> None:
+    ring = world.sharder.rings[RING]
+    ring.namespace_selector = NamespaceSelector.parse({"matchLabels": {"sharded": "yes"}})
+    response, stored = await world.review(widget("outside"))  # team-a is not selected
+    assert "patch" not in response and "labels" not in stored["metadata"]
+    ring.namespaces.add("team-a")  # the Namespace watch saw team-a come to match
+    _, stored = await world.review(widget("inside"))
+    assert stored["metadata"]["labels"] == {LABEL: desired("inside")}
 
 
 async def test_a_dry_run_is_answered_but_not_counted(world: World) -> None:
