@@ -145,6 +145,14 @@ class LeaseEndpoint:
 
     async def request_json(self, method: str, path: str, body: Any = None, **_: Any) -> Any:
         await trio.lowlevel.checkpoint()
+        if method == "POST":  # a create: 409 when the name is taken
+            if self.key(body) in self.leases:
+                raise errors.Conflict(409, "AlreadyExists")
+            self.put(body)
+            self.writes.append(
+                (trio.current_time(), method, body["metadata"]["labels"][LABEL_STATE])
+            )
+            return self.get(self.key(body))
         parts = path.split("/")
         key = f"{parts[-3]}/{parts[-1]}"
         current = self.leases.get(key)
@@ -261,3 +269,69 @@ async def test_leases_of_rings_that_do_not_exist_are_left_alone(
     assert await keeper.reconcile("ops/r1") is None
     assert endpoint.writes == []
     assert await keeper.reconcile("ops/absent") is None
+
+
+# -- the fence: moves without a drain only under the sharder's own hold ----------------------
+
+
+async def test_a_released_lease_is_held_by_the_sharder_before_its_objects_move(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endpoint = LeaseEndpoint()
+    endpoint.put(lease("r1", holder=""))  # a clean stop: released
+    keeper = keeper_for(endpoint)
+    until = await keeper.fence("ops", "r1", RING)
+    assert until == EPOCH + 30  # twice the shard's 15 s
+    held = endpoint.get("ops/r1")
+    assert held is not None and held["spec"]["holderIdentity"] == SHARDER_IDENTITY
+    assert [(verb, state) for _, verb, state in endpoint.writes] == [("PUT", "dead")]
+    # Held with more than FENCE_MIN left: the same hold, no second write.
+    await trio.sleep(5)
+    assert await keeper.fence("ops", "r1", RING) == EPOCH + 30
+    assert len(endpoint.writes) == 1
+
+
+async def test_a_hold_running_out_is_taken_again_for_the_shards_duration_twice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endpoint = LeaseEndpoint()
+    endpoint.put(lease("r1", holder=SHARDER_IDENTITY, renewed=EPOCH - 25, duration=30))
+    keeper = keeper_for(endpoint)
+    assert await keeper.fence("ops", "r1", RING) == EPOCH + 30  # 5 s were left: renewed
+    renewed = endpoint.get("ops/r1")
+    assert renewed is not None and renewed["spec"]["leaseDurationSeconds"] == 30
+
+
+async def test_a_shard_that_holds_its_lease_again_is_not_fenced(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endpoint = LeaseEndpoint()
+    endpoint.put(lease("r1"))  # restarted under the same name: ready
+    keeper = keeper_for(endpoint)
+    assert await keeper.fence("ops", "r1", RING) is None
+    assert endpoint.writes == []
+
+
+async def test_a_fence_that_meets_a_newer_lease_fails_and_writes_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endpoint = LeaseEndpoint()
+    endpoint.put(lease("r1", holder=""))
+    endpoint.conflict_next = True  # the shard took its Lease back since the sharder looked
+    keeper = keeper_for(endpoint)
+    assert await keeper.fence("ops", "r1", RING) is None
+    assert endpoint.writes == []
+
+
+async def test_a_shard_without_a_lease_is_fenced_by_creating_one_held_by_the_sharder(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    endpoint = LeaseEndpoint()
+    keeper = keeper_for(endpoint)
+    assert await keeper.fence("ops", "gone", RING) == EPOCH + 30
+    made = endpoint.get("ops/gone")
+    assert made is not None and made["spec"]["holderIdentity"] == SHARDER_IDENTITY
+    assert made["metadata"]["labels"] == {LABEL_CONTROLLER_RING: RING, LABEL_STATE: "dead"}
+    # The keeper then treats it as any dead Lease: deleted once orphaned.
+    await keep(keeper, "ops/gone", until=1000)
+    assert endpoint.get("ops/gone") is None

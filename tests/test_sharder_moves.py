@@ -250,3 +250,37 @@ async def test_only_conflicts_on_assigned_objects_make_the_ring_resync_again() -
     # The unassigned one changed meanwhile: the assigners' watch of unassigned objects
     # has it. The one still on a dead shard must be tried again.
     assert (result.moved, result.conflicts, result.raced) == (0, 1, 1)
+
+
+async def test_a_dead_shards_objects_stay_while_its_lease_cannot_be_held() -> None:
+    """A shard restarted under its old name took its Lease back before the sharder held
+    it: its objects are not moved without a drain, and the ring resyncs again."""
+    from trio_controller.programs.sharder.moves import Holds, Mover
+
+    asked: list[str] = []
+
+    def objects() -> dict[str, list[dict[str, Any]]]:
+        names = [f"w{i}" for i in range(10)]
+        return {WIDGETS.path(): [widget_meta(n, **{shard_label(RING): "dead"}) for n in names]}
+
+    async def refused(shard: str) -> float | None:
+        asked.append(shard)
+        return None
+
+    client = ListAndPatch(objects())
+    holds = Holds(refused, lambda: NOW)
+    result = await Mover(client, RING, concurrent=4).resync(  # type: ignore[arg-type]
+        [PRIMARY], HASH_RING, SHARDS, holds=holds
+    )
+    assert (result.moved, result.conflicts) == (0, 10)
+    assert asked == ["dead"]  # once per shard per resync
+    assert not any(e[0] == "start" for e in client.events)
+
+    async def held(shard: str) -> float | None:
+        return NOW + 30
+
+    client = ListAndPatch(objects())
+    result = await Mover(client, RING, concurrent=4).resync(  # type: ignore[arg-type]
+        [PRIMARY], HASH_RING, SHARDS, holds=Holds(held, lambda: NOW)
+    )
+    assert (result.moved, result.conflicts) == (10, 0)

@@ -496,9 +496,10 @@ class SharderProcess:
                     if lease is not None and LABEL_CONTROLLER_RING in lease["metadata"].get(
                         "labels", {}
                     ):
-                        leases.items[key] = model.lease(key)
+                        # Keyed as an informer's store keys them: namespace/name.
+                        leases.items[f"{LEASE_NAMESPACE}/{key}"] = model.lease(key)
                     else:
-                        leases.items.pop(key, None)
+                        leases.items.pop(f"{LEASE_NAMESPACE}/{key}", None)
                     leases_changed = True
                     continue
                 obj = model.get(key)

@@ -6,6 +6,14 @@
     dead       requeue when it becomes orphaned
     orphaned   delete the Lease (guarded by its resourceVersion)
 
+The fence (`fence`): the sharder moves a shard's objects without a drain only while it
+holds that shard's Lease itself, for `FENCE_MIN` seconds more at least: a shard
+restarted under the same name cannot take the Lease back before the hold ends, and the
+hold's end is an absolute time, so a stale view of the Lease cannot make it unsafe. A
+released Lease, a hold that ran out, or no Lease at all is taken (again) first, guarded
+by the resourceVersion the sharder saw (or by the name, for a create): if the shard came
+back meanwhile, the write fails and its objects stay, to be drained.
+
 Leases are those labelled `alpha.sharding.timebertt.dev/controllerring` whose ring
 exists. `reconcile(key)` returns the seconds until the state changes by time alone, so
 the controller looks again right then. `now()` is the wall clock (Lease times are wall
@@ -22,7 +30,12 @@ from typing import Any
 
 from trio_controller import errors
 from trio_controller.api.resource import LEASES
-from trio_controller.programs.sharder.leases import SHARDER_IDENTITY, ShardState, shard_of
+from trio_controller.programs.sharder.leases import (
+    DEFAULT_LEASE_DURATION,
+    SHARDER_IDENTITY,
+    ShardState,
+    shard_of,
+)
 from trio_controller.runtime.sharding import LABEL_CONTROLLER_RING, LABEL_STATE
 from trio_controller.transport.client import Client
 
@@ -32,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # Looked at again just after a state changes, so the clock has passed the boundary.
 MARGIN = 0.05
+# A hold with less left than this is renewed before objects move under it.
+FENCE_MIN = 10.0
 
 
 def micro_time(unix: float) -> str:
@@ -105,6 +120,54 @@ class LeaseKeeper:
             return None  # a newer Lease (or none) is on its way through the watch
         after = shard.next_change
         return None if after is None else after + MARGIN
+
+    async def fence(self, namespace: str, name: str, ring: str) -> float | None:
+        """Hold the Lease of shard `name` of `ring` (in `namespace`) for the sharder:
+        the wall-clock time the hold lasts until, at least `FENCE_MIN` seconds from now;
+        None when the shard holds its Lease (again) or the write met a newer Lease."""
+        now = self.now()
+        lease = self.store.get(f"{namespace}/{name}")
+        path = LEASES.path(namespace, name)
+        try:
+            if lease is None:
+                return await self._create_held(namespace, name, ring, now)
+            shard = shard_of(lease, now)
+            if shard.state.holds_objects:
+                return None  # the shard's own: its objects go through a drain
+            spec = lease.get("spec") or {}
+            ours = spec.get("holderIdentity") == SHARDER_IDENTITY
+            if ours and shard.times.to_expired > FENCE_MIN:
+                return shard.times.expiration
+            duration = shard.times.lease_duration / 2 if ours else shard.times.lease_duration
+            # A released Lease says 1 s (client-go's release): hold it as a 15 s one.
+            duration = max(duration, DEFAULT_LEASE_DURATION)
+            await self._acquire(path, lease, duration, now)
+            return now + 2 * round(duration)
+        except (errors.Conflict, errors.NotFound):
+            return None
+
+    async def _create_held(self, namespace: str, name: str, ring: str, now: float) -> float:
+        """A Lease for a shard that has none, held by the sharder (dead)."""
+        stamp = micro_time(now)
+        seconds = 2 * round(DEFAULT_LEASE_DURATION)
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {LABEL_CONTROLLER_RING: ring, LABEL_STATE: "dead"},
+            },
+            "spec": {
+                "holderIdentity": SHARDER_IDENTITY,
+                "leaseDurationSeconds": seconds,
+                "acquireTime": stamp,
+                "renewTime": stamp,
+            },
+        }
+        await self.client.request_json("POST", LEASES.path(namespace), lease)
+        self.acquired += 1
+        return now + seconds
 
     async def _label(self, path: str, meta: dict[str, Any], state: ShardState) -> None:
         patch = {

@@ -25,7 +25,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Container, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Container,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +49,16 @@ from trio_controller.programs.sharder.ring import HashRing, controller_key, key_
 from trio_controller.runtime.sharding import drain_label, shard_label
 from trio_controller.transport.client import Client
 
-__all__ = ["Mover", "Resynced", "RingResource", "action", "first_leaf", "in_namespaces"]
+__all__ = [
+    "Fence",
+    "Holds",
+    "Mover",
+    "Resynced",
+    "RingResource",
+    "action",
+    "first_leaf",
+    "in_namespaces",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +139,39 @@ def in_namespaces(
     return meta.get("namespace") in namespaces
 
 
+#: Hold a shard's Lease for the sharder (leasekeeper.LeaseKeeper.fence, its shard name
+#: bound): the wall-clock time the hold lasts until; None when the shard holds it.
+Fence = Callable[[str], Awaitable[float | None]]
+# A move without a drain is written only with this much of the hold left.
+WRITE_MARGIN = 5.0
+
+
+class Holds:
+    """The sharder's holds on the Leases of the shards one resync moves objects away from
+    without a drain (dead, released or without a Lease): taken once per shard, renewed
+    when little is left, so every such write happens while the old shard cannot run."""
+
+    def __init__(self, fence: Fence, now: Callable[[], float]) -> None:
+        self._fence = fence
+        self._now = now
+        self._until: dict[str, float | None] = {}
+        self._locks: dict[str, trio.Lock] = {}
+
+    async def held(self, shard: str) -> bool:
+        """Whether the sharder holds `shard`'s Lease for `WRITE_MARGIN` seconds more."""
+        async with self._locks.setdefault(shard, trio.Lock()):
+            until = self._until.get(shard, 0.0)
+            if until is not None and until - self._now() <= WRITE_MARGIN:
+                until = self._until[shard] = await self._fence(shard)
+                if until is None:
+                    log.info(
+                        "Shard %s's Lease cannot be held by the sharder (the shard is back, "
+                        "or the Lease changed): its objects stay for now",
+                        shard,
+                    )
+            return until is not None and until - self._now() > WRITE_MARGIN
+
+
 def first_leaf(exc: BaseException) -> BaseException:
     """The first exception of a (nested) group."""
     while isinstance(exc, BaseExceptionGroup):
@@ -176,6 +226,7 @@ class Mover:
         *,
         evacuate: Collection[str] = (),
         namespaces: Container[str] | None = None,
+        holds: Holds | None = None,
     ) -> Resynced:
         """List every object of `resources` (metadata only) and drain or move those not
         on their desired shard. A failed list raises (as itself).
@@ -189,7 +240,12 @@ class Mover:
         the objects it controls in its cache already, instead of creating them again
         (409) until they arrive.
 
-        With `namespaces`, namespaced objects in other namespaces are left alone."""
+        With `namespaces`, namespaced objects in other namespaces are left alone.
+
+        With `holds`, an object leaves a shard that does not hold its objects (dead,
+        released, no Lease) only while the sharder holds that shard's Lease (`Holds`): a
+        shard restarted under the same name keeps its objects, and the write counts as a
+        conflict, so the ring resyncs again and drains them."""
         started = time.perf_counter()
         result = Resynced()
         resources = list(resources)
@@ -198,14 +254,16 @@ class Mover:
         gone = frozenset(evacuate)
         if gone:
             for batch in (controlled, own):
-                await self._resync_batch(batch, hash_ring, shards, result, namespaces, gone)
+                await self._resync_batch(
+                    batch, hash_ring, shards, result, namespaces, holds, only=gone
+                )
             log.info(
                 "Moved the objects of ring %s's dead shards %s: %d moved, %d conflicts, %.2fs",
                 self.ring, ", ".join(sorted(gone)), result.moved, result.conflicts,
                 time.perf_counter() - started,
             )  # fmt: skip
         for batch in (controlled, own):
-            await self._resync_batch(batch, hash_ring, shards, result, namespaces)
+            await self._resync_batch(batch, hash_ring, shards, result, namespaces, holds)
         log.info(
             "Resynced ring %s (ready shards: %s): %d moved, %d drained, %d conflicts, "
             "%d assigned meanwhile, %.2fs",
@@ -226,6 +284,8 @@ class Mover:
         shards: Mapping[str, Shard],
         result: Resynced,
         namespaces: Container[str] | None,
+        holds: Holds | None,
+        *,
         only: frozenset[str] = frozenset(),
     ) -> None:
         """List `resources` and do their writes, `concurrent` at once, until all are done.
@@ -238,7 +298,7 @@ class Mover:
         try:
             async with trio.open_nursery() as nursery:
                 for _ in range(self.concurrent):
-                    nursery.start_soon(self._work, receive.clone(), result)
+                    nursery.start_soon(self._work, receive.clone(), result, shards, holds)
                 receive.close()
                 async with send:
                     for rr in resources:
@@ -264,10 +324,28 @@ class Mover:
             return False
         return in_namespaces(rr, meta, namespaces)
 
-    async def _work(self, receive: trio.MemoryReceiveChannel[Work], result: Resynced) -> None:
+    async def _work(
+        self,
+        receive: trio.MemoryReceiveChannel[Work],
+        result: Resynced,
+        shards: Mapping[str, Shard],
+        holds: Holds | None,
+    ) -> None:
         async with receive:
             async for what, rr, meta, desired in receive:
                 try:
+                    current = (meta.get("labels") or {}).get(self.shard_label) or ""
+                    holder = shards.get(current)
+                    unheld = holder is None or not holder.state.holds_objects
+                    if (
+                        what == "move"
+                        and current
+                        and unheld
+                        and holds is not None
+                        and not await holds.held(current)
+                    ):
+                        result.conflicts += 1  # resync again: drain it if its shard is back
+                        continue
                     if what == "drain":
                         done = await self.drain(rr, meta)
                         result.drained += done

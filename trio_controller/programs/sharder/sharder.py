@@ -57,6 +57,7 @@ from trio_controller.programs.sharder.crd import CONTROLLER_RINGS
 from trio_controller.programs.sharder.leasekeeper import LeaseKeeper
 from trio_controller.programs.sharder.leases import Shard, settle_wait, shards_of
 from trio_controller.programs.sharder.moves import (
+    Holds,
     Mover,
     Resynced,
     RingResource,
@@ -574,6 +575,11 @@ class Sharder:
         if not hash_ring:
             log.info("Ring %s has no ready shard: nothing to assign", ring.name)
             return Resynced()
+
+        async def fence(shard: str) -> float | None:
+            return await self.keeper.fence(self.namespace, shard, ring.name)
+
         return await ring.mover.resync(
-            ring.resources, hash_ring, shards, evacuate=evacuate, namespaces=ring.selected
-        )
+            ring.resources, hash_ring, shards, evacuate=evacuate, namespaces=ring.selected,
+            holds=Holds(fence, self.now),
+        )  # fmt: skip
