@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -111,3 +112,16 @@ async def namespace(pods: PodHelper) -> str:
     name = f"test-{uuid.uuid4().hex[:10]}"
     await pods.create_namespace(name)
     return name
+
+
+@pytest.fixture
+def quiet() -> Iterator[None]:
+    """Silences the library's logs for a test: the simulations' reflectors and shards log
+    every fault they survive, thousands per run."""
+    logger = logging.getLogger("trio_controller")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

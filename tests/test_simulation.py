@@ -8,8 +8,7 @@ the middle of a page sequence or a streaming list, 429 storms, stalls), in virtu
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -72,18 +71,6 @@ async def test_a_watch_runs_over_any_trio_stream_given_by_the_watch_connector(
 
 
 CI_SEEDS = range(0, 200)  # about 10 s; `python -m tests.sim.run --seeds N` for more
-
-
-@pytest.fixture
-def quiet() -> Iterator[None]:
-    """The reflector logs every fault it survives; thousands per run are noise here."""
-    logger = logging.getLogger("trio_controller")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def test_every_ci_seed_keeps_the_store_the_queue_and_the_reconciles_right(quiet: None) -> None:

@@ -5,9 +5,7 @@ failovers, in virtual time. `python -m tests.sim.run --sharded --seeds N` runs m
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,17 +24,6 @@ from trio_controller.runtime.sharding import Shard, ShardOptions
 # hanging requests, kept reconciling after their Lease expired (fixed).
 CI_SEEDS = [*range(0, 16), 20, 29]
 CI_OBJECTS = 100
-
-
-@pytest.fixture
-def quiet() -> Iterator[None]:
-    logger = logging.getLogger("trio_controller")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def test_every_ci_seed_keeps_one_owner_per_object_and_one_reconciler_per_key(

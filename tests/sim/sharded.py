@@ -58,6 +58,7 @@ from trio_controller.runtime.sharding import (
     shard_label,
 )
 
+from .run import Result
 from .shardmodel import LEASE_NAMESPACE, ModelClient, ShardModel
 
 RING = "sim"
@@ -545,17 +546,6 @@ class SharderProcess:
 # -- one seed ---------------------------------------------------------------------------------
 
 
-@dataclass
-class ShardedResult:
-    seed: int
-    failures: list[str] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
 def final_differences(world: World) -> list[str]:
     """What is not settled yet: objects not on the ring's shard, drains, stale reconciles."""
     out: list[str] = []
@@ -579,11 +569,11 @@ def final_differences(world: World) -> list[str]:
     return out
 
 
-async def simulate_sharded(seed: int, objects: int | None = None) -> ShardedResult:
+async def simulate_sharded(seed: int, objects: int | None = None) -> Result:
     rng = random.Random(seed)
     cfg = ShardedConfig.draw(rng, objects)
     world = World(rng, cfg)
-    result = ShardedResult(seed, stats={"config": cfg})
+    result = Result(seed, stats={"config": cfg})
     model = world.model
     events: dict[str, int] = {}
     names = iter(f"s{i}" for i in range(1000))
@@ -693,7 +683,7 @@ async def simulate_sharded(seed: int, objects: int | None = None) -> ShardedResu
     return result
 
 
-def run_sharded_seed(seed: int, objects: int | None = None) -> ShardedResult:
+def run_sharded_seed(seed: int, objects: int | None = None) -> Result:
     """One seed of the sharded mode, in virtual time with Trio's scheduling seeded."""
     from .run import _describe, deterministic_scheduling
 
@@ -704,4 +694,4 @@ def run_sharded_seed(seed: int, objects: int | None = None) -> ShardedResult:
     except BaseException as exc:  # any escape is a finding
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return ShardedResult(seed, failures=[f"raised {_describe(exc)}"])
+        return Result(seed, failures=[f"raised {_describe(exc)}"])
